@@ -1,0 +1,1 @@
+"""First-party navigator plugins (registered through the `navigator.plugins` entry-point group)."""
