@@ -1,0 +1,75 @@
+"""CLI conventions that every command must follow, and README <-> CI consistency."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from navigator import __version__
+from navigator.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _all_subparsers(parser: argparse.ArgumentParser, prefix=()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield prefix + (name,), sub
+                yield from _all_subparsers(sub, prefix + (name,))
+
+
+def test_version(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_every_command_has_help(capsys) -> None:
+    commands = list(_all_subparsers(build_parser()))
+    assert commands, "no sub-commands registered"
+    for path, _ in commands:
+        with pytest.raises(SystemExit) as exc:
+            main([*path, "--help"])
+        assert exc.value.code == 0, path
+        out = capsys.readouterr().out
+        assert "usage: navigator" in out, path
+
+
+def test_user_error_is_one_line_without_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "navigator", "workspace", str(tmp_path / "nope")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "no such subject folder" in proc.stderr
+
+
+def test_debug_shows_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "navigator", "--debug", "workspace", str(tmp_path / "nope")],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_usage_error_exit_code() -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["no-such-command"])
+    assert exc.value.code == 2
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "<!-- test-command -->" in readme
+    script = (ROOT / ".ci" / "run").read_text()
+    assert "README.md" in script and "-eq 5" in script  # pytest's "no tests" exit code is a failure
+    proc = subprocess.run(
+        ["awk", script.split("cmd=$(awk '", 1)[1].split("' README.md)", 1)[0], "README.md"],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    cmd = proc.stdout.strip()
+    assert cmd.startswith("bash scripts/setup.sh") and "pytest" in cmd, cmd
+    assert f"```bash\n   {cmd}\n" in readme

@@ -1,0 +1,172 @@
+"""Subject workspace: manifest schema, validation, step records and atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from navigator.core import atomic
+from navigator.core.errors import WorkspaceError
+from navigator.core.workspace import MANIFEST_NAME, SCHEMA_VERSION, Workspace
+
+
+def test_create_and_reopen(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "sub-01")
+    assert ws.subject_id == "sub-01"
+    m = json.loads((tmp_path / "sub-01" / MANIFEST_NAME).read_text())
+    assert m["schema_version"] == SCHEMA_VERSION
+    assert m["sources"] == {} and m["steps"] == {}
+    again = Workspace.open(tmp_path / "sub-01")
+    assert again.subject_id == "sub-01"
+
+
+def test_rejects_bad_subject_id_and_nonempty_folder(tmp_path: Path) -> None:
+    with pytest.raises(WorkspaceError, match="invalid subject id"):
+        Workspace.create(tmp_path / "x", subject_id="../evil")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "something.txt").write_text("x")
+    with pytest.raises(WorkspaceError, match="not empty"):
+        Workspace.create(tmp_path / "full")
+
+
+def test_newer_schema_is_a_clear_error(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "s")
+    m = ws.manifest
+    m["schema_version"] = SCHEMA_VERSION + 1
+    (ws.root / MANIFEST_NAME).write_text(json.dumps(m))
+    with pytest.raises(WorkspaceError, match="newer than this navigator"):
+        Workspace.open(ws.root)
+
+
+@pytest.mark.parametrize("content, match", [
+    ("{not json", "not valid JSON"),
+    ("[]", "JSON object"),
+    ('{"schema_version": 1}', "subject_id"),
+])
+def test_corrupt_manifest(tmp_path: Path, content: str, match: str) -> None:
+    ws = Workspace.create(tmp_path / "s")
+    (ws.root / MANIFEST_NAME).write_text(content)
+    with pytest.raises(WorkspaceError, match=match):
+        Workspace.open(ws.root)
+
+
+def test_missing_recorded_file_detected(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "s")
+    img = ws.path("t1")
+    img.parent.mkdir(parents=True)
+    img.write_bytes(b"image bytes")
+    ws.add_source("T1", img, original="/data/t1.nii.gz")
+    Workspace.open(ws.root)
+    img.unlink()
+    with pytest.raises(WorkspaceError, match="missing"):
+        Workspace.open(ws.root)
+
+
+def test_changed_file_detected_with_verify(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "s")
+    img = ws.path("t1")
+    img.parent.mkdir(parents=True)
+    img.write_bytes(b"image bytes")
+    ws.add_source("T1", img)
+    img.write_bytes(b"other bytes")
+    Workspace.open(ws.root)  # cheap check passes
+    with pytest.raises(WorkspaceError, match="sha256 mismatch"):
+        Workspace.open(ws.root, verify_hashes=True)
+
+
+def test_step_records_and_skipping(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "s")
+    t1 = ws.path("t1")
+    t1.parent.mkdir(parents=True)
+    t1.write_bytes(b"t1")
+    ws.add_source("T1", t1)
+    out = ws.path("labels")
+    out.parent.mkdir(parents=True)
+    out.write_bytes(b"labels v1")
+    params = {"resolution_mm": 1.0, "t2": None}
+    assert not ws.step_is_current("segment", params, [t1])
+    ws.record_step("segment", params, inputs=[t1], outputs=[out], seconds=1.5)
+    ws2 = Workspace.open(ws.root)
+    rec = ws2.step("segment")
+    assert rec is not None and rec.software_version and rec.seconds == 1.5
+    assert ws2.step_is_current("segment", params, [t1])
+    assert not ws2.step_is_current("segment", {**params, "resolution_mm": 2.0}, [t1])  # parameters changed
+    out.write_bytes(b"labels edited by hand")
+    assert not ws2.step_is_current("segment", params, [t1])  # output changed
+    out.write_bytes(b"labels v1")
+    t1.write_bytes(b"new t1")
+    assert not ws2.step_is_current("segment", params, [t1])  # input changed
+
+
+def test_interrupted_manifest_write_keeps_previous_manifest(tmp_path: Path, monkeypatch) -> None:
+    """A write that dies part-way (here: after half the bytes) leaves the old manifest loadable."""
+    ws = Workspace.create(tmp_path / "s")
+    before = (ws.root / MANIFEST_NAME).read_bytes()
+
+    real_write_bytes = Path.write_bytes
+
+    def dying_write(self: Path, data: bytes) -> int:
+        real_write_bytes(self, data[: len(data) // 2])  # half the file reaches the disk...
+        raise OSError("disk full")  # ...then the write fails
+
+    monkeypatch.setattr(Path, "write_bytes", dying_write)
+    ws._manifest["steps"]["segment"] = {"parameters": {}, "outputs": {}}
+    with pytest.raises(OSError, match="disk full"):
+        ws.save()
+    monkeypatch.undo()
+
+    assert (ws.root / MANIFEST_NAME).read_bytes() == before
+    reopened = Workspace.open(ws.root)
+    assert reopened.steps() == {}
+    leftovers = [p for p in os.listdir(ws.root) if p.endswith(".tmp.json") or ".tmp" in p]
+    assert leftovers == []
+
+
+def test_interrupted_by_kill_keeps_previous_manifest(tmp_path: Path) -> None:
+    """A process killed in the middle of writing (SIGKILL) leaves the manifest intact."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ws = Workspace.create(tmp_path / "s")
+    before = (ws.root / MANIFEST_NAME).read_bytes()
+    script = f"""
+import os, sys, time
+from pathlib import Path
+from navigator.core.workspace import Workspace
+ws = Workspace.open({str(ws.root)!r})
+big = "x" * 50_000_000
+orig = Path.write_bytes
+def slow(self, data):
+    with open(self, "wb") as fh:
+        fh.write(data[:1000]); fh.flush(); os.fsync(fh.fileno())
+        print("writing", flush=True)
+        time.sleep(60)
+        fh.write(data[1000:])
+Path.write_bytes = slow
+ws._manifest["steps"]["segment"] = {{"parameters": {{"blob": big}}, "outputs": {{}}}}
+ws.save()
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    time.sleep(0.1)
+    assert (ws.root / MANIFEST_NAME).read_bytes() == before
+    assert Workspace.open(ws.root).steps() == {}
+
+
+def test_atomic_path_removes_temp_on_error(tmp_path: Path) -> None:
+    target = tmp_path / "f.nii.gz"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_path(target) as tmp:
+            assert tmp.name.endswith(".nii.gz")  # keeps the suffix libraries look at
+            tmp.write_bytes(b"partial")
+            raise RuntimeError("boom")
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.nii.gz"]
