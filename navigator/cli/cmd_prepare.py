@@ -1,0 +1,48 @@
+"""`navigator prepare IMAGE --out SUBJECT_DIR [--t2 IMAGE]`: MRI to a ready head model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from navigator.cli import cli_progress, console, subcommand
+from navigator.core.workspace import MANIFEST_NAME, Workspace
+
+
+def register(sub) -> None:
+    p = subcommand(
+        sub, "prepare",
+        "Create a subject workspace from a T1 image (NIfTI or DICOM folder) and run every preparation "
+        "step: segmentation and MNI registration, head mesh and surfaces, fiducials and EEG positions. "
+        "Steps already done with the same inputs and parameters are skipped.",
+    )
+    p.add_argument("image", help="T1-weighted image (.nii/.nii.gz or DICOM folder), or an existing workspace")
+    p.add_argument("--out", help="subject workspace folder to create or continue (not needed when IMAGE is a workspace)")
+    p.add_argument("--t2", help="optional T2-weighted image; improves the skull")
+    p.add_argument("--subject-id", help="subject identifier (default: the output folder's name)")
+    p.add_argument("--force", action="store_true", help="re-run steps even when they are current")
+    p.add_argument("--stop-after", choices=["segment", "mesh", "head-coordinates"], help="stop after this step")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from navigator.core.errors import NavigatorError
+    from navigator.pipeline import create_workspace_from_image, prepare
+
+    src = Path(args.image)
+    if (src / MANIFEST_NAME).exists():
+        if args.out and Path(args.out).resolve() != src.resolve():
+            raise NavigatorError(f"{src} is a workspace; leave out --out or point --out at it")
+        ws = Workspace.open(src)
+        if args.t2:
+            ws = create_workspace_from_image(ws.source_path("T1"), src, t2=args.t2)
+    else:
+        if not args.out:
+            raise NavigatorError("--out SUBJECT_DIR is required when IMAGE is an image")
+        ws = create_workspace_from_image(src, args.out, t2=args.t2, subject_id=args.subject_id)
+    with cli_progress(args, "prepare") as progress:
+        report = prepare(ws, progress=progress, force=args.force, stop_after=args.stop_after)
+    out = console(args)
+    out.print(f"workspace: {report.workspace}")
+    for name, status in report.stages.items():
+        out.print(f"  {name}: {status} ({report.seconds[name]:.1f} s)")
+    return 0

@@ -1,0 +1,138 @@
+"""The preparation pipeline: image -> workspace -> labels -> head mesh -> head coordinates.
+
+`prepare` creates (or reopens) a subject workspace and runs every preparation stage in order,
+skipping stages that are current (same inputs and parameters, outputs unchanged; see
+:meth:`navigator.core.workspace.Workspace.step_is_current`). Each stage is a function
+``stage(ws, *, progress=None, force=False) -> bool`` that returns whether it ran.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from navigator.core.errors import NavigatorError, WorkspaceError
+from navigator.core.progress import Progress, ensure_progress
+from navigator.core.workspace import MANIFEST_NAME, Workspace
+
+log = logging.getLogger("navigator")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One preparation stage: ``module:function`` and its share of the progress bar."""
+
+    name: str
+    target: str  # "package.module:function"
+    weight: float
+    description: str
+
+    def load(self) -> Callable[..., bool]:
+        module, func = self.target.split(":")
+        return getattr(importlib.import_module(module), func)
+
+
+STAGES: list[Stage] = [
+    Stage("segment", "navigator.segmentation.step:segment_workspace", 0.55, "tissue segmentation and MNI registration"),
+    Stage("mesh", "navigator.meshing.step:mesh_workspace", 0.35, "tetrahedral head mesh and surfaces"),
+    Stage("head-coordinates", "navigator.targets.step:head_coordinates_workspace", 0.10,
+          "fiducials and EEG 10-10 positions"),
+]
+
+
+@dataclass
+class PrepareReport:
+    """What `prepare` did: per stage, 'ran' or 'skipped' (current) and seconds."""
+
+    workspace: Path
+    stages: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def create_workspace_from_image(
+    image: str | Path,
+    out_dir: str | Path,
+    *,
+    t2: str | Path | None = None,
+    subject_id: str | None = None,
+) -> Workspace:
+    """Create a workspace from a T1 (NIfTI file or DICOM folder), or reopen it if it exists.
+
+    The image is loaded (reoriented to RAS without resampling) and written to
+    ``input/T1.nii.gz``. Reopening a workspace whose recorded T1 came from a *different* image
+    is an error: a workspace holds one subject.
+    """
+    from navigator.core.atomic import sha256_file
+    from navigator.io.images import load_image, save_nifti
+
+    out_dir = Path(out_dir)
+    t1_volume = load_image(image)
+    if (out_dir / MANIFEST_NAME).exists():
+        ws = Workspace.open(out_dir)
+        existing = ws.sources().get("T1")
+        if existing is not None:
+            import numpy as np
+
+            from navigator.io.images import load_image as _load
+
+            current = _load(ws.source_path("T1"))
+            same = (current.shape == t1_volume.shape and np.allclose(current.affine, t1_volume.affine, atol=1e-5)
+                    and np.array_equal(np.asarray(current.data), np.asarray(t1_volume.data)))
+            if not same:
+                raise WorkspaceError(
+                    f"{out_dir}: this workspace was prepared from another T1 ({existing.get('original')}); "
+                    "use a new output folder"
+                )
+            log.info("reusing workspace %s", out_dir)
+        else:
+            _add_image(ws, "T1", "t1", t1_volume, image, save_nifti)
+    else:
+        ws = Workspace.create(out_dir, subject_id=subject_id)
+        _add_image(ws, "T1", "t1", t1_volume, image, save_nifti)
+    if t2 is not None:
+        t2_volume = load_image(t2)
+        src = ws.sources().get("T2")
+        tmp_hash = None
+        if src is not None:
+            tmp_hash = src["sha256"]
+        _add_image(ws, "T2", "t2", t2_volume, t2, save_nifti)
+        if tmp_hash is not None and tmp_hash != sha256_file(ws.path("t2")):
+            log.warning("T2 image replaced; steps that used it will run again")
+    return ws
+
+
+def _add_image(ws: Workspace, role: str, key: str, volume, original, save_nifti) -> None:
+    save_nifti(volume, ws.path(key))
+    ws.add_source(role, ws.path(key), original=Path(original).resolve())
+
+
+def prepare(
+    ws: Workspace,
+    *,
+    progress: Progress | None = None,
+    force: bool = False,
+    stop_after: str | None = None,
+) -> PrepareReport:
+    """Run every preparation stage on ``ws`` in order; current stages are skipped."""
+    progress = ensure_progress(progress)
+    report = PrepareReport(workspace=ws.root)
+    names = [s.name for s in STAGES]
+    if stop_after is not None and stop_after not in names:
+        raise NavigatorError(f"unknown stage {stop_after!r}; stages: {', '.join(names)}")
+    total = sum(s.weight for s in STAGES)
+    done = 0.0
+    for stage in STAGES:
+        sub = progress.sub(done / total, (done + stage.weight) / total, stage.name)
+        t0 = time.perf_counter()
+        ran = stage.load()(ws, progress=sub, force=force)
+        report.stages[stage.name] = "ran" if ran else "skipped (current)"
+        report.seconds[stage.name] = time.perf_counter() - t0
+        done += stage.weight
+        if stage.name == stop_after:
+            break
+    progress.update(1.0, "done")
+    return report

@@ -1,0 +1,226 @@
+"""Head coordinates and targets on synthetic heads with known geometry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from navigator.core.errors import InputError, NavigatorError
+from navigator.core.surface import Surface
+from navigator.core.transforms import MniTransform
+from navigator.core.volume import Volume
+from navigator.targets.eeg import Fiducials, construct_10_10
+from navigator.targets.geometry import SurfaceQuery, polyline_length, surface_arc
+
+R = 90.0
+
+
+def sphere_surface(radius: float = R, step: float = 1.5, centre=(0.0, 0.0, 0.0), scale=(1.0, 1.0, 1.0)) -> Surface:
+    from skimage.measure import marching_cubes
+
+    ext = max(radius * max(scale), 1) + 6
+    g = np.arange(-ext, ext + step / 2, step)
+    X, Y, Z = np.meshgrid(g, g, g, indexing="ij")
+    f = np.sqrt((X / scale[0]) ** 2 + (Y / scale[1]) ** 2 + (Z / scale[2]) ** 2) - radius
+    v, faces, _, _ = marching_cubes(f, 0.0, spacing=(step, step, step))
+    v = v - ext + np.asarray(centre)
+    s = Surface(v, faces)
+    if (s.face_normals() * (s.vertices[s.faces].mean(1) - centre)).sum(1).mean() < 0:
+        s = Surface(v, faces[:, ::-1])
+    return s
+
+
+def identity_transform(half: float = 120.0, step: float = 4.0, shift=(0.0, 0.0, 0.0)) -> MniTransform:
+    """subject = MNI + shift, as deformation fields on coarse grids."""
+    n = int(2 * half / step) + 1
+    aff = np.diag([step, step, step, 1.0])
+    aff[:3, 3] = -half
+    ijk = np.stack(np.meshgrid(*(np.arange(n),) * 3, indexing="ij"), -1).reshape(-1, 3)
+    world = ijk * step - half
+    shift = np.asarray(shift, float)
+    s2m = Volume((world - shift).reshape(n, n, n, 3).astype(np.float32), aff)
+    m2s = Volume((world + shift).reshape(n, n, n, 3).astype(np.float32), aff)
+    a = np.eye(4)
+    a[:3, 3] = -shift
+    return MniTransform(a, s2m, m2s)
+
+
+@pytest.fixture(scope="module")
+def sphere() -> Surface:
+    return sphere_surface()
+
+
+@pytest.fixture(scope="module")
+def sphere_eeg(sphere):
+    fid = Fiducials([0, R, 0], [0, -R, 0], [-R, 0, 0], [R, 0, 0])
+    return fid, construct_10_10(sphere, fid)
+
+
+def test_arc_length_on_sphere(sphere) -> None:
+    arc = surface_arc(sphere, [0, R, 0], [0, -R, 0], [0, 0, R])
+    assert polyline_length(arc) == pytest.approx(np.pi * R, rel=2e-3)
+    assert arc[len(arc) // 2][2] > 80  # over the top, not under the chin
+
+
+def test_10_10_on_sphere_matches_spherical_geometry(sphere_eeg) -> None:
+    _, eeg = sphere_eeg
+    a = np.deg2rad(54.0)  # 30 % of a half great circle
+    expected = {
+        "Cz": [0, 0, R],
+        "Fz": [0, R * np.cos(a), R * np.sin(a)],
+        "Pz": [0, -R * np.cos(a), R * np.sin(a)],
+        "C3": [-R * np.cos(a), 0, R * np.sin(a)],
+        "C4": [R * np.cos(a), 0, R * np.sin(a)],
+        "T7": [-R * np.cos(np.deg2rad(18)), 0, R * np.sin(np.deg2rad(18))],
+        "Fpz": [0, R * np.cos(np.deg2rad(18)), R * np.sin(np.deg2rad(18))],
+    }
+    for name, p in expected.items():
+        assert np.linalg.norm(eeg[name] - np.array(p)) < 0.5, name
+    # the 10 % ring is a horizontal circle at the height of Fpz/T7: Fp1 is 18 deg from Fpz round it
+    rho = R * np.cos(np.deg2rad(18))
+    fp1 = np.array([-rho * np.sin(np.deg2rad(18)), rho * np.cos(np.deg2rad(18)), R * np.sin(np.deg2rad(18))])
+    assert np.linalg.norm(eeg["Fp1"] - fp1) < 0.5
+
+
+def test_10_10_names_and_hemispheres(sphere_eeg, sphere) -> None:
+    _, eeg = sphere_eeg
+    standard = ["Fp1", "Fpz", "Fp2", "AF7", "AF3", "AFz", "AF4", "AF8", "F7", "F5", "F3", "F1", "Fz", "F2", "F4",
+                "F6", "F8", "FT7", "FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "FT8", "T7", "C5", "C3", "C1",
+                "Cz", "C2", "C4", "C6", "T8", "TP7", "CP5", "CP3", "CP1", "CPz", "CP2", "CP4", "CP6", "TP8", "P7",
+                "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "P8", "PO7", "PO3", "POz", "PO4", "PO8", "O1", "Oz", "O2",
+                "F9", "F10", "T9", "T10", "P9", "P10", "TP9", "TP10", "FT9", "FT10"]
+    for n in standard:
+        p = eeg[n]
+        assert abs(np.linalg.norm(p) - R) < 0.6, n  # on the scalp
+        digits = n.rstrip("z").lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+        if n.endswith("z"):
+            assert abs(p[0]) < 0.5, n
+        elif int(digits) % 2 == 1:
+            assert p[0] < -1, n  # odd = left = negative x in RAS
+        else:
+            assert p[0] > 1, n
+    # mirror symmetry on a symmetric head
+    assert np.allclose(eeg["F3"] * [-1, 1, 1], eeg["F4"], atol=0.5)
+    # F3 lies between F7 and Fz, anterior to C3
+    assert eeg["F7"][0] < eeg["F3"][0] < eeg["Fz"][0] and eeg["F3"][1] > eeg["C3"][1]
+    with pytest.raises(NavigatorError, match="did you mean"):
+        eeg["F33"]
+
+
+def test_implausible_fiducials_rejected(sphere) -> None:
+    swapped = Fiducials([0, R, 0], [0, -R, 0], [R, 0, 0], [-R, 0, 0])
+    with pytest.raises(NavigatorError, match="left/right swapped"):
+        construct_10_10(sphere, swapped)
+
+
+def test_auto_fiducials_follow_the_transform() -> None:
+    from navigator.targets.fiducials import MNI_FIDUCIAL_RAYS, find_fiducials
+
+    shift = np.array([5.0, -12.0, 20.0])
+    head = sphere_surface(radius=85, centre=tuple(shift), scale=(0.85, 1.05, 1.0))
+    fid = find_fiducials(head, identity_transform(shift=shift))
+    q = SurfaceQuery(head)
+    for name in ("nasion", "inion", "lpa", "rpa"):
+        p = getattr(fid, name)
+        assert np.linalg.norm(q.closest_point(p)[0][0] - p) < 1e-6  # on the scalp
+        origin, direction = MNI_FIDUCIAL_RAYS[name]
+        o = np.array(origin) + shift
+        v = p - o
+        # on the template ray (mapped by the pure shift): perpendicular offset ~0, positive along the ray
+        along = v @ np.array(direction)
+        assert along > 0 and np.linalg.norm(v - along * np.array(direction)) < 1e-6
+    assert fid.lpa[0] < fid.rpa[0] and fid.nasion[1] > fid.inion[1]
+
+
+def test_anterior_rule_walks_50mm_forward(sphere, sphere_eeg) -> None:
+    from navigator.targets.rules import anterior_rule
+
+    fid, eeg = sphere_eeg
+    hotspot = eeg["C3"]
+    p = anterior_rule(sphere, fid, hotspot, 50.0)
+    assert p[1] > hotspot[1]  # anterior
+    # parasagittal: same x; arc length 50 mm on the circle through the hotspot in the plane x = const
+    assert abs(p[0] - hotspot[0]) < 0.5
+    r_circle = np.sqrt(R**2 - hotspot[0] ** 2)
+    ang = np.arctan2(p[1], p[2]) - np.arctan2(hotspot[1], hotspot[2])
+    assert abs(ang * r_circle - 50.0) < 0.6
+
+
+def test_beam_f3_near_10_10_f3_on_a_sphere(sphere, sphere_eeg) -> None:
+    from navigator.targets.rules import beam_f3
+
+    fid, eeg = sphere_eeg
+    f3, m = beam_f3(sphere, fid, eeg)
+    assert m.nasion_inion == pytest.approx(np.pi * R, rel=5e-3)
+    assert m.circumference == pytest.approx(2 * np.pi * R * np.cos(np.deg2rad(18)), rel=5e-3)
+    assert f3[0] < 0 and f3[1] > 0  # left frontal
+    assert np.linalg.norm(f3 - eeg["F3"]) < 15.0
+
+
+def test_target_spec_parsing_errors() -> None:
+    from navigator.targets.resolve import _parse_distance, parse_xyz
+
+    assert parse_xyz(" -38, 44.5 ,26") .tolist() == [-38.0, 44.5, 26.0]
+    with pytest.raises(NavigatorError, match="three numbers"):
+        parse_xyz("1,2")
+    assert _parse_distance("5.5cm") == 55.0 and _parse_distance("50mm") == 50.0
+    with pytest.raises(NavigatorError, match="rule distance"):
+        _parse_distance("5 inches")
+
+
+def _synthetic_rest(n_vol: int, planted_mni, seed_mni, rng, shift=np.zeros(3)):
+    """3 mm fMRI series in subject space (= MNI + shift) with a planted anticorrelated cluster."""
+    step = 3.0
+    n = 56
+    aff = np.diag([step, step, step, 1.0])
+    aff[:3, 3] = -step * (n - 1) / 2 + shift
+    ijk = np.stack(np.meshgrid(*(np.arange(n),) * 3, indexing="ij"), -1)
+    world = ijk * step + aff[:3, 3]
+    brain = np.linalg.norm((world - shift) / [65, 80, 65], axis=-1) < 1.0
+    t = np.arange(n_vol) * 2.0
+    base = rng.standard_normal(n_vol)
+    # low-frequency seed signal in the 0.01-0.1 Hz band
+    from scipy import signal
+
+    b, a = signal.butter(2, [0.012 / 0.25, 0.09 / 0.25], btype="band")
+    s = signal.filtfilt(b, a, rng.standard_normal(n_vol))
+    s /= s.std()
+    data = 1000.0 * brain[..., None] + 8.0 * rng.standard_normal((n, n, n, n_vol))
+    seed_w = np.exp(-np.sum((world - (np.array(seed_mni) + shift)) ** 2, -1) / (2 * 6.0**2))
+    clus_w = np.exp(-np.sum((world - (np.array(planted_mni) + shift)) ** 2, -1) / (2 * 5.0**2))
+    data += 30.0 * (seed_w - clus_w)[..., None] * s[None, None, None, :] * brain[..., None]
+    del base, t
+    return Volume(data.astype(np.float32), aff, source="rest.nii.gz", meta={"tr_s": 2.0}), brain, aff
+
+
+def test_fmri_target_recovers_planted_cluster() -> None:
+    from navigator.targets.fmri import fmri_target
+    from navigator.targets.library import SGACC_SEED_MNI
+
+    rng = np.random.default_rng(3)
+    shift = np.array([2.0, -3.0, 4.0])
+    planted = np.array([-40.0, 36.0, 34.0])
+    series, brain, aff = _synthetic_rest(120, planted, SGACC_SEED_MNI, rng, shift)
+    t1 = Volume(series.data.mean(axis=3), aff, source="t1")
+    tr = identity_transform(shift=shift)
+    res = fmri_target(series, t1, mni_to_subject=tr.mni_to_subject, brain_mask=Volume(brain.astype(np.uint8), aff))
+    assert np.linalg.norm(res.point - (planted + shift)) < 5.0
+    assert res.correlation < -0.2
+
+
+def test_fmri_target_errors() -> None:
+    from navigator.targets.fmri import fmri_target
+
+    rng = np.random.default_rng(0)
+    series, brain, aff = _synthetic_rest(30, [-40, 36, 34], [6, 16, -10], rng)
+    with pytest.raises(InputError, match="too short"):
+        fmri_target(series, Volume(brain.astype(np.float32), aff), mni_to_subject=identity_transform().mni_to_subject)
+    # a series from elsewhere: brain far away from the T1's brain
+    series, brain, aff = _synthetic_rest(70, [-40, 36, 34], [6, 16, -10], rng)
+    t1_aff = aff.copy()
+    t1_aff[:3, 3] += [0, 0, 0]
+    other_brain = np.zeros_like(brain)
+    other_brain[:8, :8, :8] = True  # T1 brain mask in a corner: cannot line up
+    with pytest.raises(NavigatorError, match="does not line up"):
+        fmri_target(series, Volume(series.data.mean(axis=3), aff), mni_to_subject=identity_transform().mni_to_subject,
+                    brain_mask=Volume(other_brain.astype(np.uint8), t1_aff))
