@@ -31,6 +31,14 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_fiducials)
 
+    p = subcommand(sub, "fmri-target", "Personalized DLPFC target from resting-state fMRI: the cluster most "
+                   "anticorrelated with the subgenual cingulate, saved as target 'fmri' (or --name).")
+    p.add_argument("subject_dir")
+    p.add_argument("rest", help="4-D resting-state fMRI NIfTI of the same subject")
+    p.add_argument("--tr", type=float, help="repetition time in seconds (default: from the header)")
+    p.add_argument("--name", default="fmri", help="name of the saved target (default: fmri)")
+    p.set_defaults(func=run_fmri)
+
 
 def _fmt(p) -> str:
     return "-" if p is None else "(" + ", ".join(f"{v:7.1f}" for v in p) + ")"
@@ -116,4 +124,18 @@ def run_fiducials(args) -> int:
         out.print(f"fiducials ({fid.source}), subject scanner RAS mm:")
         for n, v in fid.as_dict().items():
             out.print(f"  {n:7s} {_fmt(v)}")
+    return 0
+
+
+def run_fmri(args) -> int:
+    from navigator.cli import cli_progress
+    from navigator.targets.fmri import fmri_target_workspace
+
+    ws = Workspace.open(args.subject_dir)
+    with cli_progress(args, "fMRI target") as progress:
+        res = fmri_target_workspace(ws, args.rest, tr_s=args.tr, name=args.name, progress=progress)
+    out = console(args)
+    out.print(f"target '{args.name}': {_fmt(res.point)} subject RAS mm; cluster mean r = {res.correlation:.3f} "
+              f"(peak {res.peak_correlation:.3f}), {res.cluster_volume_mm3:.0f} mm^3, {res.n_volumes} volumes")
+    out.print(f"use it as --target {args.name}")
     return 0

@@ -223,3 +223,41 @@ def _register_rigid(moving: Volume, fixed: Volume, brain_mask: Volume | None) ->
                 f"{moving.source}: the fMRI series does not line up with the T1 after registration "
                 f"(only {overlap:.0%} of its brain falls inside the T1 brain); check that it is the same subject")
     return epi_to_t1, info
+
+
+def fmri_target_workspace(ws, rest_path, *, tr_s: float | None = None, name: str = "fmri",
+                          progress: Progress | None = None) -> FmriTarget:
+    """Run :func:`fmri_target` for a workspace and save the result as user target ``name``.
+
+    The series is copied into ``input/rest.nii.gz`` (source "rest"); grey-matter and brain
+    masks come from ``labels/labels.nii.gz`` when present.
+    """
+    from navigator.core.tissues import CSF, GM, WM
+    from navigator.io.images import load_image, save_nifti
+    from navigator.targets.context import HeadContext
+
+    series = load_image(rest_path, allow_4d=True)
+    if series.data.ndim != 4:
+        raise InputError(rest_path, "resting-state fMRI must be a 4-D series")
+    if tr_s is None:
+        tr_s = series.meta.get("tr_s")
+    save_nifti(series, ws.path("rest"))
+    ws.add_source("rest", ws.path("rest"), original=rest_path)
+    ctx = HeadContext(ws)
+    t1 = load_image(ws.source_path("T1"))
+    brain = gm = None
+    if ws.path("labels").exists():
+        labels = load_image(ws.path("labels"))
+        lab = np.asarray(labels.data)
+        brain = labels.with_data(np.isin(lab, (WM, GM, CSF)).astype(np.uint8))
+        gm = labels.with_data((lab == GM).astype(np.uint8))
+    res = fmri_target(series, t1, mni_to_subject=ctx.require_transform().mni_to_subject, brain_mask=brain,
+                      gm_mask=gm, tr_s=tr_s, progress=progress)
+    ctx.save_user_target(name, {
+        "point": res.point.tolist(), "space": "subject", "kind": "cortical",
+        "description": f"personalized DLPFC target: cluster anticorrelated with the sgACC (r = {res.correlation:.2f})",
+        "reference": "Fox et al. 2012; Cole et al. 2020 (SAINT)",
+        "correlation": res.correlation, "peak_correlation": res.peak_correlation,
+        "cluster_volume_mm3": res.cluster_volume_mm3, "n_volumes": res.n_volumes,
+    })
+    return res

@@ -1,0 +1,1 @@
+"""Batch planning over many subjects on Dask (`navigator batch CONFIG.toml`)."""

@@ -1,0 +1,243 @@
+"""The work done for one subject of a batch, on a Dask worker (or in-process).
+
+Each step is skipped when it is current: ``prepare`` by its own stage records, the others by a
+workspace step record ``batch-<step>`` whose key covers the step's parameters and the hashes
+of its input files (see :meth:`navigator.core.workspace.Workspace.step_is_current`). A failing
+step stops that subject only; the error is returned in the subject's result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from navigator.batch.discover import BatchSubject
+from navigator.core.errors import NavigatorError
+from navigator.core.workspace import MANIFEST_NAME, Workspace
+
+log = logging.getLogger("navigator")
+
+
+@dataclass
+class StepOutcome:
+    status: str  # "ran", "skipped", "failed", "not run"
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class SubjectResult:
+    subject_id: str
+    workspace: str
+    steps: dict[str, StepOutcome] = field(default_factory=dict)
+    numbers: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ok"] = self.ok
+        return d
+
+
+# ----------------------------------------------------------------------------- steps
+def _step_prepare(ws: Workspace, subject: BatchSubject, params: dict, cfg) -> tuple[bool, dict]:
+    from navigator.pipeline import create_workspace_from_image, prepare
+
+    ws = create_workspace_from_image(subject.t1, ws.root, t2=subject.t2)
+    report = prepare(ws, force=False)
+    ran = any(v == "ran" for v in report.stages.values())
+    return ran, {f"prepare_{k}_s": round(v, 2) for k, v in report.seconds.items()}
+
+
+def _target_inputs(ws: Workspace) -> list[Path]:
+    from navigator.core.transforms import AFFINE_NAME, MNI_TO_SUBJECT_NAME, SUBJECT_TO_MNI_NAME
+
+    t = ws.path("transforms")
+    cands = [ws.path("scalp"), ws.path("middle_gm"), ws.path("fiducials"), ws.path("eeg"),
+             t / AFFINE_NAME, t / SUBJECT_TO_MNI_NAME, t / MNI_TO_SUBJECT_NAME]
+    return [p for p in cands if p.exists()]
+
+
+def _step_targets(ws: Workspace, subject: BatchSubject, params: dict, cfg) -> tuple[bool, dict]:
+    from navigator.core.atomic import atomic_write_json
+    from navigator.targets.context import HeadContext
+    from navigator.targets.resolve import resolve_target
+
+    names = list(params.get("names", cfg.targets))
+    out = ws.root / "targets" / "resolved.json"
+    p = {"names": names}
+    inputs = _target_inputs(ws)
+    if ws.step_is_current("batch-targets", p, inputs):
+        return False, _numbers_from_targets(out)
+    ctx = HeadContext(ws)
+    resolved = {n: resolve_target(ctx, n).to_json() for n in names}
+    atomic_write_json(out, {"targets": resolved})
+    ws.record_step("batch-targets", p, inputs=inputs, outputs=[out])
+    return True, _numbers_from_targets(out)
+
+
+def _numbers_from_targets(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    d = json.loads(path.read_text())["targets"]
+    out = {}
+    for name, t in d.items():
+        pt = t.get("cortical_point") or t.get("point")
+        out.update({f"target_{name}_x": pt[0], f"target_{name}_y": pt[1], f"target_{name}_z": pt[2]})
+        if t.get("mni"):
+            out.update({f"target_{name}_mni_x": t["mni"][0], f"target_{name}_mni_y": t["mni"][1],
+                        f"target_{name}_mni_z": t["mni"][2]})
+        if t.get("scalp_cortex_distance_mm") is not None:
+            out[f"target_{name}_scalp_cortex_mm"] = t["scalp_cortex_distance_mm"]
+    return out
+
+
+def _run_tool_step(step: str, ws: Workspace, params: dict, inputs: list[Path], out_dir: Path,
+                   runner: Callable[[Path], dict]) -> tuple[bool, dict]:
+    """Generic skip/record wrapper for steps that write a folder with a summary.json."""
+    summary = out_dir / "summary.json"
+    if ws.step_is_current(f"batch-{step}", params, inputs) and summary.exists():
+        return False, json.loads(summary.read_text()).get("batch_numbers", {})
+    numbers = runner(out_dir)
+    ws.record_step(f"batch-{step}", params, inputs=inputs, outputs=[out_dir])
+    return True, numbers
+
+
+def _first_target(params: dict, cfg) -> str:
+    return str(params.get("target", cfg.targets[0]))
+
+
+def _step_optimize_tms(ws, subject, params, cfg):
+    from navigator.optimize.tms import optimize_tms_workspace
+
+    target = _first_target(params, cfg)
+    p = {k: v for k, v in params.items() if k != "target"}
+    out_dir = ws.path("plans") / "tms"
+    inputs = [ws.path("mesh")] + _target_inputs(ws)
+    return _run_tool_step("optimize-tms", ws, {"target": target, **p}, inputs, out_dir,
+                          lambda out: optimize_tms_workspace(ws, target=target, out_dir=out, **p))
+
+
+def _step_optimize_tdcs(ws, subject, params, cfg):
+    from navigator.optimize.tdcs import optimize_tdcs_workspace
+
+    target = _first_target(params, cfg)
+    p = {k: v for k, v in params.items() if k != "target"}
+    out_dir = ws.path("plans") / "tdcs"
+    inputs = [ws.path("mesh")] + _target_inputs(ws)
+    return _run_tool_step("optimize-tdcs", ws, {"target": target, **p}, inputs, out_dir,
+                          lambda out: optimize_tdcs_workspace(ws, target=target, out_dir=out, **p))
+
+
+def _step_simulate_tms(ws, subject, params, cfg):
+    from navigator.tms.simulate import simulate_tms_workspace
+
+    target = _first_target(params, cfg)
+    p = {k: v for k, v in params.items() if k != "target"}
+    out_dir = ws.path("simulations") / "tms"
+    inputs = [ws.path("mesh")] + _target_inputs(ws)
+    return _run_tool_step("simulate-tms", ws, {"target": target, **p}, inputs, out_dir,
+                          lambda out: simulate_tms_workspace(ws, target=target, out_dir=out, **p))
+
+
+def _step_simulate_tdcs(ws, subject, params, cfg):
+    from navigator.tes.simulate import simulate_tdcs_workspace
+
+    p = dict(params) or {"electrodes": ["F3:2", "Fp2:-2"]}
+    out_dir = ws.path("simulations") / "tdcs"
+    inputs = [ws.path("mesh")] + _target_inputs(ws)
+    return _run_tool_step("simulate-tdcs", ws, p, inputs, out_dir,
+                          lambda out: simulate_tdcs_workspace(ws, out_dir=out, **p))
+
+
+def _step_export(ws, subject, params, cfg):
+    from navigator.export.batch import export_all_plans
+
+    plans = sorted(ws.path("plans").glob("*/plan.json"))
+    if not plans:
+        raise NavigatorError("no plan to export (run an optimize step first)")
+    formats = params.get("formats", "all")
+    p = {"formats": formats}
+    out_dir = ws.path("plans") / "export"
+    if ws.step_is_current("batch-export", p, plans) and out_dir.exists():
+        return False, {}
+    written = export_all_plans(plans, out_dir, formats=formats, t1=ws.source_path("T1"))
+    ws.record_step("batch-export", p, inputs=plans, outputs=written)
+    return True, {"exported_files": len(written)}
+
+
+def _step_report(ws, subject, params, cfg):
+    from navigator.batch.report import write_subject_report
+
+    out = ws.root / "report" / "report.html"
+    inputs = [p for p in [ws.path("labels"), *sorted(ws.path("plans").glob("*/plan.json")),
+                          *sorted(ws.path("plans").glob("*/summary.json")),
+                          *sorted(ws.path("simulations").glob("*/summary.json"))] if p.exists()]
+    p = {"pdf": bool(params.get("pdf", False))}
+    if ws.step_is_current("batch-report", p, inputs) and out.exists():
+        return False, {}
+    written = write_subject_report(ws, out, pdf=p["pdf"])
+    ws.record_step("batch-report", p, inputs=inputs, outputs=written)
+    return True, {}
+
+
+STEP_FUNCTIONS: dict[str, Callable] = {
+    "prepare": _step_prepare,
+    "targets": _step_targets,
+    "simulate-tms": _step_simulate_tms,
+    "simulate-tdcs": _step_simulate_tdcs,
+    "optimize-tms": _step_optimize_tms,
+    "optimize-tdcs": _step_optimize_tdcs,
+    "export": _step_export,
+    "report": _step_report,
+}
+
+
+def run_subject(subject: BatchSubject, cfg, dry_run: bool = False) -> SubjectResult:
+    """Run the configured steps for one subject; never raises for a subject's own failure."""
+    ws_dir = Path(cfg.output) / subject.subject_id
+    result = SubjectResult(subject.subject_id, str(ws_dir))
+    ws = None
+    for step in cfg.steps:
+        if result.error is not None:
+            result.steps[step] = StepOutcome("not run")
+            continue
+        if dry_run:
+            result.steps[step] = StepOutcome(_dry_status(ws_dir, step))
+            continue
+        t0 = time.perf_counter()
+        try:
+            if ws is None:
+                ws = Workspace.open(ws_dir) if (ws_dir / MANIFEST_NAME).exists() else Workspace.create(
+                    ws_dir, subject_id=subject.subject_id)
+            ran, numbers = STEP_FUNCTIONS[step](ws, subject, cfg.params(step), cfg)
+            if step == "prepare":
+                ws = Workspace.open(ws_dir)
+            result.numbers.update(numbers or {})
+            result.steps[step] = StepOutcome("ran" if ran else "skipped", time.perf_counter() - t0)
+        except Exception as exc:  # noqa: BLE001 - one subject's failure must not stop the batch
+            msg = str(exc) if isinstance(exc, NavigatorError) else f"{type(exc).__name__}: {exc}"
+            result.error = f"{step}: {msg}"
+            result.steps[step] = StepOutcome("failed", time.perf_counter() - t0, msg)
+            log.debug("subject %s step %s failed:\n%s", subject.subject_id, step, traceback.format_exc())
+    return result
+
+
+def _dry_status(ws_dir: Path, step: str) -> str:
+    if not (ws_dir / MANIFEST_NAME).exists():
+        return "would run"
+    try:
+        ws = Workspace.open(ws_dir)
+    except NavigatorError:
+        return "would run"
+    name = {"prepare": "mesh"}.get(step, f"batch-{step}")
+    return "done before (checked when run)" if ws.step(name) is not None else "would run"

@@ -1,0 +1,1 @@
+"""Reading and writing images (NIfTI, DICOM) and other input/output formats."""

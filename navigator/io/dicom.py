@@ -1,0 +1,458 @@
+"""DICOM folders -> volumes in scanner RAS (via pydicom, with our own validation).
+
+A folder may hold several series; :func:`list_dicom_series` groups the files by
+SeriesInstanceUID. :func:`read_dicom_series` turns one series into a
+:class:`~navigator.core.volume.Volume`:
+
+* voxel axes: i = DICOM column index, j = DICOM row index, k = slice, sorted along the slice
+  normal (row direction x column direction); a 4th axis when every position holds the same
+  number (> 1) of images (time series or echoes);
+* affine: DICOM patient coordinates are LPS mm; column i of the LPS affine is the
+  ImageOrientationPatient row direction times PixelSpacing[1], column j the column direction
+  times PixelSpacing[0], column k the measured step between ImagePositionPatient of
+  consecutive slices (so gantry tilt is represented exactly), translation the first slice's
+  ImagePositionPatient; RAS = diag(-1, -1, 1) applied to that;
+* values: RescaleSlope/RescaleIntercept applied (float32 when they are not 1/0).
+
+Refused with a one-line :class:`InputError`: empty folders, folders without DICOM images,
+several series without a choice, missing or duplicated slices, uneven spacing, mixed
+orientations or sizes, Siemens mosaics and enhanced multi-frame files (convert those with
+dcm2niix first).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from navigator.core.errors import InputError
+from navigator.core.volume import Volume
+from navigator.io.nifti import MAX_AXIS, MAX_VOXELS
+
+log = logging.getLogger("navigator")
+
+#: positions along the slice normal closer than this (mm) are the same slice position
+SAME_POSITION_MM = 0.01
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+_DICOMDIR_SOP = "1.2.840.10008.1.3.10"
+
+
+@dataclass
+class DicomSeries:
+    """One DICOM series found in a folder (identifying patient data is not kept).
+
+    Attributes:
+        uid: SeriesInstanceUID.
+        description: SeriesDescription (or ProtocolName) or ''.
+        modality: e.g. 'MR', 'CT'.
+        series_number: SeriesNumber or None.
+        n_files: number of image files in the series.
+        rows, columns: in-plane matrix size of the first image.
+        files: the image files.
+    """
+
+    uid: str
+    description: str
+    modality: str
+    series_number: int | None
+    n_files: int
+    rows: int | None
+    columns: int | None
+    files: list[Path] = field(default_factory=list, repr=False)
+    _headers: list[Any] = field(default_factory=list, repr=False, compare=False)
+
+    def summary(self) -> str:
+        """One-line description for messages and listings."""
+        num = f"series {self.series_number}, " if self.series_number is not None else ""
+        size = f"{self.columns}x{self.rows}, " if self.rows else ""
+        return (
+            f'"{self.description or "(no description)"}" ({self.modality or "?"}, {num}{size}'
+            f"{self.n_files} slices/images, UID {self.uid})"
+        )
+
+
+# ---------------------------------------------------------------------------- scanning
+
+
+def is_dicom_file(path: str | Path) -> bool:
+    """True when the file starts with the DICOM preamble + 'DICM' marker."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def _read_header(path: Path):
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+    except InvalidDicomError:
+        try:  # DICOM without the 128-byte preamble: accept only if it really looks like an image
+            ds = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
+        except Exception:  # noqa: BLE001
+            return None
+        if "SOPClassUID" not in ds or "Rows" not in ds:
+            return None
+    except Exception:  # noqa: BLE001 - unreadable or not DICOM: skip
+        return None
+    sop = getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None)
+    if sop == _DICOMDIR_SOP or "Rows" not in ds or "Columns" not in ds:
+        return None  # DICOMDIR or a non-image object (report, presentation state)
+    return ds
+
+
+def list_dicom_series(folder: str | Path) -> list[DicomSeries]:
+    """Find the DICOM image series in ``folder`` (searched recursively).
+
+    Returns the series sorted by series number then UID. Raises InputError when the folder is
+    missing, empty or has no DICOM images.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise InputError(folder, "no such file or folder")
+    if not folder.is_dir():
+        raise InputError(folder, "is not a folder (expected a folder of DICOM files)")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise InputError(folder, "is an empty folder (no DICOM files)")
+    groups: dict[str, DicomSeries] = {}
+    for f in files:
+        ds = _read_header(f)
+        if ds is None:
+            continue
+        uid = str(getattr(ds, "SeriesInstanceUID", "") or "unknown")
+        s = groups.get(uid)
+        if s is None:
+            num = getattr(ds, "SeriesNumber", None)
+            s = DicomSeries(
+                uid=uid,
+                description=str(
+                    getattr(ds, "SeriesDescription", "") or getattr(ds, "ProtocolName", "") or ""
+                ),
+                modality=str(getattr(ds, "Modality", "") or ""),
+                series_number=int(num) if num not in (None, "") else None,
+                n_files=0,
+                rows=int(ds.Rows),
+                columns=int(ds.Columns),
+            )
+            groups[uid] = s
+        s.files.append(f)
+        s._headers.append(ds)
+        s.n_files += 1
+    if not groups:
+        raise InputError(folder, f"contains no DICOM images ({len(files)} files checked)")
+    return sorted(
+        groups.values(), key=lambda s: (s.series_number if s.series_number is not None else 1 << 30, s.uid)
+    )
+
+
+def select_series(folder: str | Path, series_uid: str | None = None) -> DicomSeries:
+    """The one series to use: the only one, or the one whose UID (or series number) is given."""
+    series = list_dicom_series(folder)
+    listing = "; ".join(f"[{i + 1}] {s.summary()}" for i, s in enumerate(series))
+    if series_uid is None:
+        if len(series) == 1:
+            return series[0]
+        raise InputError(
+            folder,
+            f"holds {len(series)} DICOM series: {listing}; pass --series UID (series_uid=...) to choose one",
+        )
+    wanted = str(series_uid).strip()
+    hits = [s for s in series if s.uid == wanted] or [
+        s for s in series if s.series_number is not None and str(s.series_number) == wanted
+    ]
+    if len(hits) != 1:
+        raise InputError(folder, f"no single DICOM series matches {wanted!r}; available: {listing}")
+    return hits[0]
+
+
+# ---------------------------------------------------------------------------- geometry
+
+
+def _floats(ds, name: str, n: int, path: Path) -> np.ndarray:
+    value = getattr(ds, name, None)
+    if value is None:
+        raise InputError(path, f"DICOM image has no {name}; cannot place it in space")
+    arr = np.asarray([float(v) for v in value], float)
+    if arr.shape != (n,) or not np.all(np.isfinite(arr)):
+        raise InputError(path, f"DICOM {name} is malformed: {list(value)}")
+    return arr
+
+
+def _order_key(ds) -> tuple:
+    def num(name):
+        v = getattr(ds, name, None)
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return 0.0
+
+    return (
+        num("TemporalPositionIdentifier"),
+        num("AcquisitionNumber"),
+        num("EchoNumbers"),
+        str(getattr(ds, "AcquisitionTime", "") or ""),
+        num("InstanceNumber"),
+    )
+
+
+def _check_uniform(series: DicomSeries, folder: Path) -> None:
+    for ds, f in zip(series._headers, series.files):
+        itype = [str(t).upper() for t in (getattr(ds, "ImageType", None) or [])]
+        if "MOSAIC" in itype:
+            raise InputError(f, "is a Siemens mosaic image; convert the folder with dcm2niix first")
+        if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+            raise InputError(f, "is an enhanced multi-frame DICOM; convert the folder with dcm2niix first")
+        if int(getattr(ds, "SamplesPerPixel", 1) or 1) != 1:
+            raise InputError(f, "is a colour DICOM image; a greyscale MR/CT series is needed")
+    rc = {(int(ds.Rows), int(ds.Columns)) for ds in series._headers}
+    if len(rc) > 1:
+        raise InputError(
+            folder,
+            f"series {series.uid} mixes image sizes {sorted(rc)} (localizer?); cannot stack it into a volume",
+        )
+
+
+def _geometry(series: DicomSeries, folder: Path):
+    """Slice order, 4-D grouping and the RAS affine of a series."""
+    headers = series._headers
+    files = series.files
+    # drop exact duplicate files (same SOPInstanceUID) -- copies, not extra slices
+    seen: dict[str, int] = {}
+    keep = []
+    for idx, ds in enumerate(headers):
+        sop = str(getattr(ds, "SOPInstanceUID", "") or f"#{idx}")
+        if sop in seen:
+            log.warning(
+                "%s: same image as %s (SOPInstanceUID %s); ignoring the copy",
+                files[idx],
+                files[seen[sop]],
+                sop,
+            )
+            continue
+        seen[sop] = idx
+        keep.append(idx)
+    iops = np.array([_floats(headers[i], "ImageOrientationPatient", 6, files[i]) for i in keep])
+    ipps = np.array([_floats(headers[i], "ImagePositionPatient", 3, files[i]) for i in keep])
+    sps = np.array([_floats(headers[i], "PixelSpacing", 2, files[i]) for i in keep])
+    if np.max(np.abs(iops - iops[0])) > 1e-3:
+        raise InputError(
+            folder, f"series {series.uid} mixes slice orientations (localizer or several stacks?)"
+        )
+    if np.max(np.abs(sps - sps[0])) > 1e-4:
+        raise InputError(
+            folder, f"series {series.uid} mixes pixel spacings {np.unique(sps, axis=0).tolist()}"
+        )
+    if np.any(sps[0] <= 0):
+        raise InputError(folder, f"series {series.uid} has zero or negative PixelSpacing {sps[0].tolist()}")
+    row_dir = iops[0, :3] / np.linalg.norm(iops[0, :3])
+    col_dir = iops[0, 3:] / np.linalg.norm(iops[0, 3:])
+    if abs(float(row_dir @ col_dir)) > 1e-3:
+        raise InputError(
+            folder, f"ImageOrientationPatient row/column directions are not orthogonal: {iops[0]}"
+        )
+    normal = np.cross(row_dir, col_dir)
+    pos = ipps @ normal
+    order = np.argsort(pos, kind="stable")
+    # cluster equal positions
+    clusters: list[list[int]] = []
+    for o in order:
+        if clusters and abs(pos[o] - pos[clusters[-1][0]]) <= SAME_POSITION_MM:
+            clusters[-1].append(int(o))
+        else:
+            clusters.append([int(o)])
+    counts = np.array([len(c) for c in clusters])
+    if counts.min() != counts.max():
+        usual = int(np.bincount(counts).argmax())
+        example = next(c for c in clusters if len(c) != usual)
+        names = ", ".join(files[keep[i]].name for i in example[:4])
+        if usual > 1:
+            raise InputError(
+                folder,
+                f"incomplete multi-volume series {series.uid}: most slice positions have "
+                f"{usual} images but position {pos[example[0]]:.3f} mm has {len(example)} "
+                f"({names})",
+            )
+        raise InputError(
+            folder,
+            f"duplicated slices in series {series.uid}: {len(example)} images at the same "
+            f"position {pos[example[0]]:.3f} mm along the slice normal ({names}); "
+            f"{int((counts > 1).sum())} of {len(clusters)} positions affected",
+        )
+    n_vol = int(counts[0])
+    for c in clusters:
+        c.sort(key=lambda i: _order_key(headers[keep[i]]))
+    n_slices = len(clusters)
+    if n_slices < 2:
+        raise InputError(
+            folder, f"series {series.uid} has a single slice position (2-D image); a 3-D volume is needed"
+        )
+    upos = np.array([pos[c[0]] for c in clusters])
+    d = np.diff(upos)
+    med = float(np.median(d))
+    big = np.nonzero(d > 1.5 * med)[0]
+    if big.size:
+        b = int(big[0])
+        n_missing = round(d[b] / med) - 1
+        raise InputError(
+            folder,
+            f"missing slice(s) in series {series.uid}: gap of {d[b]:.3f} mm between slice "
+            f"positions {upos[b]:.3f} and {upos[b + 1]:.3f} mm (other slices are {med:.3f} mm "
+            f"apart; about {n_missing} slice(s) missing)",
+        )
+    first = ipps[clusters[0][0]]
+    last = ipps[clusters[-1][0]]
+    step = (last - first) / (n_slices - 1)
+    fitted = first + np.outer(np.arange(n_slices), step)
+    actual = np.array([ipps[c[0]] for c in clusters])
+    resid = float(np.max(np.linalg.norm(actual - fitted, axis=1)))
+    if resid > max(0.1 * float(np.linalg.norm(step)), 0.05):
+        raise InputError(
+            folder,
+            f"uneven slice spacing in series {series.uid}: slice positions deviate up to "
+            f"{resid:.3f} mm from a regular grid (spacing {np.linalg.norm(step):.3f} mm)",
+        )
+    lps = np.eye(4)
+    lps[:3, 0] = row_dir * sps[0][1]
+    lps[:3, 1] = col_dir * sps[0][0]
+    lps[:3, 2] = step
+    lps[:3, 3] = first
+    tilt = float(np.degrees(np.arccos(np.clip(abs(step @ normal) / np.linalg.norm(step), -1, 1))))
+    # file lists: [volume][slice]
+    grid = [[files[keep[c[t]]] for c in clusters] for t in range(n_vol)]
+    hdrs = [[headers[keep[c[t]]] for c in clusters] for t in range(n_vol)]
+    return LPS_TO_RAS @ lps, grid, hdrs, tilt
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _pixels(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, float, float]:
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(str(path), force=True)
+        arr = ds.pixel_array
+    except Exception as exc:
+        raise InputError(
+            path,
+            f"DICOM pixel data cannot be decoded ({' '.join(str(exc).split())}); "
+            "convert the folder with dcm2niix first",
+        ) from exc
+    if arr.shape != shape:
+        raise InputError(path, f"DICOM pixel data has shape {arr.shape}, expected {shape}")
+    slope = float(getattr(ds, "RescaleSlope", 1) or 1)
+    inter = float(getattr(ds, "RescaleIntercept", 0) or 0)
+    return arr, slope, inter
+
+
+def _number(ds, name: str) -> float | None:
+    v = getattr(ds, name, None)
+    try:
+        return None if v in (None, "") else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> Volume:
+    """Read one DICOM series into a Volume (file voxel order, RAS affine, not reoriented).
+
+    ``folder`` may also be one DICOM file: its folder is scanned and its series chosen.
+    Data is (X, Y, Z) or (X, Y, Z, T) when each slice position has T images.
+    """
+    folder = Path(folder)
+    if folder.is_file():
+        if not is_dicom_file(folder):
+            raise InputError(folder, "is not a DICOM file")
+        ds = _read_header(folder)
+        if ds is None:
+            raise InputError(folder, "is a DICOM file without an image")
+        series_uid = series_uid or str(getattr(ds, "SeriesInstanceUID", ""))
+        folder = folder.parent
+    series = select_series(folder, series_uid)
+    _check_uniform(series, folder)
+    affine, grid, hdrs, tilt = _geometry(series, folder)
+    rows, cols = series.rows, series.columns
+    n_vol, n_sl = len(grid), len(grid[0])
+    if max(rows, cols, n_sl) > MAX_AXIS or float(rows) * cols * n_sl * n_vol > MAX_VOXELS:
+        raise InputError(
+            folder,
+            f"series {series.uid} is too large: {cols}x{rows}x{n_sl} voxels x {n_vol} "
+            f"volumes (limit {MAX_AXIS} per axis, {MAX_VOXELS:.3g} voxels)",
+        )
+    raw = np.empty((n_vol, n_sl), dtype=object)
+    slopes = np.ones((n_vol, n_sl))
+    inters = np.zeros((n_vol, n_sl))
+    for t in range(n_vol):
+        for k in range(n_sl):
+            raw[t, k], slopes[t, k], inters[t, k] = _pixels(grid[t][k], (rows, cols))
+    scaled = not (np.all(slopes == 1.0) and np.all(inters == 0.0))
+    dtype = np.float32 if scaled else np.result_type(*[a.dtype for a in raw.ravel()])
+    data = np.empty((cols, rows, n_sl, n_vol), dtype=dtype)
+    for t in range(n_vol):
+        for k in range(n_sl):
+            a = raw[t, k].T
+            data[:, :, k, t] = a.astype(np.float32) * slopes[t, k] + inters[t, k] if scaled else a
+    if n_vol == 1:
+        data = data[..., 0]
+    h0 = hdrs[0][0]
+    meta: dict[str, Any] = {
+        "format": "dicom",
+        "transform": "dicom",
+        "series_uid": series.uid,
+        "series_description": series.description,
+        "series_number": series.series_number,
+        "modality": series.modality,
+        "n_slices": n_sl,
+        "n_volumes": n_vol,
+        "slice_spacing_mm": float(np.linalg.norm(affine[:3, 2])),
+        "slice_thickness_mm": _number(h0, "SliceThickness"),
+        "gantry_tilt_deg": tilt,
+        "rescaled": bool(scaled),
+        "manufacturer": str(getattr(h0, "Manufacturer", "") or ""),
+        "model": str(getattr(h0, "ManufacturerModelName", "") or ""),
+        "field_strength_T": _number(h0, "MagneticFieldStrength"),
+        "repetition_time_ms": _number(h0, "RepetitionTime"),
+        "repetition_time_s": (_number(h0, "RepetitionTime") or 0) / 1000.0 or None,
+        "echo_time_ms": _number(h0, "EchoTime"),
+        "inversion_time_ms": _number(h0, "InversionTime"),
+        "flip_angle_deg": _number(h0, "FlipAngle"),
+        "scanning_sequence": "\\".join(str(v) for v in (getattr(h0, "ScanningSequence", None) or []))
+        if not isinstance(getattr(h0, "ScanningSequence", None), str)
+        else str(h0.ScanningSequence),
+    }
+    if tilt > 0.01:
+        log.info(
+            "%s: slices are stacked at %.2f deg to their normal (gantry tilt); the affine keeps it exactly",
+            folder,
+            tilt,
+        )
+    return Volume(data=data, affine=affine, source=str(folder), meta=meta)
+
+
+def dicom_to_nifti(folder: str | Path, out_path: str | Path, series_uid: str | None = None) -> Path:
+    """Convert one DICOM series to NIfTI (atomic write; sform/qform code 1 = scanner RAS).
+
+    The voxel order is the DICOM one (columns, rows, slices along the normal); the affine maps
+    it exactly to scanner RAS mm. Returns the written path.
+    """
+    from navigator.io.nifti import write_nifti
+
+    vol = read_dicom_series(folder, series_uid)
+    desc = f"navigator from DICOM {vol.meta.get('series_description', '')}"[:79]
+    descrip = desc.encode("ascii", "replace").decode()
+    return write_nifti(
+        vol.data,
+        vol.affine,
+        out_path,
+        extra_header={"descrip": descrip},
+        repetition_time_s=vol.meta.get("repetition_time_s"),
+    )

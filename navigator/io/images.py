@@ -1,0 +1,439 @@
+"""Load, save and describe images: NIfTI files and DICOM folders -> :class:`Volume` in scanner RAS.
+
+* :func:`load_image` reads a NIfTI (.nii / .nii.gz; also FreeSurfer .mgz) file or a DICOM
+  folder, applies the sanity checks of :mod:`navigator.io.nifti` / :mod:`navigator.io.dicom`
+  and (by default) reorders/flips the voxel axes to the closest RAS orientation *without
+  resampling*: the affine is updated so every voxel keeps its exact world position.
+* :func:`save_nifti` writes a Volume atomically with sform = qform = affine (code 1, scanner).
+* :func:`image_info` reports the header, orientation, intensities and a labelled modality guess.
+
+World coordinates are scanner RAS in millimetres throughout.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from navigator.core.errors import InputError
+from navigator.core.volume import Volume
+from navigator.io import dicom as _dicom
+from navigator.io import nifti as _nifti
+
+log = logging.getLogger("navigator")
+
+PERCENTILES = (1, 5, 50, 95, 99)
+_MAX_STAT_SAMPLES = 4_000_000
+
+
+# ---------------------------------------------------------------------------- orientation
+
+
+def axcodes_of(affine: np.ndarray) -> tuple[str, str, str]:
+    """World direction (R/L, A/P, S/I) each voxel axis of ``affine`` points to most closely."""
+    import nibabel as nib
+
+    return tuple(str(c) for c in nib.orientations.aff2axcodes(affine))  # type: ignore[return-value]
+
+
+def reorient_to_ras(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Permute/flip the first three axes to the closest RAS order, without resampling.
+
+    Extra axes (time, vector components) are kept as they are. Returns (data, affine, ornt)
+    where ``ornt`` is nibabel's (3, 2) orientation array (source axis -> RAS axis, flip);
+    ``new_affine @ [i', j', k', 1]`` equals ``affine @ [i, j, k, 1]`` for corresponding voxels.
+    """
+    import nibabel as nib
+
+    ornt = nib.orientations.io_orientation(affine)
+    if np.array_equal(ornt, np.array([[0, 1], [1, 1], [2, 1]], float)):
+        return data, np.asarray(affine, float).copy(), ornt
+    new = nib.orientations.apply_orientation(data, ornt)
+    new_affine = np.asarray(affine, float) @ nib.orientations.inv_ornt_aff(ornt, data.shape[:3])
+    return np.ascontiguousarray(new), new_affine, ornt
+
+
+def _finish(
+    data: np.ndarray, affine: np.ndarray, source: str, meta: dict[str, Any], reorient: bool
+) -> Volume:
+    meta["original_axcodes"] = list(axcodes_of(affine))
+    meta["original_affine"] = np.asarray(affine, float).tolist()
+    meta["original_shape"] = list(data.shape)
+    if reorient:
+        data, affine, ornt = reorient_to_ras(data, affine)
+        meta["reoriented"] = meta["original_axcodes"] != ["R", "A", "S"]
+        meta["orientation_ornt"] = ornt.tolist()
+    else:
+        meta["reoriented"] = False
+    return Volume(data=data, affine=affine, source=source, meta=meta)
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def _is_dicom_input(path: Path) -> bool:
+    return path.is_dir() or _dicom.is_dicom_file(path)
+
+
+def load_image(
+    path: str | Path, *, allow_4d: bool = False, reorient: bool = True, series_uid: str | None = None
+) -> Volume:
+    """Load a NIfTI/MGH image or a DICOM series (folder or one of its files) as a Volume.
+
+    Args:
+        path: .nii / .nii.gz / .mgz file, a DICOM folder, or one DICOM file of a series.
+        allow_4d: when False a 4-D image must hold one volume (squeezed to 3-D); several
+            volumes raise InputError. When True, 4-D data (X, Y, Z, T or C) is returned as is
+            (a 3-D file stays 3-D).
+        reorient: reorder/flip voxel axes to the closest RAS orientation (no resampling).
+        series_uid: which DICOM series to read when the folder holds several (UID or number).
+
+    Returns:
+        Volume with affine voxel -> scanner RAS mm. ``meta`` records 'format', 'transform'
+        ('sform'/'qform'/'none'/'mgh'/'dicom'), sform/qform codes and their disagreement (mm),
+        'original_axcodes', 'original_affine', 'reoriented', and DICOM series facts.
+
+    Raises:
+        InputError: missing path, not an image, corrupt/truncated, 2-D, too large, several
+            volumes, NaN/inf voxels, zero/negative voxel size, unusable DICOM series.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file or folder")
+    if _is_dicom_input(path):
+        vol = _dicom.read_dicom_series(path, series_uid)
+        data = vol.data
+        if data.ndim == 4 and not allow_4d:
+            raise InputError(
+                path, f"DICOM series is 4-D with {data.shape[3]} volumes; a single 3-D volume is needed"
+            )
+        return _finish(data, vol.affine, str(path), dict(vol.meta), reorient)
+    img = _nifti.open_image(path)
+    facts = _nifti.header_facts(img, path)
+    _nifti.check_loadable(facts, allow_4d)
+    data = _nifti.read_data(img, facts)
+    if data.ndim == 4 and not allow_4d:
+        data = data[..., 0]
+    return _finish(data, facts.affine, str(path), facts.meta(), reorient)
+
+
+# ---------------------------------------------------------------------------- saving
+
+
+def _storable(data: np.ndarray, dtype: Any, path: Path) -> np.ndarray:
+    """Cast ``data`` to a NIfTI-friendly (or the requested) type without silent wrap-around."""
+    if dtype is not None:
+        dt = np.dtype(dtype)
+        if dt.kind in "iu" and data.dtype.kind in "fc":
+            if not np.all(np.isfinite(data)):
+                raise InputError(path, f"cannot store non-finite values as {dt}")
+            data = np.rint(data)
+        if dt.kind in "iu" and data.size:
+            info = np.iinfo(dt)
+            lo, hi = float(np.min(data)), float(np.max(data))
+            if lo < info.min or hi > info.max:
+                raise InputError(path, f"values {lo:g}..{hi:g} do not fit in {dt}")
+        return np.asarray(data, dtype=dt)
+    if data.dtype == bool:
+        return data.astype(np.uint8)
+    if data.dtype.kind in "iu" and data.dtype.itemsize == 8:
+        lo, hi = (int(np.min(data)), int(np.max(data))) if data.size else (0, 0)
+        i32 = np.iinfo(np.int32)
+        if i32.min <= lo and hi <= i32.max:
+            return data.astype(np.int32)
+        return data.astype(np.float64)
+    if data.dtype == np.float16:
+        return data.astype(np.float32)
+    return data
+
+
+def save_nifti(volume: Volume, path: str | Path, dtype: Any = None) -> Path:
+    """Write ``volume`` to ``path`` (.nii or .nii.gz) atomically; returns the path.
+
+    sform = affine with code 1 (scanner); qform = affine with code 1 when representable
+    (no shear), otherwise qform code 0. Units mm (and s: a 4-D volume's
+    ``meta['repetition_time_s']`` is stored as pixdim[4]). ``dtype`` casts the data first
+    (floats are rounded when an integer type is asked for; out-of-range values raise).
+    """
+    path = Path(path)
+    data = _storable(np.asarray(volume.data), dtype, path)
+    tr = volume.meta.get("repetition_time_s") if data.ndim == 4 else None
+    return _nifti.write_nifti(data, volume.affine, path, repetition_time_s=tr)
+
+
+# ---------------------------------------------------------------------------- info
+
+
+@dataclass
+class ImageInfo:
+    """What ``navigator info`` reports about an image (all lengths in mm).
+
+    ``axcodes`` are those of the file's own voxel order (before reorientation);
+    ``modality_guess`` is a heuristic guess and ``modality_reason`` says why.
+    ``problems`` lists why :func:`load_image` would refuse the image (empty when loadable).
+    """
+
+    path: str
+    format: str
+    shape: tuple[int, ...]
+    voxel_size_mm: tuple[float, float, float]
+    axcodes: tuple[str, str, str]
+    transform: str
+    sform_code: int | None
+    qform_code: int | None
+    sform_qform_disagree: bool
+    sform_qform_max_diff_mm: float | None
+    affine: list[list[float]]
+    dtype: str
+    scl_slope: float
+    scl_inter: float
+    min: float | None
+    max: float | None
+    percentiles: dict[str, float]
+    n_nonfinite: int
+    n_unique_sampled: int | None
+    modality_guess: str
+    modality_reason: str
+    world_bounds_mm: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
+    dicom: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        d["voxel_size_mm"] = list(self.voxel_size_mm)
+        d["axcodes"] = list(self.axcodes)
+        return d
+
+
+def _sample(data: np.ndarray) -> np.ndarray:
+    flat = data.reshape(-1)
+    step = int(np.ceil(flat.size / _MAX_STAT_SAMPLES))
+    return flat[::step] if step > 1 else flat
+
+
+def guess_modality(data: np.ndarray, dicom_meta: dict[str, Any] | None = None) -> tuple[str, str, int | None]:
+    """Heuristic modality guess: ('T1'|'T2'|'label map'|'probability map'|'fMRI series'|'other', reason, n_unique).
+
+    It is a guess: label maps are recognised by few integer values, probability maps by
+    values in [0, 1], series by a 4th axis; T1 vs T2 by DICOM TR/TE or description when known,
+    else by whether the centre of the head (white matter, ventricles) is bright (T1-like) or
+    dark (T2-like) relative to the brightest tissue.
+    """
+    if data.ndim == 4 and data.shape[3] > 1:
+        t = data.shape[3]
+        if t == 3 and data.dtype.kind == "f":
+            return "other", "4-D with 3 components: probably a vector/deformation field", None
+        if t >= 10:
+            return "fMRI series", f"4-D with {t} volumes (time series)", None
+        return "other", f"4-D with {t} volumes (multi-echo, diffusion or short series?)", None
+    vals = _sample(data)
+    vals = vals[np.isfinite(vals)] if vals.dtype.kind == "f" else vals
+    if vals.size == 0:
+        return "other", "no finite voxels", 0
+    uniq = np.unique(vals)
+    n_u = int(uniq.size)
+    integral = vals.dtype.kind in "iub" or bool(np.all(np.mod(uniq, 1) == 0))
+    vmin, vmax = float(uniq[0]), float(uniq[-1])
+    if integral:
+        span = vmax - vmin + 1
+        if n_u <= 2:
+            return "label map", f"integer values with only {n_u} distinct values (binary mask)", n_u
+        if n_u <= 64 or (n_u <= 1000 and n_u / span < 0.5):
+            return "label map", f"integer values with {n_u} distinct values over {vmin:g}..{vmax:g}", n_u
+    if data.dtype.kind == "f" and vmin >= 0 and vmax <= 1.0 + 1e-6 and n_u > 2:
+        return "probability map", f"floating-point values all within [0, 1] ({n_u} distinct in sample)", n_u
+    if dicom_meta:
+        desc = str(dicom_meta.get("series_description") or "").lower()
+        tr, te, ti = (dicom_meta.get(k) for k in ("repetition_time_ms", "echo_time_ms", "inversion_time_ms"))
+        if "flair" in desc:
+            return "other", f"DICOM series description {desc!r} says FLAIR", n_u
+        for key, label in (("mprage", "T1"), ("t1", "T1"), ("spgr", "T1"), ("t2", "T2")):
+            if key in desc:
+                return label, f"DICOM series description {desc!r} mentions {key!r}", n_u
+        if te is not None and tr is not None:
+            if te >= 60 and tr >= 2000 and not ti:
+                return "T2", f"DICOM long TR/TE ({tr:g}/{te:g} ms): T2-weighted", n_u
+            if te <= 30 and (tr <= 1000 or (ti and ti < 1500)):
+                return (
+                    "T1",
+                    f"DICOM short TE ({te:g} ms) with short TR ({tr:g} ms) or inversion: T1-weighted",
+                    n_u,
+                )
+    ratio = _centre_brightness(data)
+    if ratio is None:
+        return "other", "could not find a head-like foreground", n_u
+    if ratio >= 0.5:
+        return (
+            "T1",
+            (
+                f"guess from intensities: the centre of the head is bright ({ratio:.2f} x the 99th "
+                "percentile of the foreground), as white matter is in T1"
+            ),
+            n_u,
+        )
+    return (
+        "T2",
+        (
+            f"guess from intensities: the centre of the head is dark ({ratio:.2f} x the 99th percentile "
+            "of the foreground) while the brightest tissue is elsewhere, as fluid is in T2"
+        ),
+        n_u,
+    )
+
+
+def _centre_brightness(data: np.ndarray) -> float | None:
+    """Median of the central box of the foreground / 99th percentile of the foreground."""
+    d = np.asarray(data, dtype=np.float32)
+    step = max(1, int(np.ceil((d.size / 2_000_000) ** (1 / 3))))
+    d = d[::step, ::step, ::step]
+    finite = np.isfinite(d)
+    if not finite.any():
+        return None
+    hi = float(np.percentile(d[finite], 99.5))
+    lo = float(np.min(d[finite]))
+    if hi <= lo:
+        return None
+    fg = finite & (d > lo + 0.1 * (hi - lo))
+    if fg.sum() < 27:
+        return None
+    idx = np.nonzero(fg)
+    box = []
+    for ax in range(3):
+        a, b = int(idx[ax].min()), int(idx[ax].max())
+        c, h = (a + b) / 2, max(1.0, 0.15 * (b - a))
+        box.append(slice(int(np.floor(c - h)), int(np.ceil(c + h)) + 1))
+    centre = d[tuple(box)]
+    centre = centre[np.isfinite(centre)]
+    ref = float(np.percentile(d[fg], 99))
+    if ref <= lo or centre.size == 0:
+        return None
+    return float((np.median(centre) - lo) / (ref - lo))
+
+
+def _stats(data: np.ndarray) -> tuple[float | None, float | None, dict[str, float], int]:
+    vals = _sample(data)
+    n_bad = 0
+    if data.dtype.kind == "f":
+        n_bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+        vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        return None, None, {}, n_bad
+    if data.dtype.kind == "f":
+        fin = data[np.isfinite(data)] if n_bad else data
+        vmin, vmax = float(np.min(fin)), float(np.max(fin))
+    else:
+        vmin, vmax = float(np.min(data)), float(np.max(data))
+    pct = np.percentile(vals.astype(np.float64), PERCENTILES)
+    return vmin, vmax, {f"p{p}": float(v) for p, v in zip(PERCENTILES, pct)}, n_bad
+
+
+def image_info(path: str | Path, series_uid: str | None = None) -> ImageInfo:
+    """Describe an image file or DICOM folder without changing it.
+
+    Unreadable inputs (missing, not an image, corrupt, several DICOM series without a choice)
+    raise InputError; other problems (2-D, several volumes, NaN voxels, too large) are listed
+    in ``problems``. Intensity statistics use at most ~4 million sampled voxels.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file or folder")
+    if _is_dicom_input(path):
+        vol = _dicom.read_dicom_series(path, series_uid)
+        vmin, vmax, pct, n_bad = _stats(vol.data)
+        guess, reason, n_u = guess_modality(vol.data, vol.meta)
+        problems = []
+        if vol.data.ndim == 4:
+            problems.append(f"4-D with {vol.data.shape[3]} volumes")
+        return ImageInfo(
+            path=str(path),
+            format="dicom",
+            shape=tuple(int(s) for s in vol.data.shape),
+            voxel_size_mm=tuple(float(v) for v in vol.spacing),
+            axcodes=axcodes_of(vol.affine),
+            transform="dicom",
+            sform_code=None,
+            qform_code=None,
+            sform_qform_disagree=False,
+            sform_qform_max_diff_mm=None,
+            affine=vol.affine.tolist(),
+            dtype=str(vol.data.dtype),
+            scl_slope=1.0,
+            scl_inter=0.0,
+            min=vmin,
+            max=vmax,
+            percentiles=pct,
+            n_nonfinite=n_bad,
+            n_unique_sampled=n_u,
+            modality_guess=guess,
+            modality_reason=reason,
+            world_bounds_mm=tuple(tuple(float(x) for x in b) for b in vol.world_bounds()),
+            dicom={k: v for k, v in vol.meta.items() if k not in ("format", "transform")},
+            problems=problems,
+        )
+    img = _nifti.open_image(path)
+    facts = _nifti.header_facts(img, path)
+    problems = list(facts.problems)
+    if len(facts.shape) == 4 and facts.shape[3] > 1:
+        problems.append(f"4-D with {facts.shape[3]} volumes (loads only where a series/field is expected)")
+    too_large = any("too large" in p for p in facts.problems)
+    vmin = vmax = None
+    pct: dict[str, float] = {}
+    n_bad = 0
+    n_u = None
+    guess, reason = "other", "not read: image too large"
+    if not too_large:
+        data = _nifti.read_data(img, facts, allow_nonfinite=True)
+        vmin, vmax, pct, n_bad = _stats(data)
+        if n_bad:
+            problems.append(f"{n_bad:,} NaN/inf voxels")
+        if data.ndim >= 3 and min(data.shape[:3]) >= 2:
+            guess, reason, n_u = guess_modality(data if data.ndim == 3 or data.shape[3] > 1 else data[..., 0])
+        else:
+            guess, reason = "other", "not a 3-D volume"
+    aff = facts.affine
+    vox = tuple(float(v) for v in np.sqrt((aff[:3, :3] ** 2).sum(axis=0)))
+    try:
+        codes = axcodes_of(aff)
+    except Exception:  # noqa: BLE001 - degenerate affine
+        codes = ("?", "?", "?")
+    bounds = None
+    if len(facts.shape) >= 3:
+        bounds = Volume(np.zeros((1, 1, 1)), aff)
+        n = np.array(facts.shape[:3]) - 1
+        corners = np.array([[i, j, k] for i in (0, n[0]) for j in (0, n[1]) for k in (0, n[2])], float)
+        w = bounds.voxel_to_world(corners)
+        bounds = (tuple(float(x) for x in w.min(axis=0)), tuple(float(x) for x in w.max(axis=0)))
+    disagree = facts.disagreement_mm
+    return ImageInfo(
+        path=str(path),
+        format=facts.format,
+        shape=facts.shape,
+        voxel_size_mm=vox,
+        axcodes=codes,
+        transform=facts.transform,
+        sform_code=facts.sform_code,
+        qform_code=facts.qform_code,
+        sform_qform_disagree=bool(disagree is not None and disagree > _nifti.DISAGREE_TOL_MM),
+        sform_qform_max_diff_mm=disagree,
+        affine=aff.tolist(),
+        dtype=str(facts.dtype),
+        scl_slope=facts.scl_slope,
+        scl_inter=facts.scl_inter,
+        min=vmin,
+        max=vmax,
+        percentiles=pct,
+        n_nonfinite=n_bad,
+        n_unique_sampled=n_u,
+        modality_guess=guess,
+        modality_reason=reason,
+        world_bounds_mm=bounds,
+        warnings=list(facts.warnings),
+        problems=problems,
+    )

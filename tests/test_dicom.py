@@ -1,0 +1,257 @@
+"""DICOM series -> volumes: geometry (LPS -> RAS, oblique), slice checks, series selection, conversion."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from navigator.core.errors import InputError
+from navigator.io.dicom import dicom_to_nifti, list_dicom_series, read_dicom_series
+from navigator.io.images import image_info, load_image
+
+NX, NY, NZ = 16, 14, 10  # columns, rows, slices
+
+
+def _phantom(seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.integers(10, 200, size=(NX, NY, NZ)).astype(np.int16)
+
+
+def _expected_world(ijk, origin, row_dir, col_dir, ps, step):
+    """RAS world position from the DICOM definition (LPS) of voxel (column i, row j, slice k)."""
+    i, j, k = ijk
+    lps = (
+        np.asarray(origin, float)
+        + i * ps[1] * np.asarray(row_dir, float)
+        + j * ps[0] * np.asarray(col_dir, float)
+        + k * np.asarray(step, float)
+    )
+    return lps * np.array([-1.0, -1.0, 1.0])
+
+
+def _rotation(axis, deg):
+    axis = np.asarray(axis, float) / np.linalg.norm(axis)
+    a = np.radians(deg)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * k @ k
+
+
+def test_axial_series_geometry_and_values(tmp_path, tmp_dicom_series):
+    data = _phantom()
+    origin, ps, thick = (-20.0, -30.0, 5.0), (1.5, 1.25), 2.5
+    tmp_dicom_series(tmp_path / "d", data, origin=origin, pixel_spacing=ps, thickness=thick)
+    vol = read_dicom_series(tmp_path / "d")
+    assert vol.data.shape == (NX, NY, NZ)
+    np.testing.assert_array_equal(vol.data, data)  # file order shuffled, slices sorted back
+    expected = np.array([[-1.25, 0, 0, 20.0], [0, -1.5, 0, 30.0], [0, 0, 2.5, 5.0], [0, 0, 0, 1]])
+    np.testing.assert_allclose(vol.affine, expected, atol=1e-9)
+    assert vol.meta["series_description"] == "test T1"
+    assert vol.meta["n_slices"] == NZ and vol.meta["slice_spacing_mm"] == pytest.approx(2.5)
+    # load_image reorients LPI-like (L, P, S) to RAS and keeps world positions
+    img = load_image(tmp_path / "d")
+    assert img.axcodes == ("R", "A", "S") and img.meta["original_axcodes"] == ["L", "P", "S"]
+    ijk_orig = np.array([3, 5, 7])
+    w = vol.voxel_to_world(ijk_orig)[0]
+    ijk_new = np.rint(img.world_to_voxel(w)[0]).astype(int)
+    assert img.data[tuple(ijk_new)] == data[tuple(ijk_orig)]
+
+
+def test_left_marker_lands_at_negative_x(tmp_path, tmp_dicom_series):
+    """DICOM is LPS: patient-left is +x in LPS and must become x < 0 in RAS."""
+    data = np.zeros((NX, NY, NZ), np.int16)
+    origin = (-7.5, -6.5, -9.0)  # LPS; column i at LPS x = -7.5 + i
+    i_left = 13  # LPS x = +5.5 -> patient's left
+    data[i_left, 4, 6] = 1000
+    tmp_dicom_series(tmp_path / "d", data, origin=origin)
+    vol = load_image(tmp_path / "d")
+    ijk = np.argwhere(vol.data == 1000)
+    assert len(ijk) == 1
+    world = vol.voxel_to_world(ijk)[0]
+    assert world[0] < 0
+    np.testing.assert_allclose(world, [-5.5, 2.5, 3.0], atol=1e-9)  # RAS = (-x, -y, z) of LPS (5.5, -2.5, 3)
+
+
+def test_oblique_series_every_voxel_exact(tmp_path, tmp_dicom_series):
+    rot = _rotation((0.3, 1.0, 0.2), 25.0)
+    row_dir, col_dir = rot[:, 0], rot[:, 1]
+    origin, ps, thick = (12.0, -40.0, 22.0), (1.1, 0.9), 3.0
+    step = np.cross(row_dir, col_dir) * thick
+    data = _phantom(2)
+    markers = [(1, 2, 3), (14, 12, 8), (8, 1, 0)]
+    for m in markers:
+        data[m] = 5000
+    tmp_dicom_series(
+        tmp_path / "d",
+        data,
+        row_dir=row_dir,
+        col_dir=col_dir,
+        origin=origin,
+        pixel_spacing=ps,
+        thickness=thick,
+    )
+    raw = read_dicom_series(tmp_path / "d")
+    ijk = np.stack(np.meshgrid(np.arange(NX), np.arange(NY), np.arange(NZ), indexing="ij"), -1).reshape(-1, 3)
+    got = raw.voxel_to_world(ijk)
+    want = np.array([_expected_world(v, origin, row_dir, col_dir, ps, step) for v in ijk])
+    np.testing.assert_allclose(got, want, atol=1e-5)  # IPP/IOP are stored as decimal strings
+    vol = load_image(tmp_path / "d")
+    assert vol.axcodes == ("R", "A", "S")
+    for m in markers:
+        new = np.rint(vol.world_to_voxel(_expected_world(m, origin, row_dir, col_dir, ps, step))[0]).astype(
+            int
+        )
+        assert vol.data[tuple(new)] == 5000
+
+
+def test_oblique_series_matches_dcm2niix(tmp_path, tmp_dicom_series):
+    """Independent check of the geometry against dcm2niix (the reference converter)."""
+    import nibabel as nib
+
+    try:
+        import dcm2niix
+
+        exe = str(dcm2niix.bin)
+    except (ImportError, AttributeError):  # pragma: no cover
+        exe = shutil.which("dcm2niix")
+    if not exe:
+        pytest.skip("dcm2niix not available")
+    rot = _rotation((1.0, -0.4, 0.5), 17.0)
+    data = _phantom(3)
+    data[2, 3, 4] = 6000
+    tmp_dicom_series(
+        tmp_path / "d",
+        data,
+        row_dir=rot[:, 0],
+        col_dir=rot[:, 1],
+        origin=(5.0, 7.0, -30.0),
+        pixel_spacing=(1.2, 0.8),
+        thickness=2.2,
+    )
+    out = tmp_path / "ref"
+    out.mkdir()
+    subprocess.run(
+        [exe, "-z", "y", "-b", "n", "-f", "ref", "-o", str(out), str(tmp_path / "d")],
+        check=True,
+        capture_output=True,
+    )
+    ref = nib.load(str(next(out.glob("ref*.nii.gz"))))
+    ref_data = np.asarray(ref.dataobj)
+    ref_world = nib.affines.apply_affine(ref.affine, np.argwhere(ref_data == 6000))[0]
+    vol = load_image(tmp_path / "d")
+    ours = vol.voxel_to_world(np.argwhere(vol.data == 6000))[0]
+    np.testing.assert_allclose(ours, ref_world, atol=1e-3)
+    np.testing.assert_allclose(
+        sorted(vol.spacing), sorted(np.sqrt((ref.affine[:3, :3] ** 2).sum(0))), atol=1e-4
+    )
+
+
+def test_several_series_error_and_selection(tmp_path, tmp_dicom_series):
+    tmp_dicom_series(
+        tmp_path / "d" / "a", _phantom(), series_uid="1.2.3.4.1", description="T1 MPRAGE", series_number=3
+    )
+    tmp_dicom_series(
+        tmp_path / "d" / "b",
+        _phantom()[:, :, :6],
+        series_uid="1.2.3.4.2",
+        description="T2 SPACE",
+        series_number=5,
+    )
+    series = list_dicom_series(tmp_path / "d")
+    assert [s.uid for s in series] == ["1.2.3.4.1", "1.2.3.4.2"]
+    assert [s.n_files for s in series] == [NZ, 6]
+    with pytest.raises(InputError) as err:
+        load_image(tmp_path / "d")
+    msg = str(err.value)
+    assert "2 DICOM series" in msg and "--series" in msg and "1.2.3.4.2" in msg and "T2 SPACE" in msg
+    assert "6 slices" in msg and "\n" not in msg
+    assert load_image(tmp_path / "d", series_uid="1.2.3.4.2").shape == (NX, NY, 6)
+    assert load_image(tmp_path / "d", series_uid="3").shape == (NX, NY, NZ)  # by series number
+    with pytest.raises(InputError, match="no single DICOM series"):
+        load_image(tmp_path / "d", series_uid="9.9.9")
+
+
+def test_missing_slice_is_refused(tmp_path, tmp_dicom_series):
+    tmp_dicom_series(tmp_path / "d", _phantom(), skip_slices=[4])
+    with pytest.raises(InputError, match="missing slice"):
+        load_image(tmp_path / "d")
+
+
+def test_duplicated_slice_is_refused(tmp_path, tmp_dicom_series):
+    tmp_dicom_series(tmp_path / "d", _phantom(), duplicate_slices=[6])
+    with pytest.raises(InputError, match="duplicated slices"):
+        load_image(tmp_path / "d")
+
+
+def test_uneven_spacing_is_refused(tmp_path, tmp_dicom_series):
+    d = tmp_path / "d"
+    tmp_dicom_series(d, _phantom())
+    import pydicom
+
+    # move the 5th slice (z = 8 mm) by 40% of the 2 mm spacing
+    f = next(p for p in d.iterdir() if int(pydicom.dcmread(str(p)).InstanceNumber) == 5)
+    ds = pydicom.dcmread(str(f))
+    ipp = [float(v) for v in ds.ImagePositionPatient]
+    assert ipp[2] == pytest.approx(8.0)
+    ds.ImagePositionPatient = [f"{v:.4f}" for v in (ipp[0], ipp[1], ipp[2] + 0.8)]
+    ds.save_as(str(f))
+    with pytest.raises(InputError, match="uneven slice spacing"):
+        load_image(d)
+
+
+def test_empty_and_non_dicom_folders(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="empty folder"):
+        load_image(tmp_path / "empty")
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "notes.txt").write_text("not dicom\n" * 30)
+    with pytest.raises(InputError, match="no DICOM images"):
+        load_image(tmp_path / "text")
+    with pytest.raises(InputError, match="no such file"):
+        list_dicom_series(tmp_path / "nothing")
+
+
+def test_rescale_slope_intercept(tmp_path, tmp_dicom_series):
+    data = _phantom().astype(np.float64) * 0.5 - 100.0
+    tmp_dicom_series(tmp_path / "d", data, slope=0.5, intercept=-100.0)
+    vol = read_dicom_series(tmp_path / "d")
+    assert vol.data.dtype == np.float32 and vol.meta["rescaled"]
+    np.testing.assert_allclose(vol.data, data, atol=1e-4)
+
+
+def test_single_file_path_and_single_slice(tmp_path, tmp_dicom_series):
+    files = tmp_dicom_series(tmp_path / "d", _phantom())
+    vol = load_image(files[0], reorient=False)  # one file of the series loads the whole series
+    assert vol.shape == (NX, NY, NZ)
+    tmp_dicom_series(tmp_path / "one", _phantom()[:, :, :1])
+    with pytest.raises(InputError, match="2-D"):
+        load_image(tmp_path / "one")
+
+
+def test_multi_volume_series(tmp_path, tmp_dicom_series):
+    data = np.stack([_phantom(1), _phantom(2), _phantom(3)], axis=-1)
+    tmp_dicom_series(tmp_path / "d", data)
+    with pytest.raises(InputError, match="3 volumes"):
+        load_image(tmp_path / "d")
+    vol = load_image(tmp_path / "d", allow_4d=True, reorient=False)
+    assert vol.data.shape == (NX, NY, NZ, 3)
+    np.testing.assert_array_equal(vol.data, data)
+
+
+def test_dicom_to_nifti_roundtrip(tmp_path, tmp_dicom_series):
+    import nibabel as nib
+
+    rot = _rotation((0.0, 0.2, 1.0), 12.0)
+    tmp_dicom_series(tmp_path / "d", _phantom(), row_dir=rot[:, 0], col_dir=rot[:, 1], origin=(3, 4, 5))
+    out = dicom_to_nifti(tmp_path / "d", tmp_path / "out" / "t1.nii.gz")
+    assert out.exists() and not [p for p in out.parent.iterdir() if p.name.startswith(".")]
+    img = nib.load(str(out))
+    assert int(img.header["sform_code"]) == 1 and int(img.header["qform_code"]) == 1
+    direct = read_dicom_series(tmp_path / "d")
+    np.testing.assert_allclose(img.affine, direct.affine, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(img.dataobj), direct.data)
+    info = image_info(tmp_path / "d")
+    assert info.format == "dicom" and info.dicom["series_uid"] == direct.meta["series_uid"]
+    assert info.modality_guess == "T1"  # "test T1" description
