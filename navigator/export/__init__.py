@@ -1,0 +1,83 @@
+"""Export plans to neuronavigation systems and import plans / delivered pulses back.
+
+Public API::
+
+    from navigator.export import export_plan, import_plan, load_plan, save_plan, Plan
+    export_plan(plan, "localite", "targets.xml", space="ras")
+    plan = import_plan("targets.xml")               # format detected from the file
+    from navigator.export.pulses import read_pulse_log
+    log = read_pulse_log("TriggerMarkers.xml")      # poses (N,4,4) RAS mm, navigator coil axes
+
+Formats are plugins (:mod:`navigator.export.registry`); the first-party ones live in
+``plugins/navigator_plugins``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from navigator.core.errors import NavigatorError
+from navigator.export.conventions import check_space
+from navigator.export.plan import (
+    CoilPose,
+    Electrode,
+    ImageInfo,
+    Montage,
+    Plan,
+    Target,
+    ensure_plan,
+    load_plan,
+    save_plan,
+    validate_plan,
+)
+
+__all__ = [
+    "CoilPose", "Electrode", "ImageInfo", "Montage", "Plan", "Target",
+    "export_plan", "import_plan", "load_plan", "save_plan", "validate_plan",
+]
+
+
+def export_plan(plan: Plan, format: str, out: str | Path, space: str | None = None) -> Path:
+    """Write ``plan`` with the exporter plugin ``format`` to ``out`` (atomically).
+
+    ``space`` ("ras"/"lps") is accepted only by formats that support a choice; None picks the
+    format's default.
+    """
+    from navigator.export.registry import get_plugin
+
+    plugin = get_plugin(format, "exporter")
+    validate_plan(plan)
+    ensure_plan(plan)
+    if space is None:
+        space = plugin.coordinate_space if plugin.spaces else None
+    else:
+        space = check_space(space)
+        if not plugin.spaces:
+            # formats without a choice write RAS-type world coordinates (e.g. NIfTI qform RAS)
+            if space != "ras":
+                raise NavigatorError(f"format {plugin.name!r} has a fixed coordinate space "
+                                     f"({plugin.coordinate_space}); --space {space} is not possible")
+            space = None
+        elif space not in plugin.spaces:
+            raise NavigatorError(f"format {plugin.name!r} supports --space {', '.join(plugin.spaces)}, not {space}")
+    assert plugin.write is not None
+    out = Path(out)
+    plugin.write(plan, out, space)
+    return out
+
+
+def import_plan(path: str | Path, format: str | None = None) -> Plan:
+    """Read a navigation file back into a :class:`Plan` (RAS mm, navigator coil axes)."""
+    from navigator.core.errors import InputError
+    from navigator.export.registry import get_plugin, guess_plugin
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    plugin = get_plugin(format, "importer") if format else guess_plugin(path, "importer")
+    assert plugin.read is not None
+    plan = plugin.read(path)
+    if plan.source is None:
+        plan.source = f"{path} ({plugin.name})"
+    validate_plan(plan, path)
+    return plan

@@ -1,0 +1,225 @@
+"""3D Slicer markups: ``.mrk.json`` (markups schema v1.0.3) and legacy ``.fcsv``.
+
+``.mrk.json``: ``{"@schema": ..., "markups": [{"type": "Fiducial", "name", "coordinateSystem":
+"LPS"|"RAS", "coordinateUnits": "mm", "controlPoints": [{"label", "position", "orientation"}]}]}``.
+``orientation`` is a row-major 3x3 whose columns are the point's axes
+(``[o[0], o[3], o[6]]`` = x axis). navigator writes two point lists, "navigator targets" and
+"navigator coil poses"; a pose's orientation columns are navigator's coil axes (z into the head,
+y handle) expressed in the file's coordinate system (LPS by default, as Slicer writes).
+
+``.fcsv``: ``# Markups fiducial file version = 4.11``, ``# CoordinateSystem = LPS|RAS``,
+``# columns = id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID``; the orientation
+is angle (degrees) and axis (``ow`` = angle, ``ox, oy, oz`` = unit axis), as vtkTransform's
+WXYZ. ``desc`` is "coil pose" or "target" so a round trip tells them apart.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from navigator.core.atomic import atomic_write_text
+from navigator.core.errors import InputError
+from navigator.export.common import provenance
+from navigator.export.conventions import (
+    OUR_COIL_AXES_TEXT,
+    fmt,
+    point_from_space,
+    pose_from_space,
+    pose_to_space,
+)
+from navigator.export.plan import CoilPose, Plan, Target
+from navigator.export.registry import Plugin
+
+SCHEMA = ("https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/"
+          "Resources/Schema/markups-schema-v1.0.3.json#")
+TARGETS_LIST = "navigator targets"
+POSES_LIST = "navigator coil poses"
+
+
+def _target_pose(position: np.ndarray) -> np.ndarray:
+    m = np.eye(4)
+    m[:3, 3] = position
+    return m
+
+
+def _points(plan: Plan, space: str) -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, np.ndarray]]]:
+    """(targets, poses) as (label, 4x4 in ``space``); a target's rotation is identity in RAS."""
+    targets = [(t.name, pose_to_space(_target_pose(t.position), space)) for t in plan.targets]
+    poses = [(p.name, pose_to_space(p.matrix, space)) for p in plan.coil_poses]
+    return targets, poses
+
+
+# --------------------------------------------------------------------------- mrk.json
+def write_mrk_json(plan: Plan, path: Path, space: str) -> None:
+    targets, poses = _points(plan, space)
+
+    def cps(items: list[tuple[str, np.ndarray]], desc: str) -> list[dict]:
+        return [
+            {"id": str(i + 1), "label": name, "description": desc, "associatedNodeID": "",
+             "position": m[:3, 3].tolist(), "orientation": m[:3, :3].reshape(-1).tolist(),
+             "selected": True, "locked": True, "visibility": True, "positionStatus": "defined"}
+            for i, (name, m) in enumerate(items)
+        ]
+
+    markups = []
+    for list_name, items, desc in ((TARGETS_LIST, targets, "target"), (POSES_LIST, poses, "coil pose")):
+        if items:
+            markups.append({"type": "Fiducial", "name": list_name, "coordinateSystem": space.upper(),
+                            "coordinateUnits": "mm", "locked": True, "labelFormat": "%N-%d",
+                            "controlPoints": cps(items, desc)})
+    doc = {"@schema": SCHEMA, "markups": markups,
+           "navigator": provenance(plan, f"{space.upper()} (world of the plan image)", OUR_COIL_AXES_TEXT)}
+    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
+
+
+def read_mrk_json(path: Path) -> Plan:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("markups"), list):
+        raise InputError(path, "not a Slicer markups file (no 'markups' list)")
+    targets, poses = [], []
+    for mk in doc["markups"]:
+        space = str(mk.get("coordinateSystem", "LPS")).lower()
+        if space not in ("lps", "ras"):
+            raise InputError(path, f"unsupported coordinateSystem {mk.get('coordinateSystem')!r}")
+        if mk.get("coordinateUnits", "mm") not in ("mm", ["mm", "UCUM", "millimeter"]):
+            raise InputError(path, f"unsupported coordinateUnits {mk.get('coordinateUnits')!r}")
+        is_pose_list = mk.get("name") == POSES_LIST
+        for k, cp in enumerate(mk.get("controlPoints", [])):
+            name = str(cp.get("label") or f"F-{k + 1}")
+            if cp.get("position") is None:
+                continue
+            pos = np.array(cp["position"], dtype=float)
+            if is_pose_list or cp.get("description") == "coil pose":
+                o = cp.get("orientation")
+                if o is None or len(o) != 9:
+                    raise InputError(path, f"coil pose {name!r} has no 3x3 orientation")
+                m = np.eye(4)
+                m[:3, :3] = np.array(o, dtype=float).reshape(3, 3)
+                m[:3, 3] = pos
+                poses.append(CoilPose(name, pose_from_space(m, space)))
+            else:
+                targets.append(Target(name, point_from_space(pos, space)))
+    return Plan(name=path.name.split(".")[0], targets=targets, coil_poses=poses,
+                notes="imported from 3D Slicer markups JSON")
+
+
+# --------------------------------------------------------------------------- fcsv
+def _wxyz(rot: np.ndarray) -> tuple[float, float, float, float]:
+    rv = Rotation.from_matrix(rot).as_rotvec()
+    angle = float(np.linalg.norm(rv))
+    if angle < 1e-300:
+        return 0.0, 0.0, 0.0, 1.0
+    axis = rv / angle
+    if abs(angle - math.pi) < 1e-12:
+        # 180 degrees about a and about -a are the same rotation: make the first nonzero component positive
+        first = axis[np.argmax(np.abs(axis) > 1e-12)]
+        axis = axis if first > 0 else -axis
+    return math.degrees(angle), float(axis[0]), float(axis[1]), float(axis[2])
+
+
+def _from_wxyz(w: float, x: float, y: float, z: float) -> np.ndarray:
+    axis = np.array([x, y, z], float)
+    n = np.linalg.norm(axis)
+    if n == 0 or w == 0:
+        return np.eye(3)
+    return Rotation.from_rotvec(axis / n * math.radians(w)).as_matrix()
+
+
+def write_fcsv(plan: Plan, path: Path, space: str) -> None:
+    targets, poses = _points(plan, space)
+    buf = io.StringIO()
+    buf.write("# Markups fiducial file version = 4.11\n")
+    buf.write(f"# CoordinateSystem = {space.upper()}\n")
+    buf.write("# columns = id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID\n")
+    buf.write("# " + provenance(plan, f"{space.upper()} (world of the plan image)", OUR_COIL_AXES_TEXT)
+              .replace("\n", " ") + "\n")
+    w = csv.writer(buf, lineterminator="\n")
+    n = 0
+    for items, desc in ((poses, "coil pose"), (targets, "target")):
+        for name, m in items:
+            n += 1
+            ow, ox, oy, oz = _wxyz(m[:3, :3]) if desc == "coil pose" else (0.0, 0.0, 0.0, 1.0)
+            w.writerow([f"vtkMRMLMarkupsFiducialNode_{n}", *(fmt(v) for v in m[:3, 3]),
+                        fmt(ow), fmt(ox), fmt(oy), fmt(oz), 1, 1, 1, name, desc, ""])
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_fcsv(path: Path) -> Plan:
+    text = path.read_text(encoding="utf-8")
+    space = "lps"
+    columns = ["id", "x", "y", "z", "ow", "ox", "oy", "oz", "vis", "sel", "lock", "label", "desc", "associatedNodeID"]
+    data_lines = []
+    saw_header = False
+    for line in text.splitlines():
+        if line.startswith("#"):
+            body = line[1:].strip()
+            if body.startswith("Markups fiducial file version"):
+                saw_header = True
+            elif body.startswith("CoordinateSystem"):
+                value = body.split("=", 1)[1].strip().upper()
+                space = {"0": "RAS", "1": "LPS"}.get(value, value).lower()
+                if space not in ("ras", "lps"):
+                    raise InputError(path, f"unsupported CoordinateSystem {value!r}")
+            elif body.startswith("columns"):
+                columns = [c.strip() for c in body.split("=", 1)[1].split(",")]
+            continue
+        if line.strip():
+            data_lines.append(line)
+    if not saw_header:
+        raise InputError(path, "not a Slicer .fcsv file (no '# Markups fiducial file version' line)")
+    idx = {c: i for i, c in enumerate(columns)}
+    targets, poses = [], []
+    for k, row in enumerate(csv.reader(data_lines)):
+        try:
+            pos = np.array([float(row[idx[c]]) for c in ("x", "y", "z")])
+            name = row[idx["label"]] if "label" in idx else f"F-{k + 1}"
+            desc = row[idx["desc"]] if "desc" in idx and idx["desc"] < len(row) else ""
+            if desc == "coil pose":
+                m = np.eye(4)
+                m[:3, :3] = _from_wxyz(*(float(row[idx[c]]) for c in ("ow", "ox", "oy", "oz")))
+                m[:3, 3] = pos
+                poses.append(CoilPose(name, pose_from_space(m, space)))
+            else:
+                targets.append(Target(name, point_from_space(pos, space)))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise InputError(path, f"row {k + 1}: malformed ({exc})") from None
+    return Plan(name=path.stem, targets=targets, coil_poses=poses, notes="imported from 3D Slicer .fcsv")
+
+
+PLUGIN = Plugin(
+    name="slicer",
+    kind="exporter",
+    description="3D Slicer markups JSON (.mrk.json; targets and oriented coil poses)",
+    extensions=(".mrk.json",),
+    coordinate_space="lps",
+    spaces=("lps", "ras"),
+    coil_axes=OUR_COIL_AXES_TEXT + " (orientation matrix columns)",
+    carries=("targets", "coil_poses"),
+    write=write_mrk_json,
+    read=read_mrk_json,
+    sniff=lambda path, head: '"markups"' in head and "@schema" in head,
+)
+
+FCSV_PLUGIN = Plugin(
+    name="slicer-fcsv",
+    kind="exporter",
+    description="3D Slicer legacy fiducial list (.fcsv; orientation as angle-axis)",
+    extensions=(".fcsv",),
+    coordinate_space="lps",
+    spaces=("lps", "ras"),
+    coil_axes=OUR_COIL_AXES_TEXT + " (angle-axis of the orientation)",
+    carries=("targets", "coil_poses"),
+    write=write_fcsv,
+    read=read_fcsv,
+    sniff=lambda path, head: head.startswith("# Markups fiducial file version"),
+)
