@@ -153,17 +153,23 @@ def build_report_html(ws: Workspace) -> str:
 def _plan_section(plan_path: Path) -> str:
     d = json.loads(plan_path.read_text())
     out = [f"<h2>Plan: {_esc(plan_path.parent.name)}</h2>"]
-    img = d.get("image", {})
+    img = d.get("image") or {}
     cs = d.get("coordinate_system", "subject scanner RAS (mm)")
     out.append(f"<p>Coordinate system: <b>{_esc(cs)}</b>; image {_esc(img.get('path', '?'))} "
                f"(SHA-256 {_esc(str(img.get('sha256', '?'))[:16])}…)</p>")
-    poses = d.get("coil_poses") or d.get("poses") or []
+    tg = d.get("targets") or []
+    if tg:
+        out.append(_table(["target", "position (mm)", "scalp entry (mm)", "description"],
+                          [[t.get("name", ""), _fmt3(t.get("position")), _fmt3(t.get("entry")),
+                            t.get("description", "")] for t in tg]))
+    poses = d.get("coil_poses") or []
     if poses:
         rows = []
         for p in poses:
-            M = np.asarray(p.get("matrix") or p.get("pose"), float)
+            M = np.asarray(p["matrix"], float)
             rows.append([p.get("name", ""), p.get("coil", ""), _fmt3(M[:3, 3]), _fmt3(M[:3, 2]), _fmt3(M[:3, 1]),
-                         p.get("intensity_percent_mso", p.get("mso", "")), p.get("didt_a_per_s", p.get("didt", ""))])
+                         p.get("mso") if p.get("mso") is not None else "-",
+                         p.get("didt") if p.get("didt") is not None else "-"])
         out.append(_table(["pose", "coil", "centre (mm)", "z axis (into head)", "y axis (handle)", "%MSO",
                            "dI/dt (A/s)"], rows))
     for mt in d.get("montages") or []:

@@ -202,8 +202,12 @@ STEP_FUNCTIONS: dict[str, Callable] = {
 }
 
 
-def run_subject(subject: BatchSubject, cfg, dry_run: bool = False) -> SubjectResult:
-    """Run the configured steps for one subject; never raises for a subject's own failure."""
+def run_subject(subject: BatchSubject, cfg, dry_run: bool = False,
+                on_step: Callable[[str, str], None] | None = None) -> SubjectResult:
+    """Run the configured steps for one subject; never raises for a subject's own failure.
+
+    ``on_step(step, status)`` is called before ("running") and after each step.
+    """
     ws_dir = Path(cfg.output) / subject.subject_id
     result = SubjectResult(subject.subject_id, str(ws_dir))
     ws = None
@@ -215,6 +219,8 @@ def run_subject(subject: BatchSubject, cfg, dry_run: bool = False) -> SubjectRes
             result.steps[step] = StepOutcome(_dry_status(ws_dir, step))
             continue
         t0 = time.perf_counter()
+        if on_step:
+            on_step(step, "running")
         try:
             if ws is None:
                 ws = Workspace.open(ws_dir) if (ws_dir / MANIFEST_NAME).exists() else Workspace.create(
@@ -224,10 +230,14 @@ def run_subject(subject: BatchSubject, cfg, dry_run: bool = False) -> SubjectRes
                 ws = Workspace.open(ws_dir)
             result.numbers.update(numbers or {})
             result.steps[step] = StepOutcome("ran" if ran else "skipped", time.perf_counter() - t0)
+            if on_step:
+                on_step(step, result.steps[step].status)
         except Exception as exc:  # noqa: BLE001 - one subject's failure must not stop the batch
             msg = str(exc) if isinstance(exc, NavigatorError) else f"{type(exc).__name__}: {exc}"
             result.error = f"{step}: {msg}"
             result.steps[step] = StepOutcome("failed", time.perf_counter() - t0, msg)
+            if on_step:
+                on_step(step, f"failed: {msg}")
             log.debug("subject %s step %s failed:\n%s", subject.subject_id, step, traceback.format_exc())
     return result
 

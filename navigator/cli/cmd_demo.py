@@ -1,0 +1,81 @@
+"""`navigator demo --out DIR`: the whole job on the bundled sample subject.
+
+Writes the phantom sample subject, prepares its head model (segmentation and MNI registration,
+head mesh, fiducials and EEG positions), resolves the DLPFC targets, simulates and optimizes
+TMS and tDCS for the Fox target, exports the plan to every navigation format and writes the
+subject report. Finished steps are skipped when run again. When a display is available the
+desktop app then opens on the result; otherwise the outputs are listed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from navigator.cli import console, subcommand
+
+DEMO_STEPS = ("prepare", "targets", "simulate-tms", "simulate-tdcs", "optimize-tms", "optimize-tdcs", "export",
+              "report")
+
+
+def register(sub) -> None:
+    p = subcommand(sub, "demo", "Run the whole planning job on the bundled sample subject (phantom): prepare, "
+                   "targets, TMS/tDCS simulation and optimization, export, report; then open the desktop app "
+                   "when a display is available.")
+    p.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
+    p.add_argument("--sample", default="phantom", help="sample subject (see `navigator sample list`)")
+    p.add_argument("--no-gui", action="store_true", help="do not open the desktop app at the end")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from navigator.batch.config import BatchConfig
+    from navigator.batch.discover import BatchSubject
+    from navigator.batch.tasks import run_subject
+    from navigator.core.workspace import MANIFEST_NAME, Workspace
+    from navigator.samples import write_sample
+
+    out = console(args)
+    root = Path(args.out).resolve()
+    ws_dir = root / args.sample
+    if (ws_dir / MANIFEST_NAME).exists():
+        ws = Workspace.open(ws_dir)
+        out.print(f"sample subject already in {ws_dir}")
+    else:
+        out.print(f"writing the sample subject '{args.sample}' to {ws_dir}")
+        ws = write_sample(args.sample, ws_dir)
+    t1 = ws.source_path("T1")
+    from navigator.io.images import image_info
+
+    info = image_info(t1)
+    out.print(f"T1: {info.shape} voxels of {tuple(round(float(v), 2) for v in info.voxel_size)} mm, "
+              f"orientation {''.join(info.axcodes)}, world from {info.transform}")
+    cfg = BatchConfig(source=root, subjects=[t1], output=root, steps=DEMO_STEPS,
+                      step_params={"simulate-tms": {"target": "fox"}, "optimize-tms": {"target": "fox"},
+                                   "optimize-tdcs": {"target": "fox"}, "report": {"pdf": False}},
+                      targets=["fox", "ba46", "ba9", "f3-cortical", "5cm-rule", "beam-f3", "eeg:F3"])
+
+    def on_step(step: str, status: str) -> None:
+        out.print(f"  {step}: {status}")
+
+    result = run_subject(BatchSubject(args.sample, t1), cfg, on_step=on_step)
+    if not result.ok:
+        from navigator.core.errors import NavigatorError
+
+        raise NavigatorError(f"demo stopped: {result.error}")
+    out.print(f"done: workspace {ws_dir}")
+    for rel in ("targets/resolved.json", "plans/tms/plan.json", "plans/tdcs/plan.json", "plans/export",
+                "report/report.html"):
+        if (ws_dir / rel).exists():
+            out.print(f"  {ws_dir / rel}")
+    if args.no_gui:
+        return 0
+    try:
+        from navigator.gui.app import display_available, run_gui
+    except ImportError:
+        out.print("the desktop app is not installed (pip install navigator-brainstim[gui]); outputs written headless")
+        return 0
+    if not display_available():
+        out.print("no display found: ran the plan headless; open the outputs above, or run "
+                  f"`navigator gui {ws_dir}` on a workstation")
+        return 0
+    return run_gui(str(ws_dir))
