@@ -1,0 +1,380 @@
+"""Coil placement: target resolution, scalp projection, handle direction and the 4x4 pose.
+
+Coil frame (see :mod:`navigator.tms.coil`): z into the head, y along the handle,
+x = y cross z, origin at the centre of the coil's bottom face. A pose is the 4x4 matrix
+whose columns are [x y z centre] in world (subject scanner RAS) millimetres.
+
+Placement from a target: the target point is projected onto the scalp (closest point); the
+coil normal is the scalp normal smoothed over ``normal_radius`` mm (area-weighted face
+normals); the coil centre sits ``distance`` mm (default 4) outside the scalp along that
+normal. The handle lies in the tangent plane:
+
+* ``handle_angle`` (degrees, default 45): measured in the tangent plane from the *posterior*
+  direction (world -y projected onto the plane) towards the *lateral* direction of the target's
+  hemisphere (world -x for a left target, +x for a right one, projected and made orthogonal).
+  So 0 points straight back, 45 (default, the usual DLPFC convention) points back and outwards
+  (towards -x, -y for a left target; +x, -y for a right one), 90 points laterally, negative values
+  point medially. The hemisphere is the side of the head's mid-sagittal plane (x of the scalp
+  centroid) the scalp point lies on; points on the plane count as left.
+  Where posterior is (nearly) normal to the scalp (occipital pole) world -z takes its place.
+* ``handle_dir``: a world direction, projected onto the tangent plane.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from navigator.core.errors import InputError, NavigatorError
+from navigator.core.mesh import Mesh
+from navigator.core.surface import Surface
+
+DEFAULT_DISTANCE_MM = 4.0
+DEFAULT_HANDLE_ANGLE_DEG = 45.0
+NORMAL_SMOOTHING_MM = 10.0
+
+
+@dataclass
+class CoilPlacement:
+    """A resolved coil placement.
+
+    Attributes:
+        pose: 4x4 coil-to-world matrix, mm.
+        target: (3,) the target point as resolved (scalp or cortex), world mm.
+        scalp_point: (3,) the target's projection on the scalp, mm (None for explicit poses).
+        normal: (3,) outward smoothed scalp normal (unit; None for explicit poses).
+        handle: (3,) unit handle direction (pose column y).
+        distance_mm: coil-scalp distance used (None for explicit poses).
+        handle_angle_deg: the handle angle if the handle came from an angle.
+        spec: how the placement was specified (for the record).
+    """
+
+    pose: np.ndarray
+    target: np.ndarray | None
+    scalp_point: np.ndarray | None = None
+    normal: np.ndarray | None = None
+    handle: np.ndarray | None = None
+    distance_mm: float | None = None
+    handle_angle_deg: float | None = None
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        def lst(a):
+            return None if a is None else np.asarray(a, float).tolist()
+
+        return {
+            "pose": lst(self.pose),
+            "pose_convention": "columns [x y(handle) z(into head) centre], world RAS mm",
+            "target": lst(self.target),
+            "scalp_point": lst(self.scalp_point),
+            "scalp_normal": lst(self.normal),
+            "handle": lst(self.handle),
+            "distance_mm": self.distance_mm,
+            "handle_angle_deg": self.handle_angle_deg,
+            "spec": self.spec,
+        }
+
+
+# ---------------------------------------------------------------------- scalp geometry
+def read_gifti_surface(path: str | Path) -> Surface:
+    """Read a GIFTI surface (pointset + triangles) in world mm."""
+    import nibabel as nib
+
+    path = Path(path)
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - nibabel raises many types
+        raise InputError(path, f"cannot read GIFTI surface ({exc})") from None
+    coords = faces = None
+    for arr in img.darrays:
+        data = np.asarray(arr.data)
+        if data.ndim == 2 and data.shape[1] == 3:
+            if np.issubdtype(data.dtype, np.integer) and faces is None:
+                faces = data
+            elif coords is None and np.issubdtype(data.dtype, np.floating):
+                coords = data
+    if coords is None or faces is None:
+        raise InputError(path, "GIFTI file lacks a pointset or a triangle array")
+    return Surface(coords, faces)
+
+
+def scalp_surface(ws, mesh: Mesh | None = None) -> Surface:
+    """The workspace's scalp surface (``surfaces/scalp.surf.gii``), else the outer boundary of
+    ``mesh`` (or of the workspace head mesh)."""
+    path = ws.path("scalp")
+    if path.exists():
+        return read_gifti_surface(path)
+    if mesh is None:
+        from navigator.io.gmsh import read_msh
+
+        mpath = ws.path("mesh")
+        if not mpath.exists():
+            raise NavigatorError(f"{ws.root}: no scalp surface and no head mesh; run `navigator mesh`")
+        mesh = read_msh(mpath)
+    return outer_surface(mesh)
+
+
+def outer_surface(mesh: Mesh) -> Surface:
+    """Outer boundary of a tetrahedral mesh as a surface with outward normals."""
+    from navigator.io.mesh_boundary import outer_boundary
+
+    faces = outer_boundary(mesh)
+    used, inv = np.unique(faces, return_inverse=True)
+    surf = Surface(mesh.nodes[used], inv.reshape(-1, 3))
+    # orient outwards (signed volume positive)
+    p = surf.vertices[surf.faces]
+    vol = np.einsum("ij,ij->i", p[:, 0], np.cross(p[:, 1], p[:, 2])).sum()
+    if vol < 0:
+        surf = Surface(surf.vertices, surf.faces[:, ::-1])
+    return surf
+
+
+def _closest_on_triangles(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    """Closest point to ``p`` (3,) on each of (T, 3, 3) triangles (Ericson's region test)."""
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+    ab, ac, ap = b - a, c - a, p - a
+    d1, d2 = np.einsum("ij,ij->i", ab, ap), np.einsum("ij,ij->i", ac, ap)
+    bp, cp = p - b, p - c
+    d3, d4 = np.einsum("ij,ij->i", ab, bp), np.einsum("ij,ij->i", ac, bp)
+    d5, d6 = np.einsum("ij,ij->i", ab, cp), np.einsum("ij,ij->i", ac, cp)
+    va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
+    denom = va + vb + vc
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = vb / denom
+        w = vc / denom
+        out = a + ab * v[:, None] + ac * w[:, None]
+        # edges
+        vab = d1 / (d1 - d3)
+        m = (vc <= 0) & (d1 >= 0) & (d3 <= 0)
+        out[m] = a[m] + vab[m, None] * ab[m]
+        wac = d2 / (d2 - d6)
+        m = (vb <= 0) & (d2 >= 0) & (d6 <= 0)
+        out[m] = a[m] + wac[m, None] * ac[m]
+        wbc = (d4 - d3) / ((d4 - d3) + (d5 - d6))
+        m = (va <= 0) & ((d4 - d3) >= 0) & ((d5 - d6) >= 0)
+        out[m] = b[m] + wbc[m, None] * (c[m] - b[m])
+    # vertices
+    m = (d1 <= 0) & (d2 <= 0)
+    out[m] = a[m]
+    m = (d3 >= 0) & (d4 <= d3)
+    out[m] = b[m]
+    m = (d6 >= 0) & (d5 <= d6)
+    out[m] = c[m]
+    bad = ~np.isfinite(out).all(axis=1)
+    out[bad] = a[bad]
+    return out
+
+
+def project_to_surface(surface: Surface, point: np.ndarray, k: int = 16) -> np.ndarray:
+    """Closest point on ``surface`` to ``point`` (3,), mm."""
+    from scipy.spatial import cKDTree
+
+    point = np.asarray(point, dtype=np.float64).reshape(3)
+    _, idx = cKDTree(surface.vertices).query(point, k=min(k, len(surface.vertices)))
+    idx = np.atleast_1d(idx)
+    cand = np.flatnonzero(np.isin(surface.faces, idx).any(axis=1))
+    q = _closest_on_triangles(point, surface.vertices[surface.faces[cand]])
+    return q[np.argmin(np.linalg.norm(q - point, axis=1))]
+
+
+def smoothed_normal(surface: Surface, point: np.ndarray, radius_mm: float = NORMAL_SMOOTHING_MM) -> np.ndarray:
+    """Area-weighted mean outward face normal of the faces within ``radius_mm`` of ``point``."""
+    p = surface.vertices[surface.faces]
+    cen = p.mean(axis=1)
+    n2a = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])  # length = 2 * area
+    d = np.linalg.norm(cen - np.asarray(point, float), axis=1)
+    sel = d <= radius_mm
+    if not sel.any():
+        sel = d <= d.min() + 1e-9
+    w = np.exp(-0.5 * (d[sel] / max(radius_mm / 2.0, 1e-6)) ** 2)
+    n = (n2a[sel] * w[:, None]).sum(axis=0)
+    norm = np.linalg.norm(n)
+    if norm == 0:
+        raise NavigatorError("scalp normal undefined at the target (degenerate surface)")
+    return n / norm
+
+
+# ---------------------------------------------------------------------- handle and pose
+def _tangent(v: np.ndarray, n: np.ndarray) -> np.ndarray:
+    t = v - np.dot(v, n) * n
+    return t
+
+
+def handle_from_angle(normal: np.ndarray, angle_deg: float, left: bool) -> np.ndarray:
+    """Unit handle direction in the tangent plane for ``angle_deg`` (see the module docstring)."""
+    n = np.asarray(normal, float) / np.linalg.norm(normal)
+    post = _tangent(np.array([0.0, -1.0, 0.0]), n)
+    if np.linalg.norm(post) < 0.1:
+        post = _tangent(np.array([0.0, 0.0, -1.0]), n)
+    post /= np.linalg.norm(post)
+    lat_world = np.array([-1.0, 0.0, 0.0]) if left else np.array([1.0, 0.0, 0.0])
+    lat = _tangent(lat_world, n)
+    lat = lat - np.dot(lat, post) * post
+    if np.linalg.norm(lat) < 1e-6:  # lateral normal to the scalp: use the in-plane perpendicular
+        lat = np.cross(n, post) if left else -np.cross(n, post)
+        if np.dot(lat, lat_world) < 0:
+            lat = -lat
+    lat /= np.linalg.norm(lat)
+    a = math.radians(angle_deg)
+    h = math.cos(a) * post + math.sin(a) * lat
+    return h / np.linalg.norm(h)
+
+
+def pose_matrix(centre: np.ndarray, normal_out: np.ndarray, handle: np.ndarray) -> np.ndarray:
+    """4x4 pose from the coil centre (mm), the outward scalp normal and a handle direction."""
+    z = -np.asarray(normal_out, float)
+    z /= np.linalg.norm(z)
+    y = _tangent(np.asarray(handle, float), z)
+    if np.linalg.norm(y) < 1e-6:
+        raise NavigatorError("handle direction is parallel to the scalp normal")
+    y /= np.linalg.norm(y)
+    x = np.cross(y, z)
+    m = np.eye(4)
+    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = x, y, z, centre
+    return m
+
+
+def place_coil(scalp: Surface, target: np.ndarray, *, handle_angle: float | None = None,
+               handle_dir: np.ndarray | None = None, distance: float = DEFAULT_DISTANCE_MM,
+               normal_radius: float = NORMAL_SMOOTHING_MM, spec: dict | None = None) -> CoilPlacement:
+    """Coil placement over ``target`` (world mm): see the module docstring."""
+    if handle_angle is not None and handle_dir is not None:
+        raise NavigatorError("give either a handle angle or a handle direction, not both")
+    if not math.isfinite(distance) or distance < 0:
+        raise NavigatorError(f"coil-scalp distance must be >= 0 mm, got {distance}")
+    target = np.asarray(target, dtype=np.float64).reshape(3)
+    sp = project_to_surface(scalp, target)
+    n = smoothed_normal(scalp, sp, normal_radius)
+    centre = sp + distance * n
+    angle = None
+    if handle_dir is not None:
+        h = np.asarray(handle_dir, float).reshape(3)
+        if np.linalg.norm(_tangent(h, n)) < 1e-3 * max(np.linalg.norm(h), 1e-12):
+            raise NavigatorError("handle direction is (nearly) parallel to the scalp normal at the target")
+    else:
+        angle = DEFAULT_HANDLE_ANGLE_DEG if handle_angle is None else float(handle_angle)
+        midline_x = float(scalp.vertices[:, 0].mean())
+        h = handle_from_angle(n, angle, left=bool(sp[0] <= midline_x))
+    pose = pose_matrix(centre, n, h)
+    return CoilPlacement(pose=pose, target=target, scalp_point=sp, normal=n, handle=pose[:3, 1].copy(),
+                         distance_mm=float(distance), handle_angle_deg=angle, spec=dict(spec or {}))
+
+
+def parse_pose(text: str) -> np.ndarray:
+    """16 comma/space-separated numbers (row-major, world mm) -> validated 4x4 pose."""
+    from navigator.tms.primary import check_pose
+
+    parts = [p for p in re.split(r"[,\s;]+", text.strip()) if p]
+    try:
+        vals = [float(p) for p in parts]
+    except ValueError:
+        raise NavigatorError(f"--pose: not a list of numbers: {text!r}") from None
+    if len(vals) != 16:
+        raise NavigatorError(f"--pose needs 16 numbers (row-major 4x4), got {len(vals)}")
+    m = np.asarray(vals).reshape(4, 4)
+    check_pose(m)
+    return m
+
+
+def parse_vector(text: str, what: str = "vector") -> np.ndarray:
+    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
+    try:
+        v = np.asarray([float(p) for p in parts])
+    except ValueError:
+        raise NavigatorError(f"{what}: expected x,y,z numbers, got {text!r}") from None
+    if v.shape != (3,) or not np.isfinite(v).all():
+        raise NavigatorError(f"{what}: expected three numbers x,y,z, got {text!r}")
+    return v
+
+
+# ---------------------------------------------------------------------- targets
+def read_eeg_positions(path: str | Path) -> dict[str, np.ndarray]:
+    """EEG positions from a CSV: SimNIBS style ``Electrode,x,y,z,NAME`` (also ``Fiducial``,
+    ``ReferenceElectrode``) or ``NAME,x,y,z``; a header line is skipped. Names are returned
+    as written; look them up case-insensitively."""
+    path = Path(path)
+    out: dict[str, np.ndarray] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(path, f"cannot read EEG positions ({exc.strerror})") from None
+    for line in lines:
+        f = [x.strip() for x in line.split(",")]
+        if len(f) < 4 or not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if f[0].lower() in ("electrode", "referenceelectrode", "fiducial") and len(f) >= 5:
+            nums, name = f[1:4], f[4]
+        else:
+            name, nums = f[0], f[1:4]
+        try:
+            out[name] = np.asarray([float(x) for x in nums])
+        except ValueError:
+            continue  # header or free text
+    if not out:
+        raise InputError(path, "no EEG positions found")
+    return out
+
+
+def resolve_target_point(ws, spec: str) -> tuple[np.ndarray, str]:
+    """Resolve a target SPEC to a world point (subject RAS mm) and a label.
+
+    Accepted (case-insensitive prefixes): ``x,y,z`` or ``subject:x,y,z`` (subject mm) and
+    ``eeg:NAME`` (a position from the workspace's ``targets/eeg.csv``). The caller projects the
+    point onto the scalp. This is the single place that parses SPEC, so it can be replaced by a
+    richer resolver (MNI coordinates, atlas targets, named targets) later.
+    """
+    s = spec.strip()
+    low = s.lower()
+    if low.startswith("eeg:"):
+        name = s[4:].strip()
+        path = ws.path("eeg")
+        if not path.exists():
+            raise NavigatorError(f"{ws.root}: no EEG positions ({ws.relpath(path)}); run `navigator prepare`")
+        pos = read_eeg_positions(path)
+        for k, v in pos.items():
+            if k.lower() == name.lower():
+                return v, f"eeg:{k}"
+        raise NavigatorError(f"EEG position {name!r} not in {path} (known: {', '.join(sorted(pos)[:12])}...)")
+    if low.startswith("subject:"):
+        s = s[len("subject:"):]
+    elif ":" in low:
+        raise NavigatorError(f"unknown target spec {spec!r}: use x,y,z, subject:x,y,z or eeg:NAME")
+    return parse_vector(s, f"target {spec!r}"), f"subject:{s.strip()}"
+
+
+# ---------------------------------------------------------------------- casing collision
+@dataclass
+class Clearance:
+    """Casing-scalp clearance: ``min_distance_mm`` (signed; negative = inside the head) and
+    the number of casing points inside the scalp."""
+
+    min_distance_mm: float
+    n_inside: int
+    n_points: int
+
+    @property
+    def collides(self) -> bool:
+        return self.n_inside > 0
+
+
+def casing_clearance(coil, pose: np.ndarray, scalp: Surface) -> Clearance | None:
+    """Signed distance of the posed coil casing's vertices to the scalp (None without casing).
+
+    Inside/outside is decided with the nearest scalp vertex's normal, which is reliable for
+    points within a few cm of a smooth closed scalp (the case that matters)."""
+    from scipy.spatial import cKDTree
+
+    if not coil.casing:
+        return None
+    pts = np.concatenate([s.vertices for s in coil.casing])
+    world = pts @ pose[:3, :3].T + pose[:3, 3]
+    d, idx = cKDTree(scalp.vertices).query(world)
+    normals = scalp.vertex_normals()
+    sign = np.sign(np.einsum("ij,ij->i", world - scalp.vertices[idx], normals[idx]))
+    sd = np.where(sign == 0, 1.0, sign) * d
+    return Clearance(float(sd.min()), int((sd < 0).sum()), len(sd))
