@@ -170,3 +170,10 @@ def test_atomic_path_removes_temp_on_error(tmp_path: Path) -> None:
             raise RuntimeError("boom")
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.nii.gz"]
+
+
+def test_atomic_files_get_normal_permissions(tmp_path: Path) -> None:
+    target = tmp_path / "x.json"
+    atomic.atomic_write_json(target, {"a": 1})
+    mode = target.stat().st_mode & 0o777
+    assert mode == 0o666 & ~atomic._UMASK

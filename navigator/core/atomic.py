@@ -15,6 +15,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success rename it over ``target``.
@@ -29,6 +38,7 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the user's usual permissions
     try:
         yield tmp
         with open(tmp, "rb") as fh:
