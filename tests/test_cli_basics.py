@@ -73,3 +73,12 @@ def test_ci_runs_the_readme_test_command() -> None:
     cmd = proc.stdout.strip()
     assert cmd.startswith("bash scripts/setup.sh") and "pytest" in cmd, cmd
     assert f"```bash\n   {cmd}\n" in readme
+
+
+def test_negative_coordinates_are_values_not_options() -> None:
+    from navigator.cli import build_parser
+
+    args = build_parser().parse_args(["fiducials", "x", "--lpa", "-80.5,0,-3e1", "--rpa", "80,0,0"])
+    assert args.lpa == "-80.5,0,-3e1"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["fiducials", "x", "--lpa", "--bogus"])

@@ -224,3 +224,62 @@ def test_fmri_target_errors() -> None:
     with pytest.raises(NavigatorError, match="does not line up"):
         fmri_target(series, Volume(series.data.mean(axis=3), aff), mni_to_subject=identity_transform().mni_to_subject,
                     brain_mask=Volume(other_brain.astype(np.uint8), t1_aff))
+
+
+def _workspace_with_head(tmp_path, shift=np.zeros(3)):
+    """A workspace holding a spherical scalp, a smaller 'cortex' surface and an MNI transform."""
+    from navigator.core.workspace import Workspace
+    from navigator.io.surfaces import write_surface
+    from navigator.targets.step import head_coordinates_workspace
+
+    ws = Workspace.create(tmp_path / "sub")
+    write_surface(sphere_surface(radius=R, centre=tuple(shift)), ws.path("scalp"))
+    write_surface(sphere_surface(radius=70.0, centre=tuple(shift)), ws.path("middle_gm"))
+    identity_transform(shift=shift).save(ws.path("transforms"))
+    return ws, head_coordinates_workspace
+
+
+def test_workspace_head_coordinates_and_target_specs(tmp_path) -> None:
+    """Fiducials, EEG positions and every SPEC form through the workspace files (as the CLI uses them)."""
+    from navigator.core.workspace import Workspace
+    from navigator.targets.context import HeadContext
+    from navigator.targets.resolve import resolve_target
+
+    ws, step = _workspace_with_head(tmp_path)
+    assert step(ws) is True
+    assert step(Workspace.open(ws.root)) is False  # current: skipped
+    ctx = HeadContext(Workspace.open(ws.root))
+    for name in ("Nz", "Iz", "LPA", "RPA", "Cz", "F3"):
+        assert abs(np.linalg.norm(ctx.eeg[name]) - R) < 1.0, name
+    fox = resolve_target(ctx, "fox")
+    assert abs(np.linalg.norm(fox.cortical_point) - 70.0) < 0.6  # on the 'cortex'
+    assert fox.scalp_cortex_distance_mm == pytest.approx(R - 70.0, abs=1.0)
+    assert np.allclose(fox.mni, fox.cortical_point, atol=0.5)  # identity transform
+    assert fox.cortical_point[0] < 0  # left DLPFC stays left
+    for spec in ("mni:-38,44,26", "subject:-30,40,40", "-30,40,40", "eeg:F3", "beam-f3",
+                 "rule:5.5cm:hotspot=eeg:C3", "rule:5cm:hotspot=-40,0,75"):
+        t = resolve_target(ctx, spec)
+        assert abs(np.linalg.norm(t.scalp_entry) - R) < 1.0, spec
+        assert t.cortical_point is not None, spec
+    with pytest.raises(NavigatorError, match="unknown target"):
+        resolve_target(ctx, "nonsense")
+
+
+def test_cli_target_json(tmp_path, capsys) -> None:
+    import json
+
+    from navigator.cli import main
+
+    ws, step = _workspace_with_head(tmp_path)
+    step(ws)
+    assert main(["target", str(ws.root), "ba46", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["name"] == "ba46" and d["coordinate_system"].startswith("subject scanner RAS")
+    assert main(["target", str(ws.root), "mni:-40,40,30", "--save-as", "mine"]) == 0
+    capsys.readouterr()
+    assert main(["targets", str(ws.root), "--json"]) == 0
+    names = [t["name"] for t in json.loads(capsys.readouterr().out)]
+    assert {"fox", "ba46", "beam-f3", "eeg:F3", "mine"} <= set(names)
+    assert main(["fiducials", str(ws.root), "--lpa", "-90,0,0", "--rpa", "90,0,0", "--nasion", "0,90,0",
+                 "--inion", "0,-90,0"]) == 0
+    assert main(["fiducials", str(ws.root), "--lpa", "90,0,0"]) == 1  # left/right swapped is refused

@@ -13,6 +13,7 @@ import argparse
 import importlib
 import logging
 import pkgutil
+import re
 import sys
 from typing import Sequence
 
@@ -36,7 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     for mod in sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("cmd_")):
         importlib.import_module(f"navigator.cli.{mod}").register(sub)
+    _accept_negative_vectors(parser)
     return parser
+
+
+#: "-38,44,26", "-1.5", "-0.2,3,-4e-3": values, not options (coordinates are often negative).
+_NEGATIVE_VALUES = re.compile(r"^-\d*\.?\d+(?:[eE][-+]?\d+)?(?:,\s*-?\d*\.?\d+(?:[eE][-+]?\d+)?)*$")
+
+
+def _accept_negative_vectors(parser: argparse.ArgumentParser) -> None:
+    """Let every (sub-)parser take negative numbers and vectors such as ``--lpa -80,0,0`` as values."""
+    parser._negative_number_matcher = _NEGATIVE_VALUES
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _accept_negative_vectors(child)
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:

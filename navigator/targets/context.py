@@ -81,7 +81,9 @@ class HeadContext:
         if not path.exists():
             raise NavigatorError(f"{self.ws.root}: no EEG positions ({self.ws.relpath(path)}); run `navigator prepare`")
         cap = read_eeg_csv(path)
-        return EegPositions({n: np.asarray(p, float) for n, p in zip(cap.names, cap.positions)})
+        positions = {n: np.asarray(p, float) for n, p in cap.fiducials.items()}  # Nz, Iz, LPA, RPA
+        positions.update({n: np.asarray(p, float) for n, p in zip(cap.names, cap.positions)})
+        return EegPositions(positions)
 
     def user_targets(self) -> dict[str, dict]:
         path = self.ws.root / USER_TARGETS

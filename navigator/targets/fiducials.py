@@ -24,7 +24,7 @@ from navigator.targets.geometry import SurfaceQuery
 
 #: (origin inside the head, outward direction) in MNI152 mm for each fiducial.
 MNI_FIDUCIAL_RAYS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
-    "nasion": ((0.0, 30.0, -23.0), (0.0, 1.0, 0.0)),
+    "nasion": ((0.0, 30.0, -32.5), (0.0, 1.0, 0.0)),
     "inion": ((0.0, -40.0, -14.0), (0.0, -1.0, 0.0)),
     "lpa": ((0.0, -18.0, -44.0), (-1.0, 0.0, 0.0)),
     "rpa": ((0.0, -18.0, -44.0), (1.0, 0.0, 0.0)),

@@ -1,0 +1,81 @@
+"""Error dialogs and the last-resort exception hook.
+
+Every error reaches the user as a dialog with a one-line message; the traceback is in the
+expandable "Show Details..." part. User-fixable problems (:class:`NavigatorError`) say what
+to fix; anything else is reported as an internal error and the application keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from types import TracebackType
+
+from PyQt6.QtWidgets import QApplication, QMessageBox, QWidget
+
+from navigator.core.errors import NavigatorError
+
+log = logging.getLogger("navigator.gui")
+
+#: Every error dialog shown (title, message); tests read it to check what the user saw.
+SHOWN_ERRORS: list[tuple[str, str]] = []
+#: When True (tests), dialogs are created and shown non-modally and closed right away.
+NON_BLOCKING = False
+
+
+def error_message(exc: BaseException) -> tuple[str, str]:
+    """(title, one-line message) for an exception."""
+    if isinstance(exc, NavigatorError):
+        return "Cannot do that", str(exc)
+    if isinstance(exc, (OSError, ValueError)) and str(exc):
+        return "Error", f"{type(exc).__name__}: {exc}"
+    return "Internal error", f"{type(exc).__name__}: {exc} (this is a bug; details below)"
+
+
+def show_error(parent: QWidget | None, title: str, message: str, details: str = "") -> QMessageBox:
+    """Show an error dialog (message plus expandable details); returns the box."""
+    SHOWN_ERRORS.append((title, message))
+    log.warning("%s: %s", title, message)
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Critical)
+    box.setWindowTitle(f"navigator - {title}")
+    box.setText(message)
+    if details:
+        box.setDetailedText(details)
+    box.setStandardButtons(QMessageBox.StandardButton.Ok)
+    box.setObjectName("errorDialog")
+    if NON_BLOCKING:
+        box.setModal(False)
+        box.show()
+    else:
+        box.exec()
+    return box
+
+
+def show_exception(parent: QWidget | None, exc: BaseException, details: str | None = None) -> QMessageBox:
+    title, message = error_message(exc)
+    if details is None:
+        details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return show_error(parent, title, message, details)
+
+
+def install_excepthook() -> None:
+    """Route uncaught exceptions (e.g. in slots) to an error dialog instead of aborting."""
+
+    def hook(etype: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        if issubclass(etype, KeyboardInterrupt):
+            sys.__excepthook__(etype, value, tb)
+            return
+        details = "".join(traceback.format_exception(etype, value, tb))
+        log.error("uncaught exception:\n%s", details)
+        app = QApplication.instance()
+        if app is None:
+            sys.__excepthook__(etype, value, tb)
+            return
+        try:
+            show_exception(app.activeWindow(), value, details)
+        except Exception:  # noqa: BLE001 - never let the hook itself crash the app
+            sys.__excepthook__(etype, value, tb)
+
+    sys.excepthook = hook

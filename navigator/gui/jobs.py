@@ -1,0 +1,268 @@
+"""Long jobs of the GUI as module-level functions ``job(progress, ...)``.
+
+They are plain Python (no Qt) so :class:`navigator.gui.workers.Task` can run them in a
+separate process (``in_process=True``): a simulation's numerics then never compete with the UI
+thread for the interpreter lock. Arguments and results must be picklable: workspaces are
+passed as folder paths, coils by name or file, and the display grid as a :class:`GridSpec`.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from navigator.core.progress import Progress
+from navigator.core.volume import Volume
+from navigator.gui.loaders import FieldResult, load_field_result
+
+
+@dataclass
+class GridSpec:
+    """Shape and voxel -> world affine of the display grid (what result maps are resampled to)."""
+
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+
+    @classmethod
+    def of(cls, vol: Volume | None) -> GridSpec | None:
+        return None if vol is None else cls(tuple(vol.shape), np.asarray(vol.affine, float))
+
+    def volume(self) -> Volume:
+        return Volume(np.zeros(self.shape, np.uint8), self.affine)
+
+
+def histogram_png(values: np.ndarray | None, weights: np.ndarray | None, *, peak: float | None,
+                  target: float | None, title: str) -> bytes | None:
+    """The |E| histogram as PNG bytes, drawn with matplotlib's Agg backend (thread/process safe)."""
+    if values is None or len(values) == 0:
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.4, 2.8), dpi=90, tight_layout=True)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(111)
+    w = None if weights is None else np.asarray(weights, float) / 1000.0
+    ax.hist(np.asarray(values, float), bins=50, weights=w, color="#d0502a")
+    ax.set_xlabel("|E| (V/m)")
+    ax.set_ylabel("volume (cm$^3$)" if w is not None else "vertices")
+    if peak is not None:
+        ax.axvline(peak, color="k", ls="--", lw=1, label="peak (99.9th pct)")
+    if target is not None:
+        ax.axvline(target, color="b", lw=1, label="target mean")
+    if peak is not None or target is not None:
+        ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def finish_result(res: FieldResult) -> FieldResult:
+    """Add the histogram picture (computed here, off the UI thread)."""
+    res.extra.setdefault("histogram_png", histogram_png(
+        res.histogram_values, res.histogram_weights, peak=res.peak, target=res.target_field,
+        title=f"{res.kind}: |E| in grey matter"))
+    return res
+
+
+def job_simulate_tms(progress: Progress, subject_dir: str, coil: str, grid: GridSpec | None,
+                     kwargs: dict[str, Any]) -> FieldResult:
+    """TMS simulation (navigator.tms.simulate.simulate_tms_workspace) and its display data."""
+    from navigator.tms.library import load_coil
+    from navigator.tms.simulate import simulate_tms_workspace
+
+    c = load_coil(coil)
+    run = simulate_tms_workspace(subject_dir, c, progress=progress.sub(0, 0.85), **kwargs)
+    didt = run.summary.get("tms", {}).get("didt_A_per_s")
+    res = load_field_result("tms", run.out_dir, None if grid is None else grid.volume(), progress.sub(0.85, 0.97),
+                            extra={"coil": c.name, "dI/dt (A/us)": None if didt is None else didt / 1e6})
+    return finish_result(res)
+
+
+def job_simulate_tdcs(progress: Progress, subject_dir: str, specs: list, out_dir: str, target,
+                      grid: GridSpec | None) -> FieldResult:
+    from navigator.tes.simulate import simulate_tdcs_workspace
+
+    simulate_tdcs_workspace(subject_dir, specs, out_dir, target=target, progress=progress.sub(0, 0.85))
+    res = load_field_result("tdcs", out_dir, None if grid is None else grid.volume(), progress.sub(0.85, 0.97),
+                            extra={"electrodes": len(specs)})
+    return finish_result(res)
+
+
+def _call_supported(fn, params: dict[str, Any], **fixed) -> Any:
+    """Call ``fn`` with ``fixed`` plus those ``params`` its signature accepts."""
+    import inspect
+
+    sig = inspect.signature(fn)
+    if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+        accepted = params
+    else:
+        accepted = {k: v for k, v in params.items() if k in sig.parameters}
+    return fn(**fixed, **accepted)
+
+
+def _optimizer_result(kind: str, result: Any, out_dir: Path, grid: GridSpec | None,
+                      progress: Progress) -> tuple[Any, FieldResult | None]:
+    folder = result_folder(result, out_dir)
+    res = None
+    if folder is not None:
+        res = load_field_result(kind, folder, None if grid is None else grid.volume(), progress,
+                                extra=scalars(result))
+        res = finish_result(res)
+    return _plain(result), res
+
+
+def job_optimize_tms(progress: Progress, subject_dir: str, target: str, out_dir: str, coil: str,
+                     params: dict[str, Any], grid: GridSpec | None):
+    from navigator.core.workspace import Workspace
+    from navigator.optimize.tms import optimize_tms_workspace
+
+    ws = Workspace.open(subject_dir)
+    result = _call_supported(optimize_tms_workspace, params, ws=ws, target=target, out_dir=Path(out_dir),
+                             coil=coil, progress=progress.sub(0, 0.9))
+    return _optimizer_result("tms-optimization", result, Path(out_dir), grid, progress.sub(0.9, 1.0))
+
+
+def job_optimize_tdcs(progress: Progress, subject_dir: str, target: str, out_dir: str, mode: str,
+                      params: dict[str, Any], grid: GridSpec | None):
+    from navigator.core.workspace import Workspace
+    from navigator.optimize.tdcs import optimize_tdcs_workspace
+
+    ws = Workspace.open(subject_dir)
+    result = _call_supported(optimize_tdcs_workspace, params, ws=ws, target=target, out_dir=Path(out_dir),
+                             mode=mode, progress=progress.sub(0, 0.9))
+    return _optimizer_result("tdcs-optimization", result, Path(out_dir), grid, progress.sub(0.9, 1.0))
+
+
+def job_prepare(progress: Progress, subject_dir: str) -> dict[str, str]:
+    """The preparation pipeline (segment, mesh, head coordinates); returns stage -> status."""
+    from navigator.core.workspace import Workspace
+    from navigator.pipeline import prepare
+
+    report = prepare(Workspace.open(subject_dir), progress=progress)
+    return dict(report.stages)
+
+
+# ---------------------------------------------------------------------- optimizer result helpers
+def _plain(obj: Any) -> Any:
+    """A picklable, Qt-free copy of an optimizer's result (dicts, lists, numbers, strings, arrays)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return np.asarray(obj).tolist()
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "to_json"):
+        return _plain(obj.to_json())
+    if hasattr(obj, "__dict__"):
+        return _plain(vars(obj))
+    return str(obj)
+
+
+def scalars(result: Any) -> dict[str, Any]:
+    if not isinstance(result, dict):
+        return {}
+    return {k: v for k, v in result.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)
+            and k not in ("out_dir", "simulation_dir")}
+
+
+def result_folder(result: Any, default: Path) -> Path | None:
+    cands = []
+    if isinstance(result, dict):
+        for k in ("simulation_dir", "best_simulation", "out_dir", "output"):
+            if isinstance(result.get(k), (str, Path)):
+                cands.append(Path(result[k]))
+    cands.append(Path(default))
+    for c in cands:
+        if (c / "summary.json").exists():
+            return c
+        if c.is_dir():
+            hits = sorted(c.glob("*/summary.json"))
+            if hits:
+                return hits[0].parent
+    return None
+
+
+def find_pose(result: Any) -> np.ndarray | None:
+    if not isinstance(result, dict):
+        return None
+    for k in ("pose", "best_pose", "matrix"):
+        v = result.get(k)
+        if isinstance(v, dict):
+            v = v.get("pose", v.get("matrix"))
+        if v is not None:
+            try:
+                m = np.asarray(v, float)
+            except (TypeError, ValueError):
+                continue
+            if m.shape == (4, 4):
+                return m
+    for k in ("best", "placement"):
+        if isinstance(result.get(k), dict):
+            m = find_pose(result[k])
+            if m is not None:
+                return m
+    return None
+
+
+# ---------------------------------------------------------------------- child-process entry point
+#: at most this often a progress message goes to the UI (each costs a repaint there)
+PROGRESS_INTERVAL_S = 0.25
+
+class EventToken:
+    """A cancel token backed by a multiprocessing Event (same interface as CancelToken)."""
+
+    def __init__(self, event) -> None:
+        self._event = event
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+def child_main(fn, args, kwargs, queue, cancel_event) -> None:
+    """Run ``fn(progress, *args, **kwargs)`` in a child process; report through ``queue``:
+    ("progress", fraction, message), then ("result", value) | ("cancelled",) |
+    ("error", navigator_error: bool, type name, message, traceback text)."""
+    import os
+    import time
+    import traceback
+
+    from navigator.core.errors import Cancelled, NavigatorError
+
+    try:  # background numerics yield the CPU to the UI process on a busy machine
+        os.nice(5)
+    except (AttributeError, OSError):
+        pass
+    last = [0.0]
+
+    def cb(fraction: float, message: str) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= PROGRESS_INTERVAL_S or fraction >= 1.0:
+            last[0] = now
+            queue.put(("progress", float(fraction), str(message)))
+
+    progress = Progress(callback=cb, token=EventToken(cancel_event))  # type: ignore[arg-type]
+    try:
+        value = fn(progress, *args, **kwargs)
+    except Cancelled:
+        queue.put(("cancelled",))
+    except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
+        queue.put(("error", isinstance(exc, NavigatorError), type(exc).__name__, str(exc), traceback.format_exc()))
+    else:
+        try:
+            queue.put(("result", value))
+        except Exception as exc:  # noqa: BLE001 - unpicklable result
+            queue.put(("error", False, type(exc).__name__, f"result could not be sent: {exc}", traceback.format_exc()))

@@ -1,0 +1,249 @@
+"""Qt-free loading helpers run on worker threads: workspace display data, simulation results.
+
+Everything here returns plain records of numpy arrays so the UI thread only has to hand
+them to the views.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from navigator.core.errors import InputError, NavigatorError
+from navigator.core.progress import Progress, ensure_progress
+from navigator.core.surface import Surface
+from navigator.core.volume import Volume
+from navigator.core.workspace import MANIFEST_NAME, Workspace
+
+log = logging.getLogger("navigator.gui")
+
+IMAGE_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".img", ".hdr")
+
+
+def ras_volume(vol: Volume) -> Volume:
+    """The volume with its first three axes permuted/flipped to the closest RAS order (no
+    resampling): array axis 0 increases to the right, 1 anterior, 2 superior."""
+    from navigator.io.images import reorient_to_ras
+
+    data, affine, _ = reorient_to_ras(np.asarray(vol.data), vol.affine)
+    return Volume(np.ascontiguousarray(data), affine, source=vol.source, meta=dict(vol.meta))
+
+
+def resample_to(vol: Volume, grid: Volume, order: int = 0) -> np.ndarray:
+    """``vol`` sampled on the voxel centres of ``grid`` (3-D scalar data; 0 outside)."""
+    data = np.asarray(vol.data)
+    if data.ndim == 4:
+        data = np.linalg.norm(data, axis=3) if data.shape[3] == 3 else data[..., 0]
+    if data.shape == grid.shape and np.allclose(vol.affine, grid.affine, atol=1e-4):
+        return data
+    from scipy.ndimage import map_coordinates
+
+    m = np.linalg.inv(vol.affine) @ grid.affine
+    ijk = np.indices(grid.shape, dtype=np.float32).reshape(3, -1)
+    src = m[:3, :3] @ ijk + m[:3, 3:4]
+    out = map_coordinates(np.asarray(data, np.float32), src, order=order, mode="constant", cval=0.0)
+    return out.reshape(grid.shape)
+
+
+@dataclass
+class SubjectData:
+    """What the views show of one subject (all world RAS mm)."""
+
+    ws: Workspace | None
+    image: Volume | None  # RAS-ordered T1 (or the opened image)
+    labels: np.ndarray | None = None  # on the image grid
+    scalp: Surface | None = None
+    cortex: Surface | None = None
+    fiducials: dict[str, np.ndarray] = field(default_factory=dict)
+    eeg: dict[str, np.ndarray] = field(default_factory=dict)
+    has_mesh: bool = False
+    has_transform: bool = False
+    messages: list[str] = field(default_factory=list)
+    ctx: Any = None  # navigator.targets.context.HeadContext, warmed up on the worker thread
+
+
+def load_image_volume(path: str | Path) -> Volume:
+    from navigator.io.images import load_image
+
+    return ras_volume(load_image(path))
+
+
+def load_subject(ws: Workspace, progress: Progress | None = None) -> SubjectData:
+    """Read the workspace's T1, labels, surfaces, fiducials and EEG positions (what exists)."""
+    from navigator.io.images import load_image
+    from navigator.io.surfaces import read_surface
+
+    progress = ensure_progress(progress)
+    data = SubjectData(ws=ws, image=None)
+    progress.update(0.05, "reading T1")
+    t1_path = None
+    try:
+        t1_path = ws.source_path("T1")
+    except NavigatorError:
+        if ws.has("t1"):
+            t1_path = ws.path("t1")
+    if t1_path is not None and t1_path.exists():
+        data.image = ras_volume(load_image(t1_path))
+    if ws.has("labels"):
+        progress.update(0.3, "reading labels")
+        lab = load_image(ws.path("labels"))
+        if data.image is None:
+            data.image = ras_volume(lab.with_data(np.asarray(lab.data, np.float32)))
+        data.labels = resample_to(lab, data.image, order=0).astype(np.uint8)
+    progress.update(0.5, "reading surfaces")
+    if ws.has("scalp"):
+        data.scalp = read_surface(ws.path("scalp"))
+    if ws.has("middle_gm"):
+        data.cortex = read_surface(ws.path("middle_gm"))
+    elif ws.has("gm_surface"):
+        data.cortex = read_surface(ws.path("gm_surface"))
+    data.has_mesh = ws.has("mesh")
+    from navigator.core.transforms import AFFINE_NAME
+
+    data.has_transform = (ws.path("transforms") / AFFINE_NAME).exists()
+    progress.update(0.8, "reading head coordinates")
+    if ws.has("fiducials"):
+        try:
+            from navigator.targets.fiducials import load_fiducials
+
+            fid = load_fiducials(ws.path("fiducials"))
+            data.fiducials = {k: np.asarray(v, float) for k, v in fid.as_dict().items()}
+        except NavigatorError as exc:
+            data.messages.append(str(exc))
+    if ws.has("eeg"):
+        try:
+            from navigator.tes.montage import read_eeg_positions
+
+            data.eeg = {k: np.asarray(v, float) for k, v in read_eeg_positions(ws.path("eeg")).items()}
+        except NavigatorError as exc:
+            data.messages.append(str(exc))
+    if data.image is None and data.scalp is None:
+        raise NavigatorError(f"{ws.root}: workspace holds no image and no surfaces to show")
+    progress.update(0.9, "preparing target lookup")
+    from navigator.targets.context import HeadContext
+
+    data.ctx = HeadContext(ws)
+    _ = data.ctx.transform  # loads the MNI deformation fields (large) here, not on the UI thread
+    if data.scalp is not None:
+        data.ctx.__dict__["scalp"] = data.scalp
+        _ = data.ctx.scalp_query
+    if ws.has("middle_gm"):
+        data.ctx.__dict__["cortex"] = data.cortex
+        _ = data.ctx.cortex_query
+    progress.update(1.0, "loaded")
+    return data
+
+
+def classify_path(path: str | Path) -> str:
+    """What an opened path is: "workspace", "m2m", "mesh", "plan", "dicom" or "image".
+
+    Raises InputError for paths that are none of these.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "no such file or folder")
+    if p.is_dir():
+        if (p / MANIFEST_NAME).exists():
+            return "workspace"
+        if p.name.startswith("m2m_") or (p / "toMNI").is_dir() or any(p.glob("*.msh")):
+            return "m2m"
+        return "dicom"
+    name = p.name.lower()
+    if name.endswith(".msh"):
+        return "mesh"
+    if name.endswith(".json"):
+        try:
+            d = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(p, f"not a valid plan JSON file ({exc})") from None
+        if isinstance(d, dict) and d.get("kind") == "navigator-plan":
+            return "plan"
+        raise InputError(p, "JSON file is not a navigator plan (kind 'navigator-plan')")
+    if name.endswith(IMAGE_SUFFIXES) or name.endswith(".dcm"):
+        return "image" if not name.endswith(".dcm") else "dicom"
+    raise InputError(p, "unknown file type: open a NIfTI image, a DICOM folder, a subject workspace, "
+                        "a SimNIBS m2m folder, a gmsh .msh head mesh or a plan.json")
+
+
+def default_workspace_dir(path: str | Path) -> Path:
+    """Where a workspace made from ``path`` goes by default: ``<parent>/<stem>_navigator``."""
+    p = Path(path)
+    stem = p.name
+    for suf in (".nii.gz", ".nii", ".mgz", ".msh", ".dcm"):
+        if stem.lower().endswith(suf):
+            stem = stem[: -len(suf)]
+            break
+    stem = stem.removeprefix("m2m_")
+    return p.parent / f"{stem or 'subject'}_navigator"
+
+
+# ------------------------------------------------------------------------------ results
+@dataclass
+class FieldResult:
+    """A simulation result ready for display."""
+
+    kind: str  # "tms", "tdcs", "tms-optimization", "tdcs-optimization"
+    out_dir: Path | None
+    summary: dict[str, Any]
+    field_volume: np.ndarray | None = None  # |E| (V/m) on the subject image grid
+    cortex: Surface | None = None  # middle GM with data["magnE"]
+    histogram_values: np.ndarray | None = None  # |E| samples (V/m) for the histogram
+    histogram_weights: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def peak(self) -> float | None:
+        for k in ("E_gm_p99_9_V_per_m", "E_roi_p99_9_V_per_m"):
+            if self.summary.get(k) is not None:
+                return float(self.summary[k])
+        return None
+
+    @property
+    def target_field(self) -> float | None:
+        t = self.summary.get("target") or {}
+        v = t.get("mean_magnE_V_per_m")
+        return None if v is None else float(v)
+
+    @property
+    def focality(self) -> dict[str, float]:
+        return {k: float(v) for k, v in (self.summary.get("focality_mm3") or {}).items()}
+
+
+def load_field_result(kind: str, out_dir: str | Path, grid: Volume | None,
+                      progress: Progress | None = None, extra: dict[str, Any] | None = None) -> FieldResult:
+    """Read a simulation folder (summary.json, magnE.nii.gz, middle_gm_fields.surf.gii, fields.msh)."""
+    from navigator.io.images import load_image
+    from navigator.io.surfaces import read_surface
+
+    progress = ensure_progress(progress)
+    out = Path(out_dir)
+    sp = out / "summary.json"
+    if not sp.exists():
+        raise InputError(out, "not a simulation folder (no summary.json)")
+    summary = json.loads(sp.read_text(encoding="utf-8"))
+    res = FieldResult(kind, out, summary, extra=dict(extra or {}))
+    progress.update(0.3, "reading |E| map")
+    if grid is not None and (out / "magnE.nii.gz").exists():
+        res.field_volume = resample_to(load_image(out / "magnE.nii.gz"), grid, order=1).astype(np.float32)
+    if (out / "middle_gm_fields.surf.gii").exists():
+        res.cortex = read_surface(out / "middle_gm_fields.surf.gii")
+    progress.update(0.7, "field histogram")
+    if (out / "fields.msh").exists():
+        from navigator.core.tissues import GM
+        from navigator.io.gmsh import read_msh
+
+        m = read_msh(out / "fields.msh")
+        magn = m.tet_data.get("magnE")
+        if magn is not None:
+            sel = m.tet_tags == GM if np.any(m.tet_tags == GM) else np.ones(m.n_tets, bool)
+            res.histogram_values = np.asarray(magn)[sel]
+            res.histogram_weights = np.abs(m.tet_volumes()[sel])
+    elif res.cortex is not None and "magnE" in res.cortex.data:
+        res.histogram_values = np.asarray(res.cortex.data["magnE"])
+    progress.update(1.0, "result loaded")
+    return res

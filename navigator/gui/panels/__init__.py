@@ -1,0 +1,1 @@
+"""Side panels of the main window: target, TMS, tDCS, results, export."""

@@ -1,0 +1,301 @@
+"""tDCS panel: montage editor on the 10-10 grid (pads or HD), currents, presets, simulate
+and optimize with constraints."""
+
+from __future__ import annotations
+
+import numpy as np
+from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QPainter, QPen
+from PyQt6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from navigator.gui.state import MONTAGE_PRESETS, ElectrodeRow
+
+PAD = ("rect", "50x50")
+HD = ("disc", "12")
+
+
+def grid_projection(eeg: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+    """Azimuthal equidistant projection of EEG positions seen from above (Cz at the centre).
+
+    Returns name -> (x, y) in [-1, 1]: x to the subject's right, y anterior; the Nz-Cz-Iz
+    circle (90 deg from Cz) has radius 0.8.
+    """
+    if not eeg:
+        return {}
+    names = list(eeg)
+    pts = np.array([eeg[n] for n in names], float)
+    centre = pts.mean(axis=0)
+    cz = eeg.get("Cz", centre + np.array([0, 0, 100.0]))
+    up = cz - centre
+    up /= np.linalg.norm(up)
+    ant = np.array([0.0, 1.0, 0.0]) - up[1] * up
+    ant /= np.linalg.norm(ant)
+    right = np.cross(ant, up)
+    out = {}
+    for n, p in zip(names, pts):
+        d = p - centre
+        d /= np.linalg.norm(d)
+        theta = np.arccos(np.clip(d @ up, -1, 1))
+        az = np.arctan2(d @ ant, d @ right)
+        r = theta / (np.pi / 2) * 0.8
+        out[n] = (r * np.cos(az), r * np.sin(az))
+    return out
+
+
+class ElectrodeGrid(QWidget):
+    """The subject's 10-10 positions seen from above; click cycles off -> anode -> cathode."""
+
+    clicked = pyqtSignal(str)
+
+    def __init__(self):
+        super().__init__()
+        self.setObjectName("electrodeGrid")
+        self.setMinimumSize(260, 260)
+        self.proj: dict[str, tuple[float, float]] = {}
+        self.currents: dict[str, float] = {}
+
+    def set_positions(self, eeg: dict[str, np.ndarray]) -> None:
+        self.proj = grid_projection(eeg)
+        self.update()
+
+    def _to_screen(self, xy) -> QPointF:
+        s = min(self.width(), self.height()) / 2 - 12
+        return QPointF(self.width() / 2 + xy[0] * s, self.height() / 2 - xy[1] * s)
+
+    def paintEvent(self, ev) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.fillRect(self.rect(), QColor(250, 250, 250))
+        s = min(self.width(), self.height()) / 2 - 12
+        c = QPointF(self.width() / 2, self.height() / 2)
+        p.setPen(QPen(QColor(120, 120, 120), 1))
+        p.drawEllipse(c, 0.8 * s, 0.8 * s)
+        p.drawText(QRectF(4, 2, 120, 14), Qt.AlignmentFlag.AlignLeft, "top view, nose up (A)")
+        p.drawText(QRectF(2, 0, 20, self.height()), Qt.AlignmentFlag.AlignVCenter, "L")
+        p.drawText(QRectF(self.width() - 14, 0, 14, self.height()), Qt.AlignmentFlag.AlignVCenter, "R")
+        if not self.proj:
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "no EEG positions\n(prepare the subject)")
+            p.end()
+            return
+        for name, xy in self.proj.items():
+            q = self._to_screen(xy)
+            cur = self.currents.get(name.lower())
+            if cur is None:
+                p.setBrush(QColor(230, 230, 230))
+                p.setPen(QColor(150, 150, 150))
+                rad = 9
+            else:
+                p.setBrush(QColor(230, 50, 50) if cur > 0 else QColor(50, 90, 230))
+                p.setPen(QColor(0, 0, 0))
+                rad = 12
+            p.drawEllipse(q, rad, rad)
+            p.setPen(QColor(0, 0, 0))
+            f = p.font()
+            f.setPointSize(6)
+            p.setFont(f)
+            p.drawText(QRectF(q.x() - 16, q.y() - 6, 32, 12), Qt.AlignmentFlag.AlignCenter, name)
+        p.end()
+
+    def name_at(self, pos: QPointF) -> str | None:
+        best, bd = None, 14.0
+        for name, xy in self.proj.items():
+            q = self._to_screen(xy)
+            d = ((q.x() - pos.x()) ** 2 + (q.y() - pos.y()) ** 2) ** 0.5
+            if d < bd:
+                best, bd = name, d
+        return best
+
+    def mousePressEvent(self, ev) -> None:
+        n = self.name_at(ev.position())
+        if n:
+            self.clicked.emit(n)
+
+
+class TdcsPanel(QWidget):
+    COLS = ("Position", "Current (mA)", "Shape", "Size (mm)")
+
+    def __init__(self, state, window):
+        super().__init__()
+        self.state = state
+        self.window = window
+        self.setObjectName("tdcsPanel")
+        self._updating = False
+        lay = QVBoxLayout(self)
+
+        top = QHBoxLayout()
+        self.pads = QRadioButton("Pads (5x5 cm sponges)")
+        self.hd = QRadioButton("HD (12 mm gel discs)")
+        self.pads.setChecked(True)
+        g = QButtonGroup(self)
+        g.addButton(self.pads)
+        g.addButton(self.hd)
+        top.addWidget(self.pads)
+        top.addWidget(self.hd)
+        lay.addLayout(top)
+        row = QHBoxLayout()
+        self.preset = QComboBox()
+        self.preset.setObjectName("montagePreset")
+        self.preset.addItems(list(MONTAGE_PRESETS))
+        b = QPushButton("Apply preset")
+        b.setObjectName("applyPreset")
+        b.clicked.connect(self.apply_preset)
+        row.addWidget(QLabel("Preset"))
+        row.addWidget(self.preset, 1)
+        row.addWidget(b)
+        lay.addLayout(row)
+
+        self.grid = ElectrodeGrid()
+        self.grid.clicked.connect(self.toggle)
+        lay.addWidget(self.grid, 1)
+
+        self.table = QTableWidget(0, len(self.COLS))
+        self.table.setObjectName("montageTable")
+        self.table.setHorizontalHeaderLabels(self.COLS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.itemChanged.connect(self._table_edited)
+        self.table.setMinimumHeight(120)
+        lay.addWidget(self.table)
+        row = QHBoxLayout()
+        self.total = QDoubleSpinBox()
+        self.total.setRange(0.1, 4.0)
+        self.total.setValue(2.0)
+        self.total.setSuffix(" mA")
+        b1 = QPushButton("Balance currents")
+        b1.clicked.connect(self.balance)
+        b2 = QPushButton("Remove selected")
+        b2.clicked.connect(self.remove_selected)
+        row.addWidget(QLabel("Total"))
+        row.addWidget(self.total)
+        row.addWidget(b1)
+        row.addWidget(b2)
+        lay.addLayout(row)
+        self.sum_label = QLabel("")
+        self.sum_label.setObjectName("currentSum")
+        lay.addWidget(self.sum_label)
+
+        self.simulate = QPushButton("Simulate tDCS")
+        self.simulate.setObjectName("simulateTdcs")
+        self.simulate.clicked.connect(lambda: self.window.simulate_tdcs())
+        lay.addWidget(self.simulate)
+
+        box = QGroupBox("Optimize montage for the target")
+        form = QFormLayout(box)
+        self.opt_mode = QComboBox()
+        self.opt_mode.addItems(["hd", "pads"])
+        self.opt_total = QDoubleSpinBox()
+        self.opt_total.setRange(0.1, 4)
+        self.opt_total.setValue(2.0)
+        self.opt_total.setSuffix(" mA")
+        self.opt_each = QDoubleSpinBox()
+        self.opt_each.setRange(0.1, 4)
+        self.opt_each.setValue(1.0)
+        self.opt_each.setSuffix(" mA")
+        self.opt_active = QSpinBox()
+        self.opt_active.setRange(0, 64)
+        self.opt_active.setValue(5)
+        self.opt_active.setSpecialValueText("no limit")
+        form.addRow("Mode", self.opt_mode)
+        form.addRow("Max total current", self.opt_total)
+        form.addRow("Max per electrode", self.opt_each)
+        form.addRow("Max active electrodes", self.opt_active)
+        self.optimize = QPushButton("Optimize montage")
+        self.optimize.setObjectName("optimizeTdcs")
+        self.optimize.clicked.connect(lambda: self.window.optimize_tdcs())
+        form.addRow(self.optimize)
+        self.opt_result = QLabel("")
+        self.opt_result.setWordWrap(True)
+        form.addRow(self.opt_result)
+        lay.addWidget(box)
+        state.montageChanged.connect(self.refresh)
+        state.subjectChanged.connect(lambda: self.grid.set_positions(state.subject.eeg if state.subject else {}))
+        self.refresh()
+
+    def optimize_params(self) -> dict:
+        p = {"max_total_current_ma": self.opt_total.value(), "max_electrode_current_ma": self.opt_each.value()}
+        if self.opt_active.value() > 0:
+            p["max_active_electrodes"] = self.opt_active.value()
+        return p
+
+    def _shape(self) -> tuple[str, str]:
+        return PAD if self.pads.isChecked() else HD
+
+    def apply_preset(self) -> None:
+        self.state.set_montage(MONTAGE_PRESETS[self.preset.currentText()])
+
+    def toggle(self, name: str) -> None:
+        rows = list(self.state.montage)
+        idx = next((i for i, r in enumerate(rows) if r.position.lower() == name.lower()), None)
+        shape, size = self._shape()
+        if idx is None:
+            rows.append(ElectrodeRow(name, 1.0, shape, size))
+        elif rows[idx].current_ma > 0:
+            rows[idx] = ElectrodeRow(name, -1.0, rows[idx].shape, rows[idx].size)
+        else:
+            rows.pop(idx)
+        self.state.set_montage(rows)
+        self.balance()
+
+    def balance(self) -> None:
+        """Split the total current evenly over anodes (+) and cathodes (-)."""
+        rows = list(self.state.montage)
+        an = [r for r in rows if r.current_ma > 0]
+        ca = [r for r in rows if r.current_ma < 0]
+        tot = self.total.value()
+        for r in an:
+            r.current_ma = tot / len(an)
+        for r in ca:
+            r.current_ma = -tot / len(ca)
+        self.state.set_montage(rows)
+
+    def remove_selected(self) -> None:
+        sel = sorted({i.row() for i in self.table.selectedIndexes()}, reverse=True)
+        rows = list(self.state.montage)
+        for i in sel:
+            rows.pop(i)
+        self.state.set_montage(rows)
+
+    def _table_edited(self, item) -> None:
+        if self._updating:
+            return
+        rows = []
+        for i in range(self.table.rowCount()):
+            vals = [self.table.item(i, c).text() if self.table.item(i, c) else "" for c in range(4)]
+            try:
+                cur = float(vals[1])
+            except ValueError:
+                cur = 0.0
+            rows.append(ElectrodeRow(vals[0].strip(), cur, vals[2].strip() or "rect", vals[3].strip()))
+        self.state.set_montage(rows)
+
+    def refresh(self) -> None:
+        self._updating = True
+        try:
+            rows = self.state.montage
+            self.table.setRowCount(len(rows))
+            for i, r in enumerate(rows):
+                for c, v in enumerate((r.position, f"{r.current_ma:g}", r.shape, r.size)):
+                    self.table.setItem(i, c, QTableWidgetItem(v))
+            self.grid.currents = {r.position.lower(): r.current_ma for r in rows}
+            self.grid.update()
+            s = sum(r.current_ma for r in rows)
+            self.sum_label.setText(f"sum of currents: {s:+.3f} mA" + ("" if abs(s) < 1e-6 else "  (must be 0)"))
+        finally:
+            self._updating = False

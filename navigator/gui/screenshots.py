@@ -1,0 +1,100 @@
+"""Write the documentation screenshots of the desktop app (``docs/screenshots/gui_*.png``).
+
+Run under a display (or ``xvfb-run``)::
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python -m navigator.gui.screenshots docs/screenshots [--subject DIR]
+
+Without ``--subject`` the spherical test subject of :mod:`navigator.gui.testing` is built in
+a temporary folder. The script opens it, sets the Fox target, runs a TMS and a tDCS simulation
+and saves the main window with each panel in front.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _wait(app, cond, timeout: float = 600.0) -> None:
+    t0 = time.time()
+    while not cond():
+        app.processEvents()
+        time.sleep(0.01)
+        if time.time() - t0 > timeout:
+            raise TimeoutError("timed out waiting for the GUI")
+
+
+def _settle(app, seconds: float = 0.5) -> None:
+    t0 = time.time()
+    while time.time() - t0 < seconds:
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path, help="folder for gui_*.png")
+    ap.add_argument("--subject", type=Path, help="workspace to show (default: sphere test subject)")
+    args = ap.parse_args(argv)
+    from PyQt6.QtCore import QSettings
+
+    from navigator.gui import dialogs
+    from navigator.gui.app import create_app
+    from navigator.gui.main_window import MainWindow
+
+    dialogs.NON_BLOCKING = True
+    app = create_app()
+    tmp = tempfile.TemporaryDirectory()
+    subject = args.subject
+    if subject is None:
+        from navigator.gui.testing import write_sphere_subject
+
+        subject = write_sphere_subject(Path(tmp.name) / "sphere", mesh_size_mm=9.0, t1_spacing_mm=2.0).root
+    w = MainWindow(QSettings(str(Path(tmp.name) / "gui.ini"), QSettings.Format.IniFormat))
+    w.resize(1500, 950)
+    w.show()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def shot(name: str, tab: int | None = None) -> None:
+        if tab is not None:
+            w.tabs.setCurrentIndex(tab)
+        _settle(app, 0.8)
+        path = args.out / f"gui_{name}.png"
+        w.grab().save(str(path))
+        print(path)
+
+    w.open_path(subject)
+    _wait(app, lambda: not w.runner.busy and w.state.subject is not None)
+    panel = w.target_panel
+    panel.library.setCurrentIndex(panel.library.findData("fox"))
+    w.resolve_target("fox")
+    _wait(app, lambda: not w.runner.busy)
+    shot("target", 0)
+    w.simulate_tms()
+    _wait(app, lambda: not w.runner.busy)
+    shot("main", 0)
+    shot("results", 3)
+    shot("tms", 1)
+    w.tdcs_panel.preset.setCurrentText("F3-Fp2 (depression, pads)")
+    w.tdcs_panel.apply_preset()
+    w.simulate_tdcs()
+    _wait(app, lambda: not w.runner.busy)
+    shot("tdcs", 2)
+    w.results_panel.which.setCurrentText("tms")
+    w.export_panel.format.setCurrentText("localite")
+    w.export_panel.export()
+    shot("export", 4)
+    errors = list(dialogs.SHOWN_ERRORS)
+    w.close()
+    tmp.cleanup()
+    if errors:
+        print("errors shown:", errors, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

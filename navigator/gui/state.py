@@ -1,0 +1,295 @@
+"""The planning session: subject, target, coil settings and pose, montage and results.
+
+:class:`PlanState` is the single model the panels and views observe. Target and pose edits
+go through a QUndoStack (:mod:`navigator.gui.undo`), so Ctrl+Z / Ctrl+Shift+Z work on them.
+All coordinates are subject scanner RAS in mm.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PyQt6.QtCore import QObject, pyqtSignal
+from PyQt6.QtGui import QUndoStack
+
+from navigator.core.errors import NavigatorError
+from navigator.gui.loaders import FieldResult, SubjectData
+from navigator.gui.undo import MERGE_DISTANCE, MERGE_HANDLE, SetValueCommand
+
+log = logging.getLogger("navigator.gui")
+
+DEFAULT_COIL = "Magstim_D70"
+
+
+@dataclass
+class ElectrodeRow:
+    """One electrode of the tDCS montage editor."""
+
+    position: str  # 10-10 name or "x,y,z" (mm)
+    current_ma: float
+    shape: str = "rect"  # rect | ellipse | disc | ring | point
+    size: str = "50x50"  # mm, "WxH" or "D"
+
+    def spec(self):
+        from navigator.tes.montage import parse_electrode_spec
+
+        return parse_electrode_spec(f"{self.position}:{self.current_ma:g}:{self.shape}:{self.size}")
+
+
+MONTAGE_PRESETS: dict[str, list[ElectrodeRow]] = {
+    "F3-Fp2 (depression, pads)": [ElectrodeRow("F3", 2.0), ElectrodeRow("Fp2", -2.0)],
+    "F3-F4 (bilateral DLPFC, pads)": [ElectrodeRow("F3", 2.0), ElectrodeRow("F4", -2.0)],
+    "C3-Fp2 (motor, pads)": [ElectrodeRow("C3", 1.0), ElectrodeRow("Fp2", -1.0)],
+    "HD 4x1 over F3": [ElectrodeRow("F3", 2.0, "disc", "12")] + [
+        ElectrodeRow(n, -0.5, "disc", "12") for n in ("AF3", "F1", "FC3", "F5")],
+}
+
+
+class PlanState(QObject):
+    subjectChanged = pyqtSignal()
+    targetChanged = pyqtSignal()
+    poseChanged = pyqtSignal()
+    montageChanged = pyqtSignal()
+    resultChanged = pyqtSignal(str)  # kind
+    message = pyqtSignal(str)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.undo_stack = QUndoStack(self)
+        self.subject: SubjectData | None = None
+        self.ctx = None  # navigator.targets.context.HeadContext
+        self.target = None  # navigator.targets.resolve.ResolvedTarget
+        self.coil_name = DEFAULT_COIL
+        self._coil = None
+        self.intensity_mode = "mso"  # or "didt"
+        self.mso = 50.0  # % of maximum stimulator output
+        self.didt_a_per_us = 80.0  # A/us
+        self.distance_mm = 4.0
+        self.handle_angle_deg = 45.0
+        self.explicit_pose: np.ndarray | None = None
+        self.placement = None  # navigator.tms.pose.CoilPlacement
+        self.montage: list[ElectrodeRow] = [replace(r) for r in MONTAGE_PRESETS["F3-Fp2 (depression, pads)"]]
+        self.results: dict[str, FieldResult] = {}
+        self.current_result: str | None = None
+        self.plan_name = "plan"
+
+    # ------------------------------------------------------------------ subject
+    @property
+    def ws(self):
+        return None if self.subject is None else self.subject.ws
+
+    def set_subject(self, subject: SubjectData) -> None:
+        from navigator.targets.context import HeadContext
+
+        self.subject = subject
+        self.ctx = subject.ctx if subject.ctx is not None else (HeadContext(subject.ws) if subject.ws else None)
+        self.target = None
+        self.placement = None
+        self.explicit_pose = None
+        self.results.clear()
+        self.current_result = None
+        self.undo_stack.clear()
+        self.subjectChanged.emit()
+        self.targetChanged.emit()
+        self.poseChanged.emit()
+        self.montageChanged.emit()
+
+    def require_workspace(self, what: str):
+        if self.ws is None:
+            raise NavigatorError(f"{what} needs a subject workspace: open one (File > Open) first")
+        return self.ws
+
+    def require_head_model(self, what: str):
+        ws = self.require_workspace(what)
+        if not ws.has("mesh"):
+            raise NavigatorError(f"{ws.root}: {what} needs the head model; prepare it first (Subject > Prepare)")
+        return ws
+
+    # ------------------------------------------------------------------ target (undoable)
+    def set_target(self, target, text: str = "Set target") -> None:
+        if target is self.target:
+            return
+        self.undo_stack.push(SetValueCommand(text, self._apply_target, (self.target, self.explicit_pose),
+                                             (target, None)))
+
+    def _apply_target(self, value) -> None:
+        self.target, self.explicit_pose = value
+        self.targetChanged.emit()
+        self.update_pose()
+
+    @property
+    def target_point(self) -> np.ndarray | None:
+        """The point the coil aims at: the cortical target, else the SPEC's point."""
+        t = self.target
+        if t is None:
+            return None
+        return np.asarray(t.cortical_point if t.cortical_point is not None else t.point, float)
+
+    # ------------------------------------------------------------------ coil (undoable pose edits)
+    @property
+    def coil(self):
+        if self._coil is None or self._coil.name.lower() != self.coil_name.lower():
+            from navigator.tms.library import load_coil
+
+            self._coil = load_coil(self.coil_name)
+        return self._coil
+
+    def set_coil_name(self, name: str) -> None:
+        if name != self.coil_name:
+            self.coil_name = name
+            self._coil = None
+            self.poseChanged.emit()
+
+    def set_handle_angle(self, angle: float) -> None:
+        angle = float((angle + 180.0) % 360.0 - 180.0)
+        if abs(angle - self.handle_angle_deg) < 1e-9 and self.explicit_pose is None:
+            return
+        self.undo_stack.push(SetValueCommand(f"Handle angle {angle:.0f} deg", self._apply_handle,
+                                             (self.handle_angle_deg, self.explicit_pose), (angle, None),
+                                             MERGE_HANDLE))
+
+    def _apply_handle(self, value) -> None:
+        self.handle_angle_deg, self.explicit_pose = value
+        self.update_pose()
+
+    def set_distance(self, mm: float) -> None:
+        if abs(mm - self.distance_mm) < 1e-9 and self.explicit_pose is None:
+            return
+        self.undo_stack.push(SetValueCommand(f"Coil distance {mm:.1f} mm", self._apply_distance,
+                                             (self.distance_mm, self.explicit_pose), (float(mm), None),
+                                             MERGE_DISTANCE))
+
+    def _apply_distance(self, value) -> None:
+        self.distance_mm, self.explicit_pose = value
+        self.update_pose()
+
+    def set_explicit_pose(self, pose: np.ndarray | None, text: str = "Set coil pose") -> None:
+        self.undo_stack.push(SetValueCommand(text, self._apply_explicit, self.explicit_pose,
+                                             None if pose is None else np.asarray(pose, float)))
+
+    def _apply_explicit(self, pose) -> None:
+        self.explicit_pose = pose
+        self.update_pose()
+
+    def update_pose(self) -> None:
+        """Recompute the coil placement from the target, handle angle and distance."""
+        from navigator.tms.pose import CoilPlacement, place_coil
+
+        self.placement = None
+        if self.explicit_pose is not None:
+            self.placement = CoilPlacement(pose=self.explicit_pose, target=self.target_point,
+                                           handle=self.explicit_pose[:3, 1].copy(), spec={"pose": "explicit"})
+        elif self.target is not None and self.ctx is not None and self.subject is not None \
+                and self.subject.scalp is not None:
+            try:
+                self.placement = place_coil(self.subject.scalp, self.target_point,
+                                            handle_angle=self.handle_angle_deg, distance=self.distance_mm,
+                                            spec={"target": self.target.spec})
+            except NavigatorError as exc:
+                self.message.emit(str(exc))
+        self.poseChanged.emit()
+
+    @property
+    def pose(self) -> np.ndarray | None:
+        return None if self.placement is None else self.placement.pose
+
+    def didt(self) -> float:
+        """Planned dI/dt in A/s."""
+        if self.intensity_mode == "mso":
+            return self.coil.didt_from_percent_mso(self.mso)
+        return self.didt_a_per_us * 1e6
+
+    # ------------------------------------------------------------------ montage
+    def set_montage(self, rows: list[ElectrodeRow]) -> None:
+        self.montage = [replace(r) for r in rows]
+        self.montageChanged.emit()
+
+    def electrode_position(self, position: str) -> np.ndarray | None:
+        if "," in position:
+            try:
+                return np.array([float(v) for v in position.split(",")], float)
+            except ValueError:
+                return None
+        eeg = self.subject.eeg if self.subject is not None else {}
+        for k, v in eeg.items():
+            if k.lower() == position.strip().lower():
+                return v
+        return None
+
+    # ------------------------------------------------------------------ results
+    def add_result(self, result: FieldResult) -> None:
+        self.results[result.kind] = result
+        self.current_result = result.kind
+        self.resultChanged.emit(result.kind)
+
+    # ------------------------------------------------------------------ plan
+    def build_plan(self, name: str | None = None):
+        """The current plan as a :class:`navigator.export.plan.Plan` (RAS mm, navigator axes)."""
+        from navigator.export.plan import CoilPose, Electrode, ImageInfo, Montage, Plan, Target
+
+        ws = self.require_workspace("a plan")
+        name = name or self.plan_name
+        image = None
+        try:
+            image = ImageInfo.from_nifti(ws.source_path("T1"))
+        except NavigatorError as exc:
+            log.info("plan without image identity: %s", exc)
+        plan = Plan(name=name, subject=ws.subject_id, image=image)
+        tname = None
+        if self.target is not None:
+            tname = self.target.name or "target"
+            t = self.target
+            plan.targets.append(Target(tname, self.target_point, entry=np.asarray(t.scalp_entry, float),
+                                       description=t.description or t.spec))
+        if self.placement is not None:
+            mso = self.mso if self.intensity_mode == "mso" else None
+            try:
+                didt = self.didt()
+            except NavigatorError:
+                didt = None
+            plan.coil_poses.append(CoilPose(f"{tname or 'coil'}-pose", self.placement.pose, target=tname,
+                                            coil=self.coil_name, didt=didt, mso=mso,
+                                            description=f"handle {self.handle_angle_deg:.0f} deg, "
+                                                        f"distance {self.distance_mm:.1f} mm"))
+        electrodes = []
+        for r in self.montage:
+            p = self.electrode_position(r.position)
+            if p is None:
+                continue
+            shape = {"rect": "rect", "ellipse": "ellipse", "disc": "disc", "ring": "ring"}.get(r.shape, "ellipse")
+            size = tuple(float(s) for s in r.size.lower().split("x")) if r.size else (10.0, 10.0)
+            if len(size) == 1:
+                size = (size[0], size[0])
+            electrodes.append(Electrode(r.position, p, r.current_ma, shape, size[:2]))
+        if electrodes:
+            plan.montages.append(Montage("tdcs", electrodes))
+        return plan
+
+    def plan_summary(self) -> dict[str, Any]:
+        return {"target": None if self.target is None else self.target.name,
+                "pose": None if self.pose is None else self.pose.tolist()}
+
+    def montage_from_plan(self, plan) -> list[ElectrodeRow]:
+        rows = []
+        if not plan.montages:
+            return rows
+        eeg = self.subject.eeg if self.subject is not None else {}
+        for e in plan.montages[0].electrodes:
+            pos = e.name if e.name in eeg else ",".join(f"{v:.2f}" for v in e.position)
+            if e.name not in eeg and eeg:
+                names = list(eeg)
+                d = np.linalg.norm(np.array([eeg[n] for n in names]) - e.position, axis=1)
+                if d.min() < 1.0:
+                    pos = names[int(np.argmin(d))]
+            size = "x".join(f"{s:g}" for s in e.size_mm) if e.shape in ("rect", "ellipse") else f"{e.size_mm[0]:g}"
+            rows.append(ElectrodeRow(pos, e.current_ma, e.shape if e.shape in ("rect", "ellipse", "disc", "ring")
+                                     else "ellipse", size))
+        return rows
+
+
+def plan_path_default(ws, name: str) -> Path:
+    return ws.path("plans") / name / "plan.json"
