@@ -15,7 +15,6 @@ from navigator.tms.pose import (
     parse_pose,
     place_coil,
     project_to_surface,
-    read_eeg_positions,
     resolve_target_point,
 )
 
@@ -103,24 +102,26 @@ def test_handle_dir_and_parse(head):
         parse_pose("1,2,3")
 
 
-def test_resolve_target_point(tmp_path):
+def test_resolve_target_point(tmp_path, head):
+    """TMS targets go through navigator.targets (one SPEC grammar everywhere)."""
+    from navigator.io.surfaces import write_surface
+
     ws = Workspace.create(tmp_path / "sub")
+    write_surface(head, ws.path("scalp"))
     p, label = resolve_target_point(ws, "subject:-10,20.5,30")
     np.testing.assert_allclose(p, [-10, 20.5, 30])
     np.testing.assert_allclose(resolve_target_point(ws, " 1, 2, 3")[0], [1, 2, 3])
     with pytest.raises(NavigatorError, match="no EEG positions"):
         resolve_target_point(ws, "eeg:F3")
-    ws.path("eeg").parent.mkdir(parents=True)
+    ws.path("eeg").parent.mkdir(parents=True, exist_ok=True)
     ws.path("eeg").write_text("Fiducial,0,85,-30,Nz\nElectrode,-50.2,53.1,42.2,F3\nElectrode,50,53,42,F4\n")
     p, label = resolve_target_point(ws, "eeg:f3")
     np.testing.assert_allclose(p, [-50.2, 53.1, 42.2])
-    assert label == "eeg:F3"
-    with pytest.raises(NavigatorError, match="not in"):
+    assert label == "eeg:f3"
+    with pytest.raises(NavigatorError, match="unknown EEG position"):
         resolve_target_point(ws, "eeg:Xyz")
-    with pytest.raises(NavigatorError, match="unknown target spec"):
+    with pytest.raises(NavigatorError, match="no MNI transforms"):
         resolve_target_point(ws, "mni:1,2,3")
-    (tmp_path / "plain.csv").write_text("name,x,y,z\nC3,-60,0,60\n")
-    np.testing.assert_allclose(read_eeg_positions(tmp_path / "plain.csv")["C3"], [-60, 0, 60])
 
 
 def test_casing_clearance(head):

@@ -124,7 +124,7 @@ def test_cli_simulate_tms_eeg_target(sphere_workspace):
 
     m = read_msh(out / "fields.msh")
     assert {"E", "magnE", "D"} <= set(m.tet_data) and "v" in m.node_data
-    from navigator.tms.pose import read_gifti_surface
+    from navigator.io.surfaces import read_surface as read_gifti_surface
 
     casing = read_gifti_surface(out / "coil_casing.surf.gii")
     assert np.linalg.norm(casing.vertices.mean(axis=0)) > 92  # the posed casing sits outside the head

@@ -101,62 +101,93 @@ def _numbers_from_targets(path: Path) -> dict:
     return out
 
 
-def _run_tool_step(step: str, ws: Workspace, params: dict, inputs: list[Path], out_dir: Path,
-                   runner: Callable[[Path], dict]) -> tuple[bool, dict]:
-    """Generic skip/record wrapper for steps that write a folder with a summary.json."""
-    summary = out_dir / "summary.json"
-    if ws.step_is_current(f"batch-{step}", params, inputs) and summary.exists():
-        return False, json.loads(summary.read_text()).get("batch_numbers", {})
-    numbers = runner(out_dir)
-    ws.record_step(f"batch-{step}", params, inputs=inputs, outputs=[out_dir])
-    return True, numbers
+def _field_numbers(prefix: str, summary: dict) -> dict:
+    """Flat key numbers from a simulation summary (see navigator.fem.outputs.field_summary)."""
+    out = {f"{prefix}_peak_v_per_m": summary.get("E_roi_p99_9_V_per_m")}
+    target = summary.get("target") or {}
+    if target.get("mean_magnE_V_per_m") is not None:
+        out[f"{prefix}_field_at_target_v_per_m"] = target["mean_magnE_V_per_m"]
+    focality = summary.get("focality_mm3") or {}
+    if "50" in focality:
+        out[f"{prefix}_focality50_mm3"] = focality["50"]
+    return out
 
 
-def _first_target(params: dict, cfg) -> str:
-    return str(params.get("target", cfg.targets[0]))
-
-
-def _step_optimize_tms(ws, subject, params, cfg):
-    from navigator.optimize.tms import optimize_tms_workspace
-
-    target = _first_target(params, cfg)
-    p = {k: v for k, v in params.items() if k != "target"}
-    out_dir = ws.path("plans") / "tms"
-    inputs = [ws.path("mesh")] + _target_inputs(ws)
-    return _run_tool_step("optimize-tms", ws, {"target": target, **p}, inputs, out_dir,
-                          lambda out: optimize_tms_workspace(ws, target=target, out_dir=out, **p))
-
-
-def _step_optimize_tdcs(ws, subject, params, cfg):
-    from navigator.optimize.tdcs import optimize_tdcs_workspace
-
-    target = _first_target(params, cfg)
-    p = {k: v for k, v in params.items() if k != "target"}
-    out_dir = ws.path("plans") / "tdcs"
-    inputs = [ws.path("mesh")] + _target_inputs(ws)
-    return _run_tool_step("optimize-tdcs", ws, {"target": target, **p}, inputs, out_dir,
-                          lambda out: optimize_tdcs_workspace(ws, target=target, out_dir=out, **p))
-
-
-def _step_simulate_tms(ws, subject, params, cfg):
+def _simulate_tms(ws, out_dir, target, p):
     from navigator.tms.simulate import simulate_tms_workspace
 
-    target = _first_target(params, cfg)
-    p = {k: v for k, v in params.items() if k != "target"}
-    out_dir = ws.path("simulations") / "tms"
-    inputs = [ws.path("mesh")] + _target_inputs(ws)
-    return _run_tool_step("simulate-tms", ws, {"target": target, **p}, inputs, out_dir,
-                          lambda out: simulate_tms_workspace(ws, target=target, out_dir=out, **p))
+    p = dict(p)
+    coil = p.pop("coil", "Magstim_D70")
+    if "didt" not in p and "intensity" not in p:
+        p["intensity"] = 50.0
+    run = simulate_tms_workspace(ws.root, coil, target_spec=target, out_dir=out_dir, **p)
+    return _field_numbers("tms", run.summary)
 
 
-def _step_simulate_tdcs(ws, subject, params, cfg):
+def _simulate_tdcs(ws, out_dir, target, p):
+    from navigator.fem.outputs import TargetRegion
+    from navigator.targets.context import HeadContext
+    from navigator.targets.resolve import resolve_target
+    from navigator.tes.montage import parse_electrode_spec
     from navigator.tes.simulate import simulate_tdcs_workspace
 
-    p = dict(params) or {"electrodes": ["F3:2", "Fp2:-2"]}
-    out_dir = ws.path("simulations") / "tdcs"
-    inputs = [ws.path("mesh")] + _target_inputs(ws)
-    return _run_tool_step("simulate-tdcs", ws, p, inputs, out_dir,
-                          lambda out: simulate_tdcs_workspace(ws, out_dir=out, **p))
+    p = dict(p)
+    electrodes = [parse_electrode_spec(e) for e in p.pop("electrodes", ["F3:2:rect:50x50", "Fp2:-2:rect:50x50"])]
+    t = resolve_target(HeadContext(ws), target)
+    region = TargetRegion(tuple(t.cortical_point or t.point), float(p.pop("target_radius", 10.0)))
+    res = simulate_tdcs_workspace(ws.root, electrodes, out_dir, target=region, **p)
+    return _field_numbers("tdcs", res.summary)
+
+
+def _optimize_tms(ws, out_dir, target, p):
+    from navigator.optimize.tms import optimize_tms_workspace
+
+    return optimize_tms_workspace(ws, target=target, out_dir=out_dir, **p)
+
+
+def _optimize_tdcs(ws, out_dir, target, p):
+    from navigator.optimize.tdcs import optimize_tdcs_workspace
+
+    return optimize_tdcs_workspace(ws, target=target, out_dir=out_dir, **p)
+
+
+#: step -> (output folder under the workspace, function(ws, out_dir, target SPEC, params) -> numbers)
+TOOL_STEPS: dict[str, tuple[str, Callable]] = {
+    "simulate-tms": ("simulations/tms", _simulate_tms),
+    "simulate-tdcs": ("simulations/tdcs", _simulate_tdcs),
+    "optimize-tms": ("plans/tms", _optimize_tms),
+    "optimize-tdcs": ("plans/tdcs", _optimize_tdcs),
+}
+
+
+def _tool_step(step: str):
+    """A batch step that writes one folder with a summary.json, skipped when current."""
+    folder, func = TOOL_STEPS[step]
+
+    def run(ws: Workspace, subject: BatchSubject, params: dict, cfg) -> tuple[bool, dict]:
+        target = str(params.get("target", cfg.targets[0]))
+        p = {k: v for k, v in params.items() if k != "target"}
+        out_dir = ws.root / folder
+        summary = out_dir / "summary.json"
+        key = {"target": target, **p}
+        inputs = [ws.path("mesh")] + _target_inputs(ws)
+        if ws.step_is_current(f"batch-{step}", key, inputs) and summary.exists():
+            return False, json.loads(summary.read_text()).get("batch_numbers", {})
+        numbers = func(ws, out_dir, target, p) or {}
+        _store_numbers(summary, numbers)
+        ws.record_step(f"batch-{step}", key, inputs=inputs, outputs=[out_dir])
+        return True, numbers
+
+    return run
+
+
+def _store_numbers(summary: Path, numbers: dict) -> None:
+    """Keep a step's key numbers in its summary.json so a skipped step still reports them."""
+    from navigator.core.atomic import atomic_write_json
+
+    d = json.loads(summary.read_text()) if summary.exists() else {}
+    d["batch_numbers"] = numbers
+    atomic_write_json(summary, d)
 
 
 def _step_export(ws, subject, params, cfg):
@@ -193,10 +224,7 @@ def _step_report(ws, subject, params, cfg):
 STEP_FUNCTIONS: dict[str, Callable] = {
     "prepare": _step_prepare,
     "targets": _step_targets,
-    "simulate-tms": _step_simulate_tms,
-    "simulate-tdcs": _step_simulate_tdcs,
-    "optimize-tms": _step_optimize_tms,
-    "optimize-tdcs": _step_optimize_tdcs,
+    **{name: _tool_step(name) for name in TOOL_STEPS},
     "export": _step_export,
     "report": _step_report,
 }

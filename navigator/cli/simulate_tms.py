@@ -17,18 +17,21 @@ def register(simulate_subparsers) -> None:
                    help="library coil name (`navigator coils list`) or a .ccd/.tcd/.nii.gz coil file")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--target", metavar="SPEC",
-                       help="x,y,z or subject:x,y,z (subject mm, projected onto the scalp) or eeg:NAME "
-                            "(targets/eeg.csv); write --target=-40,30,60 when the value starts with '-'")
+                       help="target SPEC: a library name (fox, ba46, ...), mni:x,y,z, subject:x,y,z or x,y,z "
+                            "(subject mm), eeg:NAME, beam-f3, rule:5.5cm:hotspot=SPEC (see `navigator targets`)")
     where.add_argument("--pose", metavar="m00,...,m33",
                        help="explicit 4x4 coil pose, 16 numbers row-major, columns [x y(handle) z(into head) "
-                            "centre] in world mm (use --pose=... if the first number is negative)")
+                            "centre] in world mm")
+    where.add_argument("--poses", metavar="FILE",
+                       help="re-simulate the pulses delivered in a session: a Localite TriggerMarkers XML or "
+                            "Brainsight samples file (untracked pulses are skipped and counted)")
     handle = p.add_mutually_exclusive_group()
     handle.add_argument("--handle-angle", type=float, metavar="DEG",
                         help="handle angle in the scalp tangent plane from posterior towards lateral "
                              "(default 45: back and outwards, the DLPFC convention)")
     handle.add_argument("--handle-dir", metavar="x,y,z", help="handle direction (world), projected on the scalp")
     p.add_argument("--distance", type=float, default=4.0, metavar="MM", help="coil-scalp distance (default 4 mm)")
-    amp = p.add_mutually_exclusive_group(required=True)
+    amp = p.add_mutually_exclusive_group()  # required except with --poses (logs carry intensities)
     amp.add_argument("--didt", type=float, metavar="A_PER_S", help="rate of change of the coil current, A/s (e.g. 1e6)")
     amp.add_argument("--intensity", type=float, metavar="PERCENT_MSO",
                      help="stimulator output in %% of maximum (uses the coil's max dI/dt)")
@@ -48,9 +51,13 @@ def run(args) -> int:
     from navigator.tms.pose import parse_pose, parse_vector
     from navigator.tms.simulate import simulate_tms_workspace
 
-    if args.pose and (args.handle_angle is not None or args.handle_dir):
-        raise NavigatorError("--handle-angle/--handle-dir apply to --target, not to --pose")
+    if (args.pose or args.poses) and (args.handle_angle is not None or args.handle_dir):
+        raise NavigatorError("--handle-angle/--handle-dir apply to --target, not to --pose/--poses")
     coil = load_coil(args.coil)
+    if args.poses:
+        return _run_delivered(args, coil)
+    if args.didt is None and args.intensity is None:
+        raise NavigatorError("give the intensity as --didt A_PER_S or --intensity PERCENT_MSO")
     pose = parse_pose(args.pose) if args.pose else None
     hdir = parse_vector(args.handle_dir, "--handle-dir") if args.handle_dir else None
     with cli_progress(args, "TMS simulation") as progress:
@@ -74,4 +81,25 @@ def run(args) -> int:
         out.print(f"[yellow]warning: coil casing intersects the scalp (clearance {t['casing_clearance_mm']:.1f} mm)"
                   "[/yellow]")
     out.print(f"outputs: {run_.out_dir}")
+    return 0
+
+
+def _run_delivered(args, coil) -> int:
+    from navigator.fem.conductivity import parse_conductivity_overrides
+    from navigator.tms.delivered import simulate_pulse_log_workspace
+
+    out_dir = args.out
+    with cli_progress(args, "delivered pulses") as progress:
+        summary = simulate_pulse_log_workspace(
+            args.subject_dir, coil, args.poses, out_dir=out_dir, didt=args.didt, intensity=args.intensity,
+            conductivity=parse_conductivity_overrides(args.conductivity), target_radius=args.target_radius,
+            nifti=not args.no_nifti, progress=progress)
+    info = summary["tms_delivered"]
+    out = console(args)
+    out.print(f"{info['n_pulses']} tracked pulses re-simulated ({info['n_untracked_skipped']} untracked skipped) "
+              f"in {info['n_pose_groups']} pose group(s)")
+    st = info.get("target_mean_magnE_over_pulses_V_per_m")
+    if st:
+        out.print(f"target mean |E| over pulses: {st['mean']:.1f} V/m (sd {st['sd']:.1f}, "
+                  f"range {st['min']:.1f}-{st['max']:.1f})")
     return 0

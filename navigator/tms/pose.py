@@ -81,34 +81,14 @@ class CoilPlacement:
 
 
 # ---------------------------------------------------------------------- scalp geometry
-def read_gifti_surface(path: str | Path) -> Surface:
-    """Read a GIFTI surface (pointset + triangles) in world mm."""
-    import nibabel as nib
-
-    path = Path(path)
-    try:
-        img = nib.load(str(path))
-    except Exception as exc:  # noqa: BLE001 - nibabel raises many types
-        raise InputError(path, f"cannot read GIFTI surface ({exc})") from None
-    coords = faces = None
-    for arr in img.darrays:
-        data = np.asarray(arr.data)
-        if data.ndim == 2 and data.shape[1] == 3:
-            if np.issubdtype(data.dtype, np.integer) and faces is None:
-                faces = data
-            elif coords is None and np.issubdtype(data.dtype, np.floating):
-                coords = data
-    if coords is None or faces is None:
-        raise InputError(path, "GIFTI file lacks a pointset or a triangle array")
-    return Surface(coords, faces)
-
-
 def scalp_surface(ws, mesh: Mesh | None = None) -> Surface:
     """The workspace's scalp surface (``surfaces/scalp.surf.gii``), else the outer boundary of
     ``mesh`` (or of the workspace head mesh)."""
     path = ws.path("scalp")
     if path.exists():
-        return read_gifti_surface(path)
+        from navigator.io.surfaces import read_surface
+
+        return read_surface(path)
     if mesh is None:
         from navigator.io.gmsh import read_msh
 
@@ -293,58 +273,18 @@ def parse_vector(text: str, what: str = "vector") -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- targets
-def read_eeg_positions(path: str | Path) -> dict[str, np.ndarray]:
-    """EEG positions from a CSV: SimNIBS style ``Electrode,x,y,z,NAME`` (also ``Fiducial``,
-    ``ReferenceElectrode``) or ``NAME,x,y,z``; a header line is skipped. Names are returned
-    as written; look them up case-insensitively."""
-    path = Path(path)
-    out: dict[str, np.ndarray] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(path, f"cannot read EEG positions ({exc.strerror})") from None
-    for line in lines:
-        f = [x.strip() for x in line.split(",")]
-        if len(f) < 4 or not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if f[0].lower() in ("electrode", "referenceelectrode", "fiducial") and len(f) >= 5:
-            nums, name = f[1:4], f[4]
-        else:
-            name, nums = f[0], f[1:4]
-        try:
-            out[name] = np.asarray([float(x) for x in nums])
-        except ValueError:
-            continue  # header or free text
-    if not out:
-        raise InputError(path, "no EEG positions found")
-    return out
-
-
 def resolve_target_point(ws, spec: str) -> tuple[np.ndarray, str]:
-    """Resolve a target SPEC to a world point (subject RAS mm) and a label.
-
-    Accepted (case-insensitive prefixes): ``x,y,z`` or ``subject:x,y,z`` (subject mm) and
-    ``eeg:NAME`` (a position from the workspace's ``targets/eeg.csv``). The caller projects the
-    point onto the scalp. This is the single place that parses SPEC, so it can be replaced by a
-    richer resolver (MNI coordinates, atlas targets, named targets) later.
+    """Resolve a target SPEC (see :mod:`navigator.targets.resolve`) to the point the coil aims
+    at (subject RAS mm) and a label: the cortical point for targets defined in the brain, the
+    scalp point for targets defined on the scalp (EEG positions, Beam F3, scalp rules).
     """
-    s = spec.strip()
-    low = s.lower()
-    if low.startswith("eeg:"):
-        name = s[4:].strip()
-        path = ws.path("eeg")
-        if not path.exists():
-            raise NavigatorError(f"{ws.root}: no EEG positions ({ws.relpath(path)}); run `navigator prepare`")
-        pos = read_eeg_positions(path)
-        for k, v in pos.items():
-            if k.lower() == name.lower():
-                return v, f"eeg:{k}"
-        raise NavigatorError(f"EEG position {name!r} not in {path} (known: {', '.join(sorted(pos)[:12])}...)")
-    if low.startswith("subject:"):
-        s = s[len("subject:"):]
-    elif ":" in low:
-        raise NavigatorError(f"unknown target spec {spec!r}: use x,y,z, subject:x,y,z or eeg:NAME")
-    return parse_vector(s, f"target {spec!r}"), f"subject:{s.strip()}"
+    from navigator.targets.context import HeadContext
+    from navigator.targets.resolve import resolve_target
+
+    t = resolve_target(HeadContext(ws), spec)
+    if t.kind == "cortical" and t.cortical_point is not None:
+        return np.asarray(t.cortical_point), f"{t.name} (cortical point)"
+    return np.asarray(t.point), t.name
 
 
 # ---------------------------------------------------------------------- casing collision

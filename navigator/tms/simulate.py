@@ -221,7 +221,9 @@ def simulate_tms_workspace(subject_dir: str | Path, coil: Coil | str, *, target_
                                   progress=progress.sub(0.7, 0.98, "outputs"), nifti=nifti)
     casing = coil.posed_casing(placement.pose)
     if casing is not None:
-        _write_gifti(casing, out_dir / "coil_casing.surf.gii")
+        from navigator.io.surfaces import write_surface
+
+        write_surface(casing, out_dir / "coil_casing.surf.gii")
         info["casing_file"] = "coil_casing.surf.gii"
     atomic_write_json(out_dir / "pose.json", info)
     try:
@@ -234,15 +236,3 @@ def simulate_tms_workspace(subject_dir: str | Path, coil: Coil | str, *, target_
         log.warning("could not record the simulation in the manifest: %s", exc)
     progress.update(1.0, "done")
     return TmsRun(out_dir=out_dir, summary=summary, fields=fields, placement=placement)
-
-
-def _write_gifti(surface, path: Path) -> None:
-    """Write a surface (world mm) as GIFTI, atomically (for display of the posed coil casing)."""
-    import nibabel as nib
-
-    from navigator.core.atomic import atomic_path
-
-    arrays = [nib.gifti.GiftiDataArray(surface.vertices.astype(np.float32), intent="NIFTI_INTENT_POINTSET"),
-              nib.gifti.GiftiDataArray(surface.faces.astype(np.int32), intent="NIFTI_INTENT_TRIANGLE")]
-    with atomic_path(path) as tmp:
-        nib.save(nib.gifti.GiftiImage(darrays=arrays), str(tmp))
