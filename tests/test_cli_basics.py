@@ -82,3 +82,9 @@ def test_negative_coordinates_are_values_not_options() -> None:
     assert args.lpa == "-80.5,0,-3e1"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["fiducials", "x", "--lpa", "--bogus"])
+
+
+def test_cli_reference_documents_every_command() -> None:
+    doc = (ROOT / "docs" / "cli.md").read_text()
+    missing = [" ".join(p) for p, _ in _all_subparsers(build_parser()) if f"### navigator {' '.join(p)}\n" not in doc]
+    assert not missing, f"docs/cli.md lacks {missing}: run python scripts/gen_cli_docs.py"
