@@ -88,3 +88,11 @@ def test_cli_reference_documents_every_command() -> None:
     doc = (ROOT / "docs" / "cli.md").read_text()
     missing = [" ".join(p) for p, _ in _all_subparsers(build_parser()) if f"### navigator {' '.join(p)}\n" not in doc]
     assert not missing, f"docs/cli.md lacks {missing}: run python scripts/gen_cli_docs.py"
+
+
+def test_negative_electrode_spec_is_a_value() -> None:
+    from navigator.cli import build_parser
+
+    args = build_parser().parse_args(["simulate", "tdcs", "x", "-e", "-40,20,60:-1:disc:12", "-e", "F3:1",
+                                      "--out", "o"])
+    assert "-40,20,60:-1:disc:12" in str(args)

@@ -41,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: "-38,44,26", "-1.5", "-0.2,3,-4e-3": values, not options (coordinates are often negative).
-_NEGATIVE_VALUES = re.compile(r"^-\d*\.?\d+(?:[eE][-+]?\d+)?(?:,\s*-?\d*\.?\d+(?:[eE][-+]?\d+)?)*$")
+#: "-38,44,26", "-1.5", "-0.2,3,-4e-3", "-40,20,60:-1:disc:12": values, not options (coordinates
+#: are often negative; electrode SPECs append ":..." to a position).
+_NEGATIVE_VALUES = re.compile(r"^-\d*\.?\d+(?:[eE][-+]?\d+)?(?:,\s*-?\d*\.?\d+(?:[eE][-+]?\d+)?)*(?::\S*)?$")
 
 
 def _accept_negative_vectors(parser: argparse.ArgumentParser) -> None:

@@ -35,6 +35,12 @@ class HeadContext:
 
     @cached_property
     def scalp(self) -> Surface:
+        """The scalp surface file, else the outer boundary of the head mesh."""
+        if not self.ws.path("scalp").exists() and self.ws.path("mesh").exists():
+            from navigator.io.gmsh import read_msh
+            from navigator.tms.pose import outer_surface
+
+            return outer_surface(read_msh(self.ws.path("mesh")))
         return self._surface("scalp", "scalp")
 
     @cached_property

@@ -1,0 +1,294 @@
+"""Stimulus-agnostic field outputs of a simulation (tDCS, TMS): mesh, surface, NIfTI, summary.
+
+:func:`write_field_outputs` writes into ``out_dir``:
+
+``fields.msh``
+    gmsh 2.2 (binary) copy of the head mesh with ``$NodeData`` "v" (V) and ``$ElementData``
+    "E" (V/m, 3 components), "magnE" (V/m), "J" (A/m^2), "magnJ" (A/m^2), "conductivity"
+    (S/m), plus any ``extra_tet_fields`` (e.g. "D" = dA/dt for TMS).
+``middle_gm_fields.surf.gii``  (when the workspace has ``surfaces/middle_gm.surf.gii``)
+    the middle grey-matter surface with per-vertex "magnE" and "normE" (V/m); normE is the
+    component along the surface normal, positive INTO the cortex (E . -n_out), as SimNIBS.
+``magnE.nii.gz``, ``E.nii.gz`` (4-D, 3 components), ``magnJ.nii.gz``, ``v.nii.gz``
+    subject space on the T1 grid when the workspace has a T1, else on a 1 mm RAS grid over
+    the mesh bounding box; voxels outside the mesh are 0.
+``magnE_MNI.nii.gz``  (when the workspace has MNI transforms)
+    |E| pulled onto the MNI grid of ``transforms/mni_to_subject.nii.gz``.
+``summary.json``
+    see :func:`field_summary`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from navigator.core.atomic import atomic_write_json
+from navigator.core.mesh import Mesh
+from navigator.core.progress import Progress, ensure_progress
+from navigator.core.tissues import GM, tissue_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TargetRegion:
+    """A sphere of ``radius_mm`` around ``center_mm`` (subject RAS), restricted to GM when present."""
+
+    center_mm: tuple[float, float, float]
+    radius_mm: float = 10.0
+    name: str = "target"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "center_mm": [float(c) for c in self.center_mm], "radius_mm": float(self.radius_mm)}
+
+
+def weighted_percentile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """Volume-weighted percentile ``q`` (0..100) of ``values``."""
+    if len(values) == 0:
+        return float("nan")
+    o = np.argsort(values)
+    cw = np.cumsum(weights[o])
+    idx = int(np.searchsorted(cw, q / 100.0 * cw[-1], side="left"))
+    return float(values[o][min(idx, len(o) - 1)])
+
+
+def field_summary(
+    mesh: Mesh,
+    E: np.ndarray,
+    sigma: np.ndarray,
+    *,
+    target: TargetRegion | None = None,
+    surface=None,
+    surface_normE: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Scalar summaries of a field.
+
+    Region of interest "roi" = GM tets (tag 2) when present, else all tets (``roi_tags`` says
+    which). Keys: E_roi_p99_9 (V/m, volume-weighted 99.9th percentile of |E|, the robust peak),
+    E_roi_max, E_roi_mean, focality_mm3 {"50": ..., "75": ...} = ROI volume with |E| >= 50 % /
+    75 % of the p99.9 peak; target {mean_magnE, mean_normE (from the middle-GM surface
+    vertices inside the sphere, when available), volume_mm3}; conductivity per tag (S/m).
+    """
+    magn = np.linalg.norm(E, axis=1)
+    vol = np.abs(mesh.tet_volumes())
+    has_gm = bool(np.any(mesh.tet_tags == GM))
+    roi = mesh.tet_tags == GM if has_gm else np.ones(mesh.n_tets, bool)
+    peak = weighted_percentile(magn[roi], vol[roi], 99.9)
+    out: dict[str, Any] = {
+        "roi_tags": [GM] if has_gm else sorted(int(t) for t in np.unique(mesh.tet_tags)),
+        "E_roi_p99_9_V_per_m": peak,
+        "E_roi_max_V_per_m": float(magn[roi].max()),
+        "E_roi_mean_V_per_m": float(np.average(magn[roi], weights=vol[roi])),
+        "focality_mm3": {
+            "50": float(vol[roi][magn[roi] >= 0.5 * peak].sum()),
+            "75": float(vol[roi][magn[roi] >= 0.75 * peak].sum()),
+        },
+        "conductivity_S_per_m": {
+            str(int(t)): {"tissue": tissue_name(int(t)), "sigma": float(sigma[mesh.tet_tags == t][0])}
+            for t in np.unique(mesh.tet_tags)
+        },
+    }
+    if has_gm:
+        out["E_gm_p99_9_V_per_m"] = peak
+    if target is not None:
+        c = np.asarray(target.center_mm, float)
+        inside = roi & (np.linalg.norm(mesh.tet_centroids() - c, axis=1) <= target.radius_mm)
+        t: dict[str, Any] = target.to_json()
+        t["volume_mm3"] = float(vol[inside].sum())
+        t["mean_magnE_V_per_m"] = float(np.average(magn[inside], weights=vol[inside])) if inside.any() else None
+        t["mean_E_V_per_m"] = np.average(E[inside], axis=0, weights=vol[inside]).tolist() if inside.any() else None
+        t["mean_normE_V_per_m"] = None
+        if surface is not None and surface_normE is not None:
+            sel = np.linalg.norm(surface.vertices - c, axis=1) <= target.radius_mm
+            if sel.any():
+                t["mean_normE_V_per_m"] = float(surface_normE[sel].mean())
+        if not inside.any():
+            log.warning("target sphere contains no ROI tetrahedra")
+        out["target"] = t
+    return out
+
+
+def _read_surface(path: Path):
+    try:
+        from navigator.io.surfaces import read_surface
+
+        return read_surface(path)
+    except ImportError:
+        import nibabel as nib
+
+        from navigator.core.surface import Surface
+
+        img = nib.load(str(path))
+        pts = img.get_arrays_from_intent("NIFTI_INTENT_POINTSET")[0].data
+        tri = img.get_arrays_from_intent("NIFTI_INTENT_TRIANGLE")[0].data
+        return Surface(pts, tri)
+
+
+def _write_surface(surface, path: Path) -> None:
+    try:
+        from navigator.io.surfaces import write_surface
+
+        write_surface(surface, path)
+        return
+    except ImportError:
+        pass
+    import nibabel as nib
+
+    from navigator.core.atomic import atomic_path
+
+    arrays = [
+        nib.gifti.GiftiDataArray(surface.vertices.astype(np.float32), intent="NIFTI_INTENT_POINTSET"),
+        nib.gifti.GiftiDataArray(surface.faces.astype(np.int32), intent="NIFTI_INTENT_TRIANGLE"),
+    ]
+    for name, vals in surface.data.items():
+        arrays.append(nib.gifti.GiftiDataArray(np.asarray(vals, np.float32), intent="NIFTI_INTENT_NONE",
+                                               meta={"Name": name}))
+    with atomic_path(path) as tmp:
+        nib.save(nib.gifti.GiftiImage(darrays=arrays), str(tmp))
+
+
+def surface_fields(mesh: Mesh, E: np.ndarray, surface) -> tuple[np.ndarray, np.ndarray]:
+    """|E| and normal component (positive into the cortex) at each surface vertex (V/m).
+
+    Each vertex takes E of the tetrahedron containing it (GM tets preferred when present).
+    """
+    mask = mesh.tet_tags == GM if np.any(mesh.tet_tags == GM) else None
+    from navigator.fem.sampling import locate_points
+
+    tet, _ = locate_points(mesh, surface.vertices, tet_mask=mask)
+    Ev = E[tet]
+    n_out = surface.vertex_normals()
+    return np.linalg.norm(Ev, axis=1), -np.einsum("ij,ij->i", Ev, n_out)
+
+
+def write_field_outputs(
+    out_dir: str | Path,
+    mesh: Mesh,
+    v: np.ndarray,
+    E_per_tet: np.ndarray,
+    sigma: np.ndarray,
+    *,
+    workspace=None,
+    target: TargetRegion | None = None,
+    extra_tet_fields: dict[str, np.ndarray] | None = None,
+    summary_extra: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    nifti: bool = True,
+    nifti_spacing_mm: float = 1.0,
+) -> dict[str, Any]:
+    """Write a simulation's outputs (see module docstring); returns the summary dict.
+
+    Args:
+        out_dir: output folder (created). mesh: head mesh (mm). v: (N,) node potential, V.
+        E_per_tet: (M, 3) V/m. sigma: (M,) S/m (J = sigma E).
+        workspace: optional :class:`navigator.core.workspace.Workspace` (T1 grid, middle GM
+            surface, MNI transforms are used when present).
+        target: optional target sphere for the summary.
+        extra_tet_fields: more per-tet fields for fields.msh. summary_extra: merged into summary.json.
+        nifti: write NIfTI maps. nifti_spacing_mm: grid spacing when the workspace has no T1.
+    """
+    from navigator.io.gmsh import write_msh
+
+    progress = ensure_progress(progress)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    E = np.asarray(E_per_tet, dtype=np.float64).reshape(-1, 3)
+    J = sigma[:, None] * E
+    magnE = np.linalg.norm(E, axis=1)
+    files: list[str] = []
+
+    t0 = time.perf_counter()
+    progress.update(0.0, "writing fields.msh")
+    fm = Mesh(nodes=mesh.nodes, tetrahedra=mesh.tetrahedra, tet_tags=mesh.tet_tags,
+              triangles=mesh.triangles, triangle_tags=mesh.triangle_tags)
+    fm.node_data["v"] = np.asarray(v, dtype=np.float64)
+    fm.tet_data.update({"E": E, "magnE": magnE, "J": J, "magnJ": np.linalg.norm(J, axis=1), "conductivity": sigma})
+    for k, val in (extra_tet_fields or {}).items():
+        fm.tet_data[k] = np.asarray(val)
+    write_msh(fm, out / "fields.msh")
+    files.append("fields.msh")
+    timings["write_msh"] = time.perf_counter() - t0
+
+    surface = normE_s = None
+    if workspace is not None and workspace.has("middle_gm"):
+        t0 = time.perf_counter()
+        progress.update(0.3, "sampling middle grey-matter surface")
+        surface = _read_surface(workspace.path("middle_gm"))
+        magn_s, normE_s = surface_fields(mesh, E, surface)
+        surface.data = {"magnE": magn_s, "normE": normE_s}
+        _write_surface(surface, out / "middle_gm_fields.surf.gii")
+        files.append("middle_gm_fields.surf.gii")
+        timings["surface"] = time.perf_counter() - t0
+
+    if nifti:
+        t0 = time.perf_counter()
+        files += _write_nifti(out, mesh, v, E, J, workspace, nifti_spacing_mm, progress.sub(0.4, 0.95, "NIfTI"))
+        timings["nifti"] = time.perf_counter() - t0
+
+    summary: dict[str, Any] = {"n_nodes": mesh.n_nodes, "n_tets": mesh.n_tets}
+    summary.update(field_summary(mesh, E, sigma, target=target, surface=surface, surface_normE=normE_s))
+    if surface is not None:
+        summary["middle_gm"] = {"magnE_p99_9_V_per_m": float(np.percentile(surface.data["magnE"], 99.9)),
+                                "normE_max_V_per_m": float(normE_s.max()), "normE_min_V_per_m": float(normE_s.min())}
+    extra = dict(summary_extra or {})
+    merged_t = dict(extra.pop("timings_s", {}))
+    merged_t.update({f"output_{k}": v_ for k, v_ in timings.items()})
+    summary.update(extra)
+    summary["timings_s"] = merged_t
+    summary["files"] = files + ["summary.json"]
+    atomic_write_json(out / "summary.json", summary)
+    progress.update(1.0, "outputs written")
+    return summary
+
+
+def _write_nifti(out: Path, mesh: Mesh, v, E, J, workspace, spacing, progress) -> list[str]:
+    from navigator.core.volume import Volume
+    from navigator.fem.sampling import bbox_grid, rasterize_tets
+    from navigator.io.images import save_nifti
+
+    affine = shape = None
+    if workspace is not None and workspace.has("t1"):
+        import nibabel as nib
+
+        img = nib.load(str(workspace.path("t1")))
+        affine, shape = np.asarray(img.affine, float), tuple(int(s) for s in img.shape[:3])
+    if affine is None:
+        affine, shape = bbox_grid(mesh, spacing)
+    flat, tet, bary = rasterize_tets(mesh, affine, shape, progress)
+    n_vox = int(np.prod(shape))
+
+    def vol(values: np.ndarray, comps: int = 1) -> Volume:
+        data = np.zeros((n_vox, comps), np.float32)
+        data[flat] = values.reshape(len(flat), comps)
+        return Volume(data.reshape(*shape, comps) if comps > 1 else data.reshape(shape), affine)
+
+    magnE_v = vol(np.linalg.norm(E, axis=1)[tet])
+    written = []
+    for name, volume in (
+        ("magnE", magnE_v),
+        ("E", vol(E[tet], 3)),
+        ("magnJ", vol(np.linalg.norm(J, axis=1)[tet])),
+        ("v", vol((np.asarray(v)[mesh.tetrahedra[tet]] * bary).sum(axis=1))),
+    ):
+        save_nifti(volume, out / f"{name}.nii.gz", dtype=np.float32)
+        written.append(f"{name}.nii.gz")
+    if workspace is not None:
+        from navigator.core.transforms import MNI_TO_SUBJECT_NAME, MniTransform
+
+        tdir = workspace.path("transforms")
+        if (tdir / MNI_TO_SUBJECT_NAME).exists():
+            try:
+                mni = MniTransform.load(tdir)
+            except Exception as exc:  # noqa: BLE001 - MNI output is optional; say why it is missing
+                log.warning("no MNI-space maps: %s", exc)
+            else:
+                save_nifti(mni.image_to_mni(magnE_v), out / "magnE_MNI.nii.gz", dtype=np.float32)
+                written.append("magnE_MNI.nii.gz")
+    return written

@@ -1,0 +1,152 @@
+"""The assembled FEM system of a head mesh, reusable across many right-hand sides.
+
+Problem: div(sigma grad v) = f in the head, sigma grad v . n = g on its boundary (Neumann),
+discretized with P1 tetrahedra and piecewise-constant sigma. Units: nodes in mm are converted
+to m, so ``v`` is in V, right-hand sides are nodal currents in A, ``gradient`` is in V/m.
+
+Null space: the pure Neumann matrix K is singular (constants). :class:`FemSystem` grounds one
+node (``ground_node``: its row and column are replaced by the identity and its right-hand side
+by 0), which makes the matrix SPD; any net current in the right-hand side leaves through the
+ground node, so right-hand sides should sum to zero (they do for electrode pairs and for
+:meth:`FemSystem.rhs_impressed_field`). After the solve the mean nodal potential is removed,
+so the returned potential has zero mean. When ``boundary_matrix`` is given (a Robin /
+contact-impedance term, as the electrode model adds) the matrix K + boundary_matrix is SPD
+already and nothing is grounded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from navigator.core.errors import NavigatorError
+from navigator.core.mesh import Mesh
+from navigator.core.progress import Progress, ensure_progress
+from navigator.fem.assembly import gradient_per_tet, load_vector_divergence, p1_gradients, stiffness_matrix
+from navigator.fem.solver import DEFAULT_RTOL, SpdSolver
+
+
+@dataclass
+class SolveResult:
+    """One solution: v (N,) node potentials in V, CG iterations, final relative residual, seconds."""
+
+    v: np.ndarray
+    iterations: int
+    residual: float
+    seconds: float
+
+
+class FemSystem:
+    """Stiffness matrix, element gradients and a reusable solver for one mesh and conductivity.
+
+    Args:
+        mesh: tetrahedral mesh (nodes in mm).
+        sigma_per_tet: (M,) conductivity in S/m (see :func:`navigator.fem.conductivity.conductivity_per_tet`).
+        progress: optional progress sink (assembly is reported as one step).
+        solver: "amg" (default; PCG + smoothed-aggregation AMG) or "direct".
+        boundary_matrix: optional (N, N) SPD-making boundary term added to K (S).
+
+    Attributes:
+        K: (N, N) CSR stiffness matrix in S (the pure Neumann operator, never grounded).
+        grads: (M, 4, 3) shape-function gradients, 1/m. volumes: (M,) m^3. sigma: (M,) S/m.
+        timings: seconds per stage ("assembly", "solver_setup").
+    """
+
+    def __init__(
+        self,
+        mesh: Mesh,
+        sigma_per_tet: np.ndarray,
+        progress: Progress | None = None,
+        *,
+        solver: str = "amg",
+        boundary_matrix: sp.spmatrix | None = None,
+    ):
+        progress = ensure_progress(progress)
+        sigma = np.asarray(sigma_per_tet, dtype=np.float64).reshape(-1)
+        if mesh.n_tets == 0:
+            raise NavigatorError("mesh has no tetrahedra")
+        if len(sigma) != mesh.n_tets:
+            raise ValueError(f"sigma has {len(sigma)} values for {mesh.n_tets} tetrahedra")
+        self.mesh = mesh
+        self.sigma = sigma
+        self.n_nodes = mesh.n_nodes
+        self.timings: dict[str, float] = {}
+        progress.update(0.0, "assembling stiffness matrix")
+        t0 = time.perf_counter()
+        self.tets = mesh.tetrahedra
+        self.grads, self.volumes = p1_gradients(mesh.nodes, self.tets)
+        self.K = stiffness_matrix(self.tets, self.grads, self.volumes, sigma, self.n_nodes)
+        self.timings["assembly"] = time.perf_counter() - t0
+        if boundary_matrix is None:
+            used = np.zeros(self.n_nodes, bool)
+            used[self.tets.ravel()] = True
+            if not used.all():
+                raise NavigatorError(f"mesh has {int((~used).sum())} nodes that belong to no tetrahedron")
+            self.ground_node: int | None = int(np.argmax(mesh.nodes[:, 2]))  # arbitrary, documented
+            A = _ground(self.K, self.ground_node)
+        else:
+            self.ground_node = None
+            A = (self.K + sp.csr_matrix(boundary_matrix)).tocsr()
+        self.A = A
+        self.solver = SpdSolver(A, method=solver)
+        progress.update(1.0, "assembled")
+
+    # ------------------------------------------------------------------ solving
+    def setup(self) -> None:
+        """Build the AMG hierarchy / factorization now (else on the first solve)."""
+        t0 = time.perf_counter()
+        self.solver.setup()
+        self.timings.setdefault("solver_setup", time.perf_counter() - t0)
+
+    def solve(self, rhs: np.ndarray, *, rtol: float = DEFAULT_RTOL, x0: np.ndarray | None = None) -> SolveResult:
+        """Solve (K [+ boundary]) v = rhs for nodal currents ``rhs`` (A); returns v in V."""
+        self.setup()
+        b = np.array(rhs, dtype=np.float64).reshape(-1)
+        if len(b) != self.n_nodes:
+            raise ValueError(f"rhs has {len(b)} entries for {self.n_nodes} nodes")
+        if self.ground_node is not None:
+            b[self.ground_node] = 0.0
+            if x0 is not None:
+                x0 = np.asarray(x0, float) - x0[self.ground_node]
+        v, info = self.solver.solve(b, rtol=rtol, x0=x0)
+        if self.ground_node is not None:
+            v = v - v.mean()
+        return SolveResult(v, info.iterations, info.residual, info.seconds)
+
+    def solve_many(self, rhs_matrix: np.ndarray, *, rtol: float = DEFAULT_RTOL) -> list[SolveResult]:
+        """Solve for each column of an (N, k) right-hand-side matrix, reusing the preconditioner."""
+        R = np.asarray(rhs_matrix, dtype=np.float64)
+        if R.ndim == 1:
+            R = R[:, None]
+        return [self.solve(R[:, j], rtol=rtol) for j in range(R.shape[1])]
+
+    # ------------------------------------------------------------------ fields
+    def gradient(self, v: np.ndarray) -> np.ndarray:
+        """(M, 3) grad v per tetrahedron in V/m (E = -gradient for tDCS)."""
+        return gradient_per_tet(self.tets, self.grads, np.asarray(v, dtype=np.float64))
+
+    def rhs_impressed_field(self, D_per_tet: np.ndarray) -> np.ndarray:
+        """Right-hand side for an impressed field D (V/m per tet), e.g. D = dA/dt for TMS.
+
+        Solves div(sigma (grad v + D)) = 0 with sigma (grad v + D) . n = 0 on the boundary;
+        the weak form gives K v = rhs with rhs_i = -int sigma D . grad phi_i dV (A). The total
+        field is then E = -grad v - D.
+        """
+        D = np.asarray(D_per_tet, dtype=np.float64).reshape(-1, 3)
+        return -load_vector_divergence(self.tets, self.grads, self.volumes, self.sigma[:, None] * D, self.n_nodes)
+
+    def nodal_current(self, v: np.ndarray) -> np.ndarray:
+        """K v (A): the net current injected into the tissue at each node (boundary sources)."""
+        return self.K @ v
+
+
+def _ground(K: sp.csr_matrix, node: int) -> sp.csr_matrix:
+    """K with row and column ``node`` replaced by the identity (done in place on a copy)."""
+    A = K.copy()
+    A.data[A.indptr[node] : A.indptr[node + 1]] = 0.0
+    A.data[A.indices == node] = 0.0
+    A.eliminate_zeros()
+    return (A + sp.csr_matrix(([1.0], ([node], [node])), shape=K.shape)).tocsr()

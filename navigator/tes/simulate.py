@@ -1,0 +1,165 @@
+"""tDCS/tES simulation on a subject workspace: place electrodes, solve, write outputs.
+
+Steps (timed individually in summary.json): load mesh -> conductivity -> place electrodes
+on the outer scalp -> assemble (stiffness + electrode contact terms) -> AMG setup -> solve
+(one unit solve per non-reference pad electrode, see :mod:`navigator.tes.cem`) -> fields
+(E = -grad v per tet, J = sigma E) -> outputs (:func:`navigator.fem.outputs.write_field_outputs`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from navigator.core.errors import NavigatorError
+from navigator.core.mesh import Mesh
+from navigator.core.progress import Progress, ensure_progress
+from navigator.fem.conductivity import conductivity_per_tet
+from navigator.fem.outputs import TargetRegion, write_field_outputs
+from navigator.fem.solver import DEFAULT_RTOL
+from navigator.tes.cem import ElectrodeSolution, ElectrodeSystem, check_currents
+from navigator.tes.electrodes import ElectrodeSpec, PlacedElectrode, Scalp, check_overlaps, place_electrode
+from navigator.tes.montage import lookup_position, read_eeg_positions
+
+
+@dataclass
+class TdcsResult:
+    """Everything a caller may want after a simulation (all SI: V, V/m, A)."""
+
+    mesh: Mesh
+    sigma: np.ndarray
+    electrodes: list[PlacedElectrode]
+    system: ElectrodeSystem
+    solution: ElectrodeSolution
+    E: np.ndarray  # (M, 3) V/m
+    summary: dict[str, Any]
+
+
+def place_montage(
+    mesh: Mesh, specs: list[ElectrodeSpec], eeg_positions: dict[str, np.ndarray] | None = None,
+    eeg_source: str = "the EEG positions",
+) -> list[PlacedElectrode]:
+    """Resolve positions (10-10 names or mm) and attach every electrode to the scalp."""
+    if len(specs) < 2:
+        raise NavigatorError("a tES montage needs at least two electrodes")
+    check_currents(np.array([s.current_ma for s in specs]) * 1e-3, [s.label for s in specs])
+    scalp = Scalp(mesh)
+
+    def resolve(p):
+        if p is None:
+            return None
+        if isinstance(p, str):
+            if eeg_positions is None:
+                raise NavigatorError(f"10-10 position {p!r} given but the subject has no EEG positions (targets/eeg.csv)")
+            return lookup_position(p, eeg_positions, eeg_source)
+        return np.asarray(p, float).reshape(3)
+
+    placed = [place_electrode(scalp, s, resolve(s.position), resolve(s.direction)) for s in specs]
+    check_overlaps(placed)
+    return placed
+
+
+def simulate_tdcs(
+    mesh: Mesh,
+    specs: list[ElectrodeSpec],
+    out_dir: str | Path | None = None,
+    *,
+    conductivity: dict[int, float] | None = None,
+    eeg_positions: dict[str, np.ndarray] | None = None,
+    workspace=None,
+    target: TargetRegion | None = None,
+    solver: str = "amg",
+    rtol: float = DEFAULT_RTOL,
+    nifti: bool = True,
+    progress: Progress | None = None,
+) -> TdcsResult:
+    """Simulate one current-controlled tES montage.
+
+    Args:
+        mesh: head mesh (mm). specs: electrodes (currents in mA, summing to zero).
+        out_dir: where to write outputs (None: compute only; the summary is still returned).
+        conductivity: per-tag overrides (S/m). eeg_positions: name -> mm for 10-10 positions.
+        workspace: optional Workspace for T1 grid / middle GM / MNI outputs.
+    """
+    progress = ensure_progress(progress)
+    t_all = time.perf_counter()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    sigma = conductivity_per_tet(mesh, conductivity)
+    placed = place_montage(mesh, specs, eeg_positions)
+    timings["place_electrodes"] = time.perf_counter() - t0
+    system = ElectrodeSystem(mesh, sigma, placed, progress.sub(0.0, 0.7, "FEM"), solver=solver, rtol=rtol)
+    currents = np.array([e.spec.current_ma for e in placed]) * 1e-3
+    sol = system.solve(currents)
+    timings.update(sol.timings)
+    t0 = time.perf_counter()
+    E = -system.fem.gradient(sol.v)
+    timings["fields"] = time.perf_counter() - t0
+    electrodes_json = []
+    for e, U, I in zip(placed, sol.electrode_potentials, sol.delivered_currents):
+        d = e.spec.to_json()
+        d.update({
+            "center_mm": e.center.tolist(), "normal": e.normal.tolist(), "y_axis": e.y_axis.tolist(),
+            "contact_area_mm2": e.contact_area_mm2, "n_contact_triangles": len(e.triangles),
+            "contact_conductance_S_per_m2": e.conductance, "potential_V": float(U),
+            "delivered_current_mA": float(I * 1e3),
+        })
+        electrodes_json.append(d)
+    extra: dict[str, Any] = {
+        "stimulus": "tdcs",
+        "electrodes": electrodes_json,
+        "solver": {"method": solver, "backend": system.fem.solver.backend, "rtol": rtol,
+                   "iterations": sol.iterations, "final_relative_residual": sol.residual,
+                   "unit_solves": max(len(placed) - 1, 1)},
+    }
+    summary: dict[str, Any]
+    if out_dir is not None:
+        t0 = time.perf_counter()
+        extra["timings_s"] = dict(timings)
+        summary = write_field_outputs(out_dir, mesh, sol.v, E, sigma, workspace=workspace, target=target,
+                                      summary_extra=extra, nifti=nifti, progress=progress.sub(0.7, 1.0, "outputs"))
+        summary["timings_s"]["outputs_total"] = time.perf_counter() - t0
+        summary["timings_s"]["total"] = time.perf_counter() - t_all
+        from navigator.core.atomic import atomic_write_json
+
+        atomic_write_json(Path(out_dir) / "summary.json", summary)
+    else:
+        from navigator.fem.outputs import field_summary
+
+        summary = field_summary(mesh, E, sigma, target=target)
+        summary.update(extra)
+        timings["total"] = time.perf_counter() - t_all
+        summary["timings_s"] = timings
+    return TdcsResult(mesh, sigma, placed, system, sol, E, summary)
+
+
+def simulate_tdcs_workspace(
+    subject_dir: str | Path,
+    specs: list[ElectrodeSpec],
+    out_dir: str | Path | None = None,
+    *,
+    conductivity: dict[int, float] | None = None,
+    target: TargetRegion | None = None,
+    solver: str = "amg",
+    rtol: float = DEFAULT_RTOL,
+    nifti: bool = True,
+    progress: Progress | None = None,
+) -> TdcsResult:
+    """:func:`simulate_tdcs` on a subject workspace (mesh/head.msh, targets/eeg.csv)."""
+    from navigator.core.workspace import Workspace
+    from navigator.io.gmsh import read_msh
+
+    ws = Workspace.open(subject_dir)
+    if not ws.has("mesh"):
+        raise NavigatorError(f"{ws.root}: subject has no head mesh ({ws.path('mesh').relative_to(ws.root)}); "
+                             "run `navigator mesh` first")
+    mesh = read_msh(ws.path("mesh"))
+    eeg = read_eeg_positions(ws.path("eeg")) if ws.has("eeg") else None
+    if out_dir is None:
+        out_dir = ws.path("simulations") / "tdcs"
+    return simulate_tdcs(mesh, specs, out_dir, conductivity=conductivity, eeg_positions=eeg, workspace=ws,
+                         target=target, solver=solver, rtol=rtol, nifti=nifti, progress=progress)
