@@ -1,0 +1,93 @@
+"""`navigator optimize tms|tdcs SUBJECT_DIR --target SPEC ... --out OUT`: placement and montage optimization."""
+
+from __future__ import annotations
+
+from navigator.cli import cli_progress, console, subcommand
+
+
+def register(sub) -> None:
+    p = subcommand(sub, "optimize", "Optimize TMS coil placement or a tDCS montage for a target on a subject.")
+    subs = p.add_subparsers(dest="stimulus", metavar="STIMULUS")
+    subs.required = True
+    t = subcommand(subs, "tms", "Best coil centre and handle angle over a target (reciprocity or direct FEM).")
+    t.add_argument("subject_dir", help="subject workspace (needs mesh/head.msh and surfaces/scalp.surf.gii)")
+    t.add_argument("--target", required=True, metavar="SPEC", help="target SPEC (fox, mni:x,y,z, subject:x,y,z, eeg:F3, ...)")
+    t.add_argument("--coil", default=None, metavar="NAME", help="library coil or .ccd/.tcd file (default Magstim_D70)")
+    t.add_argument("--direction", choices=["magnitude", "normal"], default="magnitude",
+                   help="objective: |ROI-mean E| (default) or ROI-mean E into the cortex along the normal")
+    t.add_argument("--radius", type=float, default=20.0, metavar="MM", help="search radius around the target (20)")
+    t.add_argument("--spacing", type=float, default=2.0, metavar="MM", help="centre spacing (2)")
+    t.add_argument("--angle-step", type=float, default=10.0, metavar="DEG", help="handle angle step (10)")
+    t.add_argument("--mode", choices=["reciprocity", "direct"], default="reciprocity",
+                   help="reciprocity (few FEM solves) or direct (one FEM solve per placement)")
+    t.add_argument("--roi-radius", type=float, default=5.0, metavar="MM", help="target sphere radius in GM (5)")
+    t.add_argument("--distance", type=float, default=4.0, metavar="MM", help="coil-scalp distance (4)")
+    t.add_argument("--rmt", type=float, default=None, metavar="PERCENT", help="resting motor threshold, %% MSO")
+    t.add_argument("--hotspot", default=None, metavar="SPEC", help="motor hotspot SPEC (with --rmt)")
+    t.add_argument("--target-field", type=float, default=None, metavar="V_PER_M",
+                   help="field wanted at the target: report the %% MSO needed")
+    t.add_argument("--no-nifti", action="store_true", help="skip NIfTI field maps")
+    t.add_argument("--out", "-o", required=True, help="output folder")
+    t.set_defaults(func=run_tms)
+
+    d = subcommand(subs, "tdcs", "Optimal HD electrode currents or the best conventional pad pair for a target.")
+    d.add_argument("subject_dir", help="subject workspace (needs mesh/head.msh and targets/eeg.csv)")
+    d.add_argument("--target", required=True, metavar="SPEC", help="target SPEC")
+    d.add_argument("--mode", choices=["hd", "pads"], default="hd", help="hd (cap electrodes, LP) or pads (two 5x5 cm pads)")
+    d.add_argument("--direction", choices=["normal", "magnitude"], default="normal",
+                   help="objective: ROI-mean E into the cortex (default) or |ROI-mean E|")
+    d.add_argument("--roi-radius", type=float, default=10.0, metavar="MM", help="target sphere radius (10)")
+    d.add_argument("--max-total-ma", type=float, default=2.0, help="total injected current, mA (2)")
+    d.add_argument("--max-electrode-ma", type=float, default=1.0, help="current per electrode, mA (1)")
+    d.add_argument("--max-electrodes", type=int, default=None, metavar="N", help="at most N active electrodes (MILP)")
+    d.add_argument("--avoid", action="append", default=[], metavar="SPEC:RADIUS",
+                   help="region whose mean field components must stay below --avoid-max (repeatable)")
+    d.add_argument("--avoid-max", type=float, default=0.05, metavar="V_PER_M", help="limit in avoid regions (0.05)")
+    d.add_argument("--electrode-diameter", type=float, default=10.0, metavar="MM", help="HD disc diameter (10)")
+    d.add_argument("--pad-size", default="50x50", metavar="WxH", help="pad size in mm (50x50; e.g. 50x70)")
+    d.add_argument("--current-ma", type=float, default=2.0, help="pad current, mA (2)")
+    d.add_argument("--no-nifti", action="store_true", help="skip NIfTI field maps")
+    d.add_argument("--out", "-o", required=True, help="output folder")
+    d.set_defaults(func=run_tdcs)
+
+
+def _print(args, numbers: dict) -> None:
+    out = console(args)
+    for k, v in numbers.items():
+        if v is None:
+            continue
+        out.print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+
+
+def run_tms(args) -> int:
+    from navigator.optimize.tms import DEFAULT_COIL, optimize_tms_workspace
+
+    with cli_progress(args, "TMS optimization") as progress:
+        numbers = optimize_tms_workspace(
+            args.subject_dir, target=args.target, out_dir=args.out, coil=args.coil or DEFAULT_COIL, progress=progress,
+            direction=args.direction, radius=args.radius, spacing=args.spacing, angle_step=args.angle_step,
+            mode=args.mode, roi_radius=args.roi_radius, distance=args.distance, rmt=args.rmt, hotspot=args.hotspot,
+            target_field=args.target_field, nifti=not args.no_nifti)
+    _print(args, numbers)
+    return 0
+
+
+def run_tdcs(args) -> int:
+    from navigator.core.errors import NavigatorError
+    from navigator.optimize.tdcs import optimize_tdcs_workspace
+
+    try:
+        size = tuple(float(s) for s in args.pad_size.lower().split("x"))
+    except ValueError:
+        size = ()
+    if len(size) != 2:
+        raise NavigatorError(f"bad --pad-size {args.pad_size!r}: expected WxH in mm, e.g. 50x70")
+    with cli_progress(args, "tDCS optimization") as progress:
+        numbers = optimize_tdcs_workspace(
+            args.subject_dir, target=args.target, out_dir=args.out, mode=args.mode, progress=progress,
+            direction=args.direction, roi_radius=args.roi_radius, max_total_ma=args.max_total_ma,
+            max_electrode_ma=args.max_electrode_ma, max_electrodes=args.max_electrodes, avoid=args.avoid,
+            avoid_max_v_per_m=args.avoid_max, electrode_diameter_mm=args.electrode_diameter, pad_size_mm=size,
+            current_ma=args.current_ma, nifti=not args.no_nifti)
+    _print(args, numbers)
+    return 0

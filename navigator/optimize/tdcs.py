@@ -1,0 +1,320 @@
+"""tDCS optimization: HD electrode currents (LP / MILP) and conventional two-pad montages.
+
+HD problem (currents I in A over the L cap electrodes, ROI-mean field ``G @ I`` with the
+leadfield G (3, L), see :mod:`navigator.optimize.leadfield`):
+
+    maximize d . G I
+    subject to sum(I) = 0, sum(max(I, 0)) <= max_total, |I_i| <= max_electrode,
+               |a_j . G_avoid I| <= avoid_max for each avoid region and axis j,
+               [at most N electrodes with I_i != 0]
+
+solved with I = I+ - I- (I+, I- >= 0) by ``scipy.optimize.linprog(method="highs")``, or by
+``scipy.optimize.milp`` (HiGHS branch and bound) with binary switches z_i (I+_i, I-_i <=
+max_electrode z_i, sum z <= N) when N is given. Internally currents are in mA so HiGHS's
+feasibility tolerance (1e-7) is 1e-10 A; the solution is then projected exactly onto the
+constraints. The magnitude objective |G I| is maximized over directions d (the best of a
+set of directions, refined by d <- G I / |G I| until it stops improving).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from navigator.core.errors import NavigatorError
+from navigator.core.progress import Progress, ensure_progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HdSolution:
+    """currents_a: (L,) A into the head; field: (3,) ROI-mean E (V/m); objective value V/m."""
+
+    currents_a: np.ndarray
+    field: np.ndarray
+    objective: float
+    direction: np.ndarray
+    status: str
+    seconds: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_active(self) -> int:
+        return int(np.count_nonzero(np.abs(self.currents_a) > 1e-12))
+
+
+def _project(I: np.ndarray, max_total: float, max_el: float) -> np.ndarray:
+    """Exactly feasible currents near I: clip, balance the sum, cap the total injected current."""
+    I = np.clip(np.where(np.abs(I) < 1e-12 * max(max_el, 1e-30), 0.0, I), -max_el, max_el)
+    pos, neg = I[I > 0].sum(), -I[I < 0].sum()
+    target = min(pos, neg, max_total)
+    if pos > 0:
+        I[I > 0] *= target / pos
+    if neg > 0:
+        I[I < 0] *= target / neg
+    return I
+
+
+def solve_direction(G: np.ndarray, d: np.ndarray, *, max_total_a: float = 2e-3, max_electrode_a: float = 1e-3,
+                    max_electrodes: int | None = None, avoid: list[tuple[np.ndarray, float]] | None = None) -> HdSolution:
+    """Maximize d . G I under the constraints of the module docstring (one direction)."""
+    from scipy.optimize import LinearConstraint, linprog, milp
+
+    t0 = time.perf_counter()
+    G = np.asarray(G, float)
+    L = G.shape[1]
+    d = np.asarray(d, float) / np.linalg.norm(d)
+    c_ma = (d @ G) * 1e-3  # V/m per mA
+    mt, me = max_total_a * 1e3, max_electrode_a * 1e3
+    rows, lo, hi = [], [], []
+    rows.append(np.concatenate([np.ones(L), -np.ones(L)])); lo.append(0.0); hi.append(0.0)
+    rows.append(np.concatenate([np.ones(L), np.zeros(L)])); lo.append(-np.inf); hi.append(mt)
+    rows.append(np.concatenate([np.zeros(L), np.ones(L)])); lo.append(-np.inf); hi.append(mt)
+    for Ga, limit in avoid or []:
+        for j in range(3):
+            g = np.asarray(Ga, float)[j] * 1e-3
+            rows.append(np.concatenate([g, -g])); lo.append(-float(limit)); hi.append(float(limit))
+    A = np.array(rows)
+    obj = -np.concatenate([c_ma, -c_ma])
+    if max_electrodes is None:
+        A_ub, b_ub = [], []
+        for row, l, h in zip(A[1:], lo[1:], hi[1:]):
+            if np.isfinite(h):
+                A_ub.append(row); b_ub.append(h)
+            if np.isfinite(l):
+                A_ub.append(-row); b_ub.append(-l)
+        res = linprog(obj, A_ub=np.array(A_ub), b_ub=np.array(b_ub), A_eq=A[:1], b_eq=[0.0],
+                      bounds=[(0.0, me)] * (2 * L), method="highs")
+        x = res.x if res.x is not None else np.zeros(2 * L)
+        status = res.message
+        ok = res.status == 0
+    else:
+        n = int(max_electrodes)
+        if n < 2:
+            raise NavigatorError("the maximum number of electrodes must be at least 2")
+        full = np.hstack([A, np.zeros((len(A), L))])
+        sw = np.hstack([np.eye(L), np.zeros((L, L)), -me * np.eye(L)])
+        sw2 = np.hstack([np.zeros((L, L)), np.eye(L), -me * np.eye(L)])
+        cnt = np.concatenate([np.zeros(2 * L), np.ones(L)])[None]
+        cons = [LinearConstraint(full, lo, hi), LinearConstraint(sw, -np.inf, 0.0), LinearConstraint(sw2, -np.inf, 0.0),
+                LinearConstraint(cnt, 0, n)]
+        from scipy.optimize import Bounds
+
+        res = milp(np.concatenate([obj, np.zeros(L)]), constraints=cons,
+                   integrality=np.concatenate([np.zeros(2 * L), np.ones(L)]),
+                   bounds=Bounds(np.zeros(3 * L), np.concatenate([np.full(2 * L, me), np.ones(L)])),
+                   options={"time_limit": 60.0})
+        x = res.x[:2 * L] if res.x is not None else np.zeros(2 * L)
+        status = res.message
+        ok = res.status == 0
+    if not ok:
+        log.warning("HD optimization: %s", status)
+    I = _project((x[:L] - x[L:]) * 1e-3, max_total_a, max_electrode_a)
+    if max_electrodes is not None:  # the projection never adds electrodes; drop round-off ones
+        order = np.argsort(-np.abs(I))
+        I[order[int(max_electrodes):]] = 0.0
+        I = _project(I, max_total_a, max_electrode_a)
+    E = G @ I
+    return HdSolution(I, E, float(d @ E), d, str(status), time.perf_counter() - t0)
+
+
+def _sphere_directions() -> np.ndarray:
+    v = [np.array(p, float) for p in np.ndindex(3, 3, 3)]
+    v = [p - 1 for p in v if np.any(p != 1)]
+    return np.array([p / np.linalg.norm(p) for p in v])
+
+
+def optimize_hd(G: np.ndarray, *, objective: str = "normal", direction: np.ndarray | None = None,
+                max_total_a: float = 2e-3, max_electrode_a: float = 1e-3, max_electrodes: int | None = None,
+                avoid: list[tuple[np.ndarray, float]] | None = None) -> HdSolution:
+    """Optimal HD currents for the ROI-mean field along ``direction`` or its magnitude."""
+    t0 = time.perf_counter()
+    kw = {"max_total_a": max_total_a, "max_electrode_a": max_electrode_a, "max_electrodes": max_electrodes,
+          "avoid": avoid}
+    if objective == "normal":
+        if direction is None:
+            raise NavigatorError("the 'normal' objective needs a direction")
+        sol = solve_direction(G, direction, **kw)
+    elif objective == "magnitude":
+        best = None
+        for d in _sphere_directions():
+            s = solve_direction(G, d, **kw)
+            if best is None or np.linalg.norm(s.field) > np.linalg.norm(best.field):
+                best = s
+        for _ in range(20):
+            if np.linalg.norm(best.field) == 0:
+                break
+            s = solve_direction(G, best.field / np.linalg.norm(best.field), **kw)
+            if np.linalg.norm(s.field) <= np.linalg.norm(best.field) * (1 + 1e-9):
+                break
+            best = s
+        sol = best
+        sol.objective = float(np.linalg.norm(sol.field))
+    else:
+        raise NavigatorError(f"unknown objective {objective!r}; use normal or magnitude")
+    sol.seconds = time.perf_counter() - t0
+    return sol
+
+
+def constraint_violations(I: np.ndarray, max_total_a: float, max_electrode_a: float) -> dict[str, float]:
+    """Amounts (A) by which currents violate each constraint (0 when satisfied)."""
+    I = np.asarray(I, float)
+    return {"sum": abs(float(I.sum())), "total": max(0.0, float(I[I > 0].sum()) - max_total_a),
+            "electrode": max(0.0, float(np.abs(I).max()) - max_electrode_a)}
+
+
+# --------------------------------------------------------------------------- workspace
+def parse_avoid(spec: str) -> tuple[str, float]:
+    """``SPEC:RADIUS`` -> (target SPEC, radius mm); the radius is the text after the last colon."""
+    if ":" not in spec:
+        raise NavigatorError(f"bad --avoid {spec!r}: expected SPEC:RADIUS_MM, e.g. mni:0,60,0:15")
+    s, r = spec.rsplit(":", 1)
+    try:
+        radius = float(r)
+    except ValueError:
+        raise NavigatorError(f"bad --avoid {spec!r}: radius {r!r} is not a number (mm)") from None
+    if radius <= 0:
+        raise NavigatorError(f"bad --avoid {spec!r}: radius must be > 0 mm")
+    return s, radius
+
+
+def optimize_tdcs_workspace(ws, *, target: str, out_dir, mode: str = "hd", progress: Progress | None = None,
+                            **params: Any) -> dict:
+    """Optimize a tDCS montage for ``target`` on a workspace and write OUT (see docs/optimization.md).
+
+    params: direction ("normal" | "magnitude"), roi_radius (mm, 10), max_total_ma (2),
+    max_electrode_ma (1), max_electrodes (None), avoid (list of "SPEC:RADIUS"), avoid_max_v_per_m
+    (0.05), electrode_diameter_mm (10), pad_size_mm ((50, 50)), current_ma (2, pads), nifti (True).
+    Returns the flat "batch_numbers" dict (also in summary.json).
+    """
+    from navigator.core.atomic import atomic_write_json
+    from navigator.export.plan import Electrode, Montage, Plan, save_plan
+    from navigator.fem.conductivity import conductivity_per_tet
+    from navigator.fem.outputs import TargetRegion, write_field_outputs
+    from navigator.io.gmsh import read_msh
+    from navigator.optimize.leadfield import hd_leadfield, roi_means
+    from navigator.optimize.tms import _open_ws, image_info, plan_target, target_direction
+    from navigator.targets.context import HeadContext
+    from navigator.targets.resolve import resolve_target
+    from navigator.targets.roi import SphereRoi
+
+    known = {"direction", "roi_radius", "max_total_ma", "max_electrode_ma", "max_electrodes", "avoid",
+             "avoid_max_v_per_m", "electrode_diameter_mm", "pad_size_mm", "current_ma", "nifti"}
+    unknown = set(params) - known
+    if unknown:
+        raise NavigatorError(f"unknown tDCS optimization parameter(s): {', '.join(sorted(unknown))}")
+    if mode not in ("hd", "pads"):
+        raise NavigatorError(f"unknown tDCS optimization mode {mode!r}; use hd or pads")
+    progress = ensure_progress(progress)
+    t_all = time.perf_counter()
+    ws = _open_ws(ws)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if not ws.has("mesh"):
+        raise NavigatorError(f"{ws.root}: subject has no head mesh (mesh/head.msh); run `navigator mesh` first")
+    mesh = read_msh(ws.path("mesh"))
+    sigma = conductivity_per_tet(mesh)
+    ctx = HeadContext(ws)
+    rt = resolve_target(ctx, target)
+    centre = np.asarray(rt.cortical_point if rt.cortical_point is not None else rt.point, float)
+    roi_radius = float(params.get("roi_radius", 10.0))
+    masks = {"target": SphereRoi(centre, roi_radius).tet_mask(mesh)}
+    avoid_specs = [parse_avoid(a) for a in (params.get("avoid") or [])]
+    for k, (spec, rad) in enumerate(avoid_specs):
+        art = resolve_target(ctx, spec)
+        ac = np.asarray(art.cortical_point if art.cortical_point is not None else art.point, float)
+        masks[f"avoid{k}"] = SphereRoi(ac, rad).tet_mask(mesh)
+    objective = params.get("direction", "normal")
+    direction = target_direction(rt)
+    max_total = float(params.get("max_total_ma", 2.0)) * 1e-3
+    max_el = float(params.get("max_electrode_ma", 1.0)) * 1e-3
+    positions = {n: np.asarray(ctx.eeg[n], float) for n in ctx.eeg.names() if n not in ("Nz", "Iz", "LPA", "RPA")}
+    numbers: dict[str, Any] = {}
+    summary: dict[str, Any] = {"type": "tdcs-optimization", "mode": mode, "target": rt.to_json(),
+                               "objective": objective, "objective_direction": direction, "roi_radius_mm": roi_radius}
+    # reference: F3-Fp2 5x5 cm pads at 2 mA (complete electrode model)
+    reference = None
+    try:
+        from navigator.tes.electrodes import ElectrodeSpec
+        from navigator.tes.simulate import simulate_tdcs
+
+        ref = simulate_tdcs(mesh, [ElectrodeSpec("F3", 2.0, "rect", (50, 50)), ElectrodeSpec("Fp2", -2.0, "rect", (50, 50))],
+                            None, eeg_positions=positions)
+        vol = np.abs(mesh.tet_volumes())
+        Eref = roi_means(ref.E, vol, masks)["target"]
+        reference = {"field": Eref, "objective": float(np.linalg.norm(Eref) if objective == "magnitude" else Eref @ direction)}
+    except (NavigatorError, KeyError) as exc:
+        log.warning("no F3-Fp2 reference montage: %s", exc)
+    progress.update(0.1, "leadfield")
+    electrodes_out: list = []
+    if mode == "hd":
+        lf = hd_leadfield(mesh, sigma, positions, masks, diameter_mm=float(params.get("electrode_diameter_mm", 10.0)),
+                          progress=progress.sub(0.1, 0.8, "leadfield"))
+        avoid = [(lf.roi[f"avoid{k}"], float(params.get("avoid_max_v_per_m", 0.05))) for k in range(len(avoid_specs))]
+        sol = optimize_hd(lf.roi["target"], objective=objective, direction=direction, max_total_a=max_total,
+                          max_electrode_a=max_el, max_electrodes=params.get("max_electrodes"), avoid=avoid)
+        viol = constraint_violations(sol.currents_a, max_total, max_el)
+        full = lf.system.solve(sol.currents_a) if sol.n_active else None
+        v = full.v if full is not None else np.zeros(mesh.n_nodes)
+        E = -lf.system.fem.gradient(v)
+        for name, pos, I in zip(lf.names, lf.positions, sol.currents_a):
+            if abs(I) > 1e-12:
+                electrodes_out.append(Electrode(name, pos, I * 1e3, "disc", (lf.electrodes[0].spec.size_mm[0],) * 2))
+        numbers.update({"field_at_target_v_per_m": sol.objective, "n_active_electrodes": sol.n_active,
+                        "total_injected_ma": float(sol.currents_a[sol.currents_a > 0].sum() * 1e3),
+                        "hd_optimization_seconds": sol.seconds, "leadfield_electrodes": lf.n,
+                        "leadfield_seconds": float(sum(v for k, v in lf.timings.items() if not k.startswith("fem_")))})
+        for e in electrodes_out:
+            numbers[f"current_{e.name}_ma"] = e.current_ma
+        summary["hd"] = {"currents_mA": {n: float(I * 1e3) for n, I in zip(lf.names, sol.currents_a)},
+                         "field_vector_v_per_m": sol.field, "objective_v_per_m": sol.objective, "status": sol.status,
+                         "constraint_violations_A": viol, "limits_mA": {"total": max_total * 1e3, "electrode": max_el * 1e3,
+                                                                         "max_electrodes": params.get("max_electrodes")},
+                         "avoid": [{"spec": s, "radius_mm": r, "mean_field_v_per_m": lf.roi[f"avoid{k}"] @ sol.currents_a}
+                                   for k, (s, r) in enumerate(avoid_specs)],
+                         "timings_s": {**lf.timings, "optimization": sol.seconds}}
+    else:
+        from navigator.optimize.pads import best_pad_pair, pad_leadfield
+
+        size = tuple(float(s) for s in params.get("pad_size_mm", (50.0, 50.0)))
+        cur = float(params.get("current_ma", 2.0)) * 1e-3
+        plf = pad_leadfield(mesh, sigma, positions, masks, size_mm=size, progress=progress.sub(0.1, 0.8, "pad leadfield"))
+        pair = best_pad_pair(plf, cur, objective=objective, direction=direction)
+        from navigator.tes.electrodes import ElectrodeSpec
+        from navigator.tes.simulate import simulate_tdcs
+
+        res = simulate_tdcs(mesh, [ElectrodeSpec(pair["anode"], cur * 1e3, "rect", size),
+                                   ElectrodeSpec(pair["cathode"], -cur * 1e3, "rect", size)], None, eeg_positions=positions)
+        v, E = res.solution.v, res.E
+        Ecem = roi_means(E, np.abs(mesh.tet_volumes()), masks)["target"]
+        obj_cem = float(np.linalg.norm(Ecem) if objective == "magnitude" else Ecem @ direction)
+        electrodes_out = [Electrode(pair["anode"], positions[pair["anode"]], cur * 1e3, "rect", size),
+                          Electrode(pair["cathode"], positions[pair["cathode"]], -cur * 1e3, "rect", size)]
+        numbers.update({"field_at_target_v_per_m": obj_cem, "anode": pair["anode"], "cathode": pair["cathode"],
+                        "current_ma": cur * 1e3, "pairs_searched": pair["pairs_searched"]})
+        summary["pads"] = {**pair, "objective_cem_v_per_m": obj_cem, "size_mm": size, "timings_s": plf.timings}
+    if reference is not None:
+        numbers["reference_f3_fp2_v_per_m"] = reference["objective"]
+        numbers["gain_over_reference"] = (numbers["field_at_target_v_per_m"] / reference["objective"]
+                                          if reference["objective"] > 0 else None)
+        summary["reference_F3_Fp2_pads_2mA"] = reference
+    progress.update(0.85, "writing outputs")
+    write_field_outputs(out / "fields", mesh, v, E, sigma, workspace=ws,
+                        target=TargetRegion(tuple(float(x) for x in centre), roi_radius, "target"),
+                        progress=progress.sub(0.85, 0.97, "fields"), nifti=bool(params.get("nifti", True)))
+    plan = Plan(name=f"tdcs-{mode}-optimized", subject=ws.subject_id, image=image_info(ws), targets=[plan_target(rt)],
+                montages=[Montage(f"{mode}-optimized", electrodes_out)],
+                notes=f"objective {objective}; ROI {roi_radius} mm sphere in grey matter at the target")
+    save_plan(plan, out / "plan.json")
+    numbers["seconds"] = time.perf_counter() - t_all
+    summary["batch_numbers"] = numbers
+    summary["files"] = ["plan.json", "summary.json", "fields/"]
+    atomic_write_json(out / "summary.json", summary)
+    progress.update(1.0, "done")
+    return numbers

@@ -1,0 +1,372 @@
+"""TMS coil placement optimization: maximize the ROI-mean field over centres x handle angles.
+
+Objectives (V/m per unit dI/dt, linear in dI/dt):
+
+* ``"normal"``: ROI-mean of E . d with d the direction INTO the cortex (minus the outward
+  middle-GM normal at the target; minus the scalp normal without a cortex surface) -- one
+  reciprocal solve;
+* ``"magnitude"``: |ROI-mean E vector| (three reciprocal solves, x/y/z). This is *not* the
+  ROI-mean of |E| (mean |E| >= |mean E|, equal when E is parallel throughout the ROI); the
+  two agree closely for small ROIs (5 mm) where E hardly turns. See ``docs/optimization.md``.
+
+Modes: ``"reciprocity"`` (:mod:`navigator.optimize.reciprocity`, all placements from 1 or 3
+solves) and ``"direct"`` (one FEM solve per placement, for verification).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from navigator.core.errors import NavigatorError
+from navigator.core.progress import Progress, ensure_progress
+from navigator.optimize import reciprocity as rc
+from navigator.optimize.grid import PlacementGrid, placement_grid
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COIL = "Magstim_D70"
+OBJECTIVES = ("magnitude", "normal")
+MODES = ("reciprocity", "direct")
+#: dI/dt used to report fields when no intensity is known, A/s (1 A/us).
+REFERENCE_DIDT = 1e6
+
+
+def objective_directions(objective: str, direction: np.ndarray | None) -> np.ndarray:
+    """(k, 3) reciprocal directions for an objective."""
+    if objective == "magnitude":
+        return np.eye(3)
+    if objective == "normal":
+        if direction is None:
+            raise NavigatorError("the 'normal' objective needs a direction")
+        d = np.asarray(direction, float).reshape(3)
+        return (d / np.linalg.norm(d))[None]
+    raise NavigatorError(f"unknown objective {objective!r}; use one of {', '.join(OBJECTIVES)}")
+
+
+def combine(vectors: np.ndarray, objective: str) -> np.ndarray:
+    """Scalar scores from the (k, ...) functionals: |vector| for magnitude, the value for normal."""
+    return np.linalg.norm(vectors, axis=0) if objective == "magnitude" else vectors[0]
+
+
+@dataclass
+class TmsOptimum:
+    """Result of a placement search.
+
+    Attributes:
+        grid: the candidate placements. scores: (C, A) objective in V/m per A/s of dI/dt.
+        vectors: (k, C, A) the functionals (mean E components or mean E . d), V/m per A/s.
+        best: (centre index, angle index). pose: 4x4 best pose (world mm).
+        objective, mode: as requested. info: sizes and timings.
+    """
+
+    grid: PlacementGrid
+    scores: np.ndarray
+    vectors: np.ndarray
+    best: tuple[int, int]
+    pose: np.ndarray
+    objective: str
+    mode: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best_score(self) -> float:
+        return float(self.scores[self.best])
+
+    @property
+    def best_angle_deg(self) -> float:
+        return float(self.grid.angles_deg[self.best[1]])
+
+
+def direct_functionals(system, coil, poses: list[np.ndarray], roi_mask: np.ndarray, directions: np.ndarray, *,
+                       d_at: str = "nodes", eps: float = 1e-4, progress: Progress | None = None) -> np.ndarray:
+    """(k, P) ROI-mean d_j . E (V/m per A/s) for each pose, one FEM solve per pose."""
+    from navigator.tms.simulate import solve_tms
+
+    progress = ensure_progress(progress)
+    out = np.zeros((len(directions), len(poses)))
+    for p, pose in enumerate(poses):
+        progress.update(p / max(len(poses), 1), f"direct solve {p + 1}/{len(poses)}")
+        f = solve_tms(system.mesh, coil, pose, 1.0, system=system, eps=eps, d_at=d_at)
+        out[:, p] = directions @ rc.roi_mean_field(system, f.E, roi_mask)
+    progress.update(1.0, "direct solves done")
+    return out
+
+
+def optimize_placement(system, coil, grid: PlacementGrid, roi_mask: np.ndarray, *, objective: str = "magnitude",
+                       direction: np.ndarray | None = None, mode: str = "reciprocity", d_at: str = "nodes",
+                       aux_spacing_mm: float = 2.0, world_grid_mm: float | None = 1.5, eps: float = 1e-4,
+                       progress: Progress | None = None) -> tuple[TmsOptimum, rc.ReciprocalSources | None]:
+    """Score every placement of ``grid`` and return the best (and the reciprocal sources, if used)."""
+    progress = ensure_progress(progress)
+    if mode not in MODES:
+        raise NavigatorError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    dirs = objective_directions(objective, direction)
+    t0 = time.perf_counter()
+    info: dict[str, Any] = {"n_placements": grid.n_placements, "n_centres": grid.n_centres,
+                            "n_angles": grid.n_angles, "coil_dipoles": coil.n_dipoles}
+    src = None
+    if mode == "reciprocity":
+        src = rc.reciprocal_sources(system, roi_mask, dirs, d_at=d_at, progress=progress.sub(0.0, 0.4, "reciprocal"))
+        t1 = time.perf_counter()
+        vec, ginfo = rc.grid_scores(src, coil, grid, 1.0, aux_spacing_mm=aux_spacing_mm, world_grid_mm=world_grid_mm,
+                                    eps=eps, progress=progress.sub(0.4, 1.0, "placements"))
+        info.update(ginfo)
+        info["timings_s"] = {"reciprocal_solves": t1 - t0, "placements": time.perf_counter() - t1}
+        info["reciprocal_solves"] = src.solve_info
+    else:
+        poses = [grid.pose(i, a) for i in range(grid.n_centres) for a in range(grid.n_angles)]
+        flat = direct_functionals(system, coil, poses, roi_mask, dirs, d_at=d_at, progress=progress)
+        vec = flat.reshape(len(dirs), grid.n_centres, grid.n_angles)
+        info["timings_s"] = {"placements": time.perf_counter() - t0}
+    info["timings_s"]["total"] = time.perf_counter() - t0
+    info["placements_per_s"] = grid.n_placements / max(info["timings_s"]["total"], 1e-9)
+    scores = combine(vec, objective)
+    best = tuple(int(x) for x in np.unravel_index(int(np.argmax(scores)), scores.shape))
+    return TmsOptimum(grid, scores, vec, best, grid.pose(*best), objective, mode, info), src
+
+
+# --------------------------------------------------------------------------- outputs
+def write_score_map(out_dir: Path, opt: TmsOptimum, scale: float, unit: str) -> list[str]:
+    """score_map.npz, score_map.csv and score_map.png (score x ``scale`` in ``unit``)."""
+    import csv
+    import io
+
+    from navigator.core.atomic import atomic_path, atomic_write_text
+
+    g = opt.grid
+    with atomic_path(out_dir / "score_map.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, centres_mm=g.centres, scalp_points_mm=g.scalp_points, normals=g.normals,
+                            offsets_mm=g.offsets_mm, angles_deg=g.angles_deg, scores=opt.scores * scale,
+                            vectors=opt.vectors * scale, best=np.array(opt.best), unit=unit)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["centre", "x_mm", "y_mm", "z_mm", "offset_u_mm", "offset_v_mm", "angle_deg", f"score_{unit}"])
+    for i in range(g.n_centres):
+        for a in range(g.n_angles):
+            w.writerow([i, *np.round(g.centres[i], 3), *np.round(g.offsets_mm[i], 3), g.angles_deg[a],
+                        f"{opt.scores[i, a] * scale:.6g}"])
+    atomic_write_text(out_dir / "score_map.csv", buf.getvalue())
+    files = ["score_map.npz", "score_map.csv"]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(1, 2, figsize=(10, 4.2))
+        best_c = opt.scores.max(axis=1) * scale
+        sc = ax[0].scatter(g.offsets_mm[:, 0], g.offsets_mm[:, 1], c=best_c, s=40, cmap="viridis")
+        ax[0].plot(*g.offsets_mm[opt.best[0]], "r*", ms=14)
+        ax[0].set_aspect("equal")
+        ax[0].set_xlabel("tangent offset u (mm)")
+        ax[0].set_ylabel("tangent offset v (mm)")
+        ax[0].set_title("best score over angles per centre")
+        fig.colorbar(sc, ax=ax[0], label=unit)
+        ax[1].plot(g.angles_deg, opt.scores[opt.best[0]] * scale, "o-")
+        ax[1].axvline(opt.best_angle_deg, color="r")
+        ax[1].set_xlabel("handle angle (deg; 0 posterior, 90 lateral)")
+        ax[1].set_ylabel(unit)
+        ax[1].set_title("score vs angle at the best centre")
+        fig.tight_layout()
+        with atomic_path(out_dir / "score_map.png") as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
+        plt.close(fig)
+        files.append("score_map.png")
+    except Exception as exc:  # noqa: BLE001 - the figure is optional
+        log.warning("no score map figure: %s", exc)
+    return files
+
+
+def _open_ws(ws):
+    from navigator.core.workspace import Workspace
+
+    return ws if isinstance(ws, Workspace) else Workspace.open(ws)
+
+
+def load_head(ws):
+    """(mesh, sigma, FemSystem) of a workspace."""
+    from navigator.fem.conductivity import conductivity_per_tet
+    from navigator.fem.system import FemSystem
+    from navigator.io.gmsh import read_msh
+
+    if not ws.has("mesh"):
+        raise NavigatorError(f"{ws.root}: subject has no head mesh (mesh/head.msh); run `navigator mesh` first")
+    mesh = read_msh(ws.path("mesh"))
+    sigma = conductivity_per_tet(mesh)
+    return mesh, sigma, FemSystem(mesh, sigma)
+
+
+def target_direction(rt) -> np.ndarray:
+    """Unit direction into the cortex at a resolved target (minus the outward normal)."""
+    n = rt.cortical_normal if rt.cortical_normal is not None else rt.scalp_normal
+    n = -np.asarray(n, float)
+    return n / np.linalg.norm(n)
+
+
+def plan_target(rt, name: str = "target"):
+    from navigator.export.plan import Target
+
+    pos = rt.cortical_point if rt.cortical_point is not None else rt.point
+    desc = f"{rt.spec}" + (f"; MNI {np.round(rt.mni, 1).tolist()}" if rt.mni is not None else "")
+    return Target(name=name, position=pos, entry=rt.scalp_entry, direction=target_direction(rt), description=desc)
+
+
+def image_info(ws):
+    from navigator.export.plan import ImageInfo
+
+    return ImageInfo.from_nifti(ws.path("t1")) if ws.has("t1") else None
+
+
+def optimize_tms_workspace(ws, *, target: str, out_dir, coil: str = DEFAULT_COIL, progress: Progress | None = None,
+                           **params: Any) -> dict:
+    """Optimize the coil placement over ``target`` on a workspace and write OUT (see docs/optimization.md).
+
+    params: direction ("magnitude" | "normal"), radius (mm, 20), spacing (mm, 2), angle_step
+    (deg, 10), mode ("reciprocity" | "direct"), roi_radius (mm, 5), distance (mm, 4),
+    target_field (V/m), rmt (% MSO), hotspot (SPEC), aux_spacing (mm, 2), world_grid (mm, 1.5),
+    nifti (bool, True). Returns the flat "batch_numbers" dict (also in summary.json).
+    """
+    from navigator.core.atomic import atomic_write_json
+    from navigator.export.plan import CoilPose, Plan, save_plan
+    from navigator.fem.outputs import TargetRegion, write_field_outputs
+    from navigator.optimize import dose as dose_mod
+    from navigator.targets.context import HeadContext
+    from navigator.targets.resolve import resolve_target
+    from navigator.targets.roi import SphereRoi
+    from navigator.tms.library import load_coil
+    from navigator.tms.pose import place_coil
+    from navigator.tms.simulate import solve_tms
+
+    known = {"direction", "radius", "spacing", "angle_step", "mode", "roi_radius", "distance", "target_field", "rmt",
+             "hotspot", "aux_spacing", "world_grid", "nifti"}
+    unknown = set(params) - known
+    if unknown:
+        raise NavigatorError(f"unknown TMS optimization parameter(s): {', '.join(sorted(unknown))}")
+    progress = ensure_progress(progress)
+    t_all = time.perf_counter()
+    ws = _open_ws(ws)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    objective = params.get("direction", "magnitude")
+    mode = params.get("mode", "reciprocity")
+    coil = coil or DEFAULT_COIL
+    coil_obj = load_coil(coil) if isinstance(coil, (str, Path)) else coil
+    progress.update(0.0, "loading head model")
+    mesh, sigma, system = load_head(ws)
+    ctx = HeadContext(ws)
+    rt = resolve_target(ctx, target)
+    centre = np.asarray(rt.cortical_point if rt.cortical_point is not None else rt.point, float)
+    roi_radius = float(params.get("roi_radius", 5.0))
+    roi = SphereRoi(centre, roi_radius).tet_mask(mesh)
+    direction = target_direction(rt)
+    scalp = ctx.scalp
+    distance = float(params.get("distance", 4.0))
+    grid = placement_grid(scalp, np.asarray(rt.scalp_entry), radius_mm=float(params.get("radius", 20.0)),
+                          spacing_mm=float(params.get("spacing", 2.0)),
+                          angle_step_deg=float(params.get("angle_step", 10.0)), distance_mm=distance)
+    progress.update(0.05, f"{grid.n_placements} placements")
+    opt, _src = optimize_placement(system, coil_obj, grid, roi, objective=objective, direction=direction, mode=mode,
+                                  aux_spacing_mm=float(params.get("aux_spacing", 2.0)),
+                                  world_grid_mm=params.get("world_grid", 1.5), progress=progress.sub(0.05, 0.75))
+    dirs = objective_directions(objective, direction)
+    # direct FEM at the optimum (fields + check of the reciprocity score)
+    progress.update(0.75, "direct solve at the optimum")
+    f_best = solve_tms(mesh, coil_obj, opt.pose, 1.0, system=system, eps=1e-4, d_at="nodes")
+    best_direct = float(combine(dirs @ rc.roi_mean_field(system, f_best.E, roi), objective))
+    # standard placement: scalp F3, 45 degree handle
+    standard = None
+    try:
+        f3 = ctx.eeg["F3"]
+        std = place_coil(scalp, f3, handle_angle=45.0, distance=distance)
+        f_std = solve_tms(mesh, coil_obj, std.pose, 1.0, system=system, eps=1e-4, d_at="nodes")
+        standard = {"pose": std.pose, "score": float(combine(dirs @ rc.roi_mean_field(system, f_std.E, roi), objective))}
+    except (NavigatorError, KeyError) as exc:
+        log.warning("no standard F3 placement for comparison: %s", exc)
+    # dose
+    dose = None
+    dose_info: dict[str, Any] = {}
+    tf = params.get("target_field")
+    if tf is not None and coil_obj.max_didt:
+        dose = dose_mod.percent_mso_for_field(best_direct, float(tf), coil_obj.max_didt)
+        dose_info = {"kind": "target field", "target_field_v_per_m": float(tf), "percent_mso": dose}
+    if params.get("rmt") is not None:
+        hs = params.get("hotspot")
+        if hs is None:
+            raise NavigatorError("--rmt needs --hotspot SPEC (the motor hotspot)")
+        hrt = resolve_target(ctx, hs)
+        hc = np.asarray(hrt.cortical_point if hrt.cortical_point is not None else hrt.point, float)
+        hroi = SphereRoi(hc, roi_radius).tet_mask(mesh)
+        hpl = place_coil(scalp, np.asarray(hrt.scalp_entry), handle_angle=45.0, distance=distance)
+        f_h = solve_tms(mesh, coil_obj, hpl.pose, 1.0, system=system, eps=1e-4, d_at="nodes")
+        hd = objective_directions(objective, target_direction(hrt))
+        h_score = float(combine(hd @ rc.roi_mean_field(system, f_h.E, hroi), objective))
+        dose = dose_mod.motor_threshold_transfer(float(params["rmt"]), h_score, best_direct)
+        dose_info = {"kind": "motor threshold transfer", "rmt_percent_mso": float(params["rmt"]), "hotspot": hs,
+                     "hotspot_pose": hpl.pose, "hotspot_field_per_A_per_us": h_score * 1e6,
+                     "hotspot_field_at_rmt_v_per_m": (h_score * coil_obj.max_didt * float(params["rmt"]) / 100.0
+                                                      if coil_obj.max_didt else None),
+                     "percent_mso": dose}
+    if dose is not None and coil_obj.max_didt:
+        planned_didt = coil_obj.max_didt * dose / 100.0
+    elif coil_obj.max_didt:
+        planned_didt = coil_obj.max_didt
+    else:
+        planned_didt = REFERENCE_DIDT
+    planned_mso = 100.0 * planned_didt / coil_obj.max_didt if coil_obj.max_didt else None
+    if dose is not None and dose > 100:
+        log.warning("the required intensity %.0f %% MSO exceeds the stimulator's maximum", dose)
+    # outputs
+    progress.update(0.8, "writing outputs")
+    files = write_score_map(out, opt, 1e6, "V/m per A/us")
+    region = TargetRegion(tuple(float(x) for x in centre), roi_radius, "target")
+    write_field_outputs(out / "fields", mesh, f_best.v * planned_didt, f_best.E * planned_didt, sigma, workspace=ws,
+                        target=region, extra_tet_fields={"D": f_best.D * planned_didt},
+                        summary_extra={"tms": {"coil": coil_obj.name, "didt_A_per_s": planned_didt,
+                                               "pose": opt.pose.tolist()}},
+                        progress=progress.sub(0.8, 0.97, "fields"), nifti=bool(params.get("nifti", True)))
+    plan = Plan(name="tms-optimized", subject=ws.subject_id, image=image_info(ws), targets=[plan_target(rt)],
+                coil_poses=[CoilPose("optimized", opt.pose, target="target", coil=coil_obj.name, didt=planned_didt,
+                                     mso=planned_mso if planned_mso is None or planned_mso <= 100 else None,
+                                     description=f"navigator optimize tms ({objective}, {mode})")],
+                notes=f"objective {objective}; ROI {roi_radius} mm sphere in grey matter at the target")
+    if standard is not None:
+        plan.coil_poses.append(CoilPose("standard-F3", standard["pose"], target="target", coil=coil_obj.name,
+                                        description="scalp F3, handle 45 degrees"))
+    save_plan(plan, out / "plan.json")
+    i, a = opt.best
+    numbers = {
+        "field_at_target_v_per_m": best_direct * planned_didt,
+        "field_per_A_per_us": best_direct * 1e6,
+        "reciprocity_field_per_A_per_us": opt.best_score * 1e6,
+        "planned_didt_A_per_s": planned_didt,
+        "planned_percent_mso": planned_mso,
+        "dose_percent_mso": dose,
+        "pose_centre_x_mm": float(opt.pose[0, 3]), "pose_centre_y_mm": float(opt.pose[1, 3]),
+        "pose_centre_z_mm": float(opt.pose[2, 3]),
+        "handle_angle_deg": opt.best_angle_deg,
+        "offset_from_target_entry_mm": float(np.linalg.norm(grid.offsets_mm[i])),
+        "standard_f3_field_per_A_per_us": None if standard is None else standard["score"] * 1e6,
+        "gain_over_standard": None if standard is None or standard["score"] <= 0 else best_direct / standard["score"],
+        "n_placements": grid.n_placements,
+        "seconds": time.perf_counter() - t_all,
+    }
+    summary = {
+        "type": "tms-optimization", "target": rt.to_json(), "coil": {"name": coil_obj.name, "dipoles": coil_obj.n_dipoles,
+                                                                    "max_didt_A_per_s": coil_obj.max_didt},
+        "objective": objective, "objective_direction": direction, "mode": mode, "roi_radius_mm": roi_radius,
+        "best": {"pose": opt.pose, "centre_index": i, "angle_index": a, "handle_angle_deg": opt.best_angle_deg,
+                 "score_reciprocity_per_A_per_us": opt.best_score * 1e6,
+                 "score_direct_per_A_per_us": best_direct * 1e6},
+        "standard_F3": None if standard is None else {"pose": standard["pose"], "score_per_A_per_us": standard["score"] * 1e6},
+        "dose": dose_info or None, "search": opt.info, "files": files + ["plan.json", "fields/"],
+        "batch_numbers": numbers,
+    }
+    atomic_write_json(out / "summary.json", summary)
+    progress.update(1.0, "done")
+    return numbers
