@@ -116,8 +116,18 @@ def prepare(
     progress: Progress | None = None,
     force: bool = False,
     stop_after: str | None = None,
+    stage_params: dict[str, dict] | None = None,
 ) -> PrepareReport:
-    """Run every preparation stage on ``ws`` in order; current stages are skipped."""
+    """Run every preparation stage on ``ws`` in order; current stages are skipped.
+
+    ``stage_params`` maps a stage name to keyword parameters for it (e.g.
+    ``{"mesh": {"cell_size_mm": 5.0}}``); they are recorded in the manifest like the defaults.
+    """
+    stage_params = stage_params or {}
+    unknown = set(stage_params) - {s.name for s in STAGES}
+    if unknown:
+        raise NavigatorError(f"unknown preparation stage(s) {', '.join(sorted(unknown))}; "
+                             f"stages: {', '.join(s.name for s in STAGES)}")
     progress = ensure_progress(progress)
     report = PrepareReport(workspace=ws.root)
     names = [s.name for s in STAGES]
@@ -128,7 +138,7 @@ def prepare(
     for stage in STAGES:
         sub = progress.sub(done / total, (done + stage.weight) / total, stage.name)
         t0 = time.perf_counter()
-        ran = stage.load()(ws, progress=sub, force=force)
+        ran = stage.load()(ws, progress=sub, force=force, **stage_params.get(stage.name, {}))
         report.stages[stage.name] = "ran" if ran else "skipped (current)"
         report.seconds[stage.name] = time.perf_counter() - t0
         done += stage.weight

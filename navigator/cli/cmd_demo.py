@@ -47,7 +47,7 @@ def run(args) -> int:
     from navigator.io.images import image_info
 
     info = image_info(t1)
-    out.print(f"T1: {info.shape} voxels of {tuple(round(float(v), 2) for v in info.voxel_size)} mm, "
+    out.print(f"T1: {info.shape} voxels of {tuple(round(float(v), 2) for v in info.voxel_size_mm)} mm, "
               f"orientation {''.join(info.axcodes)}, world from {info.transform}")
     cfg = BatchConfig(source=root, subjects=[t1], output=root, steps=DEMO_STEPS,
                       step_params={"simulate-tms": {"target": "fox"}, "optimize-tms": {"target": "fox"},

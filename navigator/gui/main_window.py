@@ -654,10 +654,6 @@ class MainWindow(QMainWindow):
         from navigator.gui.jobs import GridSpec, job_optimize_tms
 
         params = self.tms_panel.optimize_params()
-        try:
-            params["didt"] = self.state.didt()
-        except NavigatorError:
-            pass
         out = ws.path("simulations") / "gui_tms_optimization"
         self.run_task("TMS optimization", job_optimize_tms, str(ws.root), self._target_spec(), str(out),
                       self.state.coil_name, params, GridSpec.of(self._grid()), on_done=self._tms_optimized,

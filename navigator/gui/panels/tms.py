@@ -158,10 +158,9 @@ class TmsPanel(QWidget):
         self.refresh()
 
     def optimize_params(self) -> dict:
-        step = self.opt_angle.value()
-        # only the names the optimizer's signature accepts are passed (navigator.gui.jobs._call_supported)
-        return {"radius_mm": self.opt_radius.value(), "spacing_mm": self.opt_spacing.value(),
-                "angle_step_deg": step, "angles_deg": [float(a) for a in np.arange(-180.0, 180.0, step)]}
+        """Search grid for navigator.optimize.tms.optimize_tms_workspace (mm, mm, degrees)."""
+        return {"radius": self.opt_radius.value(), "spacing": self.opt_spacing.value(),
+                "angle_step": self.opt_angle.value(), "distance": self.distance.value()}
 
     def browse_coil(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Coil model", "", "Coil files (*.ccd *.tcd *.nii *.nii.gz)")

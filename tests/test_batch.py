@@ -1,0 +1,179 @@
+"""Batch planning on Dask: BIDS discovery, resumability, a failing subject, group outputs, reports.
+
+Two small subjects (the phantom resampled to 2 mm; the second stored in another voxel order)
+and one subject whose T1 is a corrupt file. The first run is killed part-way (the whole batch
+process: scheduler and workers) and restarted; a further run skips every step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+CONFIG = """
+[input]
+bids = "bids"
+
+[output]
+root = "out"
+
+[steps]
+run = ["prepare", "targets", "optimize-tms", "export", "report"]
+
+[targets]
+names = ["fox", "eeg:F3"]
+
+[prepare.mesh]
+cell_size_mm = 6.0
+facet_size_mm = 4.0
+facet_distance_mm = 1.0
+upsample_mm = 0.0
+exude = false
+
+[optimize_tms]
+radius = 4.0
+spacing = 4.0
+angle_step = 90.0
+nifti = false
+
+[export]
+formats = ["localite", "brainsight"]
+
+[dask]
+workers = 2
+memory_per_worker_gb = 4
+"""
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    """bids/sub-01 (phantom at 2 mm, RAS), sub-02 (same anatomy, LPS voxel order), sub-03 (corrupt)."""
+    import nibabel as nib
+    from scipy import ndimage as ndi
+
+    from navigator.io.images import load_image
+    from navigator.samples import write_sample
+
+    root = tmp_path_factory.mktemp("study")
+    ws = write_sample("phantom", root / "phantom")
+    t1 = load_image(ws.source_path("T1"))
+    data = ndi.zoom(np.asarray(t1.data, np.float32), 0.5, order=1)
+    aff = t1.affine.copy()
+    aff[:3, :3] *= 2.0
+    for sub, flip in (("sub-01", False), ("sub-02", True)):
+        anat = root / "bids" / sub / "anat"
+        anat.mkdir(parents=True)
+        d, a = data, aff
+        if flip:  # LPS storage: reverse the first two axes, keep every voxel's world position
+            d = data[::-1, ::-1, :]
+            a = aff @ np.array([[-1, 0, 0, data.shape[0] - 1], [0, -1, 0, data.shape[1] - 1], [0, 0, 1, 0],
+                                [0, 0, 0, 1.0]])
+        img = nib.Nifti1Image(d.astype(np.int16), a)
+        img.set_qform(a, 1)
+        img.set_sform(a, 1)
+        nib.save(img, anat / f"{sub}_T1w.nii.gz")
+    bad = root / "bids" / "sub-03" / "anat"
+    bad.mkdir(parents=True)
+    good = (root / "bids" / "sub-01" / "anat" / "sub-01_T1w.nii.gz").read_bytes()
+    (bad / "sub-03_T1w.nii.gz").write_bytes(good[: len(good) // 3])  # truncated gzip
+    (root / "batch.toml").write_text(CONFIG)
+    return root
+
+
+def _manifest_steps(root: Path, sub: str) -> dict:
+    p = root / "out" / sub / "subject.json"
+    return json.loads(p.read_text())["steps"] if p.exists() else {}
+
+
+def test_batch_killed_restarted_and_resumed(study: Path) -> None:
+    from navigator.batch.config import load_config
+    from navigator.batch.runner import run_batch
+
+    cfg_path = study / "batch.toml"
+    # 1. start the batch in its own process group; kill everything once one subject has finished
+    proc = subprocess.Popen([sys.executable, "-m", "navigator", "-q", "batch", str(cfg_path), "--workers", "2"],
+                            cwd=study, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    finished = None
+    deadline = time.time() + 900
+    while time.time() < deadline and proc.poll() is None:
+        for sub in ("sub-01", "sub-02"):
+            if "batch-report" in _manifest_steps(study, sub):
+                finished = sub
+        if finished:
+            break
+        time.sleep(2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert finished is not None, f"no subject finished before the kill: {proc.stderr.read().decode()[-2000:]}"
+    done_before = {k: v["completed"] for k, v in _manifest_steps(study, finished).items()}
+
+    # 2. restart: the finished subject is not redone, the other completes, the corrupt one fails
+    cfg = load_config(cfg_path)
+    outcome = run_batch(cfg, workers=2)
+    by_id = {r.subject_id: r for r in outcome.results}
+    assert set(by_id) == {"sub-01", "sub-02", "sub-03"}
+    assert all(o.status == "skipped" for o in by_id[finished].steps.values()), by_id[finished].steps
+    assert {k: v["completed"] for k, v in _manifest_steps(study, finished).items()} == done_before
+    other = "sub-02" if finished == "sub-01" else "sub-01"
+    assert by_id[other].ok, by_id[other].error
+    assert not by_id["sub-03"].ok and "sub-03_T1w.nii.gz" in by_id["sub-03"].error
+    assert by_id["sub-03"].steps["targets"].status == "not run"
+
+    # 3. group outputs and per-subject outputs
+    import pandas as pd
+
+    table = pd.read_csv(outcome.summary_csv)
+    assert list(table["subject"]) == ["sub-01", "sub-02", "sub-03"]
+    assert pd.read_parquet(outcome.summary_parquet).shape[0] == 3
+    ok_rows = table[table["ok"]]
+    assert (ok_rows["target_fox_x"] < 0).all()  # left DLPFC in both storage orders
+    assert np.allclose(ok_rows["target_fox_x"].iloc[0], ok_rows["target_fox_x"].iloc[1], atol=3.0)
+    assert "truncated" in table.loc[table["subject"] == "sub-03", "error"].iloc[0].lower() or \
+        "gzip" in table.loc[table["subject"] == "sub-03", "error"].iloc[0].lower()
+    for sub in ("sub-01", "sub-02"):
+        ws = study / "out" / sub
+        assert (ws / "plans" / "tms" / "plan.json").exists()
+        assert list((ws / "plans" / "export").rglob("*.xml")), "no Localite export"
+        html = (ws / "report" / "report.html").read_text()
+        assert "subject scanner RAS" in html and "data:image/png;base64" in html
+    assert (study / "out" / "group_targets_mni.png").exists()
+
+    # 4. run again: every step of every good subject is skipped
+    again = run_batch(cfg, workers=2)
+    for r in again.results:
+        if r.subject_id != "sub-03":
+            assert all(o.status == "skipped" for o in r.steps.values()), (r.subject_id, r.steps)
+
+
+def test_dry_run_lists_without_running(study: Path, capsys) -> None:
+    from navigator.cli import main
+
+    assert main(["batch", str(study / "batch.toml"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "3 subject(s)" in out and "sub-03" in out
+
+
+def test_config_errors(tmp_path: Path) -> None:
+    from navigator.batch.config import load_config
+    from navigator.core.errors import InputError
+
+    (tmp_path / "a.toml").write_text("[input]\n")
+    with pytest.raises(InputError, match="needs bids"):
+        load_config(tmp_path / "a.toml")
+    (tmp_path / "b.toml").write_text('[input]\nsubjects = ["x.nii.gz"]\n[steps]\nrun = ["segment-everything"]\n')
+    with pytest.raises(InputError, match="unknown step"):
+        load_config(tmp_path / "b.toml")
+    (tmp_path / "c.toml").write_text("[input\n")
+    with pytest.raises(InputError, match="not valid TOML"):
+        load_config(tmp_path / "c.toml")
