@@ -49,7 +49,7 @@ def _rdm_mag(a, b):
     return rdm, mag
 
 
-def _sphere_errors(tmp_path, size):
+def _sphere_errors(tmp_path, size, field="recovered"):
     from navigator.fem.spheres import concentric_sphere_mesh
     from navigator.tms.simulate import solve_tms
 
@@ -59,32 +59,42 @@ def _sphere_errors(tmp_path, size):
     mesh = concentric_sphere_mesh(radii=(85.0, 90.0, 95.0), tags=(3, 4, 5), size=size)
     pose = np.eye(4)
     pose[:3, 3] = R0
-    f = solve_tms(mesh, coil, pose, 1e6)
+    f = solve_tms(mesh, coil, pose, 1e6, field=field)
     inner = mesh.tet_tags == 3
     ea = sphere_dipole_e_field(R0 * 1e-3, M, mesh.tet_centroids()[inner] * 1e-3, 1e6)
-    return _rdm_mag(f.E[inner], ea), mesh.n_tets
+    errors = {"recovered" if field == "recovered" else "element": _rdm_mag(f.E[inner], ea)}
+    if field == "recovered":
+        errors["element"] = _rdm_mag(f.E_element[inner], ea)
+    return errors, mesh.n_tets
 
 
 @pytest.fixture(scope="module")
-def coarse_errors(tmp_path_factory):
-    return _sphere_errors(tmp_path_factory.mktemp("sph"), 8.0)
+def test_errors(tmp_path_factory):
+    return _sphere_errors(tmp_path_factory.mktemp("sph"), 6.0)
 
 
-def test_fem_sphere_against_analytic(coarse_errors):
-    """Inner-shell elements, 8 mm elements (~47k tets). P0 fields from P1 potentials converge
-    at first order; docs/validation.md has the refinement study (benchmarks/bench_tms.py)."""
-    (rdm, mag), n_tets = coarse_errors
+def test_fem_sphere_against_analytic(test_errors):
+    """Inner-shell elements, 6 mm elements (~96k tets): the reported (patch-recovered) field
+    meets the targets RDM <= 0.05 and MAG <= 0.03 (measured 0.046 / 0.007); the raw P0 field
+    (first order, RDM ~0.14 here) is clearly worse. docs/validation.md has the refinement study."""
+    errors, n_tets = test_errors
     assert n_tets < 150_000
+    rdm, mag = errors["recovered"]
     assert mag <= 0.03, mag
-    assert rdm <= 0.20, rdm
+    assert rdm <= 0.05, rdm
+    rdm_el, mag_el = errors["element"]
+    assert mag_el <= 0.03, mag_el
+    assert rdm < 0.5 * rdm_el, (rdm, rdm_el)
 
 
 @pytest.mark.slow
-def test_fem_sphere_improves_under_refinement(tmp_path, coarse_errors):
-    (rdm8, _), _ = coarse_errors
-    (rdm6, mag6), n_tets = _sphere_errors(tmp_path, 6.0)
-    assert n_tets < 150_000
-    assert rdm6 < 0.9 * rdm8 and mag6 <= 0.03
+def test_fem_sphere_improves_under_refinement(tmp_path, test_errors):
+    (rdm6, _) = test_errors[0]["recovered"]
+    errors8, n_tets = _sphere_errors(tmp_path, 8.0)
+    assert n_tets < 60_000
+    rdm8, mag8 = errors8["recovered"]
+    assert rdm6 < 0.9 * rdm8 and mag8 <= 0.03
+    assert rdm8 < 0.5 * errors8["element"][0]
 
 
 @pytest.fixture(scope="module")

@@ -126,7 +126,7 @@ def simulate_pulse_log_workspace(subject_dir: str | Path, coil, poses_file: str 
         progress.update(0.1 + 0.75 * g / n_groups, f"pose {g + 1}/{n_groups}")
         members = groups == g
         rep = poses[members][0]
-        f = solve_tms(mesh, coil, rep, UNIT_DIDT, system=system)
+        f = solve_tms(mesh, coil, rep, UNIT_DIDT, system=system, field="recovered")  # as simulate tms reports
         mag = np.linalg.norm(f.E, axis=1)
         scale = amps[members] / UNIT_DIDT
         sum_mag += mag * scale.sum()
