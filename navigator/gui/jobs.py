@@ -125,6 +125,9 @@ def job_optimize_tms(progress: Progress, subject_dir: str, target: str, out_dir:
     ws = Workspace.open(subject_dir)
     result = _call_supported(optimize_tms_workspace, params, ws=ws, target=target, out_dir=Path(out_dir),
                              coil=coil, progress=progress.sub(0, 0.9))
+    pose = plan_pose(out_dir)
+    if pose is not None and isinstance(result, dict):
+        result = {**result, "pose": pose.tolist()}
     return _optimizer_result("tms-optimization", result, Path(out_dir), grid, progress.sub(0.9, 1.0))
 
 
@@ -190,6 +193,17 @@ def result_folder(result: Any, default: Path) -> Path | None:
             if hits:
                 return hits[0].parent
     return None
+
+
+def plan_pose(out_dir: str | Path) -> np.ndarray | None:
+    """The first coil pose of the optimizer's plan.json in ``out_dir`` (subject RAS mm, our axes)."""
+    from navigator.export.plan import load_plan
+
+    path = Path(out_dir) / "plan.json"
+    if not path.exists():
+        return None
+    plan = load_plan(path)
+    return np.asarray(plan.coil_poses[0].matrix, float) if plan.coil_poses else None
 
 
 def find_pose(result: Any) -> np.ndarray | None:

@@ -325,7 +325,12 @@ def optimize_tms_workspace(ws, *, target: str, out_dir, coil: str = DEFAULT_COIL
     progress.update(0.8, "writing outputs")
     files = write_score_map(out, opt, 1e6, "V/m per A/us")
     region = TargetRegion(tuple(float(x) for x in centre), roi_radius, "target")
-    write_field_outputs(out / "fields", mesh, f_best.v * planned_didt, f_best.E * planned_didt, sigma, workspace=ws,
+    from navigator.fem.recovery import recovered_element_field
+
+    # scoring uses the raw element field (reciprocity is exact for it); the reported field is
+    # the recovered one, as in `navigator simulate tms`
+    E_report = recovered_element_field(mesh, f_best.E)
+    write_field_outputs(out / "fields", mesh, f_best.v * planned_didt, E_report * planned_didt, sigma, workspace=ws,
                         target=region, extra_tet_fields={"D": f_best.D * planned_didt},
                         summary_extra={"tms": {"coil": coil_obj.name, "didt_A_per_s": planned_didt,
                                                "pose": opt.pose.tolist()}},
