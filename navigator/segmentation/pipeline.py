@@ -1,0 +1,267 @@
+"""The whole head segmentation on in-memory volumes: T1 (optional T2) -> labels + MNI transform.
+
+Stages (progress fraction in brackets):
+
+1. working grid, head mask, N4 bias correction, intensity normalisation [0-0.15]
+2. affine registration to MNI152 [0.15-0.35]
+3. preliminary tissue mixture with affinely warped priors [0.35-0.45]
+4. nonlinear (demons) registration of the tissue image [0.45-0.6]
+5. final tissue mixture with nonlinearly warped priors, brain and intracranial masks [0.6-0.7]
+6. skull, scalp, eyes, air from intensities and geometry [0.7-0.85]
+7. labels onto the T1 grid, neck cut, topology repair and checks [0.85-1]
+
+:func:`segment_head` raises :class:`~navigator.core.errors.InputError` for inputs that are not
+whole-head MRIs (skull-stripped brains, non-head images) and returns warnings for partial
+fields of view.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from navigator.core.errors import InputError
+from navigator.core.progress import Progress, ensure_progress
+from navigator.core.tissues import COMPACT_BONE, CSF, EYES, GM, SCALP, SPONGY_BONE, WM
+from navigator.core.transforms import MniTransform, apply_affine
+from navigator.core.volume import Volume
+from navigator.segmentation import classify, cleanup, preprocess, register
+from navigator.segmentation.templates import load_templates
+
+log = logging.getLogger("navigator")
+
+#: Default parameters (recorded in the workspace manifest).
+DEFAULT_PARAMS: dict[str, Any] = {
+    "bias_shrink_mm": 8.0,
+    "demons_smoothing_mm": 3.0,
+    "demons_iterations": [40, 60],
+    "neck_cut_mni_z": cleanup.NECK_CUT_MNI_Z,
+    "field_spacing_mm": 2.0,
+}
+
+
+@dataclass
+class SegmentationResult:
+    """Everything :func:`segment_head` produces.
+
+    Attributes:
+        labels: uint8 SimNIBS labels on the T1's (RAS-reoriented) grid.
+        t1: bias-corrected, normalised T1 on the same grid (for QC overlays).
+        registration: the subject <-> MNI mapping.
+        transform: the mapping in the workspace format (deformation fields).
+        metrics: volumes, thickness, topology and registration figures (JSON-ready).
+        warnings: human-readable warnings (partial field of view, missing eyes, ...).
+    """
+
+    labels: Volume
+    t1: Volume
+    registration: register.Registration
+    transform: MniTransform
+    metrics: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _check_t1(vol: Volume, path: Any) -> None:
+    if vol.data.ndim != 3:
+        raise InputError(path, f"expected a 3-D image, got shape {vol.data.shape}")
+    sp = vol.spacing
+    if sp.max() > 3.0 or sp.min() < 0.3:
+        raise InputError(path, f"voxel size {np.round(sp, 2).tolist()} mm is outside 0.3-3 mm; "
+                         "segmentation needs a structural MRI of about 1 mm")
+    ext = sp * np.array(vol.shape)
+    if ext.max() < 100:
+        raise InputError(path, f"field of view {np.round(ext).tolist()} mm is too small for a head")
+    if not np.isfinite(vol.data).all() or float(np.ptp(vol.data)) <= 0:
+        raise InputError(path, "image is constant or contains NaN/inf values")
+
+
+def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None = None,
+                 params: dict[str, Any] | None = None) -> SegmentationResult:
+    """Segment a whole-head T1 (optionally with a co-registered T2) into SimNIBS labels.
+
+    Both volumes are in scanner RAS mm (as loaded by :func:`navigator.io.images.load_image`);
+    the T2 must be in the same world space (same session, or registered beforehand); it is
+    resampled onto the T1 grid. Returns labels on the T1's grid.
+    """
+    p = {**DEFAULT_PARAMS, **(params or {})}
+    progress = ensure_progress(progress)
+    warnings: list[str] = []
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    tick = [t_start]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = round(now - tick[0], 2)
+        tick[0] = now
+
+    _check_t1(t1, t1.source)
+    tm = load_templates()
+
+    # ---- 1. working grid, head mask, bias correction ------------------------------------
+    progress.update(0.0, "resampling")
+    w_aff, w_shape = preprocess.working_grid(t1)
+    work = preprocess.resample(t1, w_aff, w_shape, order=1)
+    sp = float(np.mean(work.spacing))
+    vox_ml = float(np.prod(work.spacing)) / 1000.0
+    raw = np.clip(np.asarray(work.data, np.float32), 0, None)
+    head = preprocess.head_mask(raw, work.spacing)
+    head_ml = head.sum() * vox_ml
+    if head_ml < 1000:
+        raise InputError(t1.source, f"the image holds only {head_ml:.0f} ml of tissue; not a whole-head MRI")
+    progress.update(0.03, "bias-field correction")
+    corr = preprocess.n4_bias_correct(raw, w_aff, head, shrink_mm=float(p["bias_shrink_mm"]))
+    t1n = preprocess.normalize_intensity(corr, head)
+    t2n = None
+    if t2 is not None:
+        t2w = preprocess.resample(t2, w_aff, w_shape, order=1)
+        t2c = preprocess.n4_bias_correct(np.clip(t2w.data, 0, None), w_aff, head,
+                                         shrink_mm=float(p["bias_shrink_mm"]))
+        t2n = preprocess.normalize_intensity(t2c, head)
+    lap("preprocess")
+
+    # ---- 2. affine registration ---------------------------------------------------------
+    progress.check()
+    s2m, mi = register.affine_register(t1n, w_aff, head, tm, progress=progress.sub(0.15, 0.35, "MNI affine"))
+    scales = np.linalg.svd(s2m[:3, :3], compute_uv=False)
+    if scales.max() > 1.6 or scales.min() < 0.6:
+        raise InputError(t1.source, "could not register the image to the MNI152 brain template "
+                         f"(scales {np.round(scales, 2).tolist()}); is this a T1-weighted head MRI?")
+    lap("affine_registration")
+
+    # ---- 3. preliminary classification with affine priors --------------------------------
+    aff_reg = register.Registration(s2m, np.eye(4))
+    mni_coords = aff_reg.subject_grid_to_mni(w_aff, w_shape)
+    priors, region = _warp_priors(tm, mni_coords, head)
+    cls0 = classify.gmm_brain(t1n, priors, region, None, iterations=12,
+                              progress=progress.sub(0.35, 0.45, "tissue mixture (affine)"))
+    _check_brain(cls0, head, vox_ml, t1.source)
+    lap("classify_affine")
+
+    # ---- 4. nonlinear registration ------------------------------------------------------
+    tissue = register.tissue_image(cls0.csf * (1 - cls0.other), cls0.gm, cls0.wm)
+    reg = register.nonlinear_register(tissue, w_aff, s2m, tm, iterations=tuple(p["demons_iterations"]),
+                                      smoothing_mm=float(p["demons_smoothing_mm"]),
+                                      progress=progress.sub(0.45, 0.6, "MNI nonlinear"))
+    lap("nonlinear_registration")
+
+    # ---- 5. final classification -------------------------------------------------------
+    mni_coords = reg.subject_grid_to_mni(w_aff, w_shape)
+    priors, region = _warp_priors(tm, mni_coords, head)
+    # the brain mixture uses the T1 only (the T2 serves the skull/CSF boundary below)
+    cls = classify.gmm_brain(t1n, priors, region, None, progress=progress.sub(0.6, 0.68, "tissue mixture"))
+    tmpl_brain = register.warp_template_to_subject(tm.brain.astype(np.float32), tm.affine, mni_coords) > 0.5
+    labels, intracranial = classify.brain_labels(cls, tmpl_brain, sp)
+    lap("classify")
+
+    icv_ml = intracranial.sum() * vox_ml
+    if head_ml < 1.35 * icv_ml:
+        raise InputError(t1.source, f"head volume {head_ml:.0f} ml is barely larger than the intracranial "
+                         f"volume {icv_ml:.0f} ml: this looks like a skull-stripped (brain-only) image; "
+                         "segmentation needs the whole head with skull and scalp")
+
+    # ---- 6. extracranial tissues --------------------------------------------------------
+    progress.update(0.7, "skull and scalp")
+    dark_thr, soft = _extracranial_levels(t1n, head, intracranial, cls)
+    eye_vox = apply_affine(np.linalg.inv(w_aff), reg.mni_to_subject(classify.EYE_CENTRES_MNI))
+    ext = classify.extracranial_labels(labels, intracranial, head, t1n, t2n, sp, eye_vox, dark_thr, soft,
+                                       progress=progress.sub(0.7, 0.85, "skull and scalp"))
+    warnings.extend(ext.notes)
+    wl = ext.labels
+    lap("extracranial")
+
+    # ---- 7. back to the T1 grid, neck cut, repairs ---------------------------------------
+    progress.update(0.85, "topology repair")
+    if np.allclose(w_aff, t1.affine) and w_shape == t1.shape:
+        out = wl
+        t1_out = t1n
+    else:
+        out = preprocess.resample(Volume(wl, w_aff), t1.affine, t1.shape, order=0).data.astype(np.uint8)
+        t1_out = preprocess.resample(Volume(t1n, w_aff), t1.affine, t1.shape, order=1).data
+    cut = cleanup.neck_cut_mask(t1.shape, t1.affine, s2m, float(p["neck_cut_mni_z"]))
+    warnings.extend(_fov_warnings(t1, out, reg, cut))
+    out_vox_mm3 = float(np.prod(t1.spacing))
+    out = cleanup.repair(out, cut, out_vox_mm3, progress=progress.sub(0.85, 0.97, "topology repair"))
+    topo = cleanup.check_topology(out, cut, out_vox_mm3)
+    lap("cleanup")
+
+    labels_vol = Volume(out.astype(np.uint8), t1.affine.copy(), source="navigator segment")
+    transform = reg.to_mni_transform(t1.affine, t1.shape, float(p["field_spacing_mm"]))
+    from navigator.segmentation.qc import segmentation_metrics
+
+    metrics = segmentation_metrics(labels_vol, reg, topo, cls, tm, mi)
+    metrics["warnings"] = list(warnings)
+    timings["total"] = round(time.perf_counter() - t_start, 2)
+    metrics["timings_s"] = timings
+    if not topo.ok:
+        warnings.append(f"topology checks failed after repair: {topo.to_json()}")
+    progress.update(1.0, "segmentation done")
+    return SegmentationResult(labels_vol, Volume(t1_out.astype(np.float32), t1.affine.copy()), reg, transform,
+                              metrics, warnings, timings)
+
+
+def _warp_priors(tm, mni_coords: np.ndarray, head: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Tissue priors on the subject grid and the region where the brain mixture is fitted."""
+    w = register.warp_template_to_subject
+    priors = {"wm": w(tm.wm, tm.affine, mni_coords), "gm": w(tm.gm, tm.affine, mni_coords),
+              "csf": w(tm.csf_band, tm.affine, mni_coords)}
+    dist = w(tm.outside_distance, tm.affine, mni_coords)
+    inside_box = w(np.ones(tm.brain.shape, np.float32), tm.affine, mni_coords) > 0.5
+    region = head & inside_box & (dist <= 8.0)
+    return priors, region
+
+
+def _check_brain(cls: classify.BrainClasses, head: np.ndarray, vox_ml: float, source: Any) -> None:
+    brain_ml = float((cls.wm + cls.gm).sum()) * vox_ml
+    head_ml = float(head.sum()) * vox_ml
+    if head_ml < 1.6 * brain_ml:
+        raise InputError(source, f"head volume {head_ml:.0f} ml is barely larger than the brain ({brain_ml:.0f} ml): "
+                         "this looks like a skull-stripped (brain-only) image; segmentation needs the whole "
+                         "head with skull and scalp")
+    if brain_ml < 500 or brain_ml > 2500:
+        raise InputError(source, f"found {brain_ml:.0f} ml of brain tissue where MNI152 expects the brain; "
+                         "is this a T1-weighted MRI of a human head?")
+    if cls.means.shape[0] >= 3 and not (cls.means[0, 0] > cls.means[2, 0]):
+        raise InputError(source, "white matter is not brighter than CSF: the image does not look T1-weighted")
+
+
+def _extracranial_levels(t1n: np.ndarray, head: np.ndarray, intracranial: np.ndarray,
+                         cls: classify.BrainClasses) -> tuple[float, float]:
+    """(dark threshold, soft-tissue level) for the extracranial classification.
+
+    Dark = below the midpoint between the CSF mean and the soft-tissue level, where soft
+    tissue is the median of the head voxels more than 2 mm outside the intracranial space
+    that are brighter than CSF (scalp, muscle, fat).
+    """
+    csf_mean = float(cls.means[2, 0])
+    gm_mean = float(cls.means[1, 0])
+    outside = head & ~ndi.binary_dilation(intracranial, iterations=2)
+    vals = t1n[outside]
+    soft = float(np.median(vals[vals > csf_mean])) if (vals > csf_mean).any() else gm_mean
+    thr = min(0.5 * (csf_mean + soft), 0.5 * (csf_mean + gm_mean) + 0.1 * (gm_mean - csf_mean))
+    thr = max(thr, csf_mean + 0.25 * (gm_mean - csf_mean))
+    return thr, soft
+
+
+def _fov_warnings(t1: Volume, labels: np.ndarray, reg: register.Registration, cut: np.ndarray) -> list[str]:
+    """Warn when the image ends inside the head above the neck cut (cut nose, cut top, ...)."""
+    out = []
+    head = labels > 0
+    names = {(0, 0): "left", (0, 1): "right", (1, 0): "back (posterior)", (1, 1): "front (anterior; nose/face)",
+             (2, 0): "bottom (neck)", (2, 1): "top (vertex)"}
+    for ax in range(3):
+        for side in (0, 1):
+            sl = [slice(None)] * 3
+            sl[ax] = 0 if side == 0 else -1
+            face = head[tuple(sl)] & ~cut[tuple(sl)]
+            area = face.sum() * float(np.prod(np.delete(t1.spacing, ax)))
+            if area > 200.0:
+                out.append(f"the image is cut at the {names[(ax, side)]} through the head "
+                           f"({area / 100:.0f} cm^2 of tissue on the border); tissue beyond it is missing")
+    return out

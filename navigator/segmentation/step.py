@@ -1,0 +1,88 @@
+"""The workspace step "segment": input/T1.nii.gz (+ input/T2.nii.gz) -> labels, transforms, QC.
+
+Outputs (paths relative to the subject folder):
+
+* ``labels/labels.nii.gz``: uint8 SimNIBS labels on the grid of ``input/T1.nii.gz`` as loaded
+  by :func:`navigator.io.images.load_image` (reoriented to RAS without resampling: the same
+  voxel centres in world space, axes permuted/flipped to R, A, S).
+* ``transforms/``: subject <-> MNI affine and deformation fields (:class:`MniTransform`).
+* ``labels/qc/segmentation_qc.png`` (label contours over the bias-corrected T1) and
+  ``labels/qc/segmentation_qc.json`` (metrics, warnings, timings).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from navigator.core.atomic import atomic_write_json
+from navigator.core.errors import WorkspaceError
+from navigator.core.progress import Progress, ensure_progress
+from navigator.core.workspace import Workspace
+
+STEP_NAME = "segment"
+QC_PNG = "segmentation_qc.png"
+QC_JSON = "segmentation_qc.json"
+
+
+def _inputs(ws: Workspace, use_t2: bool) -> tuple[Path, Path | None]:
+    srcs = ws.sources()
+    t1 = ws.source_path("T1") if "T1" in srcs else ws.path("t1")
+    if not t1.exists():
+        raise WorkspaceError(f"{ws.root}: workspace has no T1 image (input/T1.nii.gz); add one first")
+    t2 = None
+    if use_t2:
+        cand = ws.source_path("T2") if "T2" in srcs else ws.path("t2")
+        t2 = cand if cand.exists() else None
+    return t1, t2
+
+
+def segment_workspace(ws: Workspace, *, progress: Progress | None = None, force: bool = False,
+                      use_t2: bool = True, **params: Any) -> bool:
+    """Run the segmentation step on a workspace unless it is current; True if it ran.
+
+    ``use_t2`` uses ``input/T2.nii.gz`` when present. Extra ``params`` override
+    :data:`navigator.segmentation.pipeline.DEFAULT_PARAMS` and are recorded in the manifest.
+    """
+    from navigator.io.images import load_image, save_nifti
+    from navigator.segmentation.pipeline import DEFAULT_PARAMS, segment_head
+    from navigator.segmentation.qc import save_montage
+
+    progress = ensure_progress(progress)
+    t1_path, t2_path = _inputs(ws, use_t2)
+    inputs = [t1_path] + ([t2_path] if t2_path is not None else [])
+    parameters = {**DEFAULT_PARAMS, **params, "use_t2": t2_path is not None}
+    if not force and ws.step_is_current(STEP_NAME, parameters, inputs):
+        progress.update(1.0, "segmentation is up to date")
+        return False
+    t0 = time.perf_counter()
+    t1 = load_image(t1_path)
+    t2 = load_image(t2_path) if t2_path is not None else None
+    res = segment_head(t1, t2, progress=progress.sub(0.0, 0.95), params={**DEFAULT_PARAMS, **params})
+    progress.update(0.96, "writing results")
+    import numpy as np
+
+    save_nifti(res.labels, ws.path("labels"), dtype=np.uint8)
+    outputs: list[Path] = [ws.path("labels")]
+    outputs += res.transform.save(ws.path("transforms"))
+    qc_dir = ws.path("qc")
+    qc_dir.mkdir(parents=True, exist_ok=True)
+    png = save_montage(res.t1, res.labels, qc_dir / QC_PNG, title=f"{ws.subject_id}: segmentation")
+    report = {"subject_id": ws.subject_id, "t1": ws.relpath(t1_path),
+              "t2": ws.relpath(t2_path) if t2_path is not None else None,
+              "labels_grid": "grid of input/T1.nii.gz reoriented to RAS (no resampling)",
+              **res.metrics, "warnings": res.warnings}
+    atomic_write_json(qc_dir / QC_JSON, report)
+    outputs += [png, qc_dir / QC_JSON]
+    ws.record_step(STEP_NAME, parameters, inputs, outputs, seconds=round(time.perf_counter() - t0, 2))
+    progress.update(1.0, "segmentation written")
+    return True
+
+
+def load_qc(ws: Workspace) -> dict[str, Any] | None:
+    """The QC metrics JSON of the last segmentation (None if there is none)."""
+    import json
+
+    p = ws.path("qc") / QC_JSON
+    return json.loads(p.read_text()) if p.exists() else None

@@ -1,0 +1,126 @@
+"""Fast unit tests of the segmentation building blocks (synthetic volumes, no registration)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from navigator.core.errors import InputError
+from navigator.core.tissues import COMPACT_BONE, CSF, EYES, GM, SCALP, SPONGY_BONE, WM
+from navigator.core.volume import Volume
+from navigator.segmentation import cleanup, preprocess
+from navigator.segmentation.qc import dice, skull_thickness
+from navigator.segmentation.register import Registration, invert_displacement
+
+
+def _spheres(shape=(60, 60, 60), radii=(12, 15, 17, 22, 26)):
+    """Concentric layered head: WM, GM, CSF, bone, scalp (radii in voxels)."""
+    g = np.indices(shape).astype(float) - (np.array(shape)[:, None, None, None] - 1) / 2
+    r = np.sqrt((g ** 2).sum(0))
+    lab = np.zeros(shape, np.uint8)
+    for tag, rad in zip((SCALP, COMPACT_BONE, CSF, GM, WM), radii[::-1]):
+        lab[r <= rad] = tag
+    return lab, r
+
+
+def test_layered_sphere_passes_checks():
+    lab, _ = _spheres()
+    rep = cleanup.check_topology(lab, None, 1.0)
+    assert rep.ok, rep.to_json()
+
+
+def test_repair_fixes_brain_touching_bone_open_skull_and_islands():
+    lab, r = _spheres()
+    bad = lab.copy()
+    bad[(r > 13) & (r <= 17.5) & (np.indices(lab.shape)[0] > 40)] = GM  # brain reaches the bone
+    bad[(r > 17) & (r <= 22) & (np.indices(lab.shape)[2] > 45)] = SCALP  # hole in the skull
+    bad[30, 30, 2:4] = WM  # an island in the scalp
+    bad[3, 30, 30] = COMPACT_BONE  # bone touching the outside air
+    rep = cleanup.check_topology(bad, None, 1.0)
+    assert not rep.csf_separates_brain and not rep.skull_closed and not rep.no_islands and not rep.scalp_closed
+    fixed = cleanup.repair(bad, None, 1.0)
+    rep2 = cleanup.check_topology(fixed, None, 1.0)
+    assert rep2.ok, rep2.to_json()
+    # repairs are local: most voxels unchanged
+    assert (fixed != bad).mean() < 0.05
+
+
+def test_neck_cut_is_a_plane_and_is_enforced():
+    lab, _ = _spheres()
+    aff = np.eye(4)
+    s2m = np.eye(4)
+    s2m[2, 3] = -100.0  # subject z = 0 maps to MNI z = -100
+    cut = cleanup.neck_cut_mask(lab.shape, aff, s2m, z_mni=-90.0)
+    assert cut[:, :, :10].all() and not cut[:, :, 10:].any()
+    fixed = cleanup.repair(lab, cut, 1.0)
+    rep = cleanup.check_topology(fixed, cut, 1.0)
+    assert rep.neck_cut_consistent and rep.skull_closed and rep.ok
+
+
+def test_skull_thickness_of_known_shell():
+    lab, _ = _spheres(shape=(70, 70, 70), radii=(12, 15, 17, 23, 27))
+    med, p5, n = skull_thickness(Volume(lab, np.eye(4)))
+    assert n > 100
+    assert 5.5 <= med <= 7.0 and p5 >= 5.0  # shell of radial thickness 6 voxels (1 mm)
+
+
+def test_invert_displacement_round_trip():
+    shape = (30, 32, 28)
+    g = np.indices(shape).astype(np.float32)
+    disp = np.stack([3.0 * np.sin(g[1] / 6.0), 2.0 * np.cos(g[2] / 7.0), 2.5 * np.sin(g[0] / 5.0)], -1)
+    spacing = 2.0
+    inv = invert_displacement(disp.astype(np.float32), spacing)
+    reg = Registration(np.eye(4), np.diag([spacing, spacing, spacing, 1.0]), disp.astype(np.float32), inv)
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(12, 40, size=(200, 3))
+    back = reg.subject_to_mni(reg.mni_to_subject(pts))
+    assert np.median(np.linalg.norm(back - pts, axis=1)) < 0.1
+
+
+def test_registration_affine_only_maps_both_ways():
+    s2m = np.array([[1.1, 0.05, 0, 3], [0, 0.95, 0.1, -5], [0, -0.1, 1.0, 12], [0, 0, 0, 1.0]])
+    reg = Registration(s2m, np.eye(4))
+    p = np.array([[10.0, -20.0, 30.0], [-40.0, 5.0, 0.0]])
+    assert np.allclose(reg.mni_to_subject(reg.subject_to_mni(p)), p)
+
+
+def test_head_mask_fills_dark_interior():
+    lab, r = _spheres()
+    img = np.where(lab == SCALP, 1.0, np.where(lab == COMPACT_BONE, 0.02, np.where(lab > 0, 0.6, 0.0)))
+    img = img + np.random.default_rng(1).normal(0, 0.02, img.shape).clip(0)
+    mask = preprocess.head_mask(img.astype(np.float32), np.ones(3))
+    assert dice(mask, lab > 0) > 0.97
+
+
+def test_n4_removes_smooth_bias():
+    lab, r = _spheres(shape=(64, 64, 64))
+    img = np.where(lab == WM, 1.0, np.where(lab == GM, 0.6, np.where(lab > 0, 0.3, 0.0))).astype(np.float32)
+    x = np.indices(img.shape)[0] / 64.0
+    biased = img * np.exp(0.4 * (x - 0.5))
+    out = preprocess.n4_bias_correct(biased, np.eye(4) * [2, 2, 2, 1], lab > 0, shrink_mm=4.0)
+    wm = lab == WM
+    left, right = wm & (x < 0.45), wm & (x > 0.55)
+    before = biased[right].mean() / biased[left].mean()
+    after = out[right].mean() / out[left].mean()
+    assert abs(np.log(after)) < 0.5 * abs(np.log(before))
+
+
+def test_working_grid_rules():
+    v = Volume(np.zeros((10, 10, 10), np.float32), np.diag([2.0, 2.0, 2.0, 1.0]))
+    aff, shape = preprocess.working_grid(v)
+    assert np.allclose(aff, v.affine) and shape == v.shape
+    v2 = Volume(np.zeros((10, 10, 10), np.float32), np.diag([0.8, 0.8, 0.8, 1.0]))
+    aff2, shape2 = preprocess.working_grid(v2)
+    assert np.allclose(np.abs(np.diag(aff2)[:3]), 1.0) and shape2 == (8, 8, 8)
+
+
+def test_non_head_image_is_rejected():
+    from navigator.segmentation.pipeline import segment_head
+
+    small = Volume(np.random.default_rng(0).random((40, 40, 40)).astype(np.float32), np.eye(4))
+    with pytest.raises(InputError, match="too small"):
+        segment_head(small)
+    cube = np.zeros((90, 90, 90), np.float32)
+    cube[40:50, 40:50, 40:50] = 100.0
+    with pytest.raises(InputError, match="not a whole-head"):
+        segment_head(Volume(cube, np.diag([2.0, 2.0, 2.0, 1.0])))
