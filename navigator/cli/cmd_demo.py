@@ -20,7 +20,7 @@ DEMO_STEPS = ("prepare", "targets", "simulate-tms", "simulate-tdcs", "optimize-t
 
 def register(sub) -> None:
     p = subcommand(sub, "demo", "Run the whole planning job on the bundled sample subject (phantom): prepare, "
-                   "targets, TMS/tDCS simulation and optimization, export, report; then open the desktop app "
+                   "targets, TMS and tDCS simulation, TMS placement optimization, export, report; then open the desktop app "
                    "when a display is available.")
     p.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
     p.add_argument("--sample", default="phantom", help="sample subject (see `navigator sample list`)")
