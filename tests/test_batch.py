@@ -52,7 +52,7 @@ formats = ["localite", "brainsight"]
 
 [dask]
 workers = 2
-memory_per_worker_gb = 4
+memory_per_worker_gb = 10
 """
 
 
