@@ -87,7 +87,7 @@ class ElectrodeGrid(QWidget):
         c = QPointF(self.width() / 2, self.height() / 2)
         p.setPen(QPen(QColor(120, 120, 120), 1))
         p.drawEllipse(c, 0.8 * s, 0.8 * s)
-        p.drawText(QRectF(4, 2, 120, 14), Qt.AlignmentFlag.AlignLeft, "top view, nose up (A)")
+        p.drawText(QRectF(4, 2, 220, 14), Qt.AlignmentFlag.AlignLeft, "top view, nose up (A)")
         p.drawText(QRectF(2, 0, 20, self.height()), Qt.AlignmentFlag.AlignVCenter, "L")
         p.drawText(QRectF(self.width() - 14, 0, 14, self.height()), Qt.AlignmentFlag.AlignVCenter, "R")
         if not self.proj:
