@@ -120,6 +120,8 @@ def closest_point_on_triangles(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
     res[m] = b[m]
     m = (d6 >= 0) & (d5 <= d6)
     res[m] = c[m]
+    bad = ~np.isfinite(res).all(axis=1)  # degenerate (zero-area) triangles: fall back to a vertex
+    res[bad] = a[bad]
     return res
 
 

@@ -114,42 +114,6 @@ def outer_surface(mesh: Mesh) -> Surface:
     return surf
 
 
-def _closest_on_triangles(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
-    """Closest point to ``p`` (3,) on each of (T, 3, 3) triangles (Ericson's region test)."""
-    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
-    ab, ac, ap = b - a, c - a, p - a
-    d1, d2 = np.einsum("ij,ij->i", ab, ap), np.einsum("ij,ij->i", ac, ap)
-    bp, cp = p - b, p - c
-    d3, d4 = np.einsum("ij,ij->i", ab, bp), np.einsum("ij,ij->i", ac, bp)
-    d5, d6 = np.einsum("ij,ij->i", ab, cp), np.einsum("ij,ij->i", ac, cp)
-    va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
-    denom = va + vb + vc
-    with np.errstate(divide="ignore", invalid="ignore"):
-        v = vb / denom
-        w = vc / denom
-        out = a + ab * v[:, None] + ac * w[:, None]
-        # edges
-        vab = d1 / (d1 - d3)
-        m = (vc <= 0) & (d1 >= 0) & (d3 <= 0)
-        out[m] = a[m] + vab[m, None] * ab[m]
-        wac = d2 / (d2 - d6)
-        m = (vb <= 0) & (d2 >= 0) & (d6 <= 0)
-        out[m] = a[m] + wac[m, None] * ac[m]
-        wbc = (d4 - d3) / ((d4 - d3) + (d5 - d6))
-        m = (va <= 0) & ((d4 - d3) >= 0) & ((d5 - d6) >= 0)
-        out[m] = b[m] + wbc[m, None] * (c[m] - b[m])
-    # vertices
-    m = (d1 <= 0) & (d2 <= 0)
-    out[m] = a[m]
-    m = (d3 >= 0) & (d4 <= d3)
-    out[m] = b[m]
-    m = (d6 >= 0) & (d5 <= d6)
-    out[m] = c[m]
-    bad = ~np.isfinite(out).all(axis=1)
-    out[bad] = a[bad]
-    return out
-
-
 def project_to_surface(surface: Surface, point: np.ndarray, k: int = 16) -> np.ndarray:
     """Closest point on ``surface`` to ``point`` (3,), mm."""
     from scipy.spatial import cKDTree
@@ -158,7 +122,9 @@ def project_to_surface(surface: Surface, point: np.ndarray, k: int = 16) -> np.n
     _, idx = cKDTree(surface.vertices).query(point, k=min(k, len(surface.vertices)))
     idx = np.atleast_1d(idx)
     cand = np.flatnonzero(np.isin(surface.faces, idx).any(axis=1))
-    q = _closest_on_triangles(point, surface.vertices[surface.faces[cand]])
+    from navigator.targets.geometry import closest_point_on_triangles
+
+    q = closest_point_on_triangles(point, surface.vertices[surface.faces[cand]])
     return q[np.argmin(np.linalg.norm(q - point, axis=1))]
 
 
