@@ -144,31 +144,11 @@ def load_montage(path: str | Path) -> Montage:
 
 
 def read_eeg_positions(path: str | Path) -> dict[str, np.ndarray]:
-    """10-10 name -> (3,) subject mm from a SimNIBS EEG CSV (``Electrode,x,y,z,Name`` rows).
+    """10-10 name -> (3,) subject mm from a SimNIBS EEG CSV, fiducial rows included
+    (parsed by :func:`navigator.io.eeg_positions.read_eeg_csv`)."""
+    from navigator.io.eeg_positions import read_eeg_csv
 
-    Uses :mod:`navigator.io.eeg_positions` when available; fiducial rows are included too.
-    """
-    try:
-        from navigator.io.eeg_positions import read_eeg_csv
-    except ImportError:  # pragma: no cover - fallback reader below
-        read_eeg_csv = None
-    if read_eeg_csv is not None:
-        return {str(k): np.asarray(v, float).reshape(3) for k, v in read_eeg_csv(path).as_dict().items()}
-    path = Path(path)
-    out: dict[str, np.ndarray] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise InputError(path, "EEG positions file not found") from None
-    for ln, line in enumerate(lines, 1):
-        cells = [c.strip() for c in line.split(",")]
-        if len(cells) < 5 or cells[0].lower() not in ("electrode", "fiducial", "reference"):
-            continue
-        try:
-            out[cells[4]] = np.array([float(c) for c in cells[1:4]])
-        except ValueError:
-            raise InputError(path, f"line {ln}: coordinates are not numbers") from None
-    return out
+    return {str(k): np.asarray(v, float).reshape(3) for k, v in read_eeg_csv(path).as_dict().items()}
 
 
 def lookup_position(name: str, positions: dict[str, np.ndarray], source: str) -> np.ndarray:
