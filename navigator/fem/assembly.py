@@ -1,4 +1,7 @@
-"""Vectorized P1 (linear tetrahedral) finite-element assembly in SI units.
+"""P1 (linear tetrahedral) finite-element assembly in SI units.
+
+The loops run compiled and in parallel (:mod:`navigator.fem.kernels`); the functions here take
+and return numpy/SciPy arrays.
 
 Node coordinates come in millimetres and are converted to metres here, so gradients are in
 1/m, volumes in m^3 and the stiffness matrix K_ij = sum_e sigma_e vol_e grad(phi_i).grad(phi_j)
@@ -7,12 +10,35 @@ in S (siemens). A potential v (V) then gives E = -grad v in V/m and K v in A (no
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
 from navigator.core.errors import NavigatorError
+from navigator.fem import kernels
 
 MM = 1e-3  # metres per millimetre
+
+
+@dataclass(frozen=True)
+class NodeAdjacency:
+    """Elements around each node (CSR form): the elements of node i are elems[start[i]:start[i+1]].
+
+    Built once per mesh and reused by the stiffness matrix and the divergence loads.
+    """
+
+    start: np.ndarray
+    elems: np.ndarray
+
+    @classmethod
+    def of(cls, tets: np.ndarray, n_nodes: int) -> "NodeAdjacency":
+        start, elems = kernels.node_elements(_as_index(tets), int(n_nodes))
+        return cls(start, elems)
+
+
+def _as_index(tets: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(tets, dtype=np.int64)
 
 
 def p1_gradients(nodes_mm: np.ndarray, tets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -26,74 +52,63 @@ def p1_gradients(nodes_mm: np.ndarray, tets: np.ndarray) -> tuple[np.ndarray, np
         grads: (M, 4, 3) float64, 1/m; grads[e, a] = grad phi_a on element e.
         volumes: (M,) float64, m^3 (absolute value; inverted tets are accepted, degenerate are not).
     """
-    p0 = nodes_mm[tets[:, 0]] * MM
-    e1 = nodes_mm[tets[:, 1]] * MM - p0
-    e2 = nodes_mm[tets[:, 2]] * MM - p0
-    e3 = nodes_mm[tets[:, 3]] * MM - p0
-    c1 = np.cross(e2, e3)  # columns of inv([e1; e2; e3]) times det
-    det = np.einsum("ij,ij->i", e1, c1)
-    if np.any(np.abs(det) < 1e-30):
-        bad = int(np.count_nonzero(np.abs(det) < 1e-30))
-        raise NavigatorError(f"mesh has {bad} degenerate (zero-volume) tetrahedra")
-    grads = np.empty((len(tets), 4, 3))
-    grads[:, 1] = c1 / det[:, None]
-    grads[:, 2] = np.cross(e3, e1) / det[:, None]
-    grads[:, 3] = np.cross(e1, e2) / det[:, None]
-    grads[:, 0] = -(grads[:, 1] + grads[:, 2] + grads[:, 3])
+    t = _as_index(tets)
+    nodes_m = np.ascontiguousarray(nodes_mm, dtype=np.float64) * MM
+    grads = np.empty((len(t), 4, 3))
+    det = np.empty(len(t))
+    kernels.p1_gradients_kernel(nodes_m, t, grads, det)
+    bad = np.abs(det) < 1e-30
+    if bad.any():
+        raise NavigatorError(f"mesh has {int(np.count_nonzero(bad))} degenerate (zero-volume) tetrahedra")
     return grads, np.abs(det) / 6.0
 
 
 def stiffness_matrix(
-    tets: np.ndarray, grads: np.ndarray, volumes: np.ndarray, sigma: np.ndarray, n_nodes: int
+    tets: np.ndarray, grads: np.ndarray, volumes: np.ndarray, sigma: np.ndarray, n_nodes: int,
+    adjacency: NodeAdjacency | None = None,
 ) -> sp.csr_matrix:
     """Assemble K_ij = sum_e sigma_e vol_e grad phi_i . grad phi_j (S), CSR, symmetric.
+
+    The matrix has sorted column indices and no duplicates. Row i is filled from the elements
+    around node i (``adjacency``, built here when not given), rows in parallel.
 
     Args:
         tets: (M, 4) node indices; grads: (M, 4, 3) 1/m; volumes: (M,) m^3; sigma: (M,) S/m.
     """
-    w = sigma * volumes
-    # sort each tet's nodes so that local pairs (a < b) are global pairs (i < j): only the
-    # strictly upper triangle goes through COO -> CSR (6 instead of 16 entries per tet)
-    order = np.argsort(tets, axis=1)
-    st = np.take_along_axis(tets, order, axis=1)
-    g = np.take_along_axis(grads, order[:, :, None], axis=1)
-    gx, gy, gz = (np.ascontiguousarray(g[:, :, k].T) for k in range(3))  # (4, M) each
-    itype = np.int32 if n_nodes < 2**31 - 1 else np.int64
-    diag = np.zeros(n_nodes)
-    rows, cols, vals = [], [], []
-    for a in range(4):
-        for b in range(a, 4):
-            val = (gx[a] * gx[b] + gy[a] * gy[b] + gz[a] * gz[b]) * w
-            if a == b:
-                diag += np.bincount(st[:, a], weights=val, minlength=n_nodes)
-            else:
-                rows.append(st[:, a].astype(itype))
-                cols.append(st[:, b].astype(itype))
-                vals.append(val)
-    U = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(n_nodes, n_nodes)).tocsr()
-    U.sum_duplicates()
-    K = (U + U.T.tocsr() + sp.diags(diag, format="csr")).tocsr()
-    K.sort_indices()
+    t = _as_index(tets)
+    adj = adjacency if adjacency is not None else NodeAdjacency.of(t, n_nodes)
+    indptr, indices = kernels.csr_pattern(t, adj.start, adj.elems, int(n_nodes))
+    w = np.ascontiguousarray(np.asarray(sigma, np.float64) * volumes)
+    data = kernels.stiffness_values(t, np.ascontiguousarray(grads), w, adj.start, adj.elems, indptr, indices)
+    if len(indices) < 2**31 - 1:
+        indptr = indptr.astype(np.int32)
+    else:  # pragma: no cover - > 2**31 non-zeros is far beyond a head model
+        indices = indices.astype(np.int64)
+    K = sp.csr_matrix((data, indices, indptr), shape=(n_nodes, n_nodes))
+    K.has_sorted_indices = True
+    K.eliminate_zeros()  # exact zeros (orthogonal gradients, e.g. on structured grids) cost SpMV time
     return K
 
 
 def gradient_per_tet(tets: np.ndarray, grads: np.ndarray, v: np.ndarray) -> np.ndarray:
     """(M, 3) gradient of the P1 field ``v`` (node values) on each tetrahedron, units of v per metre."""
-    vt = v[tets]
-    return (grads[:, 0] * vt[:, 0, None] + grads[:, 1] * vt[:, 1, None]
-            + grads[:, 2] * vt[:, 2, None] + grads[:, 3] * vt[:, 3, None])
+    return kernels.gradient_kernel(_as_index(tets), np.ascontiguousarray(grads),
+                                   np.ascontiguousarray(v, dtype=np.float64))
 
 
 def load_vector_divergence(
-    tets: np.ndarray, grads: np.ndarray, volumes: np.ndarray, flux_per_tet: np.ndarray, n_nodes: int
+    tets: np.ndarray, grads: np.ndarray, volumes: np.ndarray, flux_per_tet: np.ndarray, n_nodes: int,
+    adjacency: NodeAdjacency | None = None,
 ) -> np.ndarray:
     """b_i = sum_e vol_e flux_e . grad phi_i  (flux piecewise constant per tet), shape (N,).
 
     With flux = sigma D (A/m^2) this is the nodal current (A) of the impressed current density.
     """
-    contrib = (grads * flux_per_tet[:, None, :]).sum(axis=2) * volumes[:, None]
-    return np.bincount(tets.ravel(), weights=contrib.ravel(), minlength=n_nodes)
+    t = _as_index(tets)
+    adj = adjacency if adjacency is not None else NodeAdjacency.of(t, n_nodes)
+    flux = np.ascontiguousarray(np.asarray(flux_per_tet, np.float64).reshape(-1, 3))
+    return kernels.divergence_load(t, np.ascontiguousarray(grads), np.ascontiguousarray(volumes, np.float64),
+                                   flux, adj.start, adj.elems)
 
 
 def triangle_mass(nodes_mm: np.ndarray, tris: np.ndarray, weight: np.ndarray, n_nodes: int) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:

@@ -1,8 +1,8 @@
 """Sparse SPD linear solvers with a reusable preconditioner or factorization.
 
-``amg`` (default): conjugate gradients preconditioned by one V-cycle of pyamg's smoothed
-aggregation AMG. The hierarchy is built once per matrix (on the first solve) and reused for
-every right-hand side.
+``amg`` (default): conjugate gradients preconditioned by one V-cycle of smoothed-aggregation
+AMG (:mod:`navigator.fem.amg`, built from pyamg's parts with CSR levels). The hierarchy is
+built once per matrix (on the first solve) and reused for every right-hand side.
 
 ``direct``: a sparse factorization, computed once and reused: PARDISO through ``pypardiso``
 when it is installed, otherwise SciPy's SuperLU (``splu``). Only sensible for small meshes
@@ -76,14 +76,12 @@ class SpdSolver:
             return
         t0 = time.perf_counter()
         if self.method == "amg":
-            import pyamg
+            from navigator.fem.amg import sa_hierarchy
 
             with _single_blas_thread():
-                self._ml = pyamg.smoothed_aggregation_solver(
-                    self.A, symmetry="symmetric", max_coarse=300, coarse_solver="splu"
-                )
+                self._ml = sa_hierarchy(self.A)
             self._M = self._ml.aspreconditioner(cycle="V")
-            self.backend = "pyamg-sa+cg"
+            self.backend = "sa-amg+cg"
         else:
             try:
                 import pypardiso

@@ -25,7 +25,8 @@ import scipy.sparse as sp
 from navigator.core.errors import NavigatorError
 from navigator.core.mesh import Mesh
 from navigator.core.progress import Progress, ensure_progress
-from navigator.fem.assembly import gradient_per_tet, load_vector_divergence, p1_gradients, stiffness_matrix
+from navigator.fem.assembly import (NodeAdjacency, gradient_per_tet, load_vector_divergence, p1_gradients,
+                                    stiffness_matrix)
 from navigator.fem.solver import DEFAULT_RTOL, SpdSolver
 
 
@@ -76,15 +77,15 @@ class FemSystem:
         self.timings: dict[str, float] = {}
         progress.update(0.0, "assembling stiffness matrix")
         t0 = time.perf_counter()
-        self.tets = mesh.tetrahedra
+        self.tets = np.ascontiguousarray(mesh.tetrahedra, dtype=np.int64)
         self.grads, self.volumes = p1_gradients(mesh.nodes, self.tets)
-        self.K = stiffness_matrix(self.tets, self.grads, self.volumes, sigma, self.n_nodes)
+        self.adjacency = NodeAdjacency.of(self.tets, self.n_nodes)
+        self.K = stiffness_matrix(self.tets, self.grads, self.volumes, sigma, self.n_nodes, self.adjacency)
         self.timings["assembly"] = time.perf_counter() - t0
         if boundary_matrix is None:
-            used = np.zeros(self.n_nodes, bool)
-            used[self.tets.ravel()] = True
-            if not used.all():
-                raise NavigatorError(f"mesh has {int((~used).sum())} nodes that belong to no tetrahedron")
+            unused = np.diff(self.adjacency.start) == 0
+            if unused.any():
+                raise NavigatorError(f"mesh has {int(unused.sum())} nodes that belong to no tetrahedron")
             self.ground_node: int | None = int(np.argmax(mesh.nodes[:, 2]))  # arbitrary, documented
             A = _ground(self.K, self.ground_node)
         else:
@@ -136,7 +137,8 @@ class FemSystem:
         field is then E = -grad v - D.
         """
         D = np.asarray(D_per_tet, dtype=np.float64).reshape(-1, 3)
-        return -load_vector_divergence(self.tets, self.grads, self.volumes, self.sigma[:, None] * D, self.n_nodes)
+        return -load_vector_divergence(self.tets, self.grads, self.volumes, self.sigma[:, None] * D, self.n_nodes,
+                                       self.adjacency)
 
     def nodal_current(self, v: np.ndarray) -> np.ndarray:
         """K v (A): the net current injected into the tissue at each node (boundary sources)."""
@@ -144,9 +146,11 @@ class FemSystem:
 
 
 def _ground(K: sp.csr_matrix, node: int) -> sp.csr_matrix:
-    """K with row and column ``node`` replaced by the identity (done in place on a copy)."""
+    """K with row and column ``node`` replaced by the identity (on a copy; pattern kept sorted)."""
     A = K.copy()
-    A.data[A.indptr[node] : A.indptr[node + 1]] = 0.0
+    lo, hi = A.indptr[node], A.indptr[node + 1]
+    A.data[lo:hi] = 0.0
     A.data[A.indices == node] = 0.0
+    A.data[lo + int(np.searchsorted(A.indices[lo:hi], node))] = 1.0
     A.eliminate_zeros()
-    return (A + sp.csr_matrix(([1.0], ([node], [node])), shape=K.shape)).tocsr()
+    return A

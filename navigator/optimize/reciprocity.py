@@ -87,7 +87,7 @@ def reciprocal_sources(system, roi_mask: np.ndarray, directions: np.ndarray, *, 
         progress.update(j / len(dirs), f"reciprocal solve {j + 1}/{len(dirs)}")
         w = np.zeros((system.mesh.n_tets, 3))
         w[roi] = d / roi_vol
-        b = load_vector_divergence(system.tets, system.grads, vol, w, system.n_nodes)
+        b = load_vector_divergence(system.tets, system.grads, vol, w, system.n_nodes, system.adjacency)
         res = system.solve(b, rtol=rtol)
         J = w - system.sigma[:, None] * system.gradient(res.v)
         q = J * vol[:, None]
