@@ -23,6 +23,7 @@ from navigator.tms.pose import (
     NORMAL_SMOOTHING_MM,
     handle_from_angle,
     pose_matrix,
+    pose_rotations,
     project_to_surface,
     smoothed_normal,
 )
@@ -67,19 +68,11 @@ class PlacementGrid:
 
     def rotations(self) -> np.ndarray:
         """(C, A, 3, 3) rotation parts of all poses (columns x, y = handle, z = into the head)."""
-        out = np.empty((self.n_centres, self.n_angles, 3, 3))
-        for i in range(self.n_centres):
-            for a in range(self.n_angles):
-                out[i, a] = self.pose(i, a)[:3, :3]
-        return out
+        return pose_rotations(self.normals, self.angles_deg, self.left)
 
     def centre_frames(self) -> np.ndarray:
         """(C, 3, 3) frame of angle 0 at each centre (the angle-a frame is this times Rz)."""
-        out = np.empty((self.n_centres, 3, 3))
-        for i in range(self.n_centres):
-            h = handle_from_angle(self.normals[i], 0.0, self.left)
-            out[i] = pose_matrix(self.centres[i], self.normals[i], h)[:3, :3]
-        return out
+        return pose_rotations(self.normals, np.zeros(1), self.left)[:, 0]
 
 
 def angle_list(angle_step_deg: float = 10.0, angles_deg: list[float] | None = None) -> np.ndarray:
@@ -127,9 +120,14 @@ def placement_grid(scalp: Surface, scalp_point: np.ndarray, *, radius_mm: float 
     from scipy.spatial import cKDTree
 
     tree = cKDTree(cen)
-    for i, (u, v) in enumerate(uv):
-        q = project_to_surface(scalp, p0 + u * e1 + v * e2 + 5.0 * n0) if (u or v) else p0
-        pts[i] = q
+    moved = (uv != 0).any(axis=1)
+    pts[~moved] = p0
+    if moved.any():
+        from navigator.targets.geometry import SurfaceQuery
+
+        pts[moved] = SurfaceQuery(scalp).closest_point(
+            p0 + uv[moved, :1] * e1 + uv[moved, 1:] * e2 + 5.0 * n0, k=16)[0]
+    for i, q in enumerate(pts):
         idx = np.asarray(tree.query_ball_point(q, normal_radius_mm), dtype=np.int64)
         if len(idx) == 0:
             normals[i] = smoothed_normal(scalp, q, normal_radius_mm)

@@ -100,7 +100,7 @@ def direct_functionals(system, coil, poses: list[np.ndarray], roi_mask: np.ndarr
 
 def optimize_placement(system, coil, grid: PlacementGrid, roi_mask: np.ndarray, *, objective: str = "magnitude",
                        direction: np.ndarray | None = None, mode: str = "reciprocity", d_at: str = "nodes",
-                       aux_spacing_mm: float = 2.0, world_grid_mm: float | None = 1.5, eps: float = 1e-4,
+                       aux_spacing_mm: float = 2.0, world_grid_mm: float | None = 1.5, eps: float = 1e-3,
                        progress: Progress | None = None) -> tuple[TmsOptimum, rc.ReciprocalSources | None]:
     """Score every placement of ``grid`` and return the best (and the reciprocal sources, if used)."""
     progress = ensure_progress(progress)

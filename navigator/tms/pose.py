@@ -151,24 +151,55 @@ def _tangent(v: np.ndarray, n: np.ndarray) -> np.ndarray:
     return t
 
 
+def handle_basis(normals: np.ndarray, left: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior (angle 0) and lateral (angle 90) unit tangents at outward normals (N, 3).
+
+    The handle at ``angle_deg`` is cos(angle) posterior + sin(angle) lateral (see the module
+    docstring); both are in the tangent plane and orthogonal. Vectorized over the normals.
+    """
+    n = np.atleast_2d(np.asarray(normals, float))
+    n = n / np.linalg.norm(n, axis=1, keepdims=True)
+
+    def tangent(v: np.ndarray) -> np.ndarray:
+        return v - (v * n).sum(axis=1, keepdims=True) * n
+
+    post = tangent(np.broadcast_to([0.0, -1.0, 0.0], n.shape))
+    weak = np.linalg.norm(post, axis=1) < 0.1
+    if weak.any():
+        post[weak] = tangent(np.broadcast_to([0.0, 0.0, -1.0], n.shape))[weak]
+    post /= np.linalg.norm(post, axis=1, keepdims=True)
+    lat_world = np.array([-1.0, 0.0, 0.0]) if left else np.array([1.0, 0.0, 0.0])
+    lat = tangent(np.broadcast_to(lat_world, n.shape))
+    lat -= (lat * post).sum(axis=1, keepdims=True) * post
+    flat = np.linalg.norm(lat, axis=1) < 1e-6
+    if flat.any():  # lateral normal to the scalp: use the in-plane perpendicular
+        alt = np.cross(n[flat], post[flat]) * (1.0 if left else -1.0)
+        alt[alt @ lat_world < 0] *= -1.0
+        lat[flat] = alt
+    lat /= np.linalg.norm(lat, axis=1, keepdims=True)
+    return post, lat
+
+
 def handle_from_angle(normal: np.ndarray, angle_deg: float, left: bool) -> np.ndarray:
     """Unit handle direction in the tangent plane for ``angle_deg`` (see the module docstring)."""
-    n = np.asarray(normal, float) / np.linalg.norm(normal)
-    post = _tangent(np.array([0.0, -1.0, 0.0]), n)
-    if np.linalg.norm(post) < 0.1:
-        post = _tangent(np.array([0.0, 0.0, -1.0]), n)
-    post /= np.linalg.norm(post)
-    lat_world = np.array([-1.0, 0.0, 0.0]) if left else np.array([1.0, 0.0, 0.0])
-    lat = _tangent(lat_world, n)
-    lat = lat - np.dot(lat, post) * post
-    if np.linalg.norm(lat) < 1e-6:  # lateral normal to the scalp: use the in-plane perpendicular
-        lat = np.cross(n, post) if left else -np.cross(n, post)
-        if np.dot(lat, lat_world) < 0:
-            lat = -lat
-    lat /= np.linalg.norm(lat)
+    post, lat = handle_basis(np.asarray(normal, float).reshape(1, 3), left)
     a = math.radians(angle_deg)
-    h = math.cos(a) * post + math.sin(a) * lat
+    h = math.cos(a) * post[0] + math.sin(a) * lat[0]
     return h / np.linalg.norm(h)
+
+
+def pose_rotations(normals: np.ndarray, angles_deg: np.ndarray, left: bool) -> np.ndarray:
+    """(N, A, 3, 3) rotations of :func:`pose_matrix` for every normal and handle angle
+    (columns x, y = handle, z = into the head), vectorized."""
+    n = np.atleast_2d(np.asarray(normals, float))
+    post, lat = handle_basis(n, left)
+    a = np.radians(np.asarray(angles_deg, float).reshape(-1))
+    z = -n / np.linalg.norm(n, axis=1, keepdims=True)
+    y = np.cos(a)[None, :, None] * post[:, None] + np.sin(a)[None, :, None] * lat[:, None]
+    zz = np.broadcast_to(z[:, None], y.shape)
+    y = y - (y * zz).sum(axis=-1, keepdims=True) * zz
+    y /= np.linalg.norm(y, axis=-1, keepdims=True)
+    return np.stack([np.cross(y, zz), y, zz], axis=-1)
 
 
 def pose_matrix(centre: np.ndarray, normal_out: np.ndarray, handle: np.ndarray) -> np.ndarray:
