@@ -129,3 +129,18 @@ def triangle_mass(nodes_mm: np.ndarray, tris: np.ndarray, weight: np.ndarray, n_
     M = sp.coo_matrix((vals.ravel(), (rows, cols)), shape=(n_nodes, n_nodes)).tocsr()
     b = np.bincount(tris.ravel(), weights=np.repeat(wa / 3.0, 3), minlength=n_nodes)
     return M, b, areas
+
+
+def spatial_node_order(nodes_mm: np.ndarray) -> np.ndarray:
+    """Node order along a Z-order (Morton) curve: ``order[i]`` is the original index of the
+    i-th node. Meshers number nodes in no particular order; renumbering neighbours close
+    together made assembly, AMG setup and CG 2-3x faster on a CGAL head mesh."""
+    x = np.ascontiguousarray(nodes_mm, dtype=np.float64)
+    lo = x.min(axis=0)
+    span = float(np.ptp(x, axis=0).max()) or 1.0
+    return np.argsort(kernels.morton_keys(x, lo, 1048575.0 / span), kind="stable")
+
+
+def element_order(tets: np.ndarray, n_nodes: int) -> np.ndarray:
+    """Element order by smallest node index, so that the elements around a node are close in memory."""
+    return kernels.order_by_min_node(_as_index(tets), int(n_nodes))

@@ -208,3 +208,41 @@ def divergence_load(tets: np.ndarray, grads: np.ndarray, volumes: np.ndarray, fl
                                + flux[e, 2] * grads[e, a, 2])
         b[i] = s
     return b
+
+
+@nb.njit(cache=True, parallel=True)
+def morton_keys(points: np.ndarray, lo: np.ndarray, scale: float) -> np.ndarray:
+    """Z-order (Morton) keys of points on a 2**20 grid per axis: sorting by them keeps
+    points that are close in space close in memory."""
+    n = points.shape[0]
+    keys = np.empty(n, np.uint64)
+    for p in nb.prange(n):
+        key = np.uint64(0)
+        for d in range(3):
+            q = np.uint64(min(max((points[p, d] - lo[d]) * scale, 0.0), 1048575.0))
+            for b in range(20):
+                key |= ((q >> np.uint64(b)) & np.uint64(1)) << np.uint64(3 * b + d)
+        keys[p] = key
+    return keys
+
+
+@nb.njit(cache=True)
+def order_by_min_node(tets: np.ndarray, n_nodes: int) -> np.ndarray:
+    """Element order sorting by the smallest node index (a counting sort, stable)."""
+    m, k = tets.shape
+    key = np.empty(m, np.int64)
+    count = np.zeros(n_nodes + 1, np.int64)
+    for e in range(m):
+        v = tets[e, 0]
+        for a in range(1, k):
+            if tets[e, a] < v:
+                v = tets[e, a]
+        key[e] = v
+        count[v + 1] += 1
+    for i in range(n_nodes):
+        count[i + 1] += count[i]
+    order = np.empty(m, np.int64)
+    for e in range(m):
+        order[count[key[e]]] = e
+        count[key[e]] += 1
+    return order

@@ -25,8 +25,8 @@ import scipy.sparse as sp
 from navigator.core.errors import NavigatorError
 from navigator.core.mesh import Mesh
 from navigator.core.progress import Progress, ensure_progress
-from navigator.fem.assembly import (NodeAdjacency, gradient_per_tet, load_vector_divergence, p1_gradients,
-                                    stiffness_matrix)
+from navigator.fem.assembly import (NodeAdjacency, element_order, gradient_per_tet, load_vector_divergence,
+                                    p1_gradients, spatial_node_order, stiffness_matrix)
 from navigator.fem.solver import DEFAULT_RTOL, SpdSolver
 
 
@@ -43,12 +43,16 @@ class SolveResult:
 class FemSystem:
     """Stiffness matrix, element gradients and a reusable solver for one mesh and conductivity.
 
+    Internally the nodes are renumbered along a space-filling curve and the elements sorted by
+    their smallest node (:func:`navigator.fem.assembly.spatial_node_order`), so that neighbours
+    are close in memory; every public array and method uses the mesh's own numbering.
+
     Args:
         mesh: tetrahedral mesh (nodes in mm).
         sigma_per_tet: (M,) conductivity in S/m (see :func:`navigator.fem.conductivity.conductivity_per_tet`).
         progress: optional progress sink (assembly is reported as one step).
         solver: "amg" (default; PCG + smoothed-aggregation AMG) or "direct".
-        boundary_matrix: optional (N, N) SPD-making boundary term added to K (S).
+        boundary_matrix: optional (N, N) SPD-making boundary term added to K (S), mesh numbering.
 
     Attributes:
         K: (N, N) CSR stiffness matrix in S (the pure Neumann operator, never grounded).
@@ -73,27 +77,66 @@ class FemSystem:
             raise ValueError(f"sigma has {len(sigma)} values for {mesh.n_tets} tetrahedra")
         self.mesh = mesh
         self.sigma = sigma
-        self.n_nodes = mesh.n_nodes
+        self.n_nodes = n = mesh.n_nodes
         self.timings: dict[str, float] = {}
         progress.update(0.0, "assembling stiffness matrix")
         t0 = time.perf_counter()
         self.tets = np.ascontiguousarray(mesh.tetrahedra, dtype=np.int64)
-        self.grads, self.volumes = p1_gradients(mesh.nodes, self.tets)
-        self.adjacency = NodeAdjacency.of(self.tets, self.n_nodes)
-        self.K = stiffness_matrix(self.tets, self.grads, self.volumes, sigma, self.n_nodes, self.adjacency)
+        # local numbering: node_order[i] = mesh node of local node i; elements by smallest node
+        self._node_order = spatial_node_order(mesh.nodes)
+        self._node_rank = np.empty(n, np.int64)
+        self._node_rank[self._node_order] = np.arange(n)
+        loc = self._node_rank[self.tets]
+        self._elem_order = element_order(loc, n)
+        self._loc_tets = np.ascontiguousarray(loc[self._elem_order])
+        del loc
+        self._loc_grads, self._loc_volumes = p1_gradients(np.asarray(mesh.nodes)[self._node_order], self._loc_tets)
+        self.volumes = np.empty(mesh.n_tets)
+        self.volumes[self._elem_order] = self._loc_volumes
+        self._loc_adjacency = NodeAdjacency.of(self._loc_tets, n)
+        self._K_loc = stiffness_matrix(self._loc_tets, self._loc_grads, self._loc_volumes, sigma[self._elem_order],
+                                       n, self._loc_adjacency)
         self.timings["assembly"] = time.perf_counter() - t0
+        self._K: sp.csr_matrix | None = None
+        self._grads: np.ndarray | None = None
         if boundary_matrix is None:
-            unused = np.diff(self.adjacency.start) == 0
+            unused = np.diff(self._loc_adjacency.start) == 0
             if unused.any():
                 raise NavigatorError(f"mesh has {int(unused.sum())} nodes that belong to no tetrahedron")
             self.ground_node: int | None = int(np.argmax(mesh.nodes[:, 2]))  # arbitrary, documented
-            A = _ground(self.K, self.ground_node)
+            A = _ground(self._K_loc, int(self._node_rank[self.ground_node]))
         else:
             self.ground_node = None
-            A = (self.K + sp.csr_matrix(boundary_matrix)).tocsr()
-        self.A = A
+            G = sp.coo_matrix(boundary_matrix)
+            G_loc = sp.csr_matrix((G.data, (self._node_rank[G.row], self._node_rank[G.col])), shape=(n, n))
+            A = (self._K_loc + G_loc).tocsr()
         self.solver = SpdSolver(A, method=solver)
         progress.update(1.0, "assembled")
+
+    # ------------------------------------------------------------------ numbering
+    @property
+    def K(self) -> sp.csr_matrix:
+        """(N, N) stiffness matrix in S in the mesh's numbering (built on first use)."""
+        if self._K is None:
+            K = self._K_loc[self._node_rank][:, self._node_rank].tocsr()
+            K.sort_indices()
+            self._K = K
+        return self._K
+
+    @property
+    def grads(self) -> np.ndarray:
+        """(M, 4, 3) shape-function gradients (1/m) in the mesh's element order (built on first use)."""
+        if self._grads is None:
+            g = np.empty_like(self._loc_grads)
+            g[self._elem_order] = self._loc_grads
+            self._grads = g
+        return self._grads
+
+    def _to_local(self, x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.asarray(x, dtype=np.float64).reshape(-1)[self._node_order])
+
+    def _to_mesh(self, x_loc: np.ndarray) -> np.ndarray:
+        return x_loc[self._node_rank]
 
     # ------------------------------------------------------------------ solving
     def setup(self) -> None:
@@ -105,14 +148,18 @@ class FemSystem:
     def solve(self, rhs: np.ndarray, *, rtol: float = DEFAULT_RTOL, x0: np.ndarray | None = None) -> SolveResult:
         """Solve (K [+ boundary]) v = rhs for nodal currents ``rhs`` (A); returns v in V."""
         self.setup()
-        b = np.array(rhs, dtype=np.float64).reshape(-1)
+        b = np.asarray(rhs, dtype=np.float64).reshape(-1)
         if len(b) != self.n_nodes:
             raise ValueError(f"rhs has {len(b)} entries for {self.n_nodes} nodes")
+        b = self._to_local(b)
+        x0_loc = None if x0 is None else self._to_local(x0)
         if self.ground_node is not None:
-            b[self.ground_node] = 0.0
-            if x0 is not None:
-                x0 = np.asarray(x0, float) - x0[self.ground_node]
-        v, info = self.solver.solve(b, rtol=rtol, x0=x0)
+            g = int(self._node_rank[self.ground_node])
+            b[g] = 0.0
+            if x0_loc is not None:
+                x0_loc -= x0_loc[g]
+        v_loc, info = self.solver.solve(b, rtol=rtol, x0=x0_loc)
+        v = self._to_mesh(v_loc)
         if self.ground_node is not None:
             v = v - v.mean()
         return SolveResult(v, info.iterations, info.residual, info.seconds)
@@ -127,7 +174,20 @@ class FemSystem:
     # ------------------------------------------------------------------ fields
     def gradient(self, v: np.ndarray) -> np.ndarray:
         """(M, 3) grad v per tetrahedron in V/m (E = -gradient for tDCS)."""
-        return gradient_per_tet(self.tets, self.grads, np.asarray(v, dtype=np.float64))
+        g_loc = gradient_per_tet(self._loc_tets, self._loc_grads, self._to_local(v))
+        out = np.empty_like(g_loc)
+        out[self._elem_order] = g_loc
+        return out
+
+    def rhs_divergence(self, flux_per_tet: np.ndarray) -> np.ndarray:
+        """b_i = sum_e vol_e flux_e . grad phi_i (N,) for a piecewise-constant flux (M, 3).
+
+        With flux = sigma D (A/m^2) this is the nodal current (A) of that current density.
+        """
+        flux = np.asarray(flux_per_tet, dtype=np.float64).reshape(-1, 3)[self._elem_order]
+        b_loc = load_vector_divergence(self._loc_tets, self._loc_grads, self._loc_volumes, flux, self.n_nodes,
+                                       self._loc_adjacency)
+        return self._to_mesh(b_loc)
 
     def rhs_impressed_field(self, D_per_tet: np.ndarray) -> np.ndarray:
         """Right-hand side for an impressed field D (V/m per tet), e.g. D = dA/dt for TMS.
@@ -137,12 +197,11 @@ class FemSystem:
         field is then E = -grad v - D.
         """
         D = np.asarray(D_per_tet, dtype=np.float64).reshape(-1, 3)
-        return -load_vector_divergence(self.tets, self.grads, self.volumes, self.sigma[:, None] * D, self.n_nodes,
-                                       self.adjacency)
+        return -self.rhs_divergence(self.sigma[:, None] * D)
 
     def nodal_current(self, v: np.ndarray) -> np.ndarray:
         """K v (A): the net current injected into the tissue at each node (boundary sources)."""
-        return self.K @ v
+        return self._to_mesh(self._K_loc @ self._to_local(v))
 
 
 def _ground(K: sp.csr_matrix, node: int) -> sp.csr_matrix:

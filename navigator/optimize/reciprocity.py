@@ -8,7 +8,7 @@ exactly
     F = -sum_e vol_e J_r,e . D_e,    J_r = w - sigma grad u,    K u = b_w,
 
 where ``b_w`` is the nodal load of the impressed current ``w`` (``FemSystem.rhs_impressed_field``
-with sigma = 1, i.e. :func:`navigator.fem.assembly.load_vector_divergence`). With dipole
+with sigma = 1, i.e. :meth:`navigator.fem.system.FemSystem.rhs_divergence`). With dipole
 sources ``A(r) = mu0/(4 pi) sum_k m_k x (r - r_k)/|r - r_k|^3`` this becomes
 
     F = -dI/dt sum_k m_k . B_r(r_k),   B_r(r) = mu0/(4 pi) sum_e vol_e J_r,e x (r - c_e)/|r - c_e|^3,
@@ -29,7 +29,6 @@ import numpy as np
 
 from navigator.core.errors import NavigatorError
 from navigator.core.progress import Progress, ensure_progress
-from navigator.fem.assembly import load_vector_divergence
 from navigator.optimize.kernels import trilinear_lattice
 
 MU0 = 4e-7 * math.pi
@@ -88,7 +87,7 @@ def reciprocal_sources(system, roi_mask: np.ndarray, directions: np.ndarray, *, 
         progress.update(j / len(dirs), f"reciprocal solve {j + 1}/{len(dirs)}")
         w = np.zeros((system.mesh.n_tets, 3))
         w[roi] = d / roi_vol
-        b = load_vector_divergence(system.tets, system.grads, vol, w, system.n_nodes, system.adjacency)
+        b = system.rhs_divergence(w)
         res = system.solve(b, rtol=rtol)
         J = w - system.sigma[:, None] * system.gradient(res.v)
         q = J * vol[:, None]

@@ -185,7 +185,7 @@ class ElectrodeSystem:
         for k, i in enumerate(self.contact):
             out[i] = self.a[k] * U[i] - self.b[:, k] @ v
         if self.points:
-            Kv = self.fem.K @ v
+            Kv = self.fem.nodal_current(v)
             for i in self.points:
                 out[i] = Kv[self.electrodes[i].node]
         return out
