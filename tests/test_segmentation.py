@@ -92,6 +92,23 @@ def test_head_mask_fills_dark_interior():
     assert dice(mask, lab > 0) > 0.97
 
 
+def test_refined_head_surface_sits_at_the_partial_volume_midpoint():
+    """A blurred (PSF) head: the generous mask includes the outer, mostly-air partial-volume
+    layer; the refined surface drops it and keeps the dark bone under the skin."""
+    from scipy import ndimage as ndi
+
+    lab, r = _spheres()
+    img = np.where(lab == SCALP, 0.7, np.where(lab == COMPACT_BONE, 0.02, np.where(lab > 0, 0.6, 0.0)))
+    img = ndi.gaussian_filter(img, 0.7) + np.random.default_rng(2).normal(0, 0.02, img.shape).clip(0)
+    img = img.astype(np.float32)
+    head = preprocess.head_mask(img, np.ones(3))
+    refined = preprocess.refine_head_surface(img, head, 1.0)
+    truth = lab > 0
+    assert (head & ~truth).sum() > 0.5 * (truth & ~ndi.binary_erosion(truth)).sum()  # one layer too many
+    assert dice(refined, truth) > dice(head, truth) and dice(refined, truth) > 0.985
+    assert refined[lab == COMPACT_BONE].all() and refined[truth & (r <= 24)].all()
+
+
 def test_n4_removes_smooth_bias():
     lab, r = _spheres(shape=(64, 64, 64))
     img = np.where(lab == WM, 1.0, np.where(lab == GM, 0.6, np.where(lab > 0, 0.3, 0.0))).astype(np.float32)

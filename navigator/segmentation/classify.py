@@ -208,7 +208,7 @@ class ExtracranialResult:
 
 def extracranial_labels(labels: np.ndarray, intracranial: np.ndarray, head: np.ndarray, t1: np.ndarray,
                         t2: np.ndarray | None, spacing: float, eye_centres_vox: np.ndarray | None,
-                        dark_threshold: float, soft_level: float,
+                        dark_threshold: float,
                         progress: Progress | None = None) -> ExtracranialResult:
     """Add skull (7/8), scalp (5), eyes (6) and air (0) to ``labels`` (modified copy).
 
@@ -220,7 +220,6 @@ def extracranial_labels(labels: np.ndarray, intracranial: np.ndarray, head: np.n
         spacing: voxel size (mm, isotropic working grid).
         eye_centres_vox: (2, 3) voxel positions of the expected eye centres (or None).
         dark_threshold: T1 level below which a voxel is "dark" (compact bone, air, CSF).
-        soft_level: typical T1 level of soft tissue (scalp) for the marrow test.
     """
     progress = ensure_progress(progress)
     notes: list[str] = []
@@ -290,12 +289,10 @@ def extracranial_labels(labels: np.ndarray, intracranial: np.ndarray, head: np.n
     if eyes.any():
         air &= ~dilate_mm(eyes, 2.0 * spacing, spacing)
     air &= depth > 3.0
-    # partial-volume outer table: scalp voxels touching the skull that are darker than soft
-    # tissue (below the midpoint of the dark threshold and the soft-tissue level) are bone
-    grow = region & ~skull & ~eyes & ndi.binary_dilation(skull) & (t1 < 0.5 * (dark_threshold + soft_level)) \
-        & (depth >= 2.0) & ~ndi.binary_dilation(intracranial)
-    skull |= grow
-    dark |= grow & (t1 < dark_threshold + 0.25 * (soft_level - dark_threshold))
+    # No extra growth of the outer table into the scalp: a voxel that is half bone, half soft
+    # tissue (T1 midway between compact bone, ~0, and soft tissue) is already below the dark
+    # threshold and part of the shell; growing further only turns muscle (darker than fat and
+    # skin, close to the dark threshold) into bone.
     compact = skull & dark & ~air
     spongy = skull & ~dark
     scalp = region & ~skull & ~eyes

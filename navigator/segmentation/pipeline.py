@@ -7,7 +7,7 @@ Stages (progress fraction in brackets):
 3. preliminary tissue mixture with affinely warped priors [0.35-0.45]
 4. nonlinear (demons) registration of the tissue image [0.45-0.6]
 5. final tissue mixture with nonlinearly warped priors, brain and intracranial masks [0.6-0.7]
-6. skull, scalp, eyes, air from intensities and geometry [0.7-0.85]
+6. head surface at the air/tissue midpoint; skull, scalp, eyes, air from intensities and geometry [0.7-0.85]
 7. labels onto the T1 grid, neck cut, topology repair and checks [0.85-1]
 
 :func:`segment_head` raises :class:`~navigator.core.errors.InputError` for inputs that are not
@@ -168,9 +168,12 @@ def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None
 
     # ---- 6. extracranial tissues --------------------------------------------------------
     progress.update(0.7, "skull and scalp")
-    dark_thr, soft = _extracranial_levels(t1n, head, intracranial, cls)
+    # the generous head mask (kept for N4 and registration) ends one partial-volume layer
+    # outside the skin; the tissue labels use the surface at the air/tissue midpoint
+    head = preprocess.refine_head_surface(t1n, head, sp) | intracranial
+    dark_thr, _soft = _extracranial_levels(t1n, head, intracranial, cls)
     eye_vox = apply_affine(np.linalg.inv(w_aff), reg.mni_to_subject(classify.EYE_CENTRES_MNI))
-    ext = classify.extracranial_labels(labels, intracranial, head, t1n, t2n, sp, eye_vox, dark_thr, soft,
+    ext = classify.extracranial_labels(labels, intracranial, head, t1n, t2n, sp, eye_vox, dark_thr,
                                        progress=progress.sub(0.7, 0.85, "skull and scalp"))
     warnings.extend(ext.notes)
     wl = ext.labels

@@ -9,7 +9,8 @@
 * :func:`normalize_intensity` maps robust percentiles of the head to a fixed range so nothing
   downstream depends on the scanner's intensity units.
 * :func:`head_mask` separates the head from background air (threshold + largest component +
-  hole filling).
+  hole filling); :func:`refine_head_surface` then puts its outer surface at the air/tissue
+  partial-volume midpoint of the bias-corrected image.
 """
 
 from __future__ import annotations
@@ -165,3 +166,35 @@ def fill_holes_2d3d(mask: np.ndarray) -> np.ndarray:
         filled = np.stack([ndi.binary_fill_holes(s) for s in moved])
         out = np.moveaxis(filled, 0, ax)
     return out
+
+
+def refine_head_surface(data: np.ndarray, head: np.ndarray, spacing: float,
+                        band_mm: float = 2.0) -> np.ndarray:
+    """The head mask with its outer surface moved to the air/tissue midpoint of ``data``.
+
+    :func:`head_mask` uses a deliberately low threshold (half an Otsu split) so dark tissue
+    under the skin stays connected; its surface therefore includes the outermost
+    partial-volume voxels that are mostly air (about one voxel layer all round the head).
+    Here the Otsu air/tissue threshold of the bias-corrected, normalised image ``data`` (the
+    midpoint between the air and tissue intensity classes, i.e. the 50 % partial-volume
+    level) decides: head voxels within ``band_mm`` of the outside (at least one voxel) that
+    are below it and connected through such voxels to the outside air become background.
+    Deeper voxels are never touched, so dark bone or air cavities under the skin stay inside.
+    """
+    sample = data[::2, ::2, ::2]
+    sample = sample[sample > 0] if (sample > 0).any() else sample.ravel()
+    thr = otsu_threshold(np.clip(sample, 0, np.percentile(sample, 99.5)))
+    depth = ndi.distance_transform_edt(np.pad(head, 1))[1:-1, 1:-1, 1:-1] * spacing
+    band = head & (depth <= max(band_mm, spacing) + 1e-6)
+    low = band & (data < thr)
+    cube = np.ones((3, 3, 3), bool)
+    lab, _ = ndi.label(low | ~head, structure=cube)
+    outside = np.unique(lab[~head])
+    peel = np.isin(lab, outside[outside > 0]) & head
+    out = head & ~peel
+    lab, n = ndi.label(out)
+    if n > 1:
+        sizes = np.bincount(lab.ravel())
+        sizes[0] = 0
+        out = lab == int(np.argmax(sizes))
+    return ndi.binary_fill_holes(out)
