@@ -246,3 +246,20 @@ def order_by_min_node(tets: np.ndarray, n_nodes: int) -> np.ndarray:
         order[count[key[e]]] = e
         count[key[e]] += 1
     return order
+
+
+@nb.njit(cache=True, parallel=True)
+def element_mean(tets: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(M, C) mean over each element's nodes of nodal values (N, C)."""
+    m, k = tets.shape
+    c = values.shape[1]
+    out = np.zeros((m, c))
+    inv = 1.0 / k
+    for e in nb.prange(m):
+        for a in range(k):
+            n = tets[e, a]
+            for j in range(c):
+                out[e, j] += values[n, j]
+        for j in range(c):
+            out[e, j] *= inv
+    return out

@@ -30,6 +30,7 @@ import numpy as np
 from navigator.core.mesh import Mesh
 from navigator.core.progress import Progress, ensure_progress
 from navigator.tms.coil import Coil
+from navigator.fem.kernels import element_mean
 from navigator.tms.primary import primary_field
 
 
@@ -84,7 +85,7 @@ def solve_tms(mesh: Mesh, coil: Coil, pose: np.ndarray, didt: float, *, sigma: n
     if d_at == "nodes":
         d_nodes = primary_field(coil, pose, mesh.nodes, didt, method=method, eps=eps,
                                 progress=progress.sub(0.0, 0.3, "primary field"))
-        D = d_nodes[mesh.tetrahedra].mean(axis=1)
+        D = element_mean(np.ascontiguousarray(mesh.tetrahedra, np.int64), np.ascontiguousarray(d_nodes, np.float64))
     elif d_at == "centroids":
         D = primary_field(coil, pose, mesh.tet_centroids(), didt, method=method, eps=eps,
                           progress=progress.sub(0.0, 0.3, "primary field"))
