@@ -138,9 +138,17 @@ def measure(vol: Volume, label: str, radii: dict[int, float] | None = None, **pa
         for tag, r0 in radii.items():
             tri = mesh.triangles[mesh.triangle_tags == tag]
             r = np.linalg.norm(mesh.nodes[np.unique(tri)], axis=1)
-            out[tag] = {"true": r0, "mean": round(float(r.mean()), 3), "max_abs_dev": round(float(np.abs(r - r0).max()), 3)}
+            out[tag] = {"true": r0, "mean": round(float(r.mean()), 3), "rms_dev": round(float(np.sqrt(((r - r0) ** 2).mean())), 3),
+                        "max_abs_dev": round(float(np.abs(r - r0).max()), 3)}
         res["radii"] = out
     print(json.dumps(res), flush=True)
+    print(f"  {label}: {mesh.n_nodes} nodes, {mesh.n_tets} tets; wall {t_mesh:.1f} s, CPU {c_mesh:.1f} s "
+          f"(load {load:.1f}); peak RSS {res['peak_gb_self_child'][0]} GB (CGAL child {res['peak_gb_self_child'][1]} GB); "
+          f"min dihedral {q.min_dihedral_deg:.2f} deg; volume errors (%) "
+          + ", ".join(f"{t}: {e:+.2f}" for t, e in res["volume_error_pct"].items())
+          + ("; radii max |dev| (mm) " + ", ".join(f"{k}: {v['max_abs_dev']}" for k, v in res["radii"].items())
+             if radii else "")
+          + f"; checks {'passed' if not problems else problems}", flush=True)
     return res
 
 
@@ -148,13 +156,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", nargs="*", default=["sphere", "phantom"])
     ap.add_argument("--compare", action="store_true", help="compare mesher settings on the synthetic head")
-    ap.add_argument("--labels", help="mesh this label NIfTI instead")
+    ap.add_argument("--labels", nargs="+", help="mesh these label NIfTIs instead (e.g. a segmented phantom: "
+                    "navigator sample phantom --out P && navigator segment P, then P/labels/labels.nii.gz)")
     args = ap.parse_args(argv)
     print(f"defaults: {json.dumps(MeshParameters().to_json())}")
     if args.labels:
         from navigator.meshing.step import read_labels
 
-        measure(read_labels(args.labels), Path(args.labels).name)
+        for path in args.labels:
+            measure(read_labels(path), str(path))
         return 0
     if args.compare:
         head = synthetic_head()

@@ -3,10 +3,12 @@
 Pipeline (see ``docs/meshing.md`` for the measurements behind the defaults):
 
 1. Crop the label image to the head (non-zero labels) plus a margin, pad with background.
-2. Remove voxel staircases: each label's indicator (background included) is Gaussian-smoothed
-   with ``smooth_sigma_mm`` on the input grid, trilinearly resampled onto a finer grid of
-   ``upsample_mm`` voxels, and every fine voxel takes the label of highest probability.
-   Only voxels near an interface are recomputed; the rest copy their parent voxel's label.
+2. Remove voxel staircases without losing thin layers (:mod:`navigator.meshing.labelfield`):
+   each label's indicator (background included) is Gaussian-smoothed with ``smooth_sigma_mm``
+   on the input grid, trilinearly resampled onto a finer grid of ``upsample_mm`` voxels, and
+   every fine voxel takes the label of highest membership. With ``preserve_volumes`` each
+   voxel centre keeps its own label (local boosts) and per-label offsets make every label
+   keep its voxel volume on the fine grid.
 3. CGAL Mesh_3 meshes the multi-label image: one subdomain per label, interfaces shared
    (conforming by construction). Criteria: ``facet_angle_deg``, ``facet_size_mm`` (radius of
    the surface Delaunay balls), ``facet_distance_mm`` (surface approximation error),
@@ -17,8 +19,11 @@ Pipeline (see ``docs/meshing.md`` for the measurements behind the defaults):
 5. Disconnected pieces of a tissue smaller than ``min_component_mm3`` are given to the
    neighbouring tissue they share most faces with (or dropped if they float in background);
    flat tetrahedra on the outer boundary are removed.
-6. Interface triangles are tagged 1000 + N, see :func:`tag_surfaces`.
-7. Remaining slivers are repaired by local node moves (:mod:`navigator.meshing.slivers`).
+6. With ``project_interfaces``, nodes on two-tissue interfaces move onto the smooth interface
+   of step 2 (CGAL leaves them on the fine grid's staircase, within its bisection tolerance).
+7. Interface triangles are tagged 1000 + N, see :func:`tag_surfaces`.
+8. Remaining slivers are repaired by local node moves (:mod:`navigator.meshing.slivers`),
+   then the interface projection is repeated for nodes the slivers had blocked.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from navigator.core.tissues import (
     WM,
 )
 from navigator.core.volume import Volume
+from navigator.meshing.labelfield import LabelField, upsample_linear
 from navigator.meshing.topology import TET_FACES, FaceTable, face_table, interfaces
 
 #: Default maximum tetrahedron circumradius per tissue, mm: fine in grey matter and CSF
@@ -55,6 +61,12 @@ DEFAULT_CELL_SIZES: dict[int, float] = {
     WM: 3.5, GM: 2.0, CSF: 2.0, BONE: 3.0, SCALP: 4.0, EYES: 3.0,
     COMPACT_BONE: 3.0, SPONGY_BONE: 3.0, BLOOD: 2.5, MUSCLE: 4.0,
 }
+
+
+#: Interface projection may not take a tetrahedron's smallest dihedral angle below
+#: min(its angle before, this), degrees (just above the sliver repair's 6 deg target, so the
+#: projection leaves it no new work), nor its radius ratio below min(its ratio before, 0.05).
+PROJECT_MIN_ANGLE_DEG = 6.1
 
 
 @dataclass
@@ -66,7 +78,9 @@ class MeshParameters:
     and smoothing. Flat tetrahedra on the outer boundary of the mesh (two or more faces on
     it) with a dihedral angle below ``boundary_sliver_deg`` are removed (0 = keep them).
     Nodes of tetrahedra with a dihedral angle below ``sliver_target_deg`` are then moved
-    locally (:mod:`navigator.meshing.slivers`; 0 = off).
+    locally (:mod:`navigator.meshing.slivers`; 0 = off). ``preserve_volumes`` keeps thin
+    structures and every label's voxel volume when smoothing; ``project_interfaces`` moves
+    interface nodes onto the smooth interfaces (:mod:`navigator.meshing.labelfield`).
     """
 
     cell_size_mm: float = 3.5
@@ -85,6 +99,8 @@ class MeshParameters:
     min_component_mm3: float = 5.0
     boundary_sliver_deg: float = 10.0
     sliver_target_deg: float = 6.0
+    preserve_volumes: bool = True
+    project_interfaces: bool = True
     seed: int = 0
 
     def cell_sizes(self, tags: list[int]) -> dict[int, float]:
@@ -132,77 +148,33 @@ def _crop(data: np.ndarray, margin: int) -> tuple[np.ndarray, np.ndarray]:
     return np.pad(sub, margin), lo - margin
 
 
-def _upsample_linear(a: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """Linear interpolation of ``a`` at fine voxel centres (factor ``f`` per axis, edges clamped).
-
-    Fine voxel I along an axis sits at input coordinate (I + 0.5) / f - 0.5, i.e. at offset
-    d = (o + 0.5) / f - 0.5 from input voxel I // f, with o = I % f.
-    """
-    for ax in range(3):
-        k = int(f[ax])
-        if k == 1:
-            continue
-        shp = list(a.shape)
-        shp[ax] *= k
-        out = np.empty(shp, a.dtype)
-
-        def sl(s: slice, ax: int = ax) -> tuple:
-            idx = [slice(None)] * 3
-            idx[ax] = s
-            return tuple(idx)
-
-        for o in range(k):
-            d = (o + 0.5) / k - 0.5
-            dst = out[sl(slice(o, None, k))]
-            np.multiply(a, 1 - abs(d), out=dst)
-            if d < 0:
-                dst[sl(slice(1, None))] += (-d) * a[sl(slice(None, -1))]
-                dst[sl(slice(0, 1))] += (-d) * a[sl(slice(0, 1))]
-            elif d > 0:
-                dst[sl(slice(None, -1))] += d * a[sl(slice(1, None))]
-                dst[sl(slice(-1, None))] += d * a[sl(slice(-1, None))]
-        a = out
-    return a
+_upsample_linear = upsample_linear  # backwards-compatible name
 
 
 def resample_labels(data: np.ndarray, spacing: np.ndarray, upsample_mm: float, sigma_mm: float,
-                    progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Smooth and upsample a label grid (see module docstring, step 2).
+                    progress: Progress | None = None, preserve_volumes: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth and upsample a label grid (see module docstring, step 2, and :mod:`labelfield`).
 
     ``data`` should have a few background voxels on every side. Returns (fine labels,
     integer factors per axis); fine voxel I lies at input voxel coordinate (I + 0.5) / f - 0.5.
-    Each label's smoothed indicator is evaluated only inside its own bounding box (grown by
-    the smoothing reach), where it can win the argmax.
+    With ``preserve_volumes`` thin structures are restored at their voxel centres and each
+    label keeps its voxel volume (:class:`~navigator.meshing.labelfield.LabelField`).
     """
-    from scipy import ndimage
+    fine, f, _ = _label_field(data, spacing, upsample_mm, sigma_mm, progress, preserve_volumes)
+    return fine, f
 
+
+def _label_field(data: np.ndarray, spacing: np.ndarray, upsample_mm: float, sigma_mm: float,
+                 progress: Progress | None, preserve_volumes: bool) -> tuple[np.ndarray, np.ndarray, LabelField | None]:
     progress = ensure_progress(progress)
     spacing = np.asarray(spacing, float)
     f = np.ones(3, int) if upsample_mm <= 0 else np.maximum(1, np.round(spacing / upsample_mm)).astype(int)
     if sigma_mm <= 0 and np.all(f == 1):
-        return data.copy(), f
-    sig = np.maximum(sigma_mm, 0.0) / spacing
-    reach = np.ceil(3 * sig).astype(int) + 2
-    shape = np.array(data.shape)
-    best = np.full(tuple(shape * f), -1.0, np.float32)
-    fine = np.zeros(tuple(shape * f), data.dtype)
-    labels = np.unique(data)
-    objects = ndimage.find_objects(data.astype(np.int64) + 1)  # slices per label value + 1
-    for n, lab in enumerate(labels):
-        progress.update(n / len(labels), f"smoothing and resampling label {lab}")
-        box = objects[int(lab)]
-        lo = np.array([max(0, sl.start - r) for sl, r in zip(box, reach)])
-        hi = np.array([min(s, sl.stop + r) for sl, r, s in zip(box, reach, shape)])
-        sub = tuple(slice(a, b) for a, b in zip(lo, hi))
-        ind = (data[sub] == lab).astype(np.float32)
-        if sigma_mm > 0:
-            ind = ndimage.gaussian_filter(ind, sig, mode="nearest", truncate=3.0)
-        up = _upsample_linear(ind, f)
-        fsub = tuple(slice(a * k, b * k) for a, b, k in zip(lo, hi, f))
-        bview, fview = best[fsub], fine[fsub]
-        np.copyto(fview, lab, where=up > bview)
-        np.maximum(bview, up, out=bview)
-    return fine, f
+        return data.copy(), f, None
+    fld = LabelField.build(data, spacing, upsample_mm, sigma_mm, consistency=preserve_volumes,
+                           progress=progress.sub(0.0, 0.4))
+    fine = fld.fine_labels(balance_volumes=preserve_volumes and sigma_mm > 0, progress=progress.sub(0.4, 1.0))
+    return fine.astype(data.dtype, copy=False), fld.f, fld
 
 
 # ---------------------------------------------------------------------------- mesh cleanup
@@ -402,7 +374,8 @@ def labels_to_mesh(
     margin = int(np.ceil(3 * sig_vox)) + 3
     progress.update(0.0, "preparing labels")
     crop, offset = _crop(data, margin)
-    fine, f = resample_labels(crop, spacing, params.upsample_mm, params.smooth_sigma_mm, progress.sub(0.0, 0.15))
+    fine, f, fld = _label_field(crop, spacing, params.upsample_mm, params.smooth_sigma_mm, progress.sub(0.0, 0.15),
+                                params.preserve_volumes)
     h = spacing / f
     present = [int(t) for t in np.unique(fine) if t != 0]
     sizes = params.cell_sizes(present)
@@ -447,6 +420,13 @@ def labels_to_mesh(
     nodes = nodes[used]
     tets = inv.reshape(-1, 4)
     ft = face_table(tets, len(nodes)) if ft is None else _renumber(ft, used)
+    if params.project_interfaces and fld is not None:
+        progress.update(0.88, "projecting interface nodes")
+        to_grid = np.linalg.inv(labels.affine)
+        to_grid[:3, 3] -= offset
+        nodes, _ = fld.project(nodes, tets, tags, ft.faces[ft.count == 1], to_grid,
+                               max_move_mm=0.75 * float(np.max(spacing)),
+                               min_angle_deg=PROJECT_MIN_ANGLE_DEG)
     progress.update(0.9, "tagging surfaces")
     tri, tri_tags = tag_surfaces(tets, tags, ft)
     if params.sliver_target_deg > 0:
@@ -454,6 +434,11 @@ def labels_to_mesh(
 
         progress.update(0.93, "repairing slivers")
         nodes, _ = improve_slivers(nodes, tets, tri, target_deg=params.sliver_target_deg, seed=int(params.seed))
+        if params.project_interfaces and fld is not None:
+            # Second pass: the repair often frees nodes whose projection was blocked by a sliver.
+            nodes, _ = fld.project(nodes, tets, tags, ft.faces[ft.count == 1], to_grid,
+                                   max_move_mm=0.75 * float(np.max(spacing)),
+                                   min_angle_deg=PROJECT_MIN_ANGLE_DEG)
     progress.update(1.0, "done")
     return Mesh(nodes=nodes, tetrahedra=tets, tet_tags=tags, triangles=tri, triangle_tags=tri_tags)
 

@@ -6,7 +6,7 @@ distance (a fraction of its incident edge lengths) to the candidate position tha
 the smallest dihedral angle of all tetrahedra around it. Nodes on an interface or the outer
 boundary move only within the local tangent plane of that surface (so the interface shape
 changes by a second-order amount); nodes where surfaces meet at an angle (junction lines
-between three tissues, corners) move only in a final pass, by at most 5% of their edge
+between three tissues, corners) move only in a final pass, by at most 10% of their edge
 lengths and in any direction. A move is accepted only if every incident
 tetrahedron stays positively oriented, the worst radius ratio around the node does not drop
 below min(its current value, 0.1) (half that in the junction pass), and the worst angle improves.
@@ -66,12 +66,12 @@ def improve_slivers(nodes: np.ndarray, tets: np.ndarray, surface_faces: np.ndarr
     dirs = rng.normal(size=(32, 3))
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     fracs_free = np.array([0.03, 0.08, 0.14, 0.2])
-    fracs_junction = np.array([0.01, 0.025, 0.05])
+    fracs_junction = np.array([0.01, 0.025, 0.05, 0.1])
     moved_nodes: set[int] = set()
     mind = dihedral_angles(nodes, tets).min(axis=1)
     it = 0
     while it <= passes:
-        # Last pass: nodes on junction lines may move too, by at most 5% of their edges.
+        # Last pass: nodes on junction lines may move too, by at most 10% of their edges.
         junction_pass = it == passes
         it += 1
         fracs = fracs_junction if junction_pass else fracs_free
