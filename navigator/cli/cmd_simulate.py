@@ -46,23 +46,11 @@ def register(sub) -> None:
 
 def run_tdcs(args) -> int:
     from navigator.core.errors import NavigatorError
-    from navigator.fem.conductivity import parse_conductivity_overrides
     from navigator.fem.outputs import TargetRegion
     from navigator.fem.solver import DEFAULT_RTOL
-    from navigator.tes.montage import load_montage, parse_electrode_spec
     from navigator.tes.simulate import simulate_tdcs_workspace
 
-    specs = [parse_electrode_spec(s) for s in args.electrode]
-    conductivity: dict[int, float] = {}
-    target = None
-    if args.montage:
-        m = load_montage(args.montage)
-        specs = m.electrodes + specs
-        conductivity.update(m.conductivity)
-        target = m.target
-    conductivity.update(parse_conductivity_overrides(args.conductivity))
-    if not specs:
-        raise NavigatorError("no electrodes: give --electrode SPEC (at least two) or --montage FILE")
+    specs, conductivity, target = _montage_settings(args)
     if args.target:
         try:
             vals = [float(x) for x in args.target.split(",")]
@@ -175,7 +163,9 @@ def _target_region(args, montage_target=None):
     return TargetRegion(tuple(float(c) for c in point), args.target_radius, t.name)
 
 
-def _specs_and_settings(args):
+def _montage_settings(args):
+    """(electrode specs, conductivity overrides, montage target or None) from --montage,
+    --electrode and --conductivity (command-line electrodes after the montage's)."""
     from navigator.core.errors import NavigatorError
     from navigator.fem.conductivity import parse_conductivity_overrides
     from navigator.tes.montage import load_montage, parse_electrode_spec
@@ -191,6 +181,11 @@ def _specs_and_settings(args):
     conductivity.update(parse_conductivity_overrides(args.conductivity))
     if not specs:
         raise NavigatorError("no electrodes: give --electrode SPEC (at least two) or --montage FILE")
+    return specs, conductivity, target
+
+
+def _specs_and_settings(args):
+    specs, conductivity, target = _montage_settings(args)
     return specs, conductivity, _target_region(args, target)
 
 

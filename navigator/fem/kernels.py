@@ -91,22 +91,32 @@ def _n_chunks(n: int) -> int:
     return max(1, min(n, 4 * nb.get_num_threads()))
 
 
+@nb.njit(cache=True, inline="always")
+def _row_neighbours(i: int, tets: np.ndarray, start: np.ndarray, elems: np.ndarray, marker: np.ndarray,
+                    out: np.ndarray, q: int) -> int:
+    """Distinct nodes sharing an element with node i (i included): written to out[q:] when
+    ``out`` is not empty; returns the position after the last one (q + their number).
+    ``marker`` (per thread) remembers which nodes row i has seen."""
+    for p in range(start[i], start[i + 1]):
+        e = elems[p]
+        for a in range(tets.shape[1]):
+            j = tets[e, a]
+            if marker[j] != i:
+                marker[j] = i
+                if out.shape[0] > 0:
+                    out[q] = j
+                q += 1
+    return q
+
+
 @nb.njit(cache=True, parallel=True)
 def _row_counts(tets: np.ndarray, start: np.ndarray, elems: np.ndarray, n_nodes: int, n_chunks: int) -> np.ndarray:
     counts = np.zeros(n_nodes + 1, np.int64)
-    k = tets.shape[1]
+    none = np.empty(0, np.int32)
     for c in nb.prange(n_chunks):
         marker = np.full(n_nodes, -1, np.int64)
         for i in range(c * n_nodes // n_chunks, (c + 1) * n_nodes // n_chunks):
-            q = 0
-            for p in range(start[i], start[i + 1]):
-                e = elems[p]
-                for a in range(k):
-                    j = tets[e, a]
-                    if marker[j] != i:
-                        marker[j] = i
-                        q += 1
-            counts[i + 1] = q
+            counts[i + 1] = _row_neighbours(i, tets, start, elems, marker, none, 0)
     return counts
 
 
@@ -114,19 +124,10 @@ def _row_counts(tets: np.ndarray, start: np.ndarray, elems: np.ndarray, n_nodes:
 def _row_fill(tets: np.ndarray, start: np.ndarray, elems: np.ndarray, indptr: np.ndarray, n_chunks: int) -> np.ndarray:
     n_nodes = indptr.shape[0] - 1
     indices = np.empty(indptr[n_nodes], np.int32)
-    k = tets.shape[1]
     for c in nb.prange(n_chunks):
         marker = np.full(n_nodes, -1, np.int64)
         for i in range(c * n_nodes // n_chunks, (c + 1) * n_nodes // n_chunks):
-            q = indptr[i]
-            for p in range(start[i], start[i + 1]):
-                e = elems[p]
-                for a in range(k):
-                    j = tets[e, a]
-                    if marker[j] != i:
-                        marker[j] = i
-                        indices[q] = j
-                        q += 1
+            _row_neighbours(i, tets, start, elems, marker, indices, indptr[i])
             indices[indptr[i]:indptr[i + 1]].sort()
     return indices
 

@@ -167,6 +167,18 @@ def surface_fields(mesh: Mesh, E: np.ndarray, surface) -> tuple[np.ndarray, np.n
     return np.linalg.norm(Ev, axis=1), -np.einsum("ij,ij->i", Ev, n_out)
 
 
+def write_fields_msh(mesh: Mesh, path: Path, node_data: dict[str, np.ndarray],
+                     tet_data: dict[str, np.ndarray]) -> None:
+    """The head mesh (tetrahedra and tagged triangles) with node and element fields, as gmsh 2.2."""
+    from navigator.io.gmsh import write_msh
+
+    fm = Mesh(nodes=mesh.nodes, tetrahedra=mesh.tetrahedra, tet_tags=mesh.tet_tags,
+              triangles=mesh.triangles, triangle_tags=mesh.triangle_tags)
+    fm.node_data.update({k: np.asarray(v, dtype=np.float64) for k, v in node_data.items()})
+    fm.tet_data.update({k: np.asarray(v) for k, v in tet_data.items()})
+    write_msh(fm, path)
+
+
 def write_field_outputs(
     out_dir: str | Path,
     mesh: Mesh,
@@ -193,8 +205,6 @@ def write_field_outputs(
         extra_tet_fields: more per-tet fields for fields.msh. summary_extra: merged into summary.json.
         nifti: write NIfTI maps. nifti_spacing_mm: grid spacing when the workspace has no T1.
     """
-    from navigator.io.gmsh import write_msh
-
     progress = ensure_progress(progress)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -206,13 +216,9 @@ def write_field_outputs(
 
     t0 = time.perf_counter()
     progress.update(0.0, "writing fields.msh")
-    fm = Mesh(nodes=mesh.nodes, tetrahedra=mesh.tetrahedra, tet_tags=mesh.tet_tags,
-              triangles=mesh.triangles, triangle_tags=mesh.triangle_tags)
-    fm.node_data["v"] = np.asarray(v, dtype=np.float64)
-    fm.tet_data.update({"E": E, "magnE": magnE, "J": J, "magnJ": np.linalg.norm(J, axis=1), "conductivity": sigma})
-    for k, val in (extra_tet_fields or {}).items():
-        fm.tet_data[k] = np.asarray(val)
-    write_msh(fm, out / "fields.msh")
+    write_fields_msh(mesh, out / "fields.msh", {"v": v},
+                     {"E": E, "magnE": magnE, "J": J, "magnJ": np.linalg.norm(J, axis=1), "conductivity": sigma,
+                      **(extra_tet_fields or {})})
     files.append("fields.msh")
     timings["write_msh"] = time.perf_counter() - t0
 

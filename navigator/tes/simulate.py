@@ -157,6 +157,20 @@ def simulate_tdcs(
     return TdcsResult(mesh, sigma, placed, system, sol, E, summary, E_element)
 
 
+def open_head(subject_dir: str | Path):
+    """(workspace, head mesh, EEG positions or None) of a subject; a clear error without a mesh."""
+    from navigator.core.workspace import Workspace
+    from navigator.io.gmsh import read_msh
+
+    ws = Workspace.open(subject_dir)
+    if not ws.has("mesh"):
+        raise NavigatorError(f"{ws.root}: subject has no head mesh ({ws.path('mesh').relative_to(ws.root)}); "
+                             "run `navigator mesh` first")
+    mesh = read_msh(ws.path("mesh"))
+    eeg = read_eeg_positions(ws.path("eeg")) if ws.has("eeg") else None
+    return ws, mesh, eeg
+
+
 def simulate_tdcs_workspace(
     subject_dir: str | Path,
     specs: list[ElectrodeSpec],
@@ -171,15 +185,7 @@ def simulate_tdcs_workspace(
     field: str = "recovered",
 ) -> TdcsResult:
     """:func:`simulate_tdcs` on a subject workspace (mesh/head.msh, targets/eeg.csv)."""
-    from navigator.core.workspace import Workspace
-    from navigator.io.gmsh import read_msh
-
-    ws = Workspace.open(subject_dir)
-    if not ws.has("mesh"):
-        raise NavigatorError(f"{ws.root}: subject has no head mesh ({ws.path('mesh').relative_to(ws.root)}); "
-                             "run `navigator mesh` first")
-    mesh = read_msh(ws.path("mesh"))
-    eeg = read_eeg_positions(ws.path("eeg")) if ws.has("eeg") else None
+    ws, mesh, eeg = open_head(subject_dir)
     if out_dir is None:
         out_dir = ws.path("simulations") / "tdcs"
     return simulate_tdcs(mesh, specs, out_dir, conductivity=conductivity, eeg_positions=eeg, workspace=ws,

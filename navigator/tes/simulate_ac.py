@@ -338,8 +338,8 @@ def write_ti_outputs(
     transforms.
     """
     from navigator.core.tissues import GM
+    from navigator.fem.outputs import write_fields_msh
     from navigator.fem.sampling import locate_points
-    from navigator.io.gmsh import write_msh
 
     progress = ensure_progress(progress)
     out = Path(out_dir)
@@ -350,14 +350,10 @@ def write_ti_outputs(
 
     t0 = time.perf_counter()
     progress.update(0.0, "writing fields.msh")
-    fm = Mesh(nodes=mesh.nodes, tetrahedra=mesh.tetrahedra, tet_tags=mesh.tet_tags,
-              triangles=mesh.triangles, triangle_tags=mesh.triangle_tags)
-    fm.node_data.update({"v1": np.asarray(v1, float), "v2": np.asarray(v2, float)})
-    fm.tet_data.update({"TImax": TImax, "E1": E1, "E2": E2, "magnE1": magnE1, "magnE2": magnE2,
-                        "conductivity": sigma})
+    tet_fields = {"TImax": TImax, "E1": E1, "E2": E2, "magnE1": magnE1, "magnE2": magnE2, "conductivity": sigma}
     if TIdir is not None:
-        fm.tet_data["TIdir"] = TIdir
-    write_msh(fm, out / "fields.msh")
+        tet_fields["TIdir"] = TIdir
+    write_fields_msh(mesh, out / "fields.msh", {"v1": v1, "v2": v2}, tet_fields)
     files.append("fields.msh")
     timings["write_msh"] = time.perf_counter() - t0
 
@@ -457,18 +453,11 @@ def simulate_ti_workspace(
 ) -> TiResult:
     """:func:`simulate_ti` on a subject workspace (mesh/head.msh, targets/eeg.csv); ``out_dir``
     defaults to ``SUBJECT_DIR/simulations/ti``."""
-    from navigator.core.workspace import Workspace
-    from navigator.io.gmsh import read_msh
-    from navigator.tes.montage import read_eeg_positions
+    from navigator.tes.simulate import open_head
 
     check_pair(pair1, "pair 1")  # before reading the mesh: fail fast on bad input
     check_pair(pair2, "pair 2")
-    ws = Workspace.open(subject_dir)
-    if not ws.has("mesh"):
-        raise NavigatorError(f"{ws.root}: subject has no head mesh ({ws.path('mesh').relative_to(ws.root)}); "
-                             "run `navigator mesh` first")
-    mesh = read_msh(ws.path("mesh"))
-    eeg = read_eeg_positions(ws.path("eeg")) if ws.has("eeg") else None
+    ws, mesh, eeg = open_head(subject_dir)
     if out_dir is None:
         out_dir = ws.path("simulations") / "ti"
     return simulate_ti(mesh, pair1, pair2, out_dir, eeg_positions=eeg, workspace=ws, **kwargs)

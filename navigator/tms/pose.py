@@ -115,17 +115,10 @@ def outer_surface(mesh: Mesh) -> Surface:
 
 
 def project_to_surface(surface: Surface, point: np.ndarray, k: int = 16) -> np.ndarray:
-    """Closest point on ``surface`` to ``point`` (3,), mm."""
-    from scipy.spatial import cKDTree
+    """Closest point on ``surface`` to ``point`` (3,), mm (among the faces of its ``k`` nearest vertices)."""
+    from navigator.targets.geometry import SurfaceQuery
 
-    point = np.asarray(point, dtype=np.float64).reshape(3)
-    _, idx = cKDTree(surface.vertices).query(point, k=min(k, len(surface.vertices)))
-    idx = np.atleast_1d(idx)
-    cand = np.flatnonzero(np.isin(surface.faces, idx).any(axis=1))
-    from navigator.targets.geometry import closest_point_on_triangles
-
-    q = closest_point_on_triangles(point, surface.vertices[surface.faces[cand]])
-    return q[np.argmin(np.linalg.norm(q - point, axis=1))]
+    return SurfaceQuery(surface).closest_point(np.asarray(point, dtype=np.float64).reshape(1, 3), k=k)[0][0]
 
 
 def smoothed_normal(surface: Surface, point: np.ndarray, radius_mm: float = NORMAL_SMOOTHING_MM) -> np.ndarray:
