@@ -31,7 +31,7 @@ from navigator.core.mesh import Mesh
 from navigator.core.progress import Progress, ensure_progress
 from navigator.tms.coil import Coil
 from navigator.fem.kernels import element_mean
-from navigator.tms.primary import primary_field
+from navigator.tms.primary_job import PrimaryFieldJob
 
 
 @dataclass
@@ -66,7 +66,9 @@ def solve_tms(mesh: Mesh, coil: Coil, pose: np.ndarray, didt: float, *, sigma: n
         coil: coil model; pose: 4x4 coil-to-world matrix (mm); didt: A/s.
         sigma: (M,) S/m (default: SimNIBS conductivities of the mesh's tags with overrides).
         system: an existing :class:`navigator.fem.system.FemSystem` for this mesh and sigma
-            (reuse it across placements).
+            (reuse it across placements). Without one, the system is assembled and its AMG
+            hierarchy built while the primary field is computed in a child process
+            (:mod:`navigator.tms.primary_job`; falls back to this process when not worthwhile).
         eps/method: primary-field FMM precision / "auto", "direct", "fmm".
         d_at: "nodes" (default; D per tet = mean of its nodal values) or "centroids".
         field: "element" (default; the raw P0 field, for which reciprocity with the ROI-mean
@@ -81,23 +83,33 @@ def solve_tms(mesh: Mesh, coil: Coil, pose: np.ndarray, didt: float, *, sigma: n
     if field not in ("recovered", "element"):
         raise ValueError(f"field must be 'recovered' or 'element', not {field!r}")
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    if d_at == "nodes":
-        d_nodes = primary_field(coil, pose, mesh.nodes, didt, method=method, eps=eps,
-                                progress=progress.sub(0.0, 0.3, "primary field"))
-        D = element_mean(np.ascontiguousarray(mesh.tetrahedra, np.int64), np.ascontiguousarray(d_nodes, np.float64))
-    elif d_at == "centroids":
-        D = primary_field(coil, pose, mesh.tet_centroids(), didt, method=method, eps=eps,
-                          progress=progress.sub(0.0, 0.3, "primary field"))
-    else:
+    if d_at not in ("nodes", "centroids"):
         raise ValueError(f"d_at must be 'nodes' or 'centroids', not {d_at!r}")
-    timings["primary_field"] = time.perf_counter() - t0
-    if system is None:
+    points = mesh.nodes if d_at == "nodes" else mesh.tet_centroids()
+    # With a system to build, the FMM runs in a child process meanwhile (primary_job docstring).
+    job = PrimaryFieldJob.start(coil, pose, points, didt, method=method, eps=eps,
+                                background=None if system is None else False)
+    try:
+        if system is None:
+            t0 = time.perf_counter()
+            if sigma is None:
+                sigma = conductivity_per_tet(mesh, conductivity_overrides)
+            system = FemSystem(mesh, sigma, progress=progress.sub(0.0, 0.25, "assembly"))
+            timings["assembly"] = time.perf_counter() - t0
+            job.release()  # the FMM (one core) now runs beside the AMG set-up (one core)
+            t0 = time.perf_counter()
+            progress.update(0.25, "solver set-up")
+            system.setup()
+            timings["solver_setup"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        if sigma is None:
-            sigma = conductivity_per_tet(mesh, conductivity_overrides)
-        system = FemSystem(mesh, sigma, progress=progress.sub(0.3, 0.45, "assembly"))
-        timings["assembly"] = time.perf_counter() - t0
+        values = job.result(progress.sub(0.3, 0.45, "primary field"))
+    finally:
+        job.close()
+    D = values if d_at == "centroids" else element_mean(np.ascontiguousarray(mesh.tetrahedra, np.int64),
+                                                       np.ascontiguousarray(values, np.float64))
+    timings["primary_field"] = job.seconds
+    if job.in_background:
+        timings["primary_field_wait"] = time.perf_counter() - t0
     progress.update(0.5, "solving")
     t0 = time.perf_counter()
     res = system.solve(system.rhs_impressed_field(D))
