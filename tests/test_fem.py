@@ -100,6 +100,25 @@ def test_impressed_field_sign_uniform_D_gives_zero_total_field():
     assert np.allclose(many[1].v, 2 * many[0].v, atol=1e-9)
 
 
+def test_impressed_nodal_field_equals_element_means():
+    """rhs_impressed_nodal_field(d) is rhs_impressed_field of the element means of d (two tissues,
+    a mesh whose node order differs from the solver's internal order)."""
+    from navigator.fem.kernels import element_mean
+
+    m = structured_ball_mesh(9.0, radii=(40.0, 50.0), tags=(3, 5))
+    perm = np.random.default_rng(2).permutation(m.n_nodes)
+    inv = np.empty_like(perm)
+    inv[perm] = np.arange(m.n_nodes)
+    m = Mesh(m.nodes[perm], inv[m.tetrahedra], m.tet_tags)
+    fem = FemSystem(m, conductivity_per_tet(m))
+    d = np.random.default_rng(3).normal(size=(m.n_nodes, 3))
+    expect = fem.rhs_impressed_field(element_mean(np.ascontiguousarray(m.tetrahedra, np.int64), d))
+    got = fem.rhs_impressed_nodal_field(d)
+    assert np.allclose(got, expect, rtol=0, atol=1e-13 * np.abs(expect).max())
+    with pytest.raises(ValueError, match="rows"):
+        fem.rhs_impressed_nodal_field(d[:-1])
+
+
 def test_direct_solver_agrees_with_amg():
     m = structured_ball_mesh(10.0, radii=(40.0, 50.0), tags=(3, 5))
     s = conductivity_per_tet(m)

@@ -212,6 +212,33 @@ def divergence_load(tets: np.ndarray, grads: np.ndarray, volumes: np.ndarray, fl
 
 
 @nb.njit(cache=True, parallel=True)
+def nodal_divergence_load(tets: np.ndarray, grads: np.ndarray, weight: np.ndarray, d_nodes: np.ndarray,
+                          start: np.ndarray, elems: np.ndarray) -> np.ndarray:
+    """b_i = sum_e weight_e D_e . grad phi_i with D_e the mean of the nodal vectors d_nodes (N, 3)
+    at element e's four nodes (divergence_load of the element means, without forming them)."""
+    n = start.shape[0] - 1
+    b = np.zeros(n)
+    for i in nb.prange(n):
+        s = 0.0
+        for p in range(start[i], start[i + 1]):
+            e = elems[p]
+            a = 0
+            while tets[e, a] != i:
+                a += 1
+            dx = 0.0
+            dy = 0.0
+            dz = 0.0
+            for k in range(4):
+                j = tets[e, k]
+                dx += d_nodes[j, 0]
+                dy += d_nodes[j, 1]
+                dz += d_nodes[j, 2]
+            s += 0.25 * weight[e] * (dx * grads[e, a, 0] + dy * grads[e, a, 1] + dz * grads[e, a, 2])
+        b[i] = s
+    return b
+
+
+@nb.njit(cache=True, parallel=True)
 def morton_keys(points: np.ndarray, lo: np.ndarray, scale: float) -> np.ndarray:
     """Z-order (Morton) keys of points on a 2**20 grid per axis: sorting by them keeps
     points that are close in space close in memory."""

@@ -99,6 +99,7 @@ class FemSystem:
         self.timings["assembly"] = time.perf_counter() - t0
         self._K: sp.csr_matrix | None = None
         self._grads: np.ndarray | None = None
+        self._loc_sigma_volume: np.ndarray | None = None
         if boundary_matrix is None:
             unused = np.diff(self._loc_adjacency.start) == 0
             if unused.any():
@@ -198,6 +199,22 @@ class FemSystem:
         """
         D = np.asarray(D_per_tet, dtype=np.float64).reshape(-1, 3)
         return -self.rhs_divergence(self.sigma[:, None] * D)
+
+    def rhs_impressed_nodal_field(self, d_nodes: np.ndarray) -> np.ndarray:
+        """:meth:`rhs_impressed_field` for an impressed field given at the nodes, (N, 3) V/m:
+        each element's D is the mean of its four nodal values (the element means are never
+        formed; same result as ``rhs_impressed_field(element_mean(tets, d_nodes))``)."""
+        from navigator.fem.kernels import nodal_divergence_load
+
+        d = np.asarray(d_nodes, dtype=np.float64).reshape(-1, 3)
+        if len(d) != self.n_nodes:
+            raise ValueError(f"d_nodes has {len(d)} rows for {self.n_nodes} nodes")
+        if self._loc_sigma_volume is None:
+            self._loc_sigma_volume = self.sigma[self._elem_order] * self._loc_volumes
+        b_loc = nodal_divergence_load(self._loc_tets, self._loc_grads, self._loc_sigma_volume,
+                                      np.ascontiguousarray(d[self._node_order]), self._loc_adjacency.start,
+                                      self._loc_adjacency.elems)
+        return -self._to_mesh(b_loc)
 
     def nodal_current(self, v: np.ndarray) -> np.ndarray:
         """K v (A): the net current injected into the tissue at each node (boundary sources)."""

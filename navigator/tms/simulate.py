@@ -112,7 +112,8 @@ def solve_tms(mesh: Mesh, coil: Coil, pose: np.ndarray, didt: float, *, sigma: n
         timings["primary_field_wait"] = time.perf_counter() - t0
     progress.update(0.5, "solving")
     t0 = time.perf_counter()
-    res = system.solve(system.rhs_impressed_field(D))
+    rhs = system.rhs_impressed_nodal_field(values) if d_at == "nodes" else system.rhs_impressed_field(D)
+    res = system.solve(rhs)
     timings["solve"] = time.perf_counter() - t0
     E_element = -system.gradient(res.v) - D
     E = E_element
