@@ -57,12 +57,25 @@ class Mesh:
 
     def tet_volumes(self) -> np.ndarray:
         """Signed volume of each tetrahedron, mm^3 (positive for positive orientation)."""
-        p = self.nodes[self.tetrahedra]
-        return np.einsum("ij,ij->i", np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), p[:, 3] - p[:, 0]) / 6.0
+        p0, p1, p2, p3 = self._corners()
+        return np.einsum("ij,ij->i", np.cross(p1 - p0, p2 - p0), p3 - p0) / 6.0
 
     def tet_centroids(self) -> np.ndarray:
         """(M, 3) centroid of each tetrahedron, mm."""
-        return self.nodes[self.tetrahedra].mean(axis=1)
+        # = nodes[tets].mean(axis=1) (same summation order, bit for bit) without the (M, 4, 3) temporary
+        p0, p1, p2, p3 = self._corners()
+        c = p0 + p1
+        c += p2
+        c += p3
+        c /= 4.0
+        return c
+
+    def _corners(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The (M, 3) coordinates of each tetrahedron's corners 0..3 (np.take is several times
+        faster than fancy indexing here)."""
+        t = self.tetrahedra
+        p0, p1, p2, p3 = (np.take(self.nodes, np.ascontiguousarray(t[:, k]), axis=0) for k in range(4))
+        return p0, p1, p2, p3
 
     def tissue_tags(self) -> list[int]:
         """Sorted distinct volume tags present."""

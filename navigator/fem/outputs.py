@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,8 @@ def field_summary(
     target: TargetRegion | None = None,
     surface=None,
     surface_normE: np.ndarray | None = None,
+    volumes: np.ndarray | None = None,
+    centroids: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Scalar summaries of a field.
 
@@ -74,31 +77,35 @@ def field_summary(
     E_roi_max, E_roi_mean, focality_mm3 {"50": ..., "75": ...} = ROI volume with |E| >= 50 % /
     75 % of the p99.9 peak; target {mean_magnE, mean_normE (from the middle-GM surface
     vertices inside the sphere, when available), volume_mm3}; conductivity per tag (S/m).
+    ``volumes`` (|tet volume|, mm^3) and ``centroids`` (mm) may be passed when already computed.
     """
     magn = np.linalg.norm(E, axis=1)
-    vol = np.abs(mesh.tet_volumes())
-    has_gm = bool(np.any(mesh.tet_tags == GM))
+    vol = np.abs(mesh.tet_volumes()) if volumes is None else volumes
+    tags, first = np.unique(mesh.tet_tags, return_index=True)
+    has_gm = bool(np.any(tags == GM))
     roi = mesh.tet_tags == GM if has_gm else np.ones(mesh.n_tets, bool)
-    peak = weighted_percentile(magn[roi], vol[roi], 99.9)
+    magn_roi, vol_roi = magn[roi], vol[roi]
+    peak = weighted_percentile(magn_roi, vol_roi, 99.9)
     out: dict[str, Any] = {
-        "roi_tags": [GM] if has_gm else sorted(int(t) for t in np.unique(mesh.tet_tags)),
+        "roi_tags": [GM] if has_gm else sorted(int(t) for t in tags),
         "E_roi_p99_9_V_per_m": peak,
-        "E_roi_max_V_per_m": float(magn[roi].max()),
-        "E_roi_mean_V_per_m": float(np.average(magn[roi], weights=vol[roi])),
+        "E_roi_max_V_per_m": float(magn_roi.max()),
+        "E_roi_mean_V_per_m": float(np.average(magn_roi, weights=vol_roi)),
         "focality_mm3": {
-            "50": float(vol[roi][magn[roi] >= 0.5 * peak].sum()),
-            "75": float(vol[roi][magn[roi] >= 0.75 * peak].sum()),
+            "50": float(vol_roi[magn_roi >= 0.5 * peak].sum()),
+            "75": float(vol_roi[magn_roi >= 0.75 * peak].sum()),
         },
-        "conductivity_S_per_m": {
-            str(int(t)): {"tissue": tissue_name(int(t)), "sigma": float(sigma[mesh.tet_tags == t][0])}
-            for t in np.unique(mesh.tet_tags)
+        "conductivity_S_per_m": {  # sigma of the first tet of each tag
+            str(int(t)): {"tissue": tissue_name(int(t)), "sigma": float(sigma[i])}
+            for t, i in zip(tags, first)
         },
     }
     if has_gm:
         out["E_gm_p99_9_V_per_m"] = peak
     if target is not None:
         c = np.asarray(target.center_mm, float)
-        inside = roi & (np.linalg.norm(mesh.tet_centroids() - c, axis=1) <= target.radius_mm)
+        cent = mesh.tet_centroids() if centroids is None else centroids
+        inside = roi & (np.linalg.norm(cent - c, axis=1) <= target.radius_mm)
         t: dict[str, Any] = target.to_json()
         t["volume_mm3"] = float(vol[inside].sum())
         t["mean_magnE_V_per_m"] = float(np.average(magn[inside], weights=vol[inside])) if inside.any() else None
@@ -153,18 +160,28 @@ def _write_surface(surface, path: Path) -> None:
         nib.save(nib.gifti.GiftiImage(darrays=arrays), str(tmp))
 
 
-def surface_fields(mesh: Mesh, E: np.ndarray, surface) -> tuple[np.ndarray, np.ndarray]:
+def surface_fields(mesh: Mesh, E: np.ndarray, surface, centroids: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """|E| and normal component (positive into the cortex) at each surface vertex (V/m).
 
     Each vertex takes E of the tetrahedron containing it (GM tets preferred when present).
+    ``centroids``: optional ``mesh.tet_centroids()`` when already computed.
     """
-    mask = mesh.tet_tags == GM if np.any(mesh.tet_tags == GM) else None
+    gm = mesh.tet_tags == GM
+    mask = gm if gm.any() else None
     from navigator.fem.sampling import locate_points
 
-    tet, _ = locate_points(mesh, surface.vertices, tet_mask=mask)
+    tet, _ = locate_points(mesh, surface.vertices, tet_mask=mask, centroids=centroids)
     Ev = E[tet]
     n_out = surface.vertex_normals()
     return np.linalg.norm(Ev, axis=1), -np.einsum("ij,ij->i", Ev, n_out)
+
+
+def _timed(fn, *args, **kwargs) -> float:
+    """Run fn; return its wall time, s."""
+    t0 = time.perf_counter()
+    fn(*args, **kwargs)
+    return time.perf_counter() - t0
 
 
 def write_fields_msh(mesh: Mesh, path: Path, node_data: dict[str, np.ndarray],
@@ -212,34 +229,53 @@ def write_field_outputs(
     E = np.asarray(E_per_tet, dtype=np.float64).reshape(-1, 3)
     J = sigma[:, None] * E
     magnE = np.linalg.norm(E, axis=1)
+    magnJ = np.linalg.norm(J, axis=1)
     files: list[str] = []
 
-    t0 = time.perf_counter()
+    # fields.msh (mostly file output) is written by a worker thread while the surface, NIfTI
+    # and summary are computed; timings["write_msh"] is that thread's own duration
     progress.update(0.0, "writing fields.msh")
-    write_fields_msh(mesh, out / "fields.msh", {"v": v},
-                     {"E": E, "magnE": magnE, "J": J, "magnJ": np.linalg.norm(J, axis=1), "conductivity": sigma,
-                      **(extra_tet_fields or {})})
+    pool = ThreadPoolExecutor(max_workers=1)
+    msh_job = pool.submit(_timed, write_fields_msh, mesh, out / "fields.msh", {"v": v},
+                          {"E": E, "magnE": magnE, "J": J, "magnJ": magnJ, "conductivity": sigma,
+                           **(extra_tet_fields or {})})
+    try:
+        has_surface = workspace is not None and workspace.has("middle_gm")
+        # tet geometry, computed once for the surface sampling and the summary (= the values
+        # of mesh.tet_centroids() and abs(mesh.tet_volumes()), compiled)
+        from navigator.fem.recovery_kernels import tet_geometry
+
+        cent, vol = tet_geometry(np.ascontiguousarray(mesh.nodes, dtype=np.float64),
+                                 np.ascontiguousarray(mesh.tetrahedra, dtype=np.int64))
+
+        surface = normE_s = None
+        if has_surface:
+            t0 = time.perf_counter()
+            progress.update(0.3, "sampling middle grey-matter surface")
+            surface = _read_surface(workspace.path("middle_gm"))
+            magn_s, normE_s = surface_fields(mesh, E, surface, centroids=cent)
+            surface.data = {"magnE": magn_s, "normE": normE_s}
+            _write_surface(surface, out / "middle_gm_fields.surf.gii")
+            timings["surface"] = time.perf_counter() - t0
+
+        nifti_files: list[str] = []
+        if nifti:
+            t0 = time.perf_counter()
+            nifti_files = _write_nifti(out, mesh, v, E, magnE, magnJ, workspace, nifti_spacing_mm,
+                                       progress.sub(0.4, 0.95, "NIfTI"))
+            timings["nifti"] = time.perf_counter() - t0
+        timings["write_msh"] = msh_job.result()
+    finally:
+        pool.shutdown(wait=True)
     files.append("fields.msh")
-    timings["write_msh"] = time.perf_counter() - t0
-
-    surface = normE_s = None
-    if workspace is not None and workspace.has("middle_gm"):
-        t0 = time.perf_counter()
-        progress.update(0.3, "sampling middle grey-matter surface")
-        surface = _read_surface(workspace.path("middle_gm"))
-        magn_s, normE_s = surface_fields(mesh, E, surface)
-        surface.data = {"magnE": magn_s, "normE": normE_s}
-        _write_surface(surface, out / "middle_gm_fields.surf.gii")
+    if surface is not None:
         files.append("middle_gm_fields.surf.gii")
-        timings["surface"] = time.perf_counter() - t0
-
-    if nifti:
-        t0 = time.perf_counter()
-        files += _write_nifti(out, mesh, v, E, J, workspace, nifti_spacing_mm, progress.sub(0.4, 0.95, "NIfTI"))
-        timings["nifti"] = time.perf_counter() - t0
+    files += nifti_files
+    timings = {k: timings[k] for k in ("write_msh", "surface", "nifti") if k in timings}
 
     summary: dict[str, Any] = {"n_nodes": mesh.n_nodes, "n_tets": mesh.n_tets}
-    summary.update(field_summary(mesh, E, sigma, target=target, surface=surface, surface_normE=normE_s))
+    summary.update(field_summary(mesh, E, sigma, target=target, surface=surface, surface_normE=normE_s,
+                                 volumes=vol, centroids=cent))
     if surface is not None:
         summary["middle_gm"] = {"magnE_p99_9_V_per_m": float(np.percentile(surface.data["magnE"], 99.9)),
                                 "normE_max_V_per_m": float(normE_s.max()), "normE_min_V_per_m": float(normE_s.min())}
@@ -254,9 +290,9 @@ def write_field_outputs(
     return summary
 
 
-def _write_nifti(out: Path, mesh: Mesh, v, E, J, workspace, spacing, progress) -> list[str]:
+def _write_nifti(out: Path, mesh: Mesh, v, E, magnE, magnJ, workspace, spacing, progress) -> list[str]:
     from navigator.core.volume import Volume
-    from navigator.fem.sampling import bbox_grid, rasterize_tets
+    from navigator.fem.sampling import bbox_grid, fill_voxels, rasterize_tets
     from navigator.io.images import save_nifti
 
     affine = shape = None
@@ -269,32 +305,43 @@ def _write_nifti(out: Path, mesh: Mesh, v, E, J, workspace, spacing, progress) -
         affine, shape = bbox_grid(mesh, spacing)
     flat, tet, bary = rasterize_tets(mesh, affine, shape, progress)
     n_vox = int(np.prod(shape))
+    # per-tet values scattered to the voxels in one compiled pass: |E|, E (3), |J|; v interpolated
+    tet_values = np.ascontiguousarray(np.column_stack([magnE, E, magnJ]), dtype=np.float64)
+    tet_grid = np.zeros((n_vox, 5), np.float32)
+    v_grid = np.zeros(n_vox, np.float32)
+    fill_voxels(flat, tet, bary, np.ascontiguousarray(mesh.tetrahedra, dtype=np.int64), tet_values,
+                np.ascontiguousarray(v, dtype=np.float64), tet_grid, v_grid)
 
-    def vol(values: np.ndarray, comps: int = 1) -> Volume:
-        data = np.zeros((n_vox, comps), np.float32)
-        data[flat] = values.reshape(len(flat), comps)
-        return Volume(data.reshape(*shape, comps) if comps > 1 else data.reshape(shape), affine)
+    def vol(data: np.ndarray) -> Volume:
+        grid = np.ascontiguousarray(data).reshape(*shape, -1) if data.ndim > 1 else data.reshape(shape)
+        return Volume(grid, affine)
 
-    magnE_v = vol(np.linalg.norm(E, axis=1)[tet])
+    magnE_v = vol(tet_grid[:, 0])
     written = []
-    for name, volume in (
-        ("magnE", magnE_v),
-        ("E", vol(E[tet], 3)),
-        ("magnJ", vol(np.linalg.norm(J, axis=1)[tet])),
-        ("v", vol((np.asarray(v)[mesh.tetrahedra[tet]] * bary).sum(axis=1))),
-    ):
-        save_nifti(volume, out / f"{name}.nii.gz", dtype=np.float32)
-        written.append(f"{name}.nii.gz")
-    if workspace is not None:
-        from navigator.core.transforms import MNI_TO_SUBJECT_NAME, MniTransform
+    # the gzip compression (zlib releases the GIL) of the maps runs on two threads
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        jobs = [pool.submit(save_nifti, magnE_v, out / "magnE.nii.gz", dtype=np.float32)]
+        written.append("magnE.nii.gz")
+        for name, make in (
+            ("E", lambda: vol(tet_grid[:, 1:4])),
+            ("magnJ", lambda: vol(tet_grid[:, 4])),
+            ("v", lambda: vol(v_grid)),
+        ):
+            jobs.append(pool.submit(save_nifti, make(), out / f"{name}.nii.gz", dtype=np.float32))
+            written.append(f"{name}.nii.gz")
+        if workspace is not None:
+            from navigator.core.transforms import MNI_TO_SUBJECT_NAME, MniTransform
 
-        tdir = workspace.path("transforms")
-        if (tdir / MNI_TO_SUBJECT_NAME).exists():
-            try:
-                mni = MniTransform.load(tdir)
-            except Exception as exc:  # noqa: BLE001 - MNI output is optional; say why it is missing
-                log.warning("no MNI-space maps: %s", exc)
-            else:
-                save_nifti(mni.image_to_mni(magnE_v), out / "magnE_MNI.nii.gz", dtype=np.float32)
-                written.append("magnE_MNI.nii.gz")
+            tdir = workspace.path("transforms")
+            if (tdir / MNI_TO_SUBJECT_NAME).exists():
+                try:
+                    mni = MniTransform.load(tdir)
+                except Exception as exc:  # noqa: BLE001 - MNI output is optional; say why it is missing
+                    log.warning("no MNI-space maps: %s", exc)
+                else:
+                    jobs.append(pool.submit(save_nifti, mni.image_to_mni(magnE_v), out / "magnE_MNI.nii.gz",
+                                            dtype=np.float32))
+                    written.append("magnE_MNI.nii.gz")
+        for job in jobs:
+            job.result()
     return written
