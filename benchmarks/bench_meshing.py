@@ -113,7 +113,8 @@ def measure(vol: Volume, label: str, radii: dict[int, float] | None = None, **pa
 
     load = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), cpu_seconds()
-    mesh = labels_to_mesh(vol, **params)
+    stages: dict = {}
+    mesh = labels_to_mesh(vol, timings=stages, **params)
     t_mesh, c_mesh = time.perf_counter() - t0, cpu_seconds() - c0
     q = mesh_quality(mesh)
     problems = check_mesh(mesh, vol, quality=q)
@@ -123,7 +124,8 @@ def measure(vol: Volume, label: str, radii: dict[int, float] | None = None, **pa
     errs = volume_errors(mesh, vol)
     res = {
         "case": label, "params": params, "seconds_mesh": round(t_mesh, 1), "cpu_seconds_mesh": round(c_mesh, 1),
-        "load_average_at_start": round(load, 1), "seconds_surfaces": round(t_surf, 1),
+        "load_average_at_start": round(load, 1), "load_average_at_end": round(os.getloadavg()[0], 1),
+        "stages_wall_cpu_s": stages, "seconds_surfaces": round(t_surf, 1),
         "nodes": mesh.n_nodes, "tets": mesh.n_tets, "triangles": len(mesh.triangles),
         "min_dihedral": round(q.min_dihedral_deg, 2), "dihedral_p1": round(q.dihedral_percentiles["1.0"], 2),
         "min_radius_ratio": round(q.min_radius_ratio, 3), "mean_radius_ratio": round(q.mean_radius_ratio, 3),
@@ -149,6 +151,7 @@ def measure(vol: Volume, label: str, radii: dict[int, float] | None = None, **pa
           + ("; radii max |dev| (mm) " + ", ".join(f"{k}: {v['max_abs_dev']}" for k, v in res["radii"].items())
              if radii else "")
           + f"; checks {'passed' if not problems else problems}", flush=True)
+    print("  stages (wall / CPU s): " + ", ".join(f"{k} {w:.1f}/{c:.1f}" for k, (w, c) in stages.items()), flush=True)
     return res
 
 

@@ -113,7 +113,10 @@ def test_flipped_oblique_affine_gives_positive_world_mesh():
     n = 14
     aff[:3, 3] = centre - lin @ np.array([n, n, n * 2.0 / 2.5])
     vol = shells_volume(radii=(14.0, 20.0), tags=(2, 5), affine=aff, centre=centre)
-    mesh = labels_to_mesh(vol, **FAST)
+    stages: dict = {}
+    mesh = labels_to_mesh(vol, timings=stages, **FAST)
+    assert {"label_field", "cgal", "cgal_mesh", "cleanup", "projection", "slivers"} <= set(stages)
+    assert all(w >= 0 and c >= 0 for w, c in stages.values())
     assert np.all(mesh.tet_volumes() > 0)
     for tag, radius in ((1002, 14.0), (1005, 20.0)):
         r = surface_radii(mesh, tag, centre)
@@ -201,6 +204,101 @@ def test_tag_surfaces_and_small_components():
     assert changed == 1
     small = 0 if vols[0] < vols[2] else 2
     assert g2[small] == 3 and g2[2 - small] == 2 and g2[1] == 3
+
+
+def _face_table_reference(tets: np.ndarray):
+    """The sort-based face table (the numpy code the compiled kernel replaced)."""
+    from navigator.meshing.topology import TET_FACES
+
+    oriented = tets[:, TET_FACES].reshape(-1, 3)
+    s = np.sort(oriented, axis=1)
+    order = np.lexsort((np.arange(len(s)), s[:, 2], s[:, 1], s[:, 0]))
+    ks = s[order]
+    starts = np.flatnonzero(np.r_[True, (ks[1:] != ks[:-1]).any(axis=1)])
+    count = np.diff(np.r_[starts, len(ks)])
+    first = order[starts]
+    second = np.where(count >= 2, order[np.minimum(starts + 1, len(order) - 1)], -1)
+    tet = np.stack([first // 4, np.where(second >= 0, second // 4, -1)], axis=1)
+    return oriented[first], tet, count
+
+
+def test_face_table_matches_sort_reference_and_subsets():
+    from navigator.meshing.topology import subset_face_table
+
+    rng = np.random.default_rng(3)
+    pts = rng.random((300, 3))
+    from scipy.spatial import Delaunay
+
+    tets = orient_positive(pts, Delaunay(pts).simplices.astype(np.int64))
+    ft = face_table(tets)
+    ref = _face_table_reference(tets)
+    assert np.array_equal(ft.faces, ref[0]) and np.array_equal(ft.tet, ref[1])
+    assert np.array_equal(ft.count, ref[2])
+    # A duplicated element: its faces are held three times (non-conforming), still listed once.
+    dup = np.concatenate([tets, tets[:2]])
+    ftd, refd = face_table(dup), _face_table_reference(dup)
+    assert ftd.count.max() == 3 and np.array_equal(ftd.tet, refd[1]) and np.array_equal(ftd.faces, refd[0])
+    for frac in (0.95, 0.5):
+        keep = rng.random(len(tets)) < frac
+        sub, full = subset_face_table(ft, tets, keep), face_table(tets[keep])
+        assert np.array_equal(sub.faces, full.faces) and np.array_equal(sub.tet, full.tet)
+        assert np.array_equal(sub.count, full.count)
+
+
+def test_compiled_quality_matches_numpy():
+    from navigator.meshing._kernels import tet_quality
+    from navigator.meshing.quality import dihedral_angles, radius_ratios
+
+    rng = np.random.default_rng(4)
+    nodes = rng.random((200, 3))
+    tets = orient_positive(nodes, rng.choice(200, size=(500, 4), replace=True))
+    tets = tets[np.all(np.diff(np.sort(tets, axis=1), axis=1) > 0, axis=1)]
+    ang, rr, vol6 = tet_quality(nodes, tets)
+    assert np.allclose(ang, dihedral_angles(nodes, tets).min(axis=1), atol=1e-6)
+    assert np.allclose(rr, radius_ratios(nodes, tets), atol=1e-9)
+    assert np.allclose(vol6, 6 * Mesh(nodes, tets, np.ones(len(tets), np.int32)).tet_volumes())
+
+
+def test_sliver_lift_repairs_flat_interface_sliver():
+    """A node 0.02 mm off a plane of nodes makes flat elements lying on the plane (an
+    interface): the last-resort pass lifts every element above the floor by small moves."""
+    from scipy.spatial import Delaunay
+
+    from navigator.meshing._kernels import lift_slivers_kernel, tet_quality
+    from navigator.meshing.slivers import _incidence
+
+    g = np.linspace(-2, 2, 5)
+    xx, yy = np.meshgrid(g, g, indexing="ij")
+    plane = np.c_[xx.ravel(), yy.ravel(), np.zeros(25)]
+    plane[12, 2] = 0.02
+    top, bot = plane.copy(), plane.copy()
+    top[:, 2], bot[:, 2] = 1.0, -1.0
+    nodes = np.vstack([plane, top, bot])
+    tets = orient_positive(nodes, Delaunay(nodes).simplices.astype(np.int64))
+    tets = tets[tet_quality(nodes, tets)[2] > 1e-12]
+    mind = tet_quality(nodes, tets)[0]
+    assert mind.min() < 2.0
+    tet_of, starts = _incidence(tets, len(nodes))
+    dirs = np.random.default_rng(0).normal(size=(32, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    fracs = np.array([0.005, 0.01, 0.02, 0.04, 0.07, 0.1])
+    lifted = nodes.copy()
+    moved = lift_slivers_kernel(lifted, tets, tet_of, starts, dirs, fracs, 5.5, mind)
+    ang, _, vol = tet_quality(lifted, tets)
+    assert np.allclose(ang, mind) and np.all(vol > 0)
+    assert ang.min() >= 5.5
+    assert moved.any() and np.linalg.norm(lifted - nodes, axis=1).max() <= 0.1 * 2.0  # <= 10% of the edges
+
+
+def test_read_medit_tets(tmp_path):
+    from navigator.meshing._cgal import read_medit_tets
+
+    text = ("MeshVersionFormatted 1\nDimension 3\nVertices\n5\n0 0 0 1\n1 0 0 1\n0 1 0 1\n0 0 1 1\n"
+            "1 1 1 2\nTriangles\n1\n1 2 3 4\nTetrahedra\n2\n1 2 3 4 7\n2 3 4 5 9\nEnd\n")
+    (tmp_path / "m.mesh").write_text(text)
+    pts, tets, refs = read_medit_tets(tmp_path / "m.mesh")
+    assert pts.shape == (5, 3) and pts[4].tolist() == [1, 1, 1]
+    assert tets.tolist() == [[0, 1, 2, 3], [1, 2, 3, 4]] and refs.tolist() == [7, 9]
 
 
 def test_resample_labels_keeps_volumes_and_smooths():

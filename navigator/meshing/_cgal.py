@@ -51,13 +51,15 @@ def run_cgal(
     voxel_size: tuple[float, float, float],
     criteria: dict[str, Any],
     poll: Callable[[float], None] | None = None,
+    timings: dict[str, tuple[float, float]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mesh ``vol`` with CGAL in a child process; returns (points, tets, tet_labels).
 
     ``criteria``: keyword arguments of pygalmesh's ``_generate_from_inr_with_subdomain_sizing``
     (sizes in mm) plus ``cell_sizes``: {label: max circumradius, "default": value}.
     ``poll(elapsed_seconds)`` is called a few times per second while CGAL runs; it may raise
-    (e.g. Cancelled), which kills the child process.
+    (e.g. Cancelled), which kills the child process. ``timings``, if given, receives the
+    child's stages (``cgal_mesh``, ``cgal_read``: wall s, CPU s).
     """
     job.mkdir(parents=True, exist_ok=True)
     write_inr(vol, voxel_size, job / "labels.inr")
@@ -78,12 +80,39 @@ def run_cgal(
     if proc.returncode != 0 or not (job / "mesh.npz").exists():
         tail = (job / "cgal.log").read_text(errors="replace").strip().splitlines()[-3:]
         raise NavigatorError(f"CGAL meshing failed (exit code {proc.returncode}): {' | '.join(tail)}")
+    if timings is not None and (job / "timings.json").exists():
+        timings.update({k: tuple(v) for k, v in json.loads((job / "timings.json").read_text()).items()})
     with np.load(job / "mesh.npz") as z:
         return z["points"], z["tets"], z["labels"]
 
 
+def read_medit_tets(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(points (N, 3), tetrahedra (M, 4) 0-based, references (M,)) of an ASCII medit ``.mesh``
+    file as CGAL writes it; numbers parsed in bulk (``meshio`` parses them line by line)."""
+    import re
+
+    text = path.read_bytes()
+    keyword = re.compile(rb"^[ \t]*([A-Za-z]+)[ \t]*\r?$", re.MULTILINE)
+
+    def section(name: bytes, width: int, dtype: type) -> np.ndarray:
+        m = re.search(rb"^[ \t]*" + name + rb"[ \t]*\r?$", text, re.MULTILINE)
+        if m is None:
+            return np.zeros((0, width), dtype)
+        nxt = keyword.search(text, m.end())
+        body = text[m.end():nxt.start() if nxt else len(text)].decode("ascii").strip()
+        head, _, rest = body.partition("\n")
+        n = int(head.split()[0]) if head else 0
+        vals = np.fromstring(rest, dtype=dtype, sep=" ") if n else np.zeros(0, dtype)  # text mode
+        if vals.size != n * width:
+            raise ValueError(f"medit section {name.decode()}: expected {n * width} numbers, got {vals.size}")
+        return vals.reshape(n, width)
+
+    v = section(b"Vertices", 4, np.float64)
+    t = section(b"Tetrahedra", 5, np.int64)
+    return v[:, :3], t[:, :4] - 1, t[:, 4]
+
+
 def _main(job: Path) -> None:
-    import meshio
     from _pygalmesh import _generate_from_inr_with_subdomain_sizing  # type: ignore[import-not-found]
 
     crit = json.loads((job / "criteria.json").read_text())
@@ -92,22 +121,17 @@ def _main(job: Path) -> None:
     labels = [int(k) for k in sizes]
     values = [float(sizes[k]) for k in sizes]
     out = job / "mesh.mesh"
+    t0, c0 = time.perf_counter(), time.process_time()
     _generate_from_inr_with_subdomain_sizing(
         str(job / "labels.inr"), str(out), default, values, labels, verbose=False, **crit
     )
-    m = meshio.read(out, file_format="medit")
-    tets = None
-    refs = None
-    for block, ref in zip(m.cells, m.cell_data.get("medit:ref", [None] * len(m.cells))):
-        if block.type == "tetra":
-            tets = block.data if tets is None else np.concatenate([tets, block.data])
-            r = np.asarray(ref) if ref is not None else np.zeros(len(block.data), int)
-            refs = r if refs is None else np.concatenate([refs, r])
-    if tets is None:
-        tets = np.zeros((0, 4), np.int64)
-        refs = np.zeros(0, np.int64)
-    np.savez(job / "mesh.npz", points=m.points, tets=tets, labels=refs)
+    t1, c1 = time.perf_counter(), time.process_time()
+    points, tets, refs = read_medit_tets(out)
+    np.savez(job / "mesh.npz", points=points, tets=tets, labels=refs)
     out.unlink()
+    t2, c2 = time.perf_counter(), time.process_time()
+    (job / "timings.json").write_text(json.dumps({"cgal_mesh": [round(t1 - t0, 2), round(c1 - c0, 2)],
+                                                  "cgal_read": [round(t2 - t1, 2), round(c2 - c1, 2)]}))
 
 
 if __name__ == "__main__":

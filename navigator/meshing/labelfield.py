@@ -199,27 +199,14 @@ class LabelField:
         l1 = np.zeros(fshape, dtype)
         l2 = np.zeros(fshape, dtype)
         l3 = np.zeros(fshape, dtype)
+        from navigator.meshing._kernels import top3_update
+
         for n, lab in enumerate(self.labels):
             progress.update(0.8 * n / len(self.labels), f"resampling label {lab}")
-            lo, hi = self.boxes[lab]
-            up = upsample_linear(self.smooth[lab], f)
-            fsub = tuple(slice(a * k, b * k) for a, b, k in zip(lo, hi, f))
-            a1, a2, a3, b1, b2, b3 = v1[fsub], v2[fsub], v3[fsub], l1[fsub], l2[fsub], l3[fsub]
-            g1 = up > a1
-            g2 = ~g1 & (up > a2)
-            g3 = ~g1 & ~g2 & (up > a3)
-            s12 = g1 | g2
-            np.copyto(a3, a2, where=s12)
-            np.copyto(b3, b2, where=s12)
-            np.copyto(a2, a1, where=g1)
-            np.copyto(b2, b1, where=g1)
-            np.copyto(a1, up, where=g1)
-            np.copyto(b1, lab, where=g1)
-            np.copyto(a2, up, where=g2)
-            np.copyto(b2, lab, where=g2)
-            np.copyto(a3, up, where=g3)
-            np.copyto(b3, lab, where=g3)
-            del up, g1, g2, g3, s12
+            lo, _hi = self.boxes[lab]
+            # upsample_linear(self.smooth[lab], f) inserted voxel by voxel (compiled, same values)
+            top3_update(np.ascontiguousarray(self.smooth[lab], np.float32), np.asarray(f, np.int64),
+                        (np.asarray(lo) * f).astype(np.int64), lab, v1, v2, v3, l1, l2, l3)
         # Voxels whose winner cannot change for offsets within +-MAX_OFFSET.
         unsure = np.flatnonzero((v1 - v2).ravel() < 2 * MAX_OFFSET + 1e-3)
         fine = l1
@@ -319,65 +306,35 @@ class LabelField:
         Returns:
             (new nodes, statistics).
         """
-        from navigator.meshing.quality import dihedral_angles, radius_ratios
+        from navigator.meshing import _kernels as K
 
         nodes = np.array(nodes, float)
         n = len(nodes)
         # Labels around each node: tets' tags, plus 0 for nodes on the outer boundary.
-        pn = np.concatenate([tets.ravel(), boundary_faces.ravel()])
-        pl = np.concatenate([np.repeat(tags, 4), np.zeros(boundary_faces.size, tags.dtype)]).astype(np.int64)
-        key = np.unique(pn.astype(np.int64) * 65536 + pl)
-        kn, kl = key // 65536, key % 65536
-        nlab = np.bincount(kn, minlength=n)
-        two = np.flatnonzero(nlab == 2)
-        first = np.searchsorted(kn, two)
-        la, lb = kl[first], kl[first + 1]
-        ok_lab = np.array([a in self.boxes and b in self.boxes for a, b in zip(la, lb)], bool)
+        two, la, lb = K.node_label_pairs(np.ascontiguousarray(tets, np.int64),
+                                         np.ascontiguousarray(tags, np.int64),
+                                         np.ascontiguousarray(boundary_faces, np.int64).reshape(-1, 3), n)
+        ok_lab = np.array([a in self.boxes and b in self.boxes
+                           for a, b in zip(la.tolist(), lb.tolist())], bool)
         two, la, lb = two[ok_lab], la[ok_lab], lb[ok_lab]
         stats = {"interface_nodes": int(len(two))}
         if len(two) == 0:
             return nodes, stats
-        A, t = to_grid[:3, :3], to_grid[:3, 3]
+        A, t = np.ascontiguousarray(to_grid[:3, :3], float), np.ascontiguousarray(to_grid[:3, 3], float)
         x0 = nodes[two]
-        x = x0.copy()
-        h = 0.05
-
-        def g_and_grad(xw: np.ndarray, la: np.ndarray, lb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            c = xw @ A.T + t
-            pts = [c] + [c + d for d in (np.eye(3) * h)] + [c - d for d in (np.eye(3) * h)]
-            allp = np.concatenate(pts)
-            val = np.zeros(len(allp))
-            for a in np.unique(la):
-                for b in np.unique(lb[la == a]):
-                    sel = (la == a) & (lb == b)
-                    selr = np.tile(sel, 7)
-                    val[selr] = self.value(int(a), allp[selr]) - self.value(int(b), allp[selr])
-            val = val.reshape(7, -1)
-            gc = (val[1:4] - val[4:7]).T / (2 * h)  # d g / d c
-            return val[0], gc @ A  # chain rule: d g / d x = A^T d g / d c
-
-        # Newton steps on the nodes still moving (active set); g and its gradient at the end.
-        g = np.full(len(x), np.nan)
-        gn = np.zeros(len(x))
-        active = np.arange(len(x))
-        for it in range(iterations + 1):
-            ga, grad = g_and_grad(x[active], la[active], lb[active])
-            gg = np.einsum("ij,ij->i", grad, grad)
-            g[active], gn[active] = ga, np.sqrt(gg)
-            if it == iterations:
-                break
-            good = np.isfinite(ga) & (gg > 1e-12)
-            step = np.zeros((len(active), 3))
-            step[good] = -(ga[good] / gg[good])[:, None] * grad[good]
-            sl = np.linalg.norm(step, axis=1)
-            step *= np.minimum(1.0, 0.5 * max_move_mm / np.maximum(sl, 1e-300))[:, None]
-            x[active] += step
-            active = active[good & (sl >= 1e-4)]
-            if len(active) == 0:
-                break
-        if len(active):
-            ga, grad = g_and_grad(x[active], la[active], lb[active])
-            g[active], gn[active] = ga, np.sqrt(np.einsum("ij,ij->i", grad, grad))
+        # Every label's field packed into one buffer for the compiled Newton steps.
+        order = sorted(self.boxes)
+        index = np.full(max(order) + 1, -1, np.int64)
+        index[order] = np.arange(len(order))
+        sizes = [self.smooth[lab].size for lab in order]
+        start = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        buf = np.concatenate([np.ascontiguousarray(self.smooth[lab], np.float32).ravel() for lab in order])
+        shape = np.array([self.smooth[lab].shape for lab in order], np.int64)
+        lo = np.array([self.boxes[lab][0] for lab in order], np.int64)
+        off = np.array([self.offset[lab] for lab in order], float)
+        x, g, gn = K.newton_project(x0, index[la], index[lb], buf, start, shape, lo, off, A, t,
+                                    int(iterations), float(max_move_mm), 0.05)
+        del buf
         dist = np.linalg.norm(x - x0, axis=1)
         conv = np.isfinite(g) & (np.abs(g) < 1e-3 * np.maximum(gn, 1e-12) + 1e-9) & (dist <= max_move_mm)
         stats["converged"] = int(conv.sum())
@@ -387,9 +344,10 @@ class LabelField:
         # tetrahedra around nodes whose move changed are re-evaluated.
         moving = np.zeros(n, bool)
         moving[two] = True
-        local = tets[moving[tets].any(axis=1)]
-        floor = np.minimum(dihedral_angles(nodes, local).min(axis=1), min_angle_deg)
-        rr_floor = np.minimum(radius_ratios(nodes, local), min_radius_ratio)
+        local = np.ascontiguousarray(tets[moving[tets].any(axis=1)], np.int64)
+        ang0, rr0, _ = K.tet_quality(nodes, local)
+        floor = np.minimum(ang0, min_angle_deg)
+        rr_floor = np.minimum(rr0, min_radius_ratio)
         pos = np.full(n, -1, np.int64)
         pos[two] = np.arange(len(two))
         alpha = np.ones(len(two))
@@ -398,13 +356,8 @@ class LabelField:
         rows = np.arange(len(local))
         bad = np.zeros(len(local), bool)
         for rnd in range(12):
-            sub = local[rows]
-            p = trial[sub]
-            vol = np.einsum("ij,ij->i", np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), p[:, 3] - p[:, 0])
-            b = (vol <= 0) | (dihedral_angles(trial, sub).min(axis=1) < floor[rows] - 1e-9)
-            ok = ~b
-            b[ok] = radius_ratios(trial, sub[ok]) < rr_floor[rows][ok] - 1e-12
-            bad[rows] = b
+            ang, rr, vol = K.tet_quality(trial, local[rows])
+            bad[rows] = (vol <= 0) | (ang < floor[rows] - 1e-9) | (rr < rr_floor[rows] - 1e-12)
             if not bad.any():
                 break
             culprits = np.unique(pos[local[bad]])

@@ -13,7 +13,9 @@ Pipeline (see ``docs/meshing.md`` for the measurements behind the defaults):
    (conforming by construction). Criteria: ``facet_angle_deg``, ``facet_size_mm`` (radius of
    the surface Delaunay balls), ``facet_distance_mm`` (surface approximation error),
    ``cell_radius_edge_ratio`` and a per-tissue ``cell_size`` (max circumradius, mm).
-   Optional optimisers lloyd/odt/perturb/exude.
+   Optional optimisers lloyd/odt/perturb/exude; exudation works on the elements below
+   ``exude_sliver_bound_deg`` until none can be improved, so it ends by itself and its result
+   does not depend on the machine's load (``exude_time_limit_s`` is only a safety net).
 4. Vertices are mapped exactly through the label volume's affine (any orientation, flips
    included) to world RAS mm; every tetrahedron is re-oriented to positive volume.
 5. Disconnected pieces of a tissue smaller than ``min_component_mm3`` are given to the
@@ -24,11 +26,18 @@ Pipeline (see ``docs/meshing.md`` for the measurements behind the defaults):
 7. Interface triangles are tagged 1000 + N, see :func:`tag_surfaces`.
 8. Remaining slivers are repaired by local node moves (:mod:`navigator.meshing.slivers`),
    then the interface projection is repeated for nodes the slivers had blocked.
+
+The post-processing loops (face table, element quality, projection, sliver repair, fine label
+grid) are compiled with numba (:mod:`navigator.meshing._kernels`); ``labels_to_mesh(...,
+timings={})`` reports wall and CPU seconds per stage.
 """
 
 from __future__ import annotations
 
+import logging
+import resource
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -53,7 +62,30 @@ from navigator.core.tissues import (
 )
 from navigator.core.volume import Volume
 from navigator.meshing.labelfield import LabelField, upsample_linear
-from navigator.meshing.topology import TET_FACES, FaceTable, face_table, interfaces
+from navigator.meshing.topology import TET_FACES, FaceTable, face_table, interfaces, subset_face_table
+
+log = logging.getLogger(__name__)
+
+
+class _StageTimer:
+    """Wall and CPU seconds per pipeline stage (CPU includes finished child processes)."""
+
+    def __init__(self, out: dict | None) -> None:
+        self.out = out if out is not None else {}
+        self._t, self._c = time.perf_counter(), self._cpu()
+
+    @staticmethod
+    def _cpu() -> float:
+        s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+    def lap(self, stage: str) -> None:
+        t, c = time.perf_counter(), self._cpu()
+        w0, c0 = self.out.get(stage, (0.0, 0.0))
+        self.out[stage] = (round(w0 + t - self._t, 2), round(c0 + c - self._c, 2))
+        log.debug("meshing stage %s: %.1f s wall, %.1f s CPU", stage, t - self._t, c - self._c)
+        self._t, self._c = t, c
+
 
 #: Default maximum tetrahedron circumradius per tissue, mm: fine in grey matter and CSF
 #: (thin, high field gradients), coarser in white matter, bone, scalp.
@@ -78,9 +110,13 @@ class MeshParameters:
     and smoothing. Flat tetrahedra on the outer boundary of the mesh (two or more faces on
     it) with a dihedral angle below ``boundary_sliver_deg`` are removed (0 = keep them).
     Nodes of tetrahedra with a dihedral angle below ``sliver_target_deg`` are then moved
-    locally (:mod:`navigator.meshing.slivers`; 0 = off). ``preserve_volumes`` keeps thin
-    structures and every label's voxel volume when smoothing; ``project_interfaces`` moves
-    interface nodes onto the smooth interfaces (:mod:`navigator.meshing.labelfield`).
+    locally (:mod:`navigator.meshing.slivers`; 0 = off); elements still below
+    ``sliver_floor_deg`` may then move a node off its interface by the smallest step that
+    lifts them (0 = never). CGAL's exudation treats elements below ``exude_sliver_bound_deg``
+    (0 = all, until ``exude_time_limit_s`` of wall-clock time; 0 = no limit).
+    ``preserve_volumes`` keeps thin structures and every label's voxel volume when smoothing;
+    ``project_interfaces`` moves interface nodes onto the smooth interfaces
+    (:mod:`navigator.meshing.labelfield`).
     """
 
     cell_size_mm: float = 3.5
@@ -95,10 +131,12 @@ class MeshParameters:
     odt: bool = False
     perturb: bool = True
     exude: bool = True
-    exude_time_limit_s: float = 60.0
+    exude_time_limit_s: float = 300.0
+    exude_sliver_bound_deg: float = 15.0
     min_component_mm3: float = 5.0
     boundary_sliver_deg: float = 10.0
     sliver_target_deg: float = 6.0
+    sliver_floor_deg: float = 5.5
     preserve_volumes: bool = True
     project_interfaces: bool = True
     seed: int = 0
@@ -190,18 +228,19 @@ def orient_positive(nodes: np.ndarray, tets: np.ndarray) -> np.ndarray:
 
 
 def remove_small_components(nodes: np.ndarray, tets: np.ndarray, tags: np.ndarray, min_volume_mm3: float,
-                            ft: FaceTable | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+                            ft: FaceTable | None = None, return_table: bool = False) -> tuple:
     """Merge disconnected pieces of a tissue smaller than ``min_volume_mm3`` into a neighbour.
 
     A small piece takes the tag it shares most faces with; a piece touching only background
     is removed. The largest piece of each tissue is always kept. ``ft``: the face table of
-    ``tets`` if already computed. Returns (tets, tags, number of pieces changed).
+    ``tets`` if already computed. Returns (tets, tags, number of pieces changed), plus the face
+    table of the returned tets with ``return_table``.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     if min_volume_mm3 <= 0 or len(tets) == 0:
-        return tets, tags, 0
+        return (tets, tags, 0, ft if ft is not None else face_table(tets)) if return_table else (tets, tags, 0)
     ft = ft if ft is not None else face_table(tets)
     inner = ft.tet[:, 1] >= 0
     a, b = ft.tet[inner, 0], ft.tet[inner, 1]
@@ -220,7 +259,7 @@ def remove_small_components(nodes: np.ndarray, tets: np.ndarray, tags: np.ndarra
         largest[ids[np.argmax(cv[ids])]] = True
     small = (cv < min_volume_mm3) & ~largest
     if not small.any():
-        return tets, tags, 0
+        return (tets, tags, 0, ft) if return_table else (tets, tags, 0)
     # Neighbouring tags of each small piece, counted over shared faces.
     diff = ~same
     src = np.concatenate([comp[a[diff]], comp[b[diff]]])
@@ -240,25 +279,30 @@ def remove_small_components(nodes: np.ndarray, tets: np.ndarray, tags: np.ndarra
     moved = small & (new_tag >= 0)
     tags[moved[comp]] = new_tag[comp][moved[comp]]
     keep = ~(small & (new_tag < 0))[comp]
+    if return_table:
+        ft = ft if keep.all() else subset_face_table(ft, tets, keep)
+        return tets[keep], tags[keep], int(small.sum()), ft
     return tets[keep], tags[keep], int(small.sum())
 
 
 def remove_boundary_slivers(nodes: np.ndarray, tets: np.ndarray, tags: np.ndarray, min_dihedral_deg: float,
-                            ft: FaceTable | None = None, max_rounds: int = 5) -> tuple[np.ndarray, np.ndarray, int]:
+                            ft: FaceTable | None = None, max_rounds: int = 5,
+                            return_table: bool = False) -> tuple:
     """Delete flat tetrahedra lying on the outer boundary of the mesh.
 
     A tetrahedron is removed if at least two of its faces lie on the boundary (so all four
     nodes do) and it has a dihedral angle below ``min_dihedral_deg``; removing it swaps its
     boundary faces for its inner ones and changes the volume by its own (tiny) volume. Repeated up to ``max_rounds``
-    times, as removal exposes new faces. Returns (tets, tags, number removed).
+    times, as removal exposes new faces. Returns (tets, tags, number removed), plus the face
+    table of the returned tets with ``return_table``.
     """
     from navigator.meshing.quality import dihedral_angles
 
     removed = 0
     if min_dihedral_deg <= 0:
-        return tets, tags, 0
+        return (tets, tags, 0, ft if ft is not None else face_table(tets)) if return_table else (tets, tags, 0)
+    ft = ft if ft is not None else face_table(tets)
     for _ in range(max_rounds):
-        ft = ft if ft is not None else face_table(tets)
         bmask = ft.count == 1
         nb = np.bincount(ft.tet[bmask, 0], minlength=len(tets))
         cand = np.flatnonzero(nb >= 2)
@@ -269,10 +313,10 @@ def remove_boundary_slivers(nodes: np.ndarray, tets: np.ndarray, tags: np.ndarra
             break
         keep = np.ones(len(tets), bool)
         keep[bad] = False
+        ft = subset_face_table(ft, tets, keep)
         tets, tags = tets[keep], tags[keep]
         removed += len(bad)
-        ft = None
-    return tets, tags, removed
+    return (tets, tags, removed, ft) if return_table else (tets, tags, removed)
 
 
 def tag_surfaces(tets: np.ndarray, tags: np.ndarray, ft: FaceTable | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -331,6 +375,7 @@ def labels_to_mesh(
     params: MeshParameters | None = None,
     progress: Progress | None = None,
     workdir: str | Path | None = None,
+    timings: dict[str, tuple[float, float]] | None = None,
     **kwargs: Any,
 ) -> Mesh:
     """Mesh a tissue label image (SimNIBS numbering, 0 = background) into tetrahedra.
@@ -342,6 +387,7 @@ def labels_to_mesh(
             override single fields.
         progress: progress sink; cancelling kills the CGAL process.
         workdir: folder for CGAL's temporary files (default: a temporary folder).
+        timings: if given, filled with stage name -> (wall s, CPU s incl. the CGAL process).
 
     Returns:
         Mesh with nodes in world RAS mm, positively oriented tetrahedra tagged with their
@@ -372,11 +418,13 @@ def labels_to_mesh(
     spacing = labels.spacing
     sig_vox = params.smooth_sigma_mm / spacing.min() if params.smooth_sigma_mm > 0 else 0.0
     margin = int(np.ceil(3 * sig_vox)) + 3
+    timer = _StageTimer(timings)
     progress.update(0.0, "preparing labels")
     crop, offset = _crop(data, margin)
     fine, f, fld = _label_field(crop, spacing, params.upsample_mm, params.smooth_sigma_mm, progress.sub(0.0, 0.15),
                                 params.preserve_volumes)
     h = spacing / f
+    timer.lap("label_field")
     present = [int(t) for t in np.unique(fine) if t != 0]
     sizes = params.cell_sizes(present)
     criteria = {
@@ -386,6 +434,7 @@ def labels_to_mesh(
         "max_facet_distance": params.facet_distance_mm,
         "max_circumradius_edge_ratio": params.cell_radius_edge_ratio,
         "exude_time_limit": params.exude_time_limit_s,
+        "exude_sliver_bound": params.exude_sliver_bound_deg,
         "seed": int(params.seed),
         "cell_sizes": {**{str(k): v for k, v in sizes.items()}, "default": float(params.cell_size_mm)},
     }
@@ -395,7 +444,9 @@ def labels_to_mesh(
         cg.update(min(0.95, elapsed / (elapsed + 60.0)), f"CGAL Mesh_3 ({elapsed:.0f} s)")
 
     with tempfile.TemporaryDirectory(prefix="navigator-mesh-", dir=workdir) as tmp:
-        pts, tets, tet_labels = run_cgal(Path(tmp), fine, tuple(float(x) for x in h), criteria, poll)
+        pts, tets, tet_labels = run_cgal(Path(tmp), fine, tuple(float(x) for x in h), criteria, poll,
+                                     timings=timer.out)
+    timer.lap("cgal")
     progress.update(0.85, "post-processing")
     if len(tets) == 0:
         raise NavigatorError(f"{src}: CGAL produced no tetrahedra (are the labels too small?)")
@@ -407,19 +458,18 @@ def labels_to_mesh(
     ok = tags != 0
     tets, tags = tets[ok], tags[ok]
     tets = orient_positive(nodes, tets)
-    ft: FaceTable | None = face_table(tets, len(nodes))
-    m0 = len(tets)
-    tets, tags, _ = remove_small_components(nodes, tets, tags, params.min_component_mm3, ft)
-    if len(tets) != m0:
-        ft = None
-    m1 = len(tets)
-    tets, tags, _ = remove_boundary_slivers(nodes, tets, tags, params.boundary_sliver_deg, ft)
-    if len(tets) != m1:
-        ft = None
-    used, inv = np.unique(tets, return_inverse=True)
+    ft = face_table(tets, len(nodes))
+    tets, tags, _, ft = remove_small_components(nodes, tets, tags, params.min_component_mm3, ft,
+                                                return_table=True)
+    tets, tags, _, ft = remove_boundary_slivers(nodes, tets, tags, params.boundary_sliver_deg, ft,
+                                                return_table=True)
+    used = np.flatnonzero(np.bincount(tets.ravel(), minlength=len(nodes)))
+    lut = np.full(len(nodes), -1, np.int64)
+    lut[used] = np.arange(len(used))
     nodes = nodes[used]
-    tets = inv.reshape(-1, 4)
-    ft = face_table(tets, len(nodes)) if ft is None else _renumber(ft, used)
+    tets = lut[tets]
+    ft = _renumber(ft, used)
+    timer.lap("cleanup")
     if params.project_interfaces and fld is not None:
         progress.update(0.88, "projecting interface nodes")
         to_grid = np.linalg.inv(labels.affine)
@@ -427,18 +477,24 @@ def labels_to_mesh(
         nodes, _ = fld.project(nodes, tets, tags, ft.faces[ft.count == 1], to_grid,
                                max_move_mm=0.75 * float(np.max(spacing)),
                                min_angle_deg=PROJECT_MIN_ANGLE_DEG)
+        timer.lap("projection")
     progress.update(0.9, "tagging surfaces")
     tri, tri_tags = tag_surfaces(tets, tags, ft)
+    timer.lap("tag_surfaces")
     if params.sliver_target_deg > 0:
         from navigator.meshing.slivers import improve_slivers
 
         progress.update(0.93, "repairing slivers")
-        nodes, _ = improve_slivers(nodes, tets, tri, target_deg=params.sliver_target_deg, seed=int(params.seed))
+        nodes, _ = improve_slivers(nodes, tets, tri, target_deg=params.sliver_target_deg,
+                                   seed=int(params.seed),
+                                   floor_deg=min(params.sliver_floor_deg, params.sliver_target_deg))
+        timer.lap("slivers")
         if params.project_interfaces and fld is not None:
             # Second pass: the repair often frees nodes whose projection was blocked by a sliver.
             nodes, _ = fld.project(nodes, tets, tags, ft.faces[ft.count == 1], to_grid,
                                    max_move_mm=0.75 * float(np.max(spacing)),
                                    min_angle_deg=PROJECT_MIN_ANGLE_DEG)
+            timer.lap("projection_2")
     progress.update(1.0, "done")
     return Mesh(nodes=nodes, tetrahedra=tets, tet_tags=tags, triangles=tri, triangle_tags=tri_tags)
 

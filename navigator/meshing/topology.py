@@ -45,23 +45,52 @@ def _face_keys(sorted_faces: np.ndarray, n_nodes: int) -> np.ndarray:
 
 
 def face_table(tetrahedra: np.ndarray, n_nodes: int | None = None) -> FaceTable:
-    """Build the :class:`FaceTable` of ``tetrahedra`` ((M, 4) node indices, positively oriented)."""
-    tets = np.asarray(tetrahedra, dtype=np.int64).reshape(-1, 4)
+    """Build the :class:`FaceTable` of ``tetrahedra`` ((M, 4) node indices, positively oriented).
+
+    Faces come in ascending order of their sorted node triple; of a shared face, ``tet[:, 0]``
+    is the tetrahedron listed first.
+    """
+    from navigator.meshing._kernels import face_table_kernel
+
+    tets = np.ascontiguousarray(np.asarray(tetrahedra, dtype=np.int64).reshape(-1, 4))
     m = len(tets)
     if n_nodes is None:
         n_nodes = int(tets.max()) + 1 if m else 0
-    oriented = tets[:, TET_FACES].reshape(-1, 3)  # (4M, 3), face j of tet i at 4i + j
-    keys = _face_keys(np.sort(oriented, axis=1), n_nodes)
-    order = np.argsort(keys, kind="stable")
-    ks = keys[order]
-    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-    count = np.diff(np.r_[starts, len(ks)])
-    first = order[starts]
-    second = np.full(len(starts), -1, dtype=np.int64)
-    has2 = count >= 2
-    second[has2] = order[starts[has2] + 1]
-    tet = np.stack([first // 4, np.where(second >= 0, second // 4, -1)], axis=1)
-    return FaceTable(faces=oriented[first], tet=tet, count=count)
+    if m == 0:
+        return FaceTable(faces=np.zeros((0, 3), np.int64), tet=np.zeros((0, 2), np.int64),
+                         count=np.zeros(0, np.int64))
+    n_nodes = max(int(n_nodes), int(tets.max()) + 1)
+    faces, tet, count = face_table_kernel(tets, n_nodes)
+    return FaceTable(faces=faces, tet=tet, count=count)
+
+
+def subset_face_table(ft: FaceTable, tetrahedra: np.ndarray, keep: np.ndarray) -> FaceTable:
+    """The face table of ``tetrahedra[keep]`` derived from ``ft``, the table of ``tetrahedra``.
+
+    Same result as ``face_table(tetrahedra[keep])`` (tetrahedra renumbered in kept order) without
+    sorting the faces again. Falls back to :func:`face_table` for non-conforming meshes.
+    """
+    keep = np.asarray(keep, bool)
+    if ft.count.max(initial=0) > 2:
+        return face_table(tetrahedra[keep])
+    new_id = np.cumsum(keep) - 1
+    t0, t1 = ft.tet[:, 0], ft.tet[:, 1]
+    a0 = keep[t0]
+    a1 = (t1 >= 0) & keep[np.maximum(t1, 0)]
+    live = a0 | a1
+    faces = ft.faces.copy()
+    # Where the first tetrahedron goes, the face is seen from the second one.
+    sw = np.flatnonzero(~a0 & a1)
+    if len(sw):
+        tt = tetrahedra[t1[sw]]
+        missing = ~((tt[:, :, None] == ft.faces[sw][:, None, :]).any(axis=2))  # the node opposite the face
+        j = np.argmax(missing, axis=1)
+        faces[sw] = tt[np.arange(len(sw))[:, None], TET_FACES[j]]
+    first = np.where(a0, t0, t1)
+    second = np.where(a0 & a1, t1, -1)
+    tet = np.stack([new_id[first], np.where(second >= 0, new_id[np.maximum(second, 0)], -1)], axis=1)
+    count = a0.astype(np.int64) + a1
+    return FaceTable(faces=faces[live], tet=tet[live], count=count[live])
 
 
 def boundary_faces(tetrahedra: np.ndarray, n_nodes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
