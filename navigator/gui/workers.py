@@ -16,6 +16,12 @@ react in time. Such functions and their arguments must be picklable (see
 
 from __future__ import annotations
 
+# The multiprocessing machinery is imported here, at start-up: imported the first time on a
+# relay thread, it would hold the interpreter lock (and stall the UI) while a task starts.
+import multiprocessing as mp
+import multiprocessing.queues  # noqa: F401
+import multiprocessing.synchronize  # noqa: F401
+import queue as queue_mod
 import time
 import traceback
 from collections.abc import Callable
@@ -26,6 +32,11 @@ from PyQt6.QtCore import QObject, QRunnable, QThreadPool, pyqtSignal, pyqtSlot
 
 from navigator.core.errors import Cancelled
 from navigator.core.progress import CancelToken, Progress
+
+try:
+    import multiprocessing.popen_spawn_posix  # noqa: F401
+except ImportError:  # Windows
+    pass
 
 
 @dataclass
@@ -74,9 +85,6 @@ class Task(QRunnable):
         self.token.cancel()
 
     def _run_in_process(self) -> None:
-        import multiprocessing as mp
-        import queue as queue_mod
-
         from navigator.core.errors import NavigatorError
         from navigator.gui.jobs import child_main
 
