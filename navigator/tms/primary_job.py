@@ -2,9 +2,9 @@
 
 Why: the FMM of ``fmm3dpy`` runs on one core and holds Python's GIL for its whole duration,
 while the FEM assembly (compiled, both cores) and the AMG set-up (scipy, one core) do not
-need the primary field. On a 2-core machine the FMM in a second process therefore overlaps
-the assembly and set-up almost for free (about 2.4 s saved per simulation at 1 M nodes,
-docs/performance.md).
+need the primary field. On a 2-core machine the FMM in a second process therefore runs beside
+the set-up almost for free (at 1 M nodes 9.4-9.7 s instead of 12.1-12.2 s per
+simulation, docs/performance.md).
 
 Protocol: the parent writes ``job.pkl`` (coil, pose, dI/dt, method, eps) and ``points.npy``
 into a private temporary folder, runs ``python -m navigator.tms.primary_job DIR`` and, once
@@ -35,7 +35,7 @@ import numpy as np
 
 from navigator.core.progress import Progress, ensure_progress
 from navigator.tms.coil import Coil
-from navigator.tms.primary import _choose, primary_field
+from navigator.tms.primary import _choose, check_pose, primary_field
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +105,6 @@ class PrimaryFieldJob:
         parallel loops use every core, so the single-threaded FMM does not make them wait; on
         a machine with a spare core it computes right away.
         """
-        from navigator.tms.primary import check_pose
-
         check_pose(pose)  # bad poses fail here, in the caller, not in the child
         pts = np.ascontiguousarray(points_mm, dtype=np.float64).reshape(-1, 3)
         job = cls(coil, pose, pts, didt, method, eps)
