@@ -103,13 +103,13 @@ def solve_tms(mesh: Mesh, coil: Coil, pose: np.ndarray, didt: float, *, sigma: n
             timings["solver_setup"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         values = job.result(progress.sub(0.3, 0.45, "primary field"))
+        if job.in_background:
+            timings["primary_field_wait"] = time.perf_counter() - t0
     finally:
         job.close()
+    timings["primary_field"] = job.seconds
     D = values if d_at == "centroids" else element_mean(np.ascontiguousarray(mesh.tetrahedra, np.int64),
                                                        np.ascontiguousarray(values, np.float64))
-    timings["primary_field"] = job.seconds
-    if job.in_background:
-        timings["primary_field_wait"] = time.perf_counter() - t0
     progress.update(0.5, "solving")
     t0 = time.perf_counter()
     rhs = system.rhs_impressed_nodal_field(values) if d_at == "nodes" else system.rhs_impressed_field(D)
