@@ -139,6 +139,15 @@ def csr_pattern(tets: np.ndarray, start: np.ndarray, elems: np.ndarray, n_nodes:
     return indptr, _row_fill(tets, start, elems, indptr, nc)
 
 
+@nb.njit(cache=True, inline="always")
+def _corner(tets: np.ndarray, e: int, i: int) -> int:
+    """Position (0-3) of node i among element e's nodes (i must be one of them)."""
+    a = 0
+    while tets[e, a] != i:
+        a += 1
+    return a
+
+
 @nb.njit(cache=True, parallel=True)
 def _stiffness_values(tets: np.ndarray, grads: np.ndarray, weight: np.ndarray, start: np.ndarray,
                       elems: np.ndarray, indptr: np.ndarray, indices: np.ndarray, n_chunks: int) -> np.ndarray:
@@ -151,9 +160,7 @@ def _stiffness_values(tets: np.ndarray, grads: np.ndarray, weight: np.ndarray, s
                 pos[indices[q]] = q
             for p in range(start[i], start[i + 1]):
                 e = elems[p]
-                a = 0
-                while tets[e, a] != i:
-                    a += 1
+                a = _corner(tets, e, i)
                 w = weight[e]
                 gx = grads[e, a, 0] * w
                 gy = grads[e, a, 1] * w
@@ -202,9 +209,7 @@ def divergence_load(tets: np.ndarray, grads: np.ndarray, volumes: np.ndarray, fl
         s = 0.0
         for p in range(start[i], start[i + 1]):
             e = elems[p]
-            a = 0
-            while tets[e, a] != i:
-                a += 1
+            a = _corner(tets, e, i)
             s += volumes[e] * (flux[e, 0] * grads[e, a, 0] + flux[e, 1] * grads[e, a, 1]
                                + flux[e, 2] * grads[e, a, 2])
         b[i] = s
@@ -222,9 +227,7 @@ def nodal_divergence_load(tets: np.ndarray, grads: np.ndarray, weight: np.ndarra
         s = 0.0
         for p in range(start[i], start[i + 1]):
             e = elems[p]
-            a = 0
-            while tets[e, a] != i:
-                a += 1
+            a = _corner(tets, e, i)
             dx = 0.0
             dy = 0.0
             dz = 0.0
