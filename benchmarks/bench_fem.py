@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -87,7 +88,7 @@ def bench_sphere(sizes: list[str]) -> None:
     print("|---|---|---|---|---|---|")
     for spec in sizes:  # "H" = uniform size H mm; "H/S": S mm in the outer 25 mm + shells, H at the centre
         h, _, hs = spec.partition("/")
-        mesh = concentric_sphere_mesh(radii, (3, 4, 5), size=float(h), size_surface=float(hs) if hs else None)
+        mesh = concentric_sphere_mesh(radii, (3, 4, 5), size=float(h), size_surface=float(hs) if hs else None, threads=os.cpu_count() or 1)
         sigma = conductivity_per_tet(mesh)
         scalp = Scalp(mesh)
         els = [place_electrode(scalp, ElectrodeSpec(tuple(a), 1.0, "point"), a),

@@ -14,6 +14,7 @@ agreement at a few placements, the 64-electrode HD leadfield time and the HD LP/
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -68,7 +69,7 @@ def main() -> None:
         from navigator.fem.spheres import concentric_sphere_mesh
         from navigator.tms.pose import outer_surface
 
-        mesh = concentric_sphere_mesh((72.0, 78.0, 81.0, 86.0, 92.0), (1, 2, 3, 4, 5), size=a.size)
+        mesh = concentric_sphere_mesh((72.0, 78.0, 81.0, 86.0, 92.0), (1, 2, 3, 4, 5), size=a.size, threads=os.cpu_count() or 1)
         scalp = outer_surface(mesh)
         target = np.array([-30.0, 40.0, 55.0])
         target = target / np.linalg.norm(target) * 75.0

@@ -95,7 +95,7 @@ def bench_convergence(sizes: list[float]) -> None:
     print("sphere r = 85/90/95 mm, dipole 15 mm above, inner-shell elements:")
     for size in sizes:
         t = time.perf_counter()
-        mesh = concentric_sphere_mesh(size=size)
+        mesh = concentric_sphere_mesh(size=size, threads=os.cpu_count() or 1)
         tm = time.perf_counter() - t
         t = time.perf_counter()
         f = solve_tms(mesh, coil, pose, 1e6)
