@@ -6,6 +6,7 @@ Usage::
     python benchmarks/bench_meshing.py --samples sphere
     python benchmarks/bench_meshing.py --compare        # mesher variants on a synthetic folded head
     python benchmarks/bench_meshing.py --labels FILE.nii.gz
+    python benchmarks/bench_meshing.py --samples phantom --set perturb=true   # non-default parameters
 
 The samples come from ``navigator.samples.write_sample``; if that is unavailable, a synthetic
 folded head (``synthetic_head``) stands in for the phantom and the sphere is built here
@@ -161,13 +162,23 @@ def main(argv=None) -> int:
     ap.add_argument("--compare", action="store_true", help="compare mesher settings on the synthetic head")
     ap.add_argument("--labels", nargs="+", help="mesh these label NIfTIs instead (e.g. a segmented phantom: "
                     "navigator sample phantom --out P && navigator segment P, then P/labels/labels.nii.gz)")
+    ap.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
+                    help="override meshing parameters (JSON values), e.g. --set perturb=true cell_size_mm=3")
     args = ap.parse_args(argv)
+    overrides = {}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        try:
+            overrides[name] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[name] = value
+    MeshParameters.from_kwargs(**overrides)  # unknown names fail here, before any meshing
     print(f"defaults: {json.dumps(MeshParameters().to_json())}")
     if args.labels:
         from navigator.meshing.step import read_labels
 
         for path in args.labels:
-            measure(read_labels(path), str(path))
+            measure(read_labels(path), str(path), **overrides)
         return 0
     if args.compare:
         head = synthetic_head()
@@ -185,7 +196,7 @@ def main(argv=None) -> int:
         for name in args.samples:
             vol = sample_labels(name, Path(tmp))
             radii = {1003: 85.0, 1004: 90.0, 1005: 95.0} if name == "sphere" else None
-            measure(vol, f"{name} (default settings)", radii=radii)
+            measure(vol, f"{name} ({'default settings' if not overrides else overrides})", radii=radii, **overrides)
     return 0
 
 

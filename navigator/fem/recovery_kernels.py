@@ -19,6 +19,24 @@ import numba as nb
 import numpy as np
 
 
+@nb.njit(cache=True, inline="always")
+def _distinct_tags(tag_idx: np.ndarray, node_elems: np.ndarray, p0: int, p1: int, out: np.ndarray) -> int:
+    """Distinct tissue indices of the elements ``node_elems[p0:p1]`` (one node's elements),
+    written to ``out`` in order of first appearance; returns how many."""
+    n = 0
+    for p in range(p0, p1):
+        t = tag_idx[node_elems[p]]
+        new = True
+        for s in range(n):
+            if out[s] == t:
+                new = False
+                break
+        if new:
+            out[n] = t
+            n += 1
+    return n
+
+
 @nb.njit(cache=True, parallel=True)
 def patch_index(tets: np.ndarray, tag_idx: np.ndarray, n_tags: int, node_start: np.ndarray,
                 node_elems: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -41,18 +59,7 @@ def patch_index(tets: np.ndarray, tag_idx: np.ndarray, n_tags: int, node_start: 
     for ch in nb.prange(n_chunks):
         seen = np.empty(n_tags, np.int64)
         for i in range(ch * n_nodes // n_chunks, (ch + 1) * n_nodes // n_chunks):
-            n_here = 0
-            for p in range(node_start[i], node_start[i + 1]):
-                t = tag_idx[node_elems[p]]
-                new = True
-                for s in range(n_here):
-                    if seen[s] == t:
-                        new = False
-                        break
-                if new:
-                    seen[n_here] = t
-                    n_here += 1
-            first[i + 1] = n_here
+            first[i + 1] = _distinct_tags(tag_idx, node_elems, node_start[i], node_start[i + 1], seen)
     for i in range(n_nodes):
         first[i + 1] += first[i]
     n_patch = first[n_nodes]
@@ -71,20 +78,10 @@ def patch_index(tets: np.ndarray, tag_idx: np.ndarray, n_tags: int, node_start: 
             if n_here == 0:
                 continue
             # distinct tissues of the node, ascending, with their corner counts
+            _distinct_tags(tag_idx, node_elems, node_start[i], node_start[i + 1], tags_buf)
             tags = tags_buf[:n_here]
             cnt = cnt_buf[:n_here]
             cnt[:] = 0
-            k = 0
-            for p in range(node_start[i], node_start[i + 1]):
-                t = tag_idx[node_elems[p]]
-                new = True
-                for s in range(k):
-                    if tags[s] == t:
-                        new = False
-                        break
-                if new:
-                    tags[k] = t
-                    k += 1
             for s in range(1, n_here):  # insertion sort (a handful of tissues)
                 t = tags[s]
                 j = s

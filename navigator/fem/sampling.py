@@ -181,16 +181,51 @@ def _tet_box(ijk: np.ndarray, tets: np.ndarray, t: int, shape: np.ndarray, lo: n
     return True
 
 
+@nb.njit(cache=True, inline="always")
+def _tet_voxels(ijk: np.ndarray, tets: np.ndarray, t: int, lo: np.ndarray, cnt: np.ndarray, Ti: np.ndarray,
+                shape: np.ndarray, write: bool, out_flat: np.ndarray, out_bary: np.ndarray, q: int) -> int:
+    """Voxel centres of tet ``t`` inside it (barycentric tolerance 1e-6) among the ``cnt`` box
+    voxels from ``lo`` (from :func:`_tet_box`, with ``Ti`` its inverse edge matrix); returns how
+    many. With ``write``, their flat indices and barycentric coordinates (float32) go to
+    ``out_flat[q:]`` and ``out_bary[q:]``."""
+    eps = np.float32(1e-6)
+    one = np.float32(1.0)
+    top = one + eps
+    s1 = shape[1] * shape[2]
+    n_in = 0
+    for a in range(cnt[0]):
+        d0 = np.float32(lo[0] + a - ijk[tets[t, 0], 0])
+        for b in range(cnt[1]):
+            d1 = np.float32(lo[1] + b - ijk[tets[t, 0], 1])
+            # float32 (T0 d0 + T1 d1) + T2 d2, the row part first (same rounding)
+            r0 = Ti[0, 0] * d0 + Ti[0, 1] * d1
+            r1 = Ti[1, 0] * d0 + Ti[1, 1] * d1
+            r2 = Ti[2, 0] * d0 + Ti[2, 1] * d1
+            for c in range(cnt[2]):
+                d2 = np.float32(lo[2] + c - ijk[tets[t, 0], 2])
+                l0 = r0 + Ti[0, 2] * d2
+                l1 = r1 + Ti[1, 2] * d2
+                l2 = r2 + Ti[2, 2] * d2
+                if l0 >= -eps and l1 >= -eps and l2 >= -eps and l0 + l1 + l2 <= top:
+                    if write:
+                        out_flat[q + n_in] = (lo[0] + a) * s1 + (lo[1] + b) * shape[2] + lo[2] + c
+                        out_bary[q + n_in, 0] = one - (l0 + l1 + l2)
+                        out_bary[q + n_in, 1] = l0
+                        out_bary[q + n_in, 2] = l1
+                        out_bary[q + n_in, 3] = l2
+                    n_in += 1
+    return n_in
+
+
 @nb.njit(cache=True, parallel=True, nogil=True)
 def _rasterize_kernel(ijk: np.ndarray, tets: np.ndarray, orig: np.ndarray, shape: np.ndarray, chunk: int
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Voxels inside the tets (see :func:`rasterize_tets`); ``orig`` (M,) = index of each tet in
     the caller's numbering (the tets may come renumbered for memory locality)."""
     m = tets.shape[0]
-    eps = np.float32(1e-6)
-    one = np.float32(1.0)
-    top = one + eps
     counts = np.zeros(m + 1, np.int64)
+    no_flat = np.empty(0, np.int64)
+    no_bary = np.empty((0, 4), np.float32)
     n_chunks = max(1, min(m, 64))
     for ch in nb.prange(n_chunks):  # pass 1: voxels per tet
         lo = np.empty(3, np.int64)
@@ -199,23 +234,7 @@ def _rasterize_kernel(ijk: np.ndarray, tets: np.ndarray, orig: np.ndarray, shape
         for t in range(ch * m // n_chunks, (ch + 1) * m // n_chunks):
             if not _tet_box(ijk, tets, t, shape, lo, cnt, Ti):
                 continue
-            n_in = 0
-            for a in range(cnt[0]):
-                d0 = np.float32(lo[0] + a - ijk[tets[t, 0], 0])
-                for b in range(cnt[1]):
-                    d1 = np.float32(lo[1] + b - ijk[tets[t, 0], 1])
-                    # float32 (T0 d0 + T1 d1) + T2 d2, the row part first (same rounding)
-                    r0 = Ti[0, 0] * d0 + Ti[0, 1] * d1
-                    r1 = Ti[1, 0] * d0 + Ti[1, 1] * d1
-                    r2 = Ti[2, 0] * d0 + Ti[2, 1] * d1
-                    for c in range(cnt[2]):
-                        d2 = np.float32(lo[2] + c - ijk[tets[t, 0], 2])
-                        l0 = r0 + Ti[0, 2] * d2
-                        l1 = r1 + Ti[1, 2] * d2
-                        l2 = r2 + Ti[2, 2] * d2
-                        if l0 >= -eps and l1 >= -eps and l2 >= -eps and l0 + l1 + l2 <= top:
-                            n_in += 1
-            counts[t + 1] = n_in
+            counts[t + 1] = _tet_voxels(ijk, tets, t, lo, cnt, Ti, shape, False, no_flat, no_bary, 0)
     for t in range(m):
         counts[t + 1] += counts[t]
     n_cand = counts[m]
@@ -232,27 +251,7 @@ def _rasterize_kernel(ijk: np.ndarray, tets: np.ndarray, orig: np.ndarray, shape
             if not _tet_box(ijk, tets, t, shape, lo, cnt, Ti):
                 continue
             c_rank[t] = (orig[t] // chunk) * 10**12 + cnt[0] * 1_000_000 + cnt[1] * 1000 + cnt[2]
-            q = counts[t]
-            for a in range(cnt[0]):
-                d0 = np.float32(lo[0] + a - ijk[tets[t, 0], 0])
-                for b in range(cnt[1]):
-                    d1 = np.float32(lo[1] + b - ijk[tets[t, 0], 1])
-                    # float32 (T0 d0 + T1 d1) + T2 d2, the row part first (same rounding)
-                    r0 = Ti[0, 0] * d0 + Ti[0, 1] * d1
-                    r1 = Ti[1, 0] * d0 + Ti[1, 1] * d1
-                    r2 = Ti[2, 0] * d0 + Ti[2, 1] * d1
-                    for c in range(cnt[2]):
-                        d2 = np.float32(lo[2] + c - ijk[tets[t, 0], 2])
-                        l0 = r0 + Ti[0, 2] * d2
-                        l1 = r1 + Ti[1, 2] * d2
-                        l2 = r2 + Ti[2, 2] * d2
-                        if l0 >= -eps and l1 >= -eps and l2 >= -eps and l0 + l1 + l2 <= top:
-                            c_flat[q] = (lo[0] + a) * s1 + (lo[1] + b) * shape[2] + lo[2] + c
-                            c_bary[q, 0] = one - (l0 + l1 + l2)
-                            c_bary[q, 1] = l0
-                            c_bary[q, 2] = l1
-                            c_bary[q, 3] = l2
-                            q += 1
+            _tet_voxels(ijk, tets, t, lo, cnt, Ti, shape, True, c_flat, c_bary, counts[t])
     # a voxel inside several tets (on a shared face, within the tolerance) keeps the tet that
     # came first in the order of the former numpy version: chunk, box size, tet index
     n_vox = shape[0] * s1

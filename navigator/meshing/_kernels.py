@@ -322,6 +322,25 @@ def newton_project(x0: np.ndarray, ia: np.ndarray, ib: np.ndarray, buf: np.ndarr
 
 # ---------------------------------------------------------------------------- sliver repair
 
+@nb.njit(cache=True, inline="always")
+def _mean_corner_distance(nodes: np.ndarray, tets: np.ndarray, tet_of: np.ndarray, s0: int, s1: int,
+                          v: int) -> float:
+    """Mean of the non-zero distances (mm) from node ``v`` to the corners of its incident tets
+    ``tet_of[s0:s1]``: the local length scale of the node's trial moves."""
+    tot = 0.0
+    cnt = 0
+    for q in range(s0, s1):
+        e = tet_of[q]
+        for j in range(4):
+            w = tets[e, j]
+            ln = np.sqrt((nodes[w, 0] - nodes[v, 0]) ** 2 + (nodes[w, 1] - nodes[v, 1]) ** 2
+                         + (nodes[w, 2] - nodes[v, 2]) ** 2)
+            if ln > 0:
+                tot += ln
+                cnt += 1
+    return tot / cnt
+
+
 @nb.njit(cache=True)
 def improve_slivers_kernel(nodes: np.ndarray, tets: np.ndarray, tet_of: np.ndarray, starts: np.ndarray,
                            normal: np.ndarray, fixed: np.ndarray, dirs: np.ndarray, fracs_free: np.ndarray,
@@ -374,19 +393,7 @@ def improve_slivers_kernel(nodes: np.ndarray, tets: np.ndarray, tet_of: np.ndarr
                         ln = max(np.sqrt(d[i, 0] ** 2 + d[i, 1] ** 2 + d[i, 2] ** 2), 1e-12)
                         for c in range(3):
                             d[i, c] /= ln
-                # mean length of the (non-zero) node-to-corner distances of the incident tets
-                tot = 0.0
-                cnt = 0
-                for q in range(s0, s1):
-                    e = tet_of[q]
-                    for j in range(4):
-                        w = tets[e, j]
-                        ln = np.sqrt((nodes[w, 0] - nodes[v, 0]) ** 2 + (nodes[w, 1] - nodes[v, 1]) ** 2
-                                     + (nodes[w, 2] - nodes[v, 2]) ** 2)
-                        if ln > 0:
-                            tot += ln
-                            cnt += 1
-                length = tot / cnt
+                length = _mean_corner_distance(nodes, tets, tet_of, s0, s1, v)
                 rr_now = np.inf
                 for q in range(s0, s1):
                     e = tet_of[q]
@@ -402,21 +409,7 @@ def improve_slivers_kernel(nodes: np.ndarray, tets: np.ndarray, tet_of: np.ndarr
                     for jf in range(nfr):
                         for c in range(3):
                             cand[c] = nodes[v, c] + d[i, c] * (fracs[jf] * length)
-                        ok = True
-                        worst_ang = np.inf
-                        worst_rr = np.inf
-                        for q in range(s0, s1):
-                            e = tet_of[q]
-                            for j in range(4):
-                                w = tets[e, j]
-                                for c in range(3):
-                                    p[j, c] = cand[c] if w == v else nodes[w, c]
-                            a, r, vol = _tet_quality(p)
-                            if not vol > 0:
-                                ok = False
-                                break
-                            worst_ang = min(worst_ang, a)
-                            worst_rr = min(worst_rr, r)
+                        worst_ang, worst_rr, ok = _worst_around(nodes, tets, tet_of, s0, s1, v, cand, p)
                         if not ok or not worst_rr >= rr_min:
                             continue
                         if worst_ang > best_ang:
@@ -616,18 +609,7 @@ def lift_slivers_kernel(nodes: np.ndarray, tets: np.ndarray, tet_of: np.ndarray,
             cur = np.inf
             for q in range(s0, s1):
                 cur = min(cur, mind[tet_of[q]])
-            tot = 0.0
-            cnt = 0
-            for q in range(s0, s1):
-                e = tet_of[q]
-                for j in range(4):
-                    w = tets[e, j]
-                    ln = np.sqrt((nodes[w, 0] - nodes[v, 0]) ** 2 + (nodes[w, 1] - nodes[v, 1]) ** 2
-                                 + (nodes[w, 2] - nodes[v, 2]) ** 2)
-                    if ln > 0:
-                        tot += ln
-                        cnt += 1
-            length = tot / cnt
+            length = _mean_corner_distance(nodes, tets, tet_of, s0, s1, v)
             _, rr_now, _ = _worst_around(nodes, tets, tet_of, s0, s1, v, nodes[v].copy(), p)
             rr_min = 0.5 * min(rr_now, 0.1)
             best_ang = -np.inf

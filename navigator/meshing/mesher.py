@@ -16,6 +16,9 @@ Pipeline (see ``docs/meshing.md`` for the measurements behind the defaults):
    Optional optimisers lloyd/odt/perturb/exude; exudation works on the elements below
    ``exude_sliver_bound_deg`` until none can be improved, so it ends by itself and its result
    does not depend on the machine's load (``exude_time_limit_s`` is only a safety net).
+   Sliver perturbation is off by default: CGAL limits it to the wall-clock time the
+   refinement took, so its result changed from run to run; without it the same labels give
+   the same mesh, bit for bit.
 4. Vertices are mapped exactly through the label volume's affine (any orientation, flips
    included) to world RAS mm; every tetrahedron is re-oriented to positive volume.
 5. Disconnected pieces of a tissue smaller than ``min_component_mm3`` are given to the
@@ -113,7 +116,9 @@ class MeshParameters:
     locally (:mod:`navigator.meshing.slivers`; 0 = off); elements still below
     ``sliver_floor_deg`` may then move a node off its interface by the smallest step that
     lifts them (0 = never). CGAL's exudation treats elements below ``exude_sliver_bound_deg``
-    (0 = all, until ``exude_time_limit_s`` of wall-clock time; 0 = no limit).
+    (0 = all, until ``exude_time_limit_s`` of wall-clock time; 0 = no limit). ``perturb``
+    turns on CGAL's sliver perturbation, which runs for as long as the refinement took (wall
+    clock), so the mesh then depends on the machine's speed and load.
     ``preserve_volumes`` keeps thin structures and every label's voxel volume when smoothing;
     ``project_interfaces`` moves interface nodes onto the smooth interfaces
     (:mod:`navigator.meshing.labelfield`).
@@ -129,7 +134,7 @@ class MeshParameters:
     smooth_sigma_mm: float = 0.6
     lloyd: bool = False
     odt: bool = False
-    perturb: bool = True
+    perturb: bool = False
     exude: bool = True
     exude_time_limit_s: float = 300.0
     exude_sliver_bound_deg: float = 15.0

@@ -1,4 +1,4 @@
-"""Sliver repair by local node relocation (after CGAL's perturbation and exudation).
+"""Sliver repair by local node relocation (after CGAL's exudation).
 
 CGAL cannot move vertices that lie on tissue interfaces, so slivers whose four nodes all sit
 on interfaces survive exudation. Here each node of a bad tetrahedron may move a short
