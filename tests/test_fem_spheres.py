@@ -52,3 +52,36 @@ def test_point_electrodes_converge_to_analytic():
     # tissue-wise patch recovery (the field simulate_tdcs reports): ~3.6 % and ~0.9 %
     assert recovered[0] <= 0.05 and recovered[1] <= 0.02
     assert recovered[0] < 0.5 * errors[0] and recovered[1] < 0.5 * errors[1]
+
+
+def test_sphere_meshing_keeps_broken_pipes_harmless():
+    """gmsh.initialize() resets SIGPIPE to 'terminate'; after meshing (main thread and worker
+    thread) a write to a pipe whose reader has gone must raise BrokenPipeError, not kill the
+    process (this killed a whole test run when a background child had died)."""
+    import subprocess
+    import sys
+
+    code = """
+import os, threading
+from navigator.fem.spheres import concentric_sphere_mesh
+
+def write_to_dead_pipe():
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        os.write(w, b"go")
+    except BrokenPipeError:
+        return "raised"
+    finally:
+        os.close(w)
+    return "no error"
+
+concentric_sphere_mesh(size=25.0)
+print("main", write_to_dead_pipe(), flush=True)
+t = threading.Thread(target=concentric_sphere_mesh, kwargs={"size": 25.0})
+t.start(); t.join()
+print("thread", write_to_dead_pipe(), flush=True)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-500:])
+    assert proc.stdout.split() == ["main", "raised", "thread", "raised"]

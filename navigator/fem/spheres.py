@@ -6,9 +6,26 @@ the outer-surface triangles of shell k carry tag 1000 + tag_k, as in SimNIBS mes
 
 from __future__ import annotations
 
+import ctypes
+import signal
+import threading
+
 import numpy as np
 
 from navigator.core.mesh import Mesh
+
+
+def _set_sigpipe(disposition: object) -> None:
+    """Set this process's SIGPIPE disposition (SIG_IGN / SIG_DFL / a Python handler)."""
+    if not hasattr(signal, "SIGPIPE"):
+        return
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGPIPE, disposition)  # type: ignore[arg-type]
+    elif disposition in (signal.SIG_IGN, signal.SIG_DFL):  # signal.signal works in the main thread only
+        libc = ctypes.CDLL(None)
+        libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+        libc.signal.restype = ctypes.c_void_p
+        libc.signal(int(signal.SIGPIPE), int(disposition))  # type: ignore[call-overload]
 
 
 def concentric_sphere_mesh(
@@ -40,6 +57,10 @@ def concentric_sphere_mesh(
 
     if len(radii) != len(tags) or list(radii) != sorted(radii):
         raise ValueError("radii must increase and match tags")
+    # gmsh.initialize() resets SIGPIPE to "terminate". Python ignores it, so that a write to a
+    # pipe whose reader died (a crashed child process) raises BrokenPipeError; left at the
+    # default, such a write would kill this whole process (a GUI, a test run) without a word.
+    sigpipe = signal.getsignal(signal.SIGPIPE) if hasattr(signal, "SIGPIPE") else None
     gmsh.initialize(interruptible=False)
     try:
         gmsh.option.setNumber("General.Terminal", 0)
@@ -116,6 +137,8 @@ def concentric_sphere_mesh(
                         tri_tags.append(np.full(len(conn), phys))
     finally:
         gmsh.finalize()
+        if sigpipe is not None:
+            _set_sigpipe(sigpipe)
     tets_a = np.concatenate(tets)
     used = np.unique(np.concatenate([tets_a.ravel()] + [t.ravel() for t in tris]))
     remap = np.full(len(nodes), -1, np.int64)
