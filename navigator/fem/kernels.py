@@ -17,21 +17,23 @@ import numba as nb
 import numpy as np
 
 
+@nb.njit(cache=True, inline="always")
+def tet_edges(nodes: np.ndarray, i0: int, i1: int, i2: int, i3: int
+              ) -> tuple[float, float, float, float, float, float, float, float, float]:
+    """Edge vectors a = x1 - x0, b = x2 - x0, c = x3 - x0 of the tet (i0, i1, i2, i3), as
+    (ax, ay, az, bx, by, bz, cx, cy, cz) in the nodes' unit."""
+    return (nodes[i1, 0] - nodes[i0, 0], nodes[i1, 1] - nodes[i0, 1], nodes[i1, 2] - nodes[i0, 2],
+            nodes[i2, 0] - nodes[i0, 0], nodes[i2, 1] - nodes[i0, 1], nodes[i2, 2] - nodes[i0, 2],
+            nodes[i3, 0] - nodes[i0, 0], nodes[i3, 1] - nodes[i0, 1], nodes[i3, 2] - nodes[i0, 2])
+
+
 @nb.njit(cache=True, parallel=True)
 def p1_gradients_kernel(nodes: np.ndarray, tets: np.ndarray, grads: np.ndarray, dets: np.ndarray) -> None:
     """Fill grads (M, 4, 3) with the shape-function gradients and dets (M,) with 6 x signed volume."""
     m = tets.shape[0]
     for e in nb.prange(m):
         i0, i1, i2, i3 = tets[e, 0], tets[e, 1], tets[e, 2], tets[e, 3]
-        ax = nodes[i1, 0] - nodes[i0, 0]
-        ay = nodes[i1, 1] - nodes[i0, 1]
-        az = nodes[i1, 2] - nodes[i0, 2]
-        bx = nodes[i2, 0] - nodes[i0, 0]
-        by = nodes[i2, 1] - nodes[i0, 1]
-        bz = nodes[i2, 2] - nodes[i0, 2]
-        cx = nodes[i3, 0] - nodes[i0, 0]
-        cy = nodes[i3, 1] - nodes[i0, 1]
-        cz = nodes[i3, 2] - nodes[i0, 2]
+        ax, ay, az, bx, by, bz, cx, cy, cz = tet_edges(nodes, i0, i1, i2, i3)
         # rows of inv([a; b; c]^T) = (b x c, c x a, a x b) / det
         g1x = by * cz - bz * cy
         g1y = bz * cx - bx * cz

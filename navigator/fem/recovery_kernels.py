@@ -18,6 +18,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from navigator.fem.kernels import tet_edges
+
 
 @nb.njit(cache=True, inline="always")
 def _distinct_tags(tag_idx: np.ndarray, node_elems: np.ndarray, p0: int, p1: int, out: np.ndarray) -> int:
@@ -126,15 +128,7 @@ def tet_geometry(nodes: np.ndarray, tets: np.ndarray) -> tuple[np.ndarray, np.nd
         i0, i1, i2, i3 = tets[e, 0], tets[e, 1], tets[e, 2], tets[e, 3]
         for c in range(3):
             cent[e, c] = (((nodes[i0, c] + nodes[i1, c]) + nodes[i2, c]) + nodes[i3, c]) / 4.0
-        ax = nodes[i1, 0] - nodes[i0, 0]
-        ay = nodes[i1, 1] - nodes[i0, 1]
-        az = nodes[i1, 2] - nodes[i0, 2]
-        bx = nodes[i2, 0] - nodes[i0, 0]
-        by = nodes[i2, 1] - nodes[i0, 1]
-        bz = nodes[i2, 2] - nodes[i0, 2]
-        cx = nodes[i3, 0] - nodes[i0, 0]
-        cy = nodes[i3, 1] - nodes[i0, 1]
-        cz = nodes[i3, 2] - nodes[i0, 2]
+        ax, ay, az, bx, by, bz, cx, cy, cz = tet_edges(nodes, i0, i1, i2, i3)
         # (a x b) . c summed as numpy's einsum does (x + z, then + y): bit-identical to
         # abs(Mesh.tet_volumes()) with numpy 2.x
         vol[e] = abs((((ay * bz - az * by) * cx + (ax * by - ay * bx) * cz) + (az * bx - ax * bz) * cy) / 6.0)

@@ -322,6 +322,23 @@ def newton_project(x0: np.ndarray, ia: np.ndarray, ib: np.ndarray, buf: np.ndarr
 
 # ---------------------------------------------------------------------------- sliver repair
 
+@nb.njit(cache=True)
+def _below_worst_first(mind: np.ndarray, bound: float) -> np.ndarray:
+    """Indices of the elements whose smallest dihedral angle ``mind`` (deg) is below ``bound``,
+    worst first."""
+    nbad = 0
+    for e in range(mind.shape[0]):
+        if mind[e] < bound:
+            nbad += 1
+    bad = np.empty(nbad, np.int64)
+    k = 0
+    for e in range(mind.shape[0]):
+        if mind[e] < bound:
+            bad[k] = e
+            k += 1
+    return bad[np.argsort(mind[bad])]
+
+
 @nb.njit(cache=True, inline="always")
 def _mean_corner_distance(nodes: np.ndarray, tets: np.ndarray, tet_of: np.ndarray, s0: int, s1: int,
                           v: int) -> float:
@@ -359,19 +376,9 @@ def improve_slivers_kernel(nodes: np.ndarray, tets: np.ndarray, tet_of: np.ndarr
         it += 1
         fracs = fracs_junction if junction_pass else fracs_free
         nfr = fracs.shape[0]
-        nbad = 0
-        for e in range(tets.shape[0]):
-            if mind[e] < target:
-                nbad += 1
-        if nbad == 0:
+        bad = _below_worst_first(mind, target)
+        if bad.shape[0] == 0:
             break
-        bad = np.empty(nbad, np.int64)
-        k = 0
-        for e in range(tets.shape[0]):
-            if mind[e] < target:
-                bad[k] = e
-                k += 1
-        bad = bad[np.argsort(mind[bad])]
         changed = False
         for t in bad:
             for jv in range(4):
@@ -589,17 +596,7 @@ def lift_slivers_kernel(nodes: np.ndarray, tets: np.ndarray, tet_of: np.ndarray,
     moved = np.zeros(n, np.bool_)
     p = np.empty((4, 3))
     cand = np.empty(3)
-    nbad = 0
-    for e in range(tets.shape[0]):
-        if mind[e] < floor_deg:
-            nbad += 1
-    bad = np.empty(nbad, np.int64)
-    k = 0
-    for e in range(tets.shape[0]):
-        if mind[e] < floor_deg:
-            bad[k] = e
-            k += 1
-    bad = bad[np.argsort(mind[bad])]
+    bad = _below_worst_first(mind, floor_deg)
     for t in bad:
         for jv in range(4):
             if mind[t] >= floor_deg:
