@@ -260,25 +260,33 @@ def morton_keys(points: np.ndarray, lo: np.ndarray, scale: float) -> np.ndarray:
 
 
 @nb.njit(cache=True)
-def order_by_min_node(tets: np.ndarray, n_nodes: int) -> np.ndarray:
-    """Element order sorting by the smallest node index (a counting sort, stable)."""
-    m, k = tets.shape
-    key = np.empty(m, np.int64)
-    count = np.zeros(n_nodes + 1, np.int64)
+def counting_order(key: np.ndarray, n_keys: int) -> np.ndarray:
+    """Stable order sorting the integer keys ``key`` (all in [0, n_keys)): a counting sort."""
+    m = key.shape[0]
+    count = np.zeros(n_keys + 1, np.int64)
     for e in range(m):
-        v = tets[e, 0]
-        for a in range(1, k):
-            if tets[e, a] < v:
-                v = tets[e, a]
-        key[e] = v
-        count[v + 1] += 1
-    for i in range(n_nodes):
+        count[key[e] + 1] += 1
+    for i in range(n_keys):
         count[i + 1] += count[i]
     order = np.empty(m, np.int64)
     for e in range(m):
         order[count[key[e]]] = e
         count[key[e]] += 1
     return order
+
+
+@nb.njit(cache=True)
+def order_by_min_node(tets: np.ndarray, n_nodes: int) -> np.ndarray:
+    """Element order sorting by the smallest node index (a counting sort, stable)."""
+    m, k = tets.shape
+    key = np.empty(m, np.int64)
+    for e in range(m):
+        v = tets[e, 0]
+        for a in range(1, k):
+            if tets[e, a] < v:
+                v = tets[e, a]
+        key[e] = v
+    return counting_order(key, n_nodes)
 
 
 @nb.njit(cache=True, parallel=True)

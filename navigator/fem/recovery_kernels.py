@@ -18,7 +18,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from navigator.fem.kernels import tet_edges
+from navigator.fem.kernels import counting_order, tet_edges
 
 
 @nb.njit(cache=True, inline="always")
@@ -393,15 +393,7 @@ def renumber_tets(tets: np.ndarray, new_id: np.ndarray) -> tuple[np.ndarray, np.
     for e in nb.prange(m):
         a = min(new_id[tets[e, 0]], new_id[tets[e, 1]])
         lowest[e] = min(a, min(new_id[tets[e, 2]], new_id[tets[e, 3]]))
-    start = np.zeros(n_nodes + 1, np.int64)
-    for e in range(m):
-        start[lowest[e] + 1] += 1
-    for i in range(n_nodes):
-        start[i + 1] += start[i]
-    perm = np.empty(m, np.int64)
-    for e in range(m):
-        perm[start[lowest[e]]] = e
-        start[lowest[e]] += 1
+    perm = counting_order(lowest, n_nodes)
     out = np.empty((m, 4), np.int64)
     for f in nb.prange(m):
         e = perm[f]

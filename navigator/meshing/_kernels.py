@@ -322,6 +322,19 @@ def newton_project(x0: np.ndarray, ia: np.ndarray, ib: np.ndarray, buf: np.ndarr
 
 # ---------------------------------------------------------------------------- sliver repair
 
+@nb.njit(cache=True, inline="always")
+def _update_min_angles(nodes: np.ndarray, tets: np.ndarray, tet_of: np.ndarray, s0: int, s1: int,
+                       p: np.ndarray, mind: np.ndarray) -> None:
+    """Recompute ``mind`` (smallest dihedral angle, deg) of the tets ``tet_of[s0:s1]`` around a
+    node that moved; ``p`` is a (4, 3) scratch array."""
+    for q in range(s0, s1):
+        e = tet_of[q]
+        for j in range(4):
+            for c in range(3):
+                p[j, c] = nodes[tets[e, j], c]
+        mind[e] = _tet_quality(p)[0]
+
+
 @nb.njit(cache=True)
 def _below_worst_first(mind: np.ndarray, bound: float) -> np.ndarray:
     """Indices of the elements whose smallest dihedral angle ``mind`` (deg) is below ``bound``,
@@ -426,12 +439,7 @@ def improve_slivers_kernel(nodes: np.ndarray, tets: np.ndarray, tet_of: np.ndarr
                     i, jf = best_i // nfr, best_i % nfr
                     for c in range(3):
                         nodes[v, c] = nodes[v, c] + d[i, c] * (fracs[jf] * length)
-                    for q in range(s0, s1):
-                        e = tet_of[q]
-                        for j in range(4):
-                            for c in range(3):
-                                p[j, c] = nodes[tets[e, j], c]
-                        mind[e] = _tet_quality(p)[0]
+                    _update_min_angles(nodes, tets, tet_of, s0, s1, p, mind)
                     moved[v] = True
                     changed = True
         if not changed and not junction_pass:
@@ -623,11 +631,6 @@ def lift_slivers_kernel(nodes: np.ndarray, tets: np.ndarray, tet_of: np.ndarray,
                     break  # the smallest sufficient move
             if best_ang > cur + 1e-6:
                 nodes[v] = best
-                for q in range(s0, s1):
-                    e = tet_of[q]
-                    for j in range(4):
-                        for c in range(3):
-                            p[j, c] = nodes[tets[e, j], c]
-                    mind[e] = _tet_quality(p)[0]
+                _update_min_angles(nodes, tets, tet_of, s0, s1, p, mind)
                 moved[v] = True
     return moved
