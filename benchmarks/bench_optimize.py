@@ -67,7 +67,7 @@ def main() -> None:
     t0 = time.perf_counter()
     if a.sphere:
         from navigator.fem.spheres import concentric_sphere_mesh
-        from navigator.tms.pose import outer_surface
+        from navigator.io.mesh_boundary import outer_surface
 
         mesh = concentric_sphere_mesh((72.0, 78.0, 81.0, 86.0, 92.0), (1, 2, 3, 4, 5), size=a.size, threads=os.cpu_count() or 1)
         scalp = outer_surface(mesh)

@@ -8,7 +8,6 @@ skipping stages that are current (same inputs and parameters, outputs unchanged;
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,29 +17,28 @@ from typing import Callable
 from navigator.core.errors import NavigatorError, WorkspaceError
 from navigator.core.progress import Progress, ensure_progress
 from navigator.core.workspace import MANIFEST_NAME, Workspace
+from navigator.meshing.step import mesh_workspace
+from navigator.segmentation.step import segment_workspace
+from navigator.targets.step import head_coordinates_workspace
 
 log = logging.getLogger("navigator")
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One preparation stage: ``module:function`` and its share of the progress bar."""
+    """One preparation stage: the step function (``run(ws, *, progress, force, **params) -> bool``,
+    True when it ran) and its share of the progress bar."""
 
     name: str
-    target: str  # "package.module:function"
+    run: Callable[..., bool]
     weight: float
     description: str
 
-    def load(self) -> Callable[..., bool]:
-        module, func = self.target.split(":")
-        return getattr(importlib.import_module(module), func)
-
 
 STAGES: list[Stage] = [
-    Stage("segment", "navigator.segmentation.step:segment_workspace", 0.55, "tissue segmentation and MNI registration"),
-    Stage("mesh", "navigator.meshing.step:mesh_workspace", 0.35, "tetrahedral head mesh and surfaces"),
-    Stage("head-coordinates", "navigator.targets.step:head_coordinates_workspace", 0.10,
-          "fiducials and EEG 10-10 positions"),
+    Stage("segment", segment_workspace, 0.55, "tissue segmentation and MNI registration"),
+    Stage("mesh", mesh_workspace, 0.35, "tetrahedral head mesh and surfaces"),
+    Stage("head-coordinates", head_coordinates_workspace, 0.10, "fiducials and EEG 10-10 positions"),
 ]
 
 
@@ -138,7 +136,7 @@ def prepare(
     for stage in STAGES:
         sub = progress.sub(done / total, (done + stage.weight) / total, stage.name)
         t0 = time.perf_counter()
-        ran = stage.load()(ws, progress=sub, force=force, **stage_params.get(stage.name, {}))
+        ran = stage.run(ws, progress=sub, force=force, **stage_params.get(stage.name, {}))
         report.stages[stage.name] = "ran" if ran else "skipped (current)"
         report.seconds[stage.name] = time.perf_counter() - t0
         done += stage.weight

@@ -15,7 +15,7 @@ import pytest
 from navigator.core.errors import InputError, NavigatorError
 from navigator.tms.ccd import read_ccd, write_ccd
 from navigator.tms.coil import Coil
-from navigator.tms.grid_coil import read_nifti_coil, sample_coil_on_grid, sample_grid, write_nifti_coil
+from navigator.tms.grid_coil import read_nifti_coil, sample_coil_on_grid, write_nifti_coil
 from navigator.tms.library import LIBRARY, library_coil, load_coil
 from navigator.tms.parametric import WindingGeometry, circular_coil, figure_of_eight_coil
 from navigator.tms.primary import MU0, vector_potential_coil_frame
@@ -141,7 +141,7 @@ def test_nifti_coil_roundtrip_and_interpolation(tmp_path):
     exact = vector_potential_coil_frame(coil, pts)
     approx = vector_potential_coil_frame(g, pts)
     assert np.abs(approx - exact).max() < 0.02 * np.abs(exact).max()
-    assert np.all(sample_grid(g.grid, [[500.0, 0, 0]]) == 0)
+    assert np.all(g.grid.sample([[500.0, 0, 0]]) == 0)
 
 
 def test_loop_segments_equal_dipole_sheet_and_far_field():

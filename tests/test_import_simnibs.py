@@ -10,7 +10,8 @@ from navigator.core.errors import InputError
 from navigator.core.workspace import Workspace
 from navigator.io.eeg_positions import EegPositions, read_eeg_csv, write_eeg_csv
 from navigator.io.gmsh import read_msh
-from navigator.io.simnibs import find_m2m_files, import_mesh, import_simnibs
+from navigator.io.simnibs import find_m2m_files
+from navigator.meshing.import_head import import_mesh, import_simnibs
 from navigator.io.surfaces import read_surface, write_surface
 
 gmsh = pytest.importorskip("gmsh")
@@ -157,9 +158,9 @@ def test_import_simnibs4(tmp_path):
     np.testing.assert_array_equal(dst.triangle_tags, src.triangle_tags)
     assert set(np.unique(dst.triangle_tags)) == {1001, 1002, 1003, 1004, 1005}
     # transforms: affine fitted from the field recovers the synthetic one
-    from navigator.core.transforms import MniTransform
+    from navigator.io.transforms import load_mni_transform
 
-    tr = MniTransform.load(ws.path("transforms"))
+    tr = load_mni_transform(ws.path("transforms"))
     np.testing.assert_allclose(tr.subject_to_mni_affine, S2M, atol=1e-3)
     p = CENTRE + [10.0, -5.0, 7.0]
     np.testing.assert_allclose(tr.subject_to_mni(p)[0], S2M[:3, :3] @ p + S2M[:3, 3], atol=1e-3)

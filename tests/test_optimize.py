@@ -21,7 +21,7 @@ def head():
     from navigator.fem.spheres import concentric_sphere_mesh
     from navigator.fem.system import FemSystem
     from navigator.targets.roi import SphereRoi
-    from navigator.tms.pose import outer_surface
+    from navigator.io.mesh_boundary import outer_surface
 
     mesh = concentric_sphere_mesh((80.0, 85.0, 90.0), (2, 4, 5), size=10.0)
     sigma = conductivity_per_tet(mesh)

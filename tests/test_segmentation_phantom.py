@@ -32,7 +32,7 @@ def test_phantom_workspace_dice_registration_and_skip(phantom_ws, tmp_path):
     from navigator.core.workspace import Workspace
     from navigator.io.images import load_image
     from navigator.segmentation.step import segment_workspace
-    from navigator.core.transforms import MniTransform
+    from navigator.io.transforms import load_mni_transform
 
     ws = Workspace.create(tmp_path / "subj")
     for role, key in (("T1", "t1"), ("T2", "t2")):
@@ -51,7 +51,7 @@ def test_phantom_workspace_dice_registration_and_skip(phantom_ws, tmp_path):
     # pipeline, not on the last percent.
     assert d["wm"] > 0.88 and d["gm"] > 0.85 and d["csf"] > 0.65 and d["bone"] > 0.75 and d["scalp"] > 0.85, d
     # MNI registration: landmarks mapped subject -> MNI land near their MNI definition
-    tr = MniTransform.load(ws.path("transforms"))
+    tr = load_mni_transform(ws.path("transforms"))
     pts = json.loads((phantom_ws.root / "ground_truth" / "mni_landmarks.json").read_text())["points"]
     subj = np.array([v["subject"] for v in pts.values()])
     mni = np.array([v["mni"] for v in pts.values()])

@@ -8,6 +8,7 @@ import pytest
 from navigator.core.errors import InputError, NavigatorError
 from navigator.core.surface import Surface
 from navigator.core.transforms import MniTransform
+from navigator.io.transforms import save_mni_transform
 from navigator.core.volume import Volume
 from navigator.targets.eeg import Fiducials, construct_10_10
 from navigator.targets.geometry import SurfaceQuery, polyline_length, surface_arc
@@ -235,7 +236,7 @@ def _workspace_with_head(tmp_path, shift=np.zeros(3)):
     ws = Workspace.create(tmp_path / "sub")
     write_surface(sphere_surface(radius=R, centre=tuple(shift)), ws.path("scalp"))
     write_surface(sphere_surface(radius=70.0, centre=tuple(shift)), ws.path("middle_gm"))
-    identity_transform(shift=shift).save(ws.path("transforms"))
+    save_mni_transform(identity_transform(shift=shift), ws.path("transforms"))
     return ws, head_coordinates_workspace
 
 

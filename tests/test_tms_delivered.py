@@ -33,7 +33,7 @@ def _trigger(P_ours: np.ndarray, t_ms: int, didt_a_per_us: float, tracked: bool 
 def sphere_ws(tmp_path_factory):
     from navigator.fem.spheres import concentric_sphere_mesh
     from navigator.io.gmsh import write_msh
-    from navigator.io.simnibs import import_mesh
+    from navigator.meshing.import_head import import_mesh
 
     d = tmp_path_factory.mktemp("deliv")
     mesh = concentric_sphere_mesh(radii=(85.0, 90.0, 95.0), tags=(3, 4, 5), size=12.0)

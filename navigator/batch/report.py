@@ -55,17 +55,16 @@ def render_cortex_field(vertices: np.ndarray, faces: np.ndarray, values: np.ndar
                         unit: str = "V/m") -> bytes:
     """PNG of a surface field from three views (left, top, right), painter's-sorted triangles."""
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.collections import PolyCollection
+    from matplotlib.figure import Figure
 
     vals = np.asarray(values, float)
     vmax = float(np.nanpercentile(vals, 99.5)) or 1.0
     face_val = vals[faces].mean(axis=1)
     views = [("left", (1, 2), 0, -1), ("top", (0, 1), 2, 1), ("right", (1, 2), 0, 1)]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
-    cmap = plt.get_cmap("inferno")
+    fig = Figure(figsize=(12, 4.2))
+    axes = fig.subplots(1, 3)
+    cmap = matplotlib.colormaps["inferno"]
     for ax, (name, (a, b), depth_axis, sign) in zip(axes, views):
         tri = vertices[faces]
         depth = sign * tri[:, :, depth_axis].mean(axis=1)
@@ -84,7 +83,6 @@ def render_cortex_field(vertices: np.ndarray, faces: np.ndarray, values: np.ndar
     fig.suptitle(title, fontsize=11)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -198,15 +196,12 @@ def write_subject_report(ws: Workspace, out: Path, pdf: bool = False) -> list[Pa
 
 def _write_pdf(ws: Workspace, path: Path) -> Path:
     """A PDF with the key tables and images (matplotlib pages; no browser needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.image as mpimg
-    import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
+    from matplotlib.figure import Figure
 
     with atomic_path(path) as tmp, PdfPages(tmp) as pdf:
-        fig = plt.figure(figsize=(8.27, 11.69))
+        fig = Figure(figsize=(8.27, 11.69))
         lines = [f"navigator report: {ws.subject_id}", f"navigator {__version__}", ""]
         for role, s in ws.sources().items():
             lines.append(f"{role}: {s['path']}  sha256 {s['sha256'][:16]}...")
@@ -225,18 +220,17 @@ def _write_pdf(ws: Workspace, path: Path) -> Path:
                 lines.append(f"  {p.get('name', '')}: centre ({_fmt3(M[:3, 3])}) handle ({_fmt3(M[:3, 1])})")
         fig.text(0.05, 0.97, "\n".join(lines), va="top", family="monospace", fontsize=8)
         pdf.savefig(fig)
-        plt.close(fig)
         qc = ws.path("qc")
         for png in (sorted(qc.glob("*.png")) if qc.exists() else [])[:1]:
-            fig = plt.figure(figsize=(8.27, 11.69))
-            plt.imshow(mpimg.imread(png))
-            plt.axis("off")
+            fig = Figure(figsize=(8.27, 11.69))
+            ax = fig.add_subplot()
+            ax.imshow(mpimg.imread(png))
+            ax.axis("off")
             pdf.savefig(fig)
-            plt.close(fig)
         for title, png in _field_maps(ws):
-            fig = plt.figure(figsize=(11.69, 8.27))
-            plt.imshow(mpimg.imread(io.BytesIO(png)))
-            plt.axis("off")
+            fig = Figure(figsize=(11.69, 8.27))
+            ax = fig.add_subplot()
+            ax.imshow(mpimg.imread(io.BytesIO(png)))
+            ax.axis("off")
             pdf.savefig(fig)
-            plt.close(fig)
     return path

@@ -37,15 +37,13 @@ def write_group_outputs(results: list[SubjectResult], root: Path) -> tuple[Path,
 
 
 def _group_figures(df, root: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     out = []
     mni_cols = [c for c in df.columns if c.endswith("_mni_x")]
     if mni_cols:
-        fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+        fig = Figure(figsize=(9, 4))
+        axes = fig.subplots(1, 2)
         for c in mni_cols:
             base = c[:-1]
             name = c[len("target_"):-len("_mni_x")]
@@ -59,11 +57,11 @@ def _group_figures(df, root: Path) -> list[Path]:
         p = root / "group_targets_mni.png"
         with atomic_path(p) as tmp:
             fig.savefig(tmp, dpi=110)
-        plt.close(fig)
         out.append(p)
     field_cols = [c for c in df.columns if c.endswith("field_at_target_v_per_m")]
     if field_cols:
-        fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(df) + 2), 3.5))
+        fig = Figure(figsize=(max(4, 0.5 * len(df) + 2), 3.5))
+        ax = fig.subplots()
         width = 0.8 / len(field_cols)
         for k, c in enumerate(field_cols):
             ax.bar([i + k * width for i in range(len(df))], df[c].astype(float), width, label=c)
@@ -75,6 +73,5 @@ def _group_figures(df, root: Path) -> list[Path]:
         p = root / "group_field_at_target.png"
         with atomic_path(p) as tmp:
             fig.savefig(tmp, dpi=110)
-        plt.close(fig)
         out.append(p)
     return out

@@ -70,9 +70,9 @@ def run(args) -> int:
             out.print(f"  {ws_dir / rel}")
     if args.no_gui:
         return 0
-    try:
-        from navigator.gui.app import display_available, run_gui
-    except ImportError:
+    from navigator.gui.app import display_available, missing_gui_packages, run_gui
+
+    if missing_gui_packages():
         out.print("the desktop app is not installed (pip install navigator-brainstim[gui]); outputs written headless")
         return 0
     if not display_available():

@@ -15,10 +15,12 @@ def register(sub) -> None:
 def run(args) -> int:
     from navigator.core.errors import NavigatorError
 
-    try:
-        from navigator.gui.app import display_available, run_gui
-    except ImportError as exc:
-        raise NavigatorError(f"the desktop app needs PyQt6, pyvista and pyvistaqt ({exc})") from None
+    from navigator.gui.app import display_available, missing_gui_packages, run_gui
+
+    missing = missing_gui_packages()
+    if missing:
+        raise NavigatorError(f"the desktop app needs PyQt6, pyvista and pyvistaqt ({', '.join(missing)} not "
+                             "installed: pip install navigator-brainstim[gui])")
     if not display_available():
         raise NavigatorError("no display available (DISPLAY/WAYLAND_DISPLAY unset or QT_QPA_PLATFORM=offscreen); "
                              "use the command line, e.g. `navigator demo --no-gui`")

@@ -31,7 +31,7 @@ def _summary(args, ws) -> None:
 
 
 def run_simnibs(args) -> int:
-    from navigator.io.simnibs import import_simnibs
+    from navigator.meshing.import_head import import_simnibs
 
     with cli_progress(args, "Importing SimNIBS head model") as progress:
         ws = import_simnibs(args.m2m_dir, args.out, progress=progress, subject_id=args.subject_id)
@@ -40,7 +40,7 @@ def run_simnibs(args) -> int:
 
 
 def run_mesh(args) -> int:
-    from navigator.io.simnibs import import_mesh
+    from navigator.meshing.import_head import import_mesh
 
     with cli_progress(args, "Importing head mesh") as progress:
         ws = import_mesh(args.mesh, args.out, subject_id=args.subject_id, progress=progress)

@@ -2,7 +2,7 @@
 
 SPEC = ``POSITION:CURRENT_MA[:SHAPE[:SIZE]]`` (see :mod:`navigator.tes.montage`), or a
 montage JSON with ``--montage``. The TMS sub-command is registered by
-:mod:`navigator.cli.simulate_tms` when that module is present.
+:mod:`navigator.cli.simulate_tms`.
 
 ``simulate tacs`` / ``simulate trns`` (amplitude maps; same SPECs, CURRENT_MA = peak current
 for tACS, the noise's standard deviation or peak for tRNS) and ``simulate ti SUBJECT_DIR
@@ -14,10 +14,7 @@ from __future__ import annotations
 
 from navigator.cli import cli_progress, console, subcommand
 
-try:
-    from navigator.cli import simulate_tms
-except ImportError:
-    simulate_tms = None
+from navigator.cli import simulate_tms
 
 
 def register(sub) -> None:
@@ -40,8 +37,7 @@ def register(sub) -> None:
     t.add_argument("--out", "-o", help="output folder (default SUBJECT_DIR/simulations/tdcs)")
     t.set_defaults(func=run_tdcs)
     _register_ac(subs)
-    if simulate_tms is not None:
-        simulate_tms.register(subs)
+    simulate_tms.register(subs)
 
 
 def run_tdcs(args) -> int:

@@ -14,17 +14,15 @@ Stored in the workspace's ``transforms/`` folder with the same convention as Sim
     deformation field on an MNI grid: voxel holds the subject world coordinates (mm) of
     that MNI position. Maps MNI points -> subject and pulls subject images into MNI space.
 
-All coordinates are millimetres; fields are sampled with trilinear interpolation.
+All coordinates are millimetres; fields are sampled with trilinear interpolation. Reading and
+writing the files: :mod:`navigator.io.transforms`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 
-from navigator.core.errors import NavigatorError
 from navigator.core.volume import Volume
 
 AFFINE_NAME = "subject_to_mni_affine.txt"
@@ -83,32 +81,6 @@ class MniTransform:
     def image_to_subject(self, image: Volume, order: int = 1) -> Volume:
         """Resample an MNI-space image onto the subject grid of ``subject_to_mni_field``."""
         return _pull(image, self.subject_to_mni_field, order)
-
-    # -------------------------------------------------------------- persistence
-    @classmethod
-    def load(cls, folder: str | Path) -> "MniTransform":
-        from navigator.io.images import load_image
-
-        folder = Path(folder)
-        missing = [n for n in (AFFINE_NAME, SUBJECT_TO_MNI_NAME, MNI_TO_SUBJECT_NAME) if not (folder / n).exists()]
-        if missing:
-            raise NavigatorError(f"{folder}: no MNI transforms ({', '.join(missing)} missing); run `navigator segment`")
-        aff = np.loadtxt(folder / AFFINE_NAME).reshape(4, 4)
-        return cls(aff, load_image(folder / SUBJECT_TO_MNI_NAME, allow_4d=True, reorient=False),
-                   load_image(folder / MNI_TO_SUBJECT_NAME, allow_4d=True, reorient=False))
-
-    def save(self, folder: str | Path) -> list[Path]:
-        """Write the three files atomically; returns their paths."""
-        from navigator.core.atomic import atomic_write_text
-        from navigator.io.images import save_nifti
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / AFFINE_NAME, "\n".join(" ".join(f"{v:.10g}" for v in row)
-                                                          for row in self.subject_to_mni_affine) + "\n")
-        save_nifti(self.subject_to_mni_field, folder / SUBJECT_TO_MNI_NAME, dtype=np.float32)
-        save_nifti(self.mni_to_subject_field, folder / MNI_TO_SUBJECT_NAME, dtype=np.float32)
-        return [folder / AFFINE_NAME, folder / SUBJECT_TO_MNI_NAME, folder / MNI_TO_SUBJECT_NAME]
 
 
 def _pull(image: Volume, field: Volume, order: int) -> Volume:

@@ -33,6 +33,7 @@ from navigator.core.atomic import atomic_write_json
 from navigator.core.mesh import Mesh
 from navigator.core.progress import Progress, ensure_progress
 from navigator.core.tissues import GM, tissue_name
+from navigator.io.surfaces import read_surface, write_surface
 
 log = logging.getLogger(__name__)
 
@@ -119,45 +120,6 @@ def field_summary(
             log.warning("target sphere contains no ROI tetrahedra")
         out["target"] = t
     return out
-
-
-def _read_surface(path: Path):
-    try:
-        from navigator.io.surfaces import read_surface
-
-        return read_surface(path)
-    except ImportError:
-        import nibabel as nib
-
-        from navigator.core.surface import Surface
-
-        img = nib.load(str(path))
-        pts = img.get_arrays_from_intent("NIFTI_INTENT_POINTSET")[0].data
-        tri = img.get_arrays_from_intent("NIFTI_INTENT_TRIANGLE")[0].data
-        return Surface(pts, tri)
-
-
-def _write_surface(surface, path: Path) -> None:
-    try:
-        from navigator.io.surfaces import write_surface
-
-        write_surface(surface, path)
-        return
-    except ImportError:
-        pass
-    import nibabel as nib
-
-    from navigator.core.atomic import atomic_path
-
-    arrays = [
-        nib.gifti.GiftiDataArray(surface.vertices.astype(np.float32), intent="NIFTI_INTENT_POINTSET"),
-        nib.gifti.GiftiDataArray(surface.faces.astype(np.int32), intent="NIFTI_INTENT_TRIANGLE"),
-    ]
-    for name, vals in surface.data.items():
-        arrays.append(nib.gifti.GiftiDataArray(np.asarray(vals, np.float32), intent="NIFTI_INTENT_NONE",
-                                               meta={"Name": name}))
-    with atomic_path(path) as tmp:
-        nib.save(nib.gifti.GiftiImage(darrays=arrays), str(tmp))
 
 
 def surface_fields(mesh: Mesh, E: np.ndarray, surface, centroids: np.ndarray | None = None
@@ -252,10 +214,10 @@ def write_field_outputs(
         if has_surface:
             t0 = time.perf_counter()
             progress.update(0.3, "sampling middle grey-matter surface")
-            surface = _read_surface(workspace.path("middle_gm"))
+            surface = read_surface(workspace.path("middle_gm"))
             magn_s, normE_s = surface_fields(mesh, E, surface, centroids=cent)
             surface.data = {"magnE": magn_s, "normE": normE_s}
-            _write_surface(surface, out / "middle_gm_fields.surf.gii")
+            write_surface(surface, out / "middle_gm_fields.surf.gii")
             timings["surface"] = time.perf_counter() - t0
 
         nifti_files: list[str] = []
@@ -330,12 +292,13 @@ def _write_nifti(out: Path, mesh: Mesh, v, E, magnE, magnJ, workspace, spacing, 
             jobs.append(pool.submit(save_nifti, make(), out / f"{name}.nii.gz", dtype=np.float32))
             written.append(f"{name}.nii.gz")
         if workspace is not None:
-            from navigator.core.transforms import MNI_TO_SUBJECT_NAME, MniTransform
+            from navigator.core.transforms import MNI_TO_SUBJECT_NAME
+            from navigator.io.transforms import load_mni_transform
 
             tdir = workspace.path("transforms")
             if (tdir / MNI_TO_SUBJECT_NAME).exists():
                 try:
-                    mni = MniTransform.load(tdir)
+                    mni = load_mni_transform(tdir)
                 except Exception as exc:  # noqa: BLE001 - MNI output is optional; say why it is missing
                     log.warning("no MNI-space maps: %s", exc)
                 else:

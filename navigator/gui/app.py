@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
+
+#: third-party packages of the ``gui`` extra
+GUI_PACKAGES = ("PyQt6", "pyvista", "pyvistaqt")
+
+
+def missing_gui_packages() -> list[str]:
+    """The packages of the ``gui`` extra that are not installed (empty when the app can start)."""
+    return [name for name in GUI_PACKAGES if importlib.util.find_spec(name) is None]
 
 
 def display_available() -> bool:

@@ -66,11 +66,6 @@ def guarded(fn: Callable) -> Callable:
     return wrapper
 
 
-def unavailable(feature: str, module: str, exc: Exception) -> NavigatorError:
-    return NavigatorError(f"{feature} is not available in this version of navigator "
-                          f"({module} could not be loaded: {exc})")
-
-
 class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None):
         super().__init__()
@@ -387,10 +382,8 @@ class MainWindow(QMainWindow):
         self.run_task(f"Opening {Path(path).name}", work, on_done=done)
 
     def import_m2m(self, path: str | Path, out_dir: str | Path | None = None) -> None:
-        try:
-            from navigator.io.simnibs import import_simnibs
-        except ImportError as exc:
-            raise unavailable("SimNIBS import", "navigator.io.simnibs", exc) from None
+        from navigator.meshing.import_head import import_simnibs
+
         out = Path(out_dir) if out_dir else loaders.default_workspace_dir(path)
 
         def work(progress):
@@ -402,7 +395,7 @@ class MainWindow(QMainWindow):
         self.run_task(f"Importing {Path(path).name}", work, on_done=lambda d: self._subject_loaded(d, path))
 
     def import_mesh(self, path: str | Path, out_dir: str | Path | None = None) -> None:
-        from navigator.io.simnibs import import_mesh
+        from navigator.meshing.import_head import import_mesh
 
         out = Path(out_dir) if out_dir else loaders.default_workspace_dir(path)
 
@@ -649,14 +642,8 @@ class MainWindow(QMainWindow):
 
     @guarded
     def optimize_tms(self) -> None:
-        """Optimize the coil placement with navigator.optimize.tms (looked up now; a clear
-        message if this version has no optimizer)."""
+        """Optimize the coil placement (:func:`navigator.optimize.tms.optimize_tms_workspace`)."""
         ws = self.state.require_head_model("TMS optimization")
-        try:
-            from navigator.optimize.tms import optimize_tms_workspace  # noqa: F401
-        except ImportError as exc:
-            self.tms_panel.opt_result.setText("not available in this version")
-            raise unavailable("TMS placement optimization", "navigator.optimize.tms", exc) from None
         from navigator.gui.jobs import GridSpec, job_optimize_tms
 
         params = self.tms_panel.optimize_params()
@@ -680,11 +667,6 @@ class MainWindow(QMainWindow):
     @guarded
     def optimize_tdcs(self) -> None:
         ws = self.state.require_head_model("tDCS optimization")
-        try:
-            from navigator.optimize.tdcs import optimize_tdcs_workspace  # noqa: F401
-        except ImportError as exc:
-            self.tdcs_panel.opt_result.setText("not available in this version")
-            raise unavailable("tDCS montage optimization", "navigator.optimize.tdcs", exc) from None
         from navigator.gui.jobs import GridSpec, job_optimize_tdcs
 
         out = ws.path("simulations") / "gui_tdcs_optimization"

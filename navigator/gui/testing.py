@@ -70,7 +70,7 @@ def write_sphere_subject(out_dir: str | Path, *, mesh_size_mm: float = 9.0, t1_s
     from navigator.fem.spheres import concentric_sphere_mesh
     from navigator.io.gmsh import write_msh
     from navigator.io.images import save_nifti
-    from navigator.io.simnibs import import_mesh
+    from navigator.meshing.import_head import import_mesh
     from navigator.targets.step import head_coordinates_workspace
 
     progress = ensure_progress(progress)
@@ -100,7 +100,9 @@ def write_sphere_subject(out_dir: str | Path, *, mesh_size_mm: float = 9.0, t1_s
     ws.record_step("labels", {"generator": "sphere test subject", "radii_mm": list(RADII)},
                    inputs=[ws.path("t1")], outputs=[ws.path("labels")])
     progress.update(0.75, "MNI transform (identity)")
-    outputs = _identity_transform().save(ws.path("transforms"))
+    from navigator.io.transforms import save_mni_transform
+
+    outputs = save_mni_transform(_identity_transform(), ws.path("transforms"))
     ws.record_step("transforms", {"generator": "identity (sphere in MNI space)"}, inputs=[ws.path("t1")],
                    outputs=outputs)
     progress.update(0.85, "fiducials and EEG positions")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from navigator.core.mesh import Mesh
+from navigator.core.surface import Surface
 from navigator.core.tissues import SURFACE_OFFSET
 
 #: SimNIBS surface hierarchy, innermost first (used by charm to give each interface one tag).
@@ -121,6 +122,19 @@ def outer_boundary(mesh: Mesh) -> np.ndarray:
     _, idx, counts = np.unique(keys, return_index=True, return_counts=True)
     single = np.sort(idx[counts == 1])
     return _orient_outward(mesh, faces[single], owner[single])
+
+
+def outer_surface(mesh: Mesh) -> Surface:
+    """Outer boundary of a tetrahedral mesh as a surface with outward normals."""
+    faces = outer_boundary(mesh)
+    used, inv = np.unique(faces, return_inverse=True)
+    surf = Surface(mesh.nodes[used], inv.reshape(-1, 3))
+    # orient outwards (signed volume positive)
+    p = surf.vertices[surf.faces]
+    vol = np.einsum("ij,ij->i", p[:, 0], np.cross(p[:, 1], p[:, 2])).sum()
+    if vol < 0:
+        surf = Surface(surf.vertices, surf.faces[:, ::-1])
+    return surf
 
 
 def largest_component(faces: np.ndarray, n_nodes: int) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""Import SimNIBS head models (m2m folders) and bare gmsh head meshes into a workspace.
+"""Read SimNIBS head models (m2m folders): where each file is, deformation fields, surfaces.
+
+The workspace importers built on these readers are in :mod:`navigator.meshing.import_head`.
 
 Recognised m2m layouts (``<id>`` is the subject id from the folder name ``m2m_<id>``):
 
@@ -19,14 +21,12 @@ cortical surfaces          ``surfaces/{lh,rh}.{central,pial,white}.gii``   ``seg
 SimNIBS deformation fields follow navigator's convention exactly (voxel holds the target
 space coordinates in mm), so they are stored unchanged through
 :class:`~navigator.core.transforms.MniTransform`. Everything written is recorded as a
-workspace step with the source path and its SHA-256 as parameters.
+workspace step with the source path and its SHA-256 as parameters (:func:`source_params`).
 """
 
 from __future__ import annotations
 
-import logging
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,17 +35,10 @@ import numpy as np
 from navigator.core.atomic import atomic_path, sha256_file
 from navigator.core.errors import InputError, NavigatorError
 from navigator.core.mesh import Mesh
-from navigator.core.progress import Progress, ensure_progress
 from navigator.core.surface import Surface
 from navigator.core.tissues import SURFACE_OFFSET
 from navigator.core.volume import Volume
-from navigator.core.workspace import Workspace
-from navigator.io.eeg_positions import read_eeg_csv, write_eeg_csv
-from navigator.io.gmsh import read_msh, write_msh
-from navigator.io.mesh_boundary import boundary_triangles, largest_component, outer_boundary
-from navigator.io.surfaces import read_surface, write_surface
-
-log = logging.getLogger(__name__)
+from navigator.io.mesh_boundary import boundary_triangles
 
 DEFAULT_EEG_CAP = "EEG10-10_UI_Jurak_2007.csv"
 SURFACE_KEYS = {"scalp": "scalp", "gm": "gm_surface", "wm": "wm_surface", "middle_gm": "middle_gm"}
@@ -118,11 +111,11 @@ def find_m2m_files(m2m_dir: str | Path) -> M2mFiles:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _source_params(path: Path, **extra) -> dict:
+def source_params(path: Path, **extra) -> dict:
     return {"source": str(path.resolve()), "source_sha256": sha256_file(path), **extra}
 
 
-def _copy_nifti_gz(src: Path, dest: Path) -> Path:
+def copy_nifti_gz(src: Path, dest: Path) -> Path:
     """Copy a NIfTI image to ``dest`` (.nii.gz) byte-for-byte, or re-save an uncompressed one."""
     import shutil
 
@@ -185,29 +178,6 @@ def merge_hemispheres(lh: Surface, rh: Surface) -> Surface:
     return Surface(np.concatenate([lh.vertices, rh.vertices]), faces, data)
 
 
-def head_surfaces(mesh: Mesh, middle: bool = True) -> tuple[dict[str, Surface], str]:
-    """Surfaces of a head mesh via navigator.meshing.surfaces, else the scalp alone.
-
-    Returns (surfaces, method) where method names what produced them.
-    """
-    try:
-        from navigator.meshing.surfaces import extract_surfaces
-    except ImportError:
-        extract_surfaces = None
-    if extract_surfaces is not None:
-        return extract_surfaces(mesh, middle=middle), "navigator.meshing.surfaces.extract_surfaces"
-    return {"scalp": scalp_surface(mesh)}, "outer boundary (scalp only)"
-
-
-def scalp_surface(mesh: Mesh) -> Surface:
-    """Largest connected piece of the mesh's outer boundary (tissue tags < 100), outward."""
-    tissue = mesh.tet_tags < 100
-    sub = mesh.subset_tets(tissue) if not tissue.all() else mesh
-    faces = largest_component(outer_boundary(sub), sub.n_nodes)
-    used, inverse = np.unique(faces, return_inverse=True)
-    return Surface(sub.nodes[used], inverse.reshape(-1, 3))
-
-
 def head_mesh_for_workspace(mesh: Mesh) -> tuple[Mesh, bool]:
     """Tetrahedra + surface triangles only (fields dropped); generate triangles if none.
 
@@ -223,142 +193,3 @@ def head_mesh_for_workspace(mesh: Mesh) -> tuple[Mesh, bool]:
         keep = np.ones(len(tags), bool)
         generated = True
     return Mesh(mesh.nodes, mesh.tetrahedra, mesh.tet_tags, tris[keep], tags[keep]), generated
-
-
-def _write_surfaces(ws: Workspace, surfaces: dict[str, Surface], params: dict, inputs: list[Path]) -> list[Path]:
-    outputs = []
-    for key, surf in surfaces.items():
-        if key in SURFACE_KEYS:
-            outputs.append(write_surface(surf, ws.path(SURFACE_KEYS[key])))
-    if outputs:
-        ws.record_step("surfaces", params, inputs=inputs, outputs=outputs)
-    return outputs
-
-
-# ---------------------------------------------------------------------------- import m2m
-def import_simnibs(m2m_dir: str | Path, out_dir: str | Path, progress: Progress | None = None,
-                   subject_id: str | None = None) -> Workspace:
-    """Create a workspace at ``out_dir`` from a SimNIBS 3/4 m2m folder.
-
-    Writes input/T1.nii.gz (source "T1"; also T2 when present), labels/labels.nii.gz (step
-    "labels"), mesh/head.msh (step "mesh": tetrahedra + SimNIBS surface triangles, re-written
-    as gmsh 2.2 binary), transforms/ (step "transforms"), targets/eeg.csv plus
-    targets/eeg_caps/*.csv (step "eeg") and surfaces/*.surf.gii (step "surfaces").
-    """
-    prog = ensure_progress(progress)
-    files = find_m2m_files(m2m_dir)
-    if files.t1 is None:
-        raise InputError(files.folder, "no T1 image found (T1.nii.gz or T1fs_conform.nii.gz)")
-    prog.update(0.0, "reading head mesh")
-    t0 = time.perf_counter()
-    source_mesh = read_msh(files.mesh)
-    try:
-        head, generated = head_mesh_for_workspace(source_mesh)
-    except NavigatorError as exc:
-        raise InputError(files.mesh, str(exc)) from None
-    # read every other input before anything is written, so a bad file leaves no workspace
-    prog.update(0.1, "reading transforms, EEG positions and surfaces")
-    fields = None
-    if files.conform2mni is not None and files.mni2conform is not None:
-        fields = (load_deformation_field(files.conform2mni), load_deformation_field(files.mni2conform))
-    caps = {cap: read_eeg_csv(cap) for cap in files.eeg_caps}
-    given = {key: merge_hemispheres(read_surface(lh), read_surface(rh)) for key, (lh, rh) in files.surfaces.items()}
-    ws = Workspace.create(out_dir, subject_id or files.subject_id)
-    common = {"importer": "simnibs", "simnibs_layout": files.version}
-
-    prog.update(0.2, "copying images")
-    t1 = _copy_nifti_gz(files.t1, ws.path("t1"))
-    ws.add_source("T1", t1, original=files.t1)
-    if files.t2 is not None:
-        ws.add_source("T2", _copy_nifti_gz(files.t2, ws.path("t2")), original=files.t2)
-    if files.labels is not None:
-        t = time.perf_counter()
-        labels = _copy_nifti_gz(files.labels, ws.path("labels"))
-        ws.record_step("labels", _source_params(files.labels, **common), inputs=[t1], outputs=[labels],
-                       seconds=time.perf_counter() - t)
-
-    prog.update(0.3, "writing head mesh")
-    mesh_path = write_msh(head, ws.path("mesh"))
-    ws.record_step("mesh", _source_params(files.mesh, **common, generated_surface_triangles=generated),
-                   inputs=[t1], outputs=[mesh_path], seconds=time.perf_counter() - t0)
-
-    if fields is not None:
-        prog.update(0.5, "copying MNI transforms")
-        t = time.perf_counter()
-        from navigator.core.transforms import MniTransform
-
-        s2m, m2s = fields
-        if files.mni2conform_affine is not None:
-            try:
-                affine = np.linalg.inv(np.loadtxt(files.mni2conform_affine).reshape(4, 4))
-            except ValueError:
-                raise InputError(files.mni2conform_affine, "not a 4x4 text matrix") from None
-            how = f"inverse of {files.mni2conform_affine.name}"
-        else:
-            affine = fit_affine(s2m)
-            how = "least-squares fit to Conform2MNI_nonl"
-        outputs = MniTransform(affine, s2m, m2s).save(ws.path("transforms"))
-        ws.record_step("transforms", {**_source_params(files.conform2mni, **common),
-                                      "inverse_source": str(files.mni2conform.resolve()), "affine": how},
-                       inputs=[t1], outputs=outputs, seconds=time.perf_counter() - t)
-    else:
-        log.warning("%s: no toMNI deformation fields; the workspace has no MNI transforms", files.folder)
-
-    if files.eeg_caps:
-        prog.update(0.6, "copying EEG positions")
-        default = next((c for c in files.eeg_caps if c.name == DEFAULT_EEG_CAP), files.eeg_caps[0])
-        outputs = [write_eeg_csv(caps[default], ws.path("eeg"))]
-        for cap in files.eeg_caps:
-            outputs.append(write_eeg_csv(caps[cap], ws.path("targets") / "eeg_caps" / cap.name))
-        ws.record_step("eeg", _source_params(default, **common, caps=[c.name for c in files.eeg_caps]),
-                       inputs=[t1], outputs=outputs)
-
-    prog.update(0.7, "surfaces")
-    t = time.perf_counter()
-    surfaces: dict[str, Surface] = dict(given)
-    origin = {key: f"{lh.parent.name}/{{lh,rh}}.{lh.name[3:]}" for key, (lh, rh) in files.surfaces.items()}
-    extracted, method = head_surfaces(head, middle="middle_gm" not in surfaces)
-    for key, surf in extracted.items():
-        if key not in surfaces:
-            surfaces[key] = surf
-            origin[key] = method
-    _write_surfaces(ws, surfaces, {**common, "source": str(files.folder.resolve()), "origin": origin},
-                    inputs=[mesh_path])
-    log.debug("surfaces written in %.1f s", time.perf_counter() - t)
-    prog.update(1.0, "done")
-    return ws
-
-
-# ---------------------------------------------------------------------------- import bare mesh
-def _safe_subject_id(stem: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9_.\-]", "_", stem).lstrip("_.-") or "subject"
-    return s[:128]
-
-
-def import_mesh(path: str | Path, out_dir: str | Path, subject_id: str | None = None,
-                progress: Progress | None = None) -> Workspace:
-    """Create a workspace holding only a head mesh (plus its surfaces) from a gmsh file.
-
-    Any tags are accepted; when the file has no surface triangles (tags > 1000), interface and
-    outer-boundary triangles are generated (:func:`boundary_triangles`). Fields in the file
-    are dropped.
-    """
-    prog = ensure_progress(progress)
-    path = Path(path)
-    prog.update(0.0, "reading mesh")
-    t0 = time.perf_counter()
-    mesh = read_msh(path)
-    try:
-        head, generated = head_mesh_for_workspace(mesh)
-    except NavigatorError as exc:
-        raise InputError(path, str(exc)) from None
-    ws = Workspace.create(out_dir, subject_id or _safe_subject_id(path.stem))
-    prog.update(0.4, "writing mesh")
-    mesh_path = write_msh(head, ws.path("mesh"))
-    ws.record_step("mesh", _source_params(path, importer="gmsh", generated_surface_triangles=generated),
-                   inputs=[], outputs=[mesh_path], seconds=time.perf_counter() - t0)
-    prog.update(0.6, "surfaces")
-    surfaces, method = head_surfaces(head)
-    _write_surfaces(ws, surfaces, {"importer": "gmsh", "origin": {k: method for k in surfaces}}, inputs=[mesh_path])
-    prog.update(1.0, "done")
-    return ws

@@ -154,12 +154,10 @@ def write_score_map(out_dir: Path, opt: TmsOptimum, scale: float, unit: str) -> 
     atomic_write_text(out_dir / "score_map.csv", buf.getvalue())
     files = ["score_map.npz", "score_map.csv"]
     try:
-        import matplotlib
+        from matplotlib.figure import Figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(1, 2, figsize=(10, 4.2))
+        fig = Figure(figsize=(10, 4.2))
+        ax = fig.subplots(1, 2)
         best_c = opt.scores.max(axis=1) * scale
         sc = ax[0].scatter(g.offsets_mm[:, 0], g.offsets_mm[:, 1], c=best_c, s=40, cmap="viridis")
         ax[0].plot(*g.offsets_mm[opt.best[0]], "r*", ms=14)
@@ -176,7 +174,6 @@ def write_score_map(out_dir: Path, opt: TmsOptimum, scale: float, unit: str) -> 
         fig.tight_layout()
         with atomic_path(out_dir / "score_map.png") as tmp:
             fig.savefig(tmp, dpi=90, format="png")
-        plt.close(fig)
         files.append("score_map.png")
     except Exception as exc:  # noqa: BLE001 - the figure is optional
         log.warning("no score map figure: %s", exc)

@@ -113,11 +113,8 @@ def save_montage(t1: Volume, labels: Volume, path: str | Path, title: str = "", 
     Rows are views (axial, coronal, sagittal); columns are slices through the brain centre
     and +-25 mm. Voxel aspect follows the grid spacing. Written atomically.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     from navigator.core.atomic import atomic_path
 
@@ -128,7 +125,8 @@ def save_montage(t1: Volume, labels: Volume, path: str | Path, title: str = "", 
     vmax = float(np.percentile(img[lab > 0], 99.5)) if (lab > 0).any() else float(img.max() or 1)
     offsets = np.linspace(-25, 25, slices_per_view) if slices_per_view > 1 else [0.0]
     views = [("axial", 2), ("coronal", 1), ("sagittal", 0)]
-    fig, axes = plt.subplots(3, len(offsets), figsize=(4.2 * len(offsets), 12.5), squeeze=False)
+    fig = Figure(figsize=(4.2 * len(offsets), 12.5))
+    axes = fig.subplots(3, len(offsets), squeeze=False)
     tags = [t for t in _COLORS if (lab == t).any()]
     for r, (name, ax_i) in enumerate(views):
         for col, off in enumerate(offsets):
@@ -148,7 +146,7 @@ def save_montage(t1: Volume, labels: Volume, path: str | Path, title: str = "", 
             ax.set_title(f"{name} {idx}" + (" (R on right)" if name != "sagittal" else " (A on right)"), fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
-    handles = [plt.Line2D([0], [0], color=_COLORS[t], lw=2, label=f"{t} {TISSUES[t].name}") for t in tags]
+    handles = [Line2D([0], [0], color=_COLORS[t], lw=2, label=f"{t} {TISSUES[t].name}") for t in tags]
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=9, frameon=False)
     if title:
         fig.suptitle(title, fontsize=11)
@@ -156,18 +154,14 @@ def save_montage(t1: Volume, labels: Volume, path: str | Path, title: str = "", 
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
     return path
 
 
 def save_plane_screenshot(t1: Volume, labels: Volume, path: str | Path, view: str, dpi: int = 110) -> Path:
     """One large slice (``view`` = axial/coronal/sagittal) through the brain centre with a
     semi-transparent label overlay; used for the documentation screenshots."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
 
     from navigator.core.atomic import atomic_path
 
@@ -183,7 +177,8 @@ def save_plane_screenshot(t1: Volume, labels: Volume, path: str | Path, view: st
     aspect = sp[other[1]] / sp[other[0]]
     colors = ["#000000"] + [_COLORS.get(t, "#ff00ff") for t in range(1, 9)]
     cmap = ListedColormap(colors)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5.4))
+    fig = Figure(figsize=(10, 5.4))
+    axes = fig.subplots(1, 2)
     vmax = float(np.percentile(im2[lb2 > 0], 99.5)) if (lb2 > 0).any() else 1.0
     for ax in axes:
         ax.imshow(im2, cmap="gray", origin="lower", vmin=0, vmax=vmax, aspect=aspect)
@@ -198,5 +193,4 @@ def save_plane_screenshot(t1: Volume, labels: Volume, path: str | Path, view: st
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
     return path

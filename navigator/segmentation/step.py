@@ -46,6 +46,7 @@ def segment_workspace(ws: Workspace, *, progress: Progress | None = None, force:
     :data:`navigator.segmentation.pipeline.DEFAULT_PARAMS` and are recorded in the manifest.
     """
     from navigator.io.images import load_image, save_nifti
+    from navigator.io.transforms import save_mni_transform
     from navigator.segmentation.pipeline import DEFAULT_PARAMS, segment_head
     from navigator.segmentation.qc import save_montage
 
@@ -65,7 +66,7 @@ def segment_workspace(ws: Workspace, *, progress: Progress | None = None, force:
 
     save_nifti(res.labels, ws.path("labels"), dtype=np.uint8)
     outputs: list[Path] = [ws.path("labels")]
-    outputs += res.transform.save(ws.path("transforms"))
+    outputs += save_mni_transform(res.transform, ws.path("transforms"))
     qc_dir = ws.path("qc")
     qc_dir.mkdir(parents=True, exist_ok=True)
     png = save_montage(res.t1, res.labels, qc_dir / QC_PNG, title=f"{ws.subject_id}: segmentation")

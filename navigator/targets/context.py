@@ -13,6 +13,7 @@ from navigator.core.errors import NavigatorError
 from navigator.core.surface import Surface
 from navigator.core.transforms import MniTransform
 from navigator.core.workspace import Workspace
+from navigator.io.transforms import load_mni_transform
 from navigator.targets.eeg import EegPositions, Fiducials
 from navigator.targets.geometry import SurfaceQuery
 
@@ -38,7 +39,7 @@ class HeadContext:
         """The scalp surface file, else the outer boundary of the head mesh."""
         if not self.ws.path("scalp").exists() and self.ws.path("mesh").exists():
             from navigator.io.gmsh import read_msh
-            from navigator.tms.pose import outer_surface
+            from navigator.io.mesh_boundary import outer_surface
 
             return outer_surface(read_msh(self.ws.path("mesh")))
         return self._surface("scalp", "scalp")
@@ -61,7 +62,7 @@ class HeadContext:
     def transform(self) -> MniTransform | None:
         folder = self.ws.path("transforms")
         try:
-            return MniTransform.load(folder)
+            return load_mni_transform(folder)
         except NavigatorError:
             return None
 

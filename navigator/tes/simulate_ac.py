@@ -429,12 +429,13 @@ def _write_nifti_maps(out: Path, mesh: Mesh, maps: dict[str, np.ndarray], worksp
     if workspace is not None and mni:
         import logging
 
-        from navigator.core.transforms import MNI_TO_SUBJECT_NAME, MniTransform
+        from navigator.core.transforms import MNI_TO_SUBJECT_NAME
+        from navigator.io.transforms import load_mni_transform
 
         tdir = workspace.path("transforms")
         if (tdir / MNI_TO_SUBJECT_NAME).exists():
             try:
-                transform = MniTransform.load(tdir)
+                transform = load_mni_transform(tdir)
             except Exception as exc:  # noqa: BLE001 - MNI output is optional; say why it is missing
                 logging.getLogger(__name__).warning("no MNI-space maps: %s", exc)
             else:

@@ -35,6 +35,19 @@ class GridField:
         if self.data.ndim != 4 or self.data.shape[3] != 3:
             raise ValueError(f"grid coil data must be (X, Y, Z, 3), got {self.data.shape}")
 
+    def sample(self, points_mm: np.ndarray) -> np.ndarray:
+        """(N, 3) vector potential per ampere (T m / A) at (N, 3) coil-frame points (mm), by
+        trilinear interpolation; 0 outside the grid."""
+        from scipy.ndimage import map_coordinates
+
+        pts = np.atleast_2d(np.asarray(points_mm, dtype=np.float64))
+        inv = np.linalg.inv(self.affine)
+        ijk = (pts @ inv[:3, :3].T + inv[:3, 3]).T
+        out = np.empty((len(pts), 3))
+        for c in range(3):
+            out[:, c] = map_coordinates(self.data[..., c], ijk, order=1, mode="constant", cval=0.0)
+        return out
+
 
 @dataclass
 class Coil:

@@ -14,6 +14,7 @@ import numpy as np
 
 from navigator.core.errors import InputError
 from navigator.tms.coil import Coil, GridField
+from navigator.tms.primary import vector_potential_coil_frame
 
 
 def read_nifti_coil(path: str | Path, max_didt: float | None = None) -> Coil:
@@ -74,27 +75,12 @@ def write_nifti_coil(grid: GridField, path: str | Path, coil: Coil | None = None
         nib.save(img, str(tmp))
 
 
-def sample_grid(grid: GridField, points_mm: np.ndarray) -> np.ndarray:
-    """Trilinear interpolation of the grid at (N, 3) coil-frame points (mm); 0 outside."""
-    from scipy.ndimage import map_coordinates
-
-    pts = np.atleast_2d(np.asarray(points_mm, dtype=np.float64))
-    inv = np.linalg.inv(grid.affine)
-    ijk = (pts @ inv[:3, :3].T + inv[:3, 3]).T
-    out = np.empty((len(pts), 3))
-    for c in range(3):
-        out[:, c] = map_coordinates(grid.data[..., c], ijk, order=1, mode="constant", cval=0.0)
-    return out
-
-
 def sample_coil_on_grid(coil: Coil, limits_mm: np.ndarray, resolution_mm: float) -> GridField:
     """Tabulate a coil's vector potential per ampere on a regular coil-frame grid.
 
     ``limits_mm`` is [[xmin, xmax], [ymin, ymax], [zmin, zmax]]. Useful to export a dipole or
     segment coil as a NIfTI coil.
     """
-    from navigator.tms.primary import vector_potential_coil_frame
-
     lim = np.asarray(limits_mm, dtype=np.float64).reshape(3, 2)
     axes = [np.arange(lo, hi + 0.5 * resolution_mm, resolution_mm) for lo, hi in lim]
     mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)

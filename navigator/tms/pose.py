@@ -33,6 +33,7 @@ import numpy as np
 from navigator.core.errors import InputError, NavigatorError
 from navigator.core.mesh import Mesh
 from navigator.core.surface import Surface
+from navigator.io.mesh_boundary import outer_surface
 
 DEFAULT_DISTANCE_MM = 4.0
 DEFAULT_HANDLE_ANGLE_DEG = 45.0
@@ -97,21 +98,6 @@ def scalp_surface(ws, mesh: Mesh | None = None) -> Surface:
             raise NavigatorError(f"{ws.root}: no scalp surface and no head mesh; run `navigator mesh`")
         mesh = read_msh(mpath)
     return outer_surface(mesh)
-
-
-def outer_surface(mesh: Mesh) -> Surface:
-    """Outer boundary of a tetrahedral mesh as a surface with outward normals."""
-    from navigator.io.mesh_boundary import outer_boundary
-
-    faces = outer_boundary(mesh)
-    used, inv = np.unique(faces, return_inverse=True)
-    surf = Surface(mesh.nodes[used], inv.reshape(-1, 3))
-    # orient outwards (signed volume positive)
-    p = surf.vertices[surf.faces]
-    vol = np.einsum("ij,ij->i", p[:, 0], np.cross(p[:, 1], p[:, 2])).sum()
-    if vol < 0:
-        surf = Surface(surf.vertices, surf.faces[:, ::-1])
-    return surf
 
 
 def project_to_surface(surface: Surface, point: np.ndarray, k: int = 16) -> np.ndarray:

@@ -119,8 +119,6 @@ def segment_vector_potential(starts_m: np.ndarray, ends_m: np.ndarray, currents:
 def vector_potential_coil_frame(coil: Coil, points_mm: np.ndarray, method: str = "auto",
                                 eps: float = 1e-3) -> np.ndarray:
     """A per ampere of coil current (T m / A) at (N, 3) coil-frame points in mm."""
-    from navigator.tms.grid_coil import sample_grid
-
     pts = np.asarray(points_mm, dtype=np.float64).reshape(-1, 3)
     out = np.zeros((len(pts), 3))
     if coil.n_dipoles:
@@ -129,7 +127,7 @@ def vector_potential_coil_frame(coil: Coil, points_mm: np.ndarray, method: str =
         out += segment_vector_potential(coil.segment_starts * 1e-3, coil.segment_ends * 1e-3,
                                         coil.segment_currents, pts * 1e-3, method, eps)
     if coil.grid is not None:
-        out += sample_grid(coil.grid, pts)
+        out += coil.grid.sample(pts)
     return out
 
 
