@@ -1,7 +1,8 @@
 """The preparation pipeline: image -> workspace -> labels -> head mesh -> head coordinates.
 
 `prepare` creates (or reopens) a subject workspace and runs every preparation stage in order,
-skipping stages that are current (same inputs and parameters, outputs unchanged; see
+skipping stages that are current (and, on request, segmentation when the workspace's labels
+were given by their source, e.g. a sample subject or an imported head model) (same inputs and parameters, outputs unchanged; see
 :meth:`navigator.core.workspace.Workspace.step_is_current`). Each stage is a function
 ``stage(ws, *, progress=None, force=False) -> bool`` that returns whether it ran.
 """
@@ -103,6 +104,15 @@ def create_workspace_from_image(
     return ws
 
 
+def labels_given(ws: Workspace) -> str | None:
+    """Where the workspace's tissue labels came from when they were given rather than
+    segmented (step "labels" recorded by a sample or an importer, no "segment" step); else None."""
+    record = ws.step("labels")
+    if record is None or ws.step("segment") is not None or not ws.has("labels"):
+        return None
+    return str(record.parameters.get("source") or record.parameters.get("generator") or "another source")
+
+
 def _add_image(ws: Workspace, role: str, key: str, volume, original, save_nifti) -> None:
     save_nifti(volume, ws.path(key))
     ws.add_source(role, ws.path(key), original=Path(original).resolve())
@@ -115,11 +125,14 @@ def prepare(
     force: bool = False,
     stop_after: str | None = None,
     stage_params: dict[str, dict] | None = None,
+    use_given_labels: bool = False,
 ) -> PrepareReport:
     """Run every preparation stage on ``ws`` in order; current stages are skipped.
 
     ``stage_params`` maps a stage name to keyword parameters for it (e.g.
     ``{"mesh": {"cell_size_mm": 5.0}}``); they are recorded in the manifest like the defaults.
+    ``use_given_labels`` meshes the labels the workspace was given (:func:`labels_given`)
+    instead of segmenting the T1; an error when it has none.
     """
     stage_params = stage_params or {}
     unknown = set(stage_params) - {s.name for s in STAGES}
@@ -133,11 +146,20 @@ def prepare(
         raise NavigatorError(f"unknown stage {stop_after!r}; stages: {', '.join(names)}")
     total = sum(s.weight for s in STAGES)
     done = 0.0
+    given = labels_given(ws) if use_given_labels else None
+    if use_given_labels and given is None:
+        raise NavigatorError(f"{ws.root}: no given tissue labels (a sample's or an imported model's) to mesh; "
+                             "leave out --use-labels to segment the T1")
     for stage in STAGES:
         sub = progress.sub(done / total, (done + stage.weight) / total, stage.name)
         t0 = time.perf_counter()
-        ran = stage.run(ws, progress=sub, force=force, **stage_params.get(stage.name, {}))
-        report.stages[stage.name] = "ran" if ran else "skipped (current)"
+        if stage.run is segment_workspace and given is not None:
+            log.info("%s: labels given by %s; not segmenting", ws.root, given)
+            report.stages[stage.name] = f"skipped (labels given: {given})"
+            ran = False
+        else:
+            ran = stage.run(ws, progress=sub, force=force, **stage_params.get(stage.name, {}))
+            report.stages[stage.name] = "ran" if ran else "skipped (current)"
         report.seconds[stage.name] = time.perf_counter() - t0
         done += stage.weight
         if stage.name == stop_after:

@@ -227,6 +227,32 @@ def test_fmri_target_errors() -> None:
                     brain_mask=Volume(other_brain.astype(np.uint8), t1_aff))
 
 
+def test_fmri_target_command_saves_a_usable_target(tmp_path, capsys) -> None:
+    """`navigator fmri-target` on a workspace (T1, MNI transform): the planted cluster becomes
+    user target 'fmri', which `navigator target` then resolves."""
+    import json
+
+    from navigator.cli import main
+    from navigator.core.workspace import Workspace
+    from navigator.io.images import save_nifti
+    from navigator.targets.library import SGACC_SEED_MNI
+
+    rng = np.random.default_rng(3)
+    planted = np.array([-40.0, 36.0, 34.0])
+    series, brain, aff = _synthetic_rest(120, planted, SGACC_SEED_MNI, rng)
+    ws = Workspace.create(tmp_path / "sub")
+    save_nifti(Volume(series.data.mean(axis=3), aff), ws.path("t1"))
+    ws.add_source("T1", ws.path("t1"))
+    save_mni_transform(identity_transform(), ws.path("transforms"))
+    rest = tmp_path / "rest.nii.gz"
+    save_nifti(series, rest)
+    assert main(["fmri-target", str(ws.root), str(rest), "--tr", "2.0"]) == 0
+    assert "use it as --target fmri" in capsys.readouterr().out
+    saved = json.loads((ws.root / "targets" / "targets.json").read_text())["targets"]["fmri"]
+    assert np.linalg.norm(np.array(saved["point"]) - planted) < 5.0 and saved["correlation"] < -0.2
+    assert Workspace.open(ws.root).sources()["rest"]["path"] == "input/rest.nii.gz"
+
+
 def _workspace_with_head(tmp_path, shift=np.zeros(3)):
     """A workspace holding a spherical scalp, a smaller 'cortex' surface and an MNI transform."""
     from navigator.core.workspace import Workspace

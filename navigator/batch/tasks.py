@@ -53,7 +53,8 @@ def _step_prepare(ws: Workspace, subject: BatchSubject, params: dict, cfg) -> tu
     from navigator.pipeline import create_workspace_from_image, prepare
 
     ws = create_workspace_from_image(subject.t1, ws.root, t2=subject.t2)
-    report = prepare(ws, force=False, stage_params={k: v for k, v in params.items() if isinstance(v, dict)})
+    report = prepare(ws, force=False, stage_params={k: v for k, v in params.items() if isinstance(v, dict)},
+                     use_given_labels=bool(params.get("use_labels", False)))
     ran = any(v == "ran" for v in report.stages.values())
     return ran, {f"prepare_{k}_s": round(v, 2) for k, v in report.seconds.items()}
 

@@ -21,6 +21,12 @@ def register(sub) -> None:
                                 "(mesh/head.msh), extract surfaces and check mesh quality.")
     p.add_argument("subject_dir", help="subject workspace folder (with labels/labels.nii.gz)")
     p.add_argument("--force", action="store_true", help="re-mesh even if the mesh is up to date")
+    add_mesh_options(p)
+    p.set_defaults(func=run)
+
+
+def add_mesh_options(p) -> None:
+    """The meshing parameters as options of ``p`` (shared by `mesh` and `prepare`)."""
     p.add_argument("--cell-size", type=float, metavar="MM",
                    help="max tetrahedron circumradius for tissues without a specific size (default 3.5)")
     p.add_argument("--tissue-size", type=_tissue_size, action="append", metavar="TAG=MM",
@@ -35,10 +41,10 @@ def register(sub) -> None:
                    help="Gaussian sigma for label smoothing, 0 = off (default 0.6)")
     p.add_argument("--no-exude", action="store_true", help="skip sliver exudation (faster, worse angles)")
     p.add_argument("--seed", type=int, help="random seed of the mesher (default 0)")
-    p.set_defaults(func=run)
 
 
 def params_from_args(args) -> dict:
+    """Mesh parameters given on the command line, as keyword arguments of ``mesh_workspace``."""
     params: dict = {}
     for opt, name in (("cell_size", "cell_size_mm"), ("facet_size", "facet_size_mm"),
                       ("facet_distance", "facet_distance_mm"), ("upsample", "upsample_mm"),

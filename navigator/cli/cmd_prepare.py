@@ -1,10 +1,16 @@
-"""`navigator prepare IMAGE --out SUBJECT_DIR [--t2 IMAGE]`: MRI to a ready head model."""
+"""`navigator prepare IMAGE --out SUBJECT_DIR [--t2 IMAGE]`: MRI to a ready head model.
+
+Mesh options (`--cell-size`, `--facet-size`, ...) are those of `navigator mesh`; `--use-labels`
+meshes the labels a workspace was given (a sample subject's, an imported model's) instead of
+segmenting its T1.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from navigator.cli import cli_progress, console, subcommand
+from navigator.cli.cmd_mesh import add_mesh_options, params_from_args
 from navigator.core.workspace import MANIFEST_NAME, Workspace
 
 
@@ -21,6 +27,10 @@ def register(sub) -> None:
     p.add_argument("--subject-id", help="subject identifier (default: the output folder's name)")
     p.add_argument("--force", action="store_true", help="re-run steps even when they are current")
     p.add_argument("--stop-after", choices=["segment", "mesh", "head-coordinates"], help="stop after this step")
+    p.add_argument("--use-labels", action="store_true",
+                   help="mesh the tissue labels the workspace was given (sample subject, imported head model) "
+                        "instead of segmenting the T1")
+    add_mesh_options(p)
     p.set_defaults(func=run)
 
 
@@ -40,7 +50,9 @@ def run(args) -> int:
             raise NavigatorError("--out SUBJECT_DIR is required when IMAGE is an image")
         ws = create_workspace_from_image(src, args.out, t2=args.t2, subject_id=args.subject_id)
     with cli_progress(args, "prepare") as progress:
-        report = prepare(ws, progress=progress, force=args.force, stop_after=args.stop_after)
+        mesh = params_from_args(args)
+        report = prepare(ws, progress=progress, force=args.force, stop_after=args.stop_after,
+                         stage_params={"mesh": mesh} if mesh else None, use_given_labels=args.use_labels)
     out = console(args)
     out.print(f"workspace: {report.workspace}")
     for name, status in report.stages.items():
