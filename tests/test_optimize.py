@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from navigator.core.errors import NavigatorError
 from navigator.optimize import reciprocity as rc
 from navigator.optimize.grid import placement_grid
 from navigator.optimize.tdcs import constraint_violations, optimize_hd
@@ -177,12 +178,14 @@ def sphere_ws(tmp_path_factory, head):
 
 def test_optimize_tms_workspace(sphere_ws, tmp_path):
     from navigator.export.plan import load_plan
-    from navigator.optimize.tms import optimize_tms_workspace
+    from navigator.optimize.tms import TmsSearch, optimize_tms_workspace
 
     out = tmp_path / "tms"
-    nums = optimize_tms_workspace(sphere_ws, target="subject:0,30,72", out_dir=out, coil="Magstim_D70",
-                                  radius=4, spacing=4, angle_step=45, roi_radius=10, target_field=50.0,
-                                  nifti=False)
+    search = TmsSearch.from_params({"radius": 4, "spacing": 4, "angle_step": 45, "roi_radius": 10,
+                                    "target_field": 50.0, "nifti": False})
+    result = optimize_tms_workspace(sphere_ws, target="subject:0,30,72", out_dir=out, coil="Magstim_D70",
+                                    search=search)
+    nums = result.numbers
     for f in ("plan.json", "summary.json", "score_map.npz", "score_map.csv", "fields/fields.msh"):
         assert (out / f).exists(), f
     s = json.loads((out / "summary.json").read_text())
@@ -193,6 +196,13 @@ def test_optimize_tms_workspace(sphere_ws, tmp_path):
     assert nums["standard_f3_field_per_A_per_us"] > 0  # F3 exists in the test cap
     plan = load_plan(out / "plan.json")
     assert plan.coil_poses[0].name == "optimized" and plan.coil_poses[0].mso == pytest.approx(nums["dose_percent_mso"])
+    # the typed result is what was written
+    np.testing.assert_allclose(result.pose, plan.coil_poses[0].matrix)
+    assert result.summary["batch_numbers"] == nums and result.fields_dir == out / "fields"
+    with pytest.raises(NavigatorError, match="unknown TMS optimization parameter"):
+        TmsSearch.from_params({"radius": 4, "angle": 10})
+    with pytest.raises(NavigatorError, match="--rmt needs --hotspot"):
+        TmsSearch(rmt_percent_mso=50.0)
 
 
 def test_optimize_tdcs_workspace_hd_and_pads(sphere_ws, tmp_path):
@@ -200,7 +210,7 @@ def test_optimize_tdcs_workspace_hd_and_pads(sphere_ws, tmp_path):
     from navigator.optimize.tdcs import optimize_tdcs_workspace
 
     nums = optimize_tdcs_workspace(sphere_ws, target="subject:0,30,72", out_dir=tmp_path / "hd", mode="hd",
-                                   roi_radius=10, max_electrodes=4, nifti=False)
+                                   roi_radius=10, max_electrodes=4, nifti=False).numbers
     s = json.loads((tmp_path / "hd" / "summary.json").read_text())
     assert max(s["hd"]["constraint_violations_A"].values()) <= 1e-9
     assert nums["n_active_electrodes"] <= 4
@@ -209,7 +219,7 @@ def test_optimize_tdcs_workspace_hd_and_pads(sphere_ws, tmp_path):
     I = [e.current_ma for e in plan.montages[0].electrodes]
     assert abs(sum(I)) < 1e-6 and sum(i for i in I if i > 0) <= 2.0 + 1e-6
     nums_p = optimize_tdcs_workspace(sphere_ws, target="subject:0,30,72", out_dir=tmp_path / "pads", mode="pads",
-                                     roi_radius=10, nifti=False)
+                                     roi_radius=10, nifti=False).numbers
     assert nums_p["anode"] != nums_p["cathode"]
     sp = json.loads((tmp_path / "pads" / "summary.json").read_text())["pads"]
     # the Neumann search model and the complete electrode model of the chosen pair agree roughly

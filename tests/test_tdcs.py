@@ -145,7 +145,9 @@ def test_outputs_surface_normal_sign_summary_and_nifti(ball, tmp_path):
     E = -2.0 * cent / np.maximum(np.linalg.norm(cent, axis=1, keepdims=True), 1e-9)  # 2 V/m pointing inward
     v = np.linalg.norm(ball.nodes, axis=1) * 1e-3 * 2.0
     sigma = conductivity_per_tet(ball)
-    summary = write_field_outputs(tmp_path / "out", ball, v, E, sigma, workspace=ws,
+    from navigator.targets.head import Head
+
+    summary = write_field_outputs(tmp_path / "out", ball, v, E, sigma, grids=Head.of(ws).output_grids(),
                                   target=TargetRegion((0, 0, 60.0), 10.0), nifti_spacing_mm=4.0,
                                   summary_extra={"stimulus": "test"})
     assert summary["target"]["mean_normE_V_per_m"] == pytest.approx(2.0, rel=0.01)  # into the cortex: positive

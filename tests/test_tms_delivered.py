@@ -54,7 +54,7 @@ def test_delivered_pulses_match_single_simulations(sphere_ws, tmp_path) -> None:
                    + _trigger(A, 1000, 50.0) + _trigger(A2, 2000, 100.0) + _trigger(B, 3000, 80.0)
                    + _trigger(A, 4000, 50.0, tracked=False) + "</TriggerMarkerList>\n")
     out = tmp_path / "out"
-    summary = simulate_pulse_log_workspace(sphere_ws.root, "Magstim_D70", log, out_dir=out, nifti=False,
+    summary = simulate_pulse_log_workspace(sphere_ws, "Magstim_D70", log, out_dir=out, nifti=False,
                                            target_spec="subject:0,0,80")
     info = summary["tms_delivered"]
     assert info["n_pulses"] == 3 and info["n_untracked_skipped"] == 1 and info["n_pose_groups"] == 2
@@ -64,7 +64,7 @@ def test_delivered_pulses_match_single_simulations(sphere_ws, tmp_path) -> None:
     # linear in dI/dt: pulse 2 (same group, twice the dI/dt) carries twice the field of pulse 1
     assert per_pulse[1] == pytest.approx(2 * per_pulse[0], rel=1e-9)
     # pulse 3 against a direct simulation of pose B at 80 A/us
-    run = simulate_tms_workspace(sphere_ws.root, "Magstim_D70", pose=B, didt=80e6, out_dir=tmp_path / "single",
+    run = simulate_tms_workspace(sphere_ws, "Magstim_D70", pose=B, didt=80e6, out_dir=tmp_path / "single",
                                  nifti=False)
     from navigator.io.gmsh import read_msh
     from navigator.targets.roi import SphereRoi

@@ -106,22 +106,25 @@ def test_resolve_target_point(tmp_path, head):
     """TMS targets go through navigator.targets (one SPEC grammar everywhere)."""
     from navigator.io.surfaces import write_surface
 
+    from navigator.targets.head import Head
+
     ws = Workspace.create(tmp_path / "sub")
     write_surface(head, ws.path("scalp"))
-    p, label = resolve_target_point(ws, "subject:-10,20.5,30")
+    session = Head.of(ws)
+    p, label = resolve_target_point(session, "subject:-10,20.5,30")
     np.testing.assert_allclose(p, [-10, 20.5, 30])
-    np.testing.assert_allclose(resolve_target_point(ws, " 1, 2, 3")[0], [1, 2, 3])
+    np.testing.assert_allclose(resolve_target_point(session, " 1, 2, 3")[0], [1, 2, 3])
     with pytest.raises(NavigatorError, match="no EEG positions"):
-        resolve_target_point(ws, "eeg:F3")
+        resolve_target_point(session, "eeg:F3")
     ws.path("eeg").parent.mkdir(parents=True, exist_ok=True)
     ws.path("eeg").write_text("Fiducial,0,85,-30,Nz\nElectrode,-50.2,53.1,42.2,F3\nElectrode,50,53,42,F4\n")
-    p, label = resolve_target_point(ws, "eeg:f3")
+    p, label = resolve_target_point(session, "eeg:f3")
     np.testing.assert_allclose(p, [-50.2, 53.1, 42.2])
     assert label == "eeg:f3"
     with pytest.raises(NavigatorError, match="unknown EEG position"):
-        resolve_target_point(ws, "eeg:Xyz")
+        resolve_target_point(session, "eeg:Xyz")
     with pytest.raises(NavigatorError, match="no MNI transforms"):
-        resolve_target_point(ws, "mni:1,2,3")
+        resolve_target_point(session, "mni:1,2,3")
 
 
 def test_casing_clearance(head):

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from navigator.batch.discover import BatchSubject
 from navigator.core.errors import NavigatorError
 from navigator.core.workspace import MANIFEST_NAME, Workspace
+from navigator.targets.head import RESOLVED, Head, target_inputs
 
 log = logging.getLogger("navigator")
 
@@ -59,31 +60,10 @@ def _step_prepare(ws: Workspace, subject: BatchSubject, params: dict, cfg) -> tu
     return ran, {f"prepare_{k}_s": round(v, 2) for k, v in report.seconds.items()}
 
 
-def _target_inputs(ws: Workspace) -> list[Path]:
-    from navigator.core.transforms import AFFINE_NAME, MNI_TO_SUBJECT_NAME, SUBJECT_TO_MNI_NAME
-
-    t = ws.path("transforms")
-    cands = [ws.path("scalp"), ws.path("middle_gm"), ws.path("fiducials"), ws.path("eeg"),
-             t / AFFINE_NAME, t / SUBJECT_TO_MNI_NAME, t / MNI_TO_SUBJECT_NAME]
-    return [p for p in cands if p.exists()]
-
-
 def _step_targets(ws: Workspace, subject: BatchSubject, params: dict, cfg) -> tuple[bool, dict]:
-    from navigator.core.atomic import atomic_write_json
-    from navigator.targets.context import HeadContext
-    from navigator.targets.resolve import resolve_target
-
     names = list(params.get("names", cfg.targets))
-    out = ws.root / "targets" / "resolved.json"
-    p = {"names": names}
-    inputs = _target_inputs(ws)
-    if ws.step_is_current("batch-targets", p, inputs):
-        return False, _numbers_from_targets(out)
-    ctx = HeadContext(ws)
-    resolved = {n: resolve_target(ctx, n).to_json() for n in names}
-    atomic_write_json(out, {"targets": resolved})
-    ws.record_step("batch-targets", p, inputs=inputs, outputs=[out])
-    return True, _numbers_from_targets(out)
+    ran = Head.of(ws).resolve_targets(names)
+    return ran, _numbers_from_targets(ws.root / RESOLVED)
 
 
 def _numbers_from_targets(path: Path) -> dict:
@@ -114,42 +94,44 @@ def _field_numbers(prefix: str, summary: dict) -> dict:
     return out
 
 
-def _simulate_tms(ws, out_dir, target, p):
+def _simulate_tms(ws: Workspace, out_dir: Path, target: str, p: dict) -> dict:
     from navigator.tms.simulate import simulate_tms_workspace
 
     p = dict(p)
     coil = p.pop("coil", "Magstim_D70")
     if "didt" not in p and "intensity" not in p:
         p["intensity"] = 50.0
-    run = simulate_tms_workspace(ws.root, coil, target_spec=target, out_dir=out_dir, **p)
+    run = simulate_tms_workspace(ws, coil, target_spec=target, out_dir=out_dir, **p)
     return _field_numbers("tms", run.summary)
 
 
-def _simulate_tdcs(ws, out_dir, target, p):
+def _simulate_tdcs(ws: Workspace, out_dir: Path, target: str, p: dict) -> dict:
     from navigator.fem.outputs import TargetRegion
-    from navigator.targets.context import HeadContext
-    from navigator.targets.resolve import resolve_target
     from navigator.tes.montage import parse_electrode_spec
     from navigator.tes.simulate import simulate_tdcs_workspace
 
     p = dict(p)
     electrodes = [parse_electrode_spec(e) for e in p.pop("electrodes", ["F3:2:rect:50x50", "Fp2:-2:rect:50x50"])]
-    t = resolve_target(HeadContext(ws), target)
+    t = Head.of(ws).target(target)
     region = TargetRegion(tuple(t.cortical_point or t.point), float(p.pop("target_radius", 10.0)))
-    res = simulate_tdcs_workspace(ws.root, electrodes, out_dir, target=region, **p)
+    res = simulate_tdcs_workspace(ws, electrodes, out_dir, target=region, **p)
     return _field_numbers("tdcs", res.summary)
 
 
-def _optimize_tms(ws, out_dir, target, p):
-    from navigator.optimize.tms import optimize_tms_workspace
+def _optimize_tms(ws: Workspace, out_dir: Path, target: str, p: dict) -> dict:
+    from navigator.optimize.tms import TmsSearch, optimize_tms_workspace
 
-    return optimize_tms_workspace(ws, target=target, out_dir=out_dir, **p)
+    p = dict(p)
+    coil = p.pop("coil", None)
+    result = optimize_tms_workspace(ws, target=target, out_dir=out_dir, search=TmsSearch.from_params(p),
+                                    **({"coil": coil} if coil else {}))
+    return result.numbers
 
 
-def _optimize_tdcs(ws, out_dir, target, p):
+def _optimize_tdcs(ws: Workspace, out_dir: Path, target: str, p: dict) -> dict:
     from navigator.optimize.tdcs import optimize_tdcs_workspace
 
-    return optimize_tdcs_workspace(ws, target=target, out_dir=out_dir, **p)
+    return optimize_tdcs_workspace(ws, target=target, out_dir=out_dir, **p).numbers
 
 
 #: step -> (output folder under the workspace, function(ws, out_dir, target SPEC, params) -> numbers)
@@ -171,7 +153,7 @@ def _tool_step(step: str):
         out_dir = ws.root / folder
         summary = out_dir / "summary.json"
         key = {"target": target, **p}
-        inputs = [ws.path("mesh")] + _target_inputs(ws)
+        inputs = [ws.path("mesh")] + target_inputs(ws)
         if ws.step_is_current(f"batch-{step}", key, inputs) and summary.exists():
             return False, json.loads(summary.read_text()).get("batch_numbers", {})
         numbers = func(ws, out_dir, target, p) or {}

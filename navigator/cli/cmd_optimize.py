@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from navigator.cli import cli_progress, console, subcommand
+from navigator.core.workspace import Workspace
+from navigator.optimize.tms import MODES, OBJECTIVES, TmsSearch
+
+#: the defaults of a placement search (shared with the GUI and the batch step)
+_TMS = TmsSearch()
 
 
 def register(sub) -> None:
@@ -13,15 +18,21 @@ def register(sub) -> None:
     t.add_argument("subject_dir", help="subject workspace (needs mesh/head.msh and surfaces/scalp.surf.gii)")
     t.add_argument("--target", required=True, metavar="SPEC", help="target SPEC (fox, mni:x,y,z, subject:x,y,z, eeg:F3, ...)")
     t.add_argument("--coil", default=None, metavar="NAME", help="library coil or .ccd/.tcd file (default Magstim_D70)")
-    t.add_argument("--direction", choices=["magnitude", "normal"], default="magnitude",
-                   help="objective: |ROI-mean E| (default) or ROI-mean E into the cortex along the normal")
-    t.add_argument("--radius", type=float, default=20.0, metavar="MM", help="search radius around the target (20)")
-    t.add_argument("--spacing", type=float, default=2.0, metavar="MM", help="centre spacing (2)")
-    t.add_argument("--angle-step", type=float, default=10.0, metavar="DEG", help="handle angle step (10)")
-    t.add_argument("--mode", choices=["reciprocity", "direct"], default="reciprocity",
+    t.add_argument("--direction", choices=list(OBJECTIVES), default=_TMS.objective,
+                   help=f"objective: magnitude = |ROI-mean E|, normal = ROI-mean E into the cortex along the normal "
+                        f"(default {_TMS.objective})")
+    t.add_argument("--radius", type=float, default=_TMS.radius_mm, metavar="MM",
+                   help=f"search radius around the target ({_TMS.radius_mm:g})")
+    t.add_argument("--spacing", type=float, default=_TMS.spacing_mm, metavar="MM",
+                   help=f"centre spacing ({_TMS.spacing_mm:g})")
+    t.add_argument("--angle-step", type=float, default=_TMS.angle_step_deg, metavar="DEG",
+                   help=f"handle angle step ({_TMS.angle_step_deg:g})")
+    t.add_argument("--mode", choices=list(MODES), default=_TMS.mode,
                    help="reciprocity (few FEM solves) or direct (one FEM solve per placement)")
-    t.add_argument("--roi-radius", type=float, default=5.0, metavar="MM", help="target sphere radius in GM (5)")
-    t.add_argument("--distance", type=float, default=4.0, metavar="MM", help="coil-scalp distance (4)")
+    t.add_argument("--roi-radius", type=float, default=_TMS.roi_radius_mm, metavar="MM",
+                   help=f"target sphere radius in GM ({_TMS.roi_radius_mm:g})")
+    t.add_argument("--distance", type=float, default=_TMS.distance_mm, metavar="MM",
+                   help=f"coil-scalp distance ({_TMS.distance_mm:g})")
     t.add_argument("--rmt", type=float, default=None, metavar="PERCENT", help="resting motor threshold, %% MSO")
     t.add_argument("--hotspot", default=None, metavar="SPEC", help="motor hotspot SPEC (with --rmt)")
     t.add_argument("--target-field", type=float, default=None, metavar="V_PER_M",
@@ -62,13 +73,15 @@ def _print(args, numbers: dict) -> None:
 def run_tms(args) -> int:
     from navigator.optimize.tms import DEFAULT_COIL, optimize_tms_workspace
 
+    search = TmsSearch(objective=args.direction, radius_mm=args.radius, spacing_mm=args.spacing,
+                       angle_step_deg=args.angle_step, mode=args.mode, roi_radius_mm=args.roi_radius,
+                       distance_mm=args.distance, rmt_percent_mso=args.rmt, hotspot=args.hotspot,
+                       target_field_v_per_m=args.target_field, nifti=not args.no_nifti)
+    ws = Workspace.open(args.subject_dir)
     with cli_progress(args, "TMS optimization") as progress:
-        numbers = optimize_tms_workspace(
-            args.subject_dir, target=args.target, out_dir=args.out, coil=args.coil or DEFAULT_COIL, progress=progress,
-            direction=args.direction, radius=args.radius, spacing=args.spacing, angle_step=args.angle_step,
-            mode=args.mode, roi_radius=args.roi_radius, distance=args.distance, rmt=args.rmt, hotspot=args.hotspot,
-            target_field=args.target_field, nifti=not args.no_nifti)
-    _print(args, numbers)
+        result = optimize_tms_workspace(ws, target=args.target, out_dir=args.out, coil=args.coil or DEFAULT_COIL,
+                                        search=search, progress=progress)
+    _print(args, result.numbers)
     return 0
 
 
@@ -83,11 +96,11 @@ def run_tdcs(args) -> int:
     if len(size) != 2:
         raise NavigatorError(f"bad --pad-size {args.pad_size!r}: expected WxH in mm, e.g. 50x70")
     with cli_progress(args, "tDCS optimization") as progress:
-        numbers = optimize_tdcs_workspace(
-            args.subject_dir, target=args.target, out_dir=args.out, mode=args.mode, progress=progress,
+        result = optimize_tdcs_workspace(
+            Workspace.open(args.subject_dir), target=args.target, out_dir=args.out, mode=args.mode, progress=progress,
             direction=args.direction, roi_radius=args.roi_radius, max_total_ma=args.max_total_ma,
             max_electrode_ma=args.max_electrode_ma, max_electrodes=args.max_electrodes, avoid=args.avoid,
             avoid_max_v_per_m=args.avoid_max, electrode_diameter_mm=args.electrode_diameter, pad_size_mm=size,
             current_ma=args.current_ma, nifti=not args.no_nifti)
-    _print(args, numbers)
+    _print(args, result.numbers)
     return 0

@@ -13,6 +13,7 @@ for tACS, the noise's standard deviation or peak for tRNS) and ``simulate ti SUB
 from __future__ import annotations
 
 from navigator.cli import cli_progress, console, subcommand
+from navigator.core.workspace import Workspace
 
 from navigator.cli import simulate_tms
 
@@ -56,7 +57,7 @@ def run_tdcs(args) -> int:
             raise NavigatorError(f"bad --target {args.target!r}: expected X,Y,Z or X,Y,Z,RADIUS (mm)")
         target = TargetRegion(tuple(vals[:3]), vals[3] if len(vals) == 4 else 10.0)
     with cli_progress(args, "tDCS simulation") as progress:
-        res = simulate_tdcs_workspace(args.subject_dir, specs, args.out, conductivity=conductivity, target=target,
+        res = simulate_tdcs_workspace(Workspace.open(args.subject_dir), specs, args.out, conductivity=conductivity, target=target,
                                       solver=args.solver, rtol=args.rtol or DEFAULT_RTOL,
                                       nifti=not args.no_nifti, progress=progress)
     s = res.summary
@@ -150,11 +151,9 @@ def _target_region(args, montage_target=None):
         if len(vals) not in (3, 4):
             raise NavigatorError(f"bad --target {text!r}: expected X,Y,Z or X,Y,Z,RADIUS (mm) or a target SPEC")
         return TargetRegion(tuple(vals[:3]), vals[3] if len(vals) == 4 else args.target_radius)
-    from navigator.core.workspace import Workspace
-    from navigator.targets.context import HeadContext
-    from navigator.targets.resolve import resolve_target
+    from navigator.targets.head import Head
 
-    t = resolve_target(HeadContext(Workspace.open(args.subject_dir)), text)
+    t = Head.of(Workspace.open(args.subject_dir)).target(text)
     point = t.cortical_point if t.cortical_point is not None else t.point
     return TargetRegion(tuple(float(c) for c in point), args.target_radius, t.name)
 
@@ -201,7 +200,7 @@ def run_tacs(args) -> int:
     label = "tACS" if args.waveform == "tacs" else "tRNS"
     with cli_progress(args, f"{label} simulation") as progress:
         res = simulate_tacs_workspace(
-            args.subject_dir, specs, args.out, waveform=args.waveform,
+            Workspace.open(args.subject_dir), specs, args.out, waveform=args.waveform,
             frequency_hz=getattr(args, "frequency", None), band_hz=band,
             amplitude=getattr(args, "amplitude", "peak"), conductivity=conductivity, target=target,
             solver=args.solver, rtol=args.rtol or DEFAULT_RTOL, nifti=not args.no_nifti, progress=progress)
@@ -262,7 +261,7 @@ def run_ti(args) -> int:
     direction = parse_direction(args.direction)
     target = _target_region(args, target)
     with cli_progress(args, "TI simulation") as progress:
-        res = simulate_ti_workspace(args.subject_dir, pair1, pair2, args.out, direction=direction,
+        res = simulate_ti_workspace(Workspace.open(args.subject_dir), pair1, pair2, args.out, direction=direction,
                                     conductivity=conductivity, target=target, solver=args.solver,
                                     rtol=args.rtol or DEFAULT_RTOL, nifti=not args.no_nifti, progress=progress)
     s = res.summary

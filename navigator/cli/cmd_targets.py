@@ -45,10 +45,10 @@ def _fmt(p) -> str:
 
 
 def run_list(args) -> int:
-    from navigator.targets.context import HeadContext
+    from navigator.targets.head import Head
     from navigator.targets.resolve import list_targets
 
-    ctx = HeadContext(Workspace.open(args.subject_dir))
+    ctx = Head.of(Workspace.open(args.subject_dir))
     targets = list_targets(ctx)
     if args.json:
         print(json.dumps([t.to_json() for t in targets], indent=2))
@@ -66,10 +66,10 @@ def run_list(args) -> int:
 
 
 def run_one(args) -> int:
-    from navigator.targets.context import HeadContext
+    from navigator.targets.head import Head
     from navigator.targets.resolve import resolve_target
 
-    ctx = HeadContext(Workspace.open(args.subject_dir))
+    ctx = Head.of(Workspace.open(args.subject_dir))
     t = resolve_target(ctx, args.spec)
     if args.save_as:
         point = t.cortical_point or t.point

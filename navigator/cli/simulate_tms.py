@@ -7,6 +7,7 @@ Registered under the ``simulate`` verb by :mod:`navigator.cli.cmd_simulate`.
 from __future__ import annotations
 
 from navigator.cli import cli_progress, console, subcommand
+from navigator.core.workspace import Workspace
 
 
 def register(simulate_subparsers) -> None:
@@ -62,7 +63,7 @@ def run(args) -> int:
     hdir = parse_vector(args.handle_dir, "--handle-dir") if args.handle_dir else None
     with cli_progress(args, "TMS simulation") as progress:
         run_ = simulate_tms_workspace(
-            args.subject_dir, coil, target_spec=args.target, pose=pose, handle_angle=args.handle_angle,
+            Workspace.open(args.subject_dir), coil, target_spec=args.target, pose=pose, handle_angle=args.handle_angle,
             handle_dir=hdir, distance=args.distance, didt=args.didt, intensity=args.intensity, out_dir=args.out,
             conductivity=parse_conductivity_overrides(args.conductivity), target_radius=args.target_radius,
             nifti=not args.no_nifti, progress=progress)
@@ -91,7 +92,7 @@ def _run_delivered(args, coil) -> int:
     out_dir = args.out
     with cli_progress(args, "delivered pulses") as progress:
         summary = simulate_pulse_log_workspace(
-            args.subject_dir, coil, args.poses, out_dir=out_dir, didt=args.didt, intensity=args.intensity,
+            Workspace.open(args.subject_dir), coil, args.poses, out_dir=out_dir, didt=args.didt, intensity=args.intensity,
             conductivity=parse_conductivity_overrides(args.conductivity), target_radius=args.target_radius,
             nifti=not args.no_nifti, progress=progress)
     info = summary["tms_delivered"]

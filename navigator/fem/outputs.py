@@ -6,14 +6,17 @@
     gmsh 2.2 (binary) copy of the head mesh with ``$NodeData`` "v" (V) and ``$ElementData``
     "E" (V/m, 3 components), "magnE" (V/m), "J" (A/m^2), "magnJ" (A/m^2), "conductivity"
     (S/m), plus any ``extra_tet_fields`` (e.g. "D" = dA/dt for TMS).
-``middle_gm_fields.surf.gii``  (when the workspace has ``surfaces/middle_gm.surf.gii``)
+``middle_gm_fields.surf.gii``  (when the head has a middle grey-matter surface)
     the middle grey-matter surface with per-vertex "magnE" and "normE" (V/m); normE is the
     component along the surface normal, positive INTO the cortex (E . -n_out), as SimNIBS.
 ``magnE.nii.gz``, ``E.nii.gz`` (4-D, 3 components), ``magnJ.nii.gz``, ``v.nii.gz``
-    subject space on the T1 grid when the workspace has a T1, else on a 1 mm RAS grid over
+    subject space on the T1 grid when the head has a T1, else on a 1 mm RAS grid over
     the mesh bounding box; voxels outside the mesh are 0.
-``magnE_MNI.nii.gz``  (when the workspace has MNI transforms)
-    |E| pulled onto the MNI grid of ``transforms/mni_to_subject.nii.gz``.
+``magnE_MNI.nii.gz``  (when the head has MNI transforms)
+    |E| pulled onto the MNI grid of the MNI -> subject deformation field.
+
+What the head offers besides the mesh comes in an :class:`OutputGrids` (built by
+:meth:`navigator.targets.head.Head.output_grids`).
 ``summary.json``
     see :func:`field_summary`.
 """
@@ -32,10 +35,34 @@ import numpy as np
 from navigator.core.atomic import atomic_write_json
 from navigator.core.mesh import Mesh
 from navigator.core.progress import Progress, ensure_progress
+from navigator.core.surface import Surface
 from navigator.core.tissues import GM, tissue_name
-from navigator.io.surfaces import read_surface, write_surface
+from navigator.core.transforms import MniTransform
+from navigator.io.surfaces import write_surface
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class OutputGrids:
+    """Where a simulation's fields are sampled besides the mesh (each optional).
+
+    Attributes:
+        middle_gm: the middle grey-matter surface (subject RAS mm) for per-vertex magnE/normE.
+        image_grid: (shape, 4x4 voxel -> subject RAS mm) of the NIfTI maps (the T1 grid);
+            None: a grid over the mesh bounding box.
+        mni: subject <-> MNI transform for ``*_MNI.nii.gz`` maps.
+        mni_missing: why the MNI transform exists but could not be read (logged), else None.
+    """
+
+    middle_gm: Surface | None = None
+    image_grid: tuple[tuple[int, int, int], np.ndarray] | None = None
+    mni: MniTransform | None = None
+    mni_missing: str | None = None
+
+    def warn_mni_missing(self) -> None:
+        if self.mni_missing:
+            log.warning("no MNI-space maps: %s", self.mni_missing)
 
 
 @dataclass
@@ -165,7 +192,7 @@ def write_field_outputs(
     E_per_tet: np.ndarray,
     sigma: np.ndarray,
     *,
-    workspace=None,
+    grids: OutputGrids | None = None,
     target: TargetRegion | None = None,
     extra_tet_fields: dict[str, np.ndarray] | None = None,
     summary_extra: dict[str, Any] | None = None,
@@ -178,11 +205,11 @@ def write_field_outputs(
     Args:
         out_dir: output folder (created). mesh: head mesh (mm). v: (N,) node potential, V.
         E_per_tet: (M, 3) V/m. sigma: (M,) S/m (J = sigma E).
-        workspace: optional :class:`navigator.core.workspace.Workspace` (T1 grid, middle GM
-            surface, MNI transforms are used when present).
+        grids: the head's middle GM surface, T1 grid and MNI transform (:class:`OutputGrids`;
+            None: the mesh only, NIfTI maps on a bounding-box grid).
         target: optional target sphere for the summary.
         extra_tet_fields: more per-tet fields for fields.msh. summary_extra: merged into summary.json.
-        nifti: write NIfTI maps. nifti_spacing_mm: grid spacing when the workspace has no T1.
+        nifti: write NIfTI maps. nifti_spacing_mm: grid spacing without an image grid.
     """
     progress = ensure_progress(progress)
     out = Path(out_dir)
@@ -202,7 +229,8 @@ def write_field_outputs(
                           {"E": E, "magnE": magnE, "J": J, "magnJ": magnJ, "conductivity": sigma,
                            **(extra_tet_fields or {})})
     try:
-        has_surface = workspace is not None and workspace.has("middle_gm")
+        grids = grids or OutputGrids()
+        has_surface = grids.middle_gm is not None
         # tet geometry, computed once for the surface sampling and the summary (= the values
         # of mesh.tet_centroids() and abs(mesh.tet_volumes()), compiled)
         from navigator.fem.recovery_kernels import tet_geometry
@@ -214,7 +242,7 @@ def write_field_outputs(
         if has_surface:
             t0 = time.perf_counter()
             progress.update(0.3, "sampling middle grey-matter surface")
-            surface = read_surface(workspace.path("middle_gm"))
+            surface = Surface(grids.middle_gm.vertices, grids.middle_gm.faces)
             magn_s, normE_s = surface_fields(mesh, E, surface, centroids=cent)
             surface.data = {"magnE": magn_s, "normE": normE_s}
             write_surface(surface, out / "middle_gm_fields.surf.gii")
@@ -223,7 +251,7 @@ def write_field_outputs(
         nifti_files: list[str] = []
         if nifti:
             t0 = time.perf_counter()
-            nifti_files = _write_nifti(out, mesh, v, E, magnE, magnJ, workspace, nifti_spacing_mm,
+            nifti_files = _write_nifti(out, mesh, v, E, magnE, magnJ, grids, nifti_spacing_mm,
                                        progress.sub(0.4, 0.95, "NIfTI"))
             timings["nifti"] = time.perf_counter() - t0
         timings["write_msh"] = msh_job.result()
@@ -252,18 +280,14 @@ def write_field_outputs(
     return summary
 
 
-def _write_nifti(out: Path, mesh: Mesh, v, E, magnE, magnJ, workspace, spacing, progress) -> list[str]:
+def _write_nifti(out: Path, mesh: Mesh, v, E, magnE, magnJ, grids: OutputGrids, spacing, progress) -> list[str]:
     from navigator.core.volume import Volume
     from navigator.fem.sampling import bbox_grid, fill_voxels, rasterize_tets
     from navigator.io.images import save_nifti
 
-    affine = shape = None
-    if workspace is not None and workspace.has("t1"):
-        import nibabel as nib
-
-        img = nib.load(str(workspace.path("t1")))
-        affine, shape = np.asarray(img.affine, float), tuple(int(s) for s in img.shape[:3])
-    if affine is None:
+    if grids.image_grid is not None:
+        shape, affine = grids.image_grid
+    else:
         affine, shape = bbox_grid(mesh, spacing)
     flat, tet, bary = rasterize_tets(mesh, affine, shape, progress)
     n_vox = int(np.prod(shape))
@@ -291,20 +315,11 @@ def _write_nifti(out: Path, mesh: Mesh, v, E, magnE, magnJ, workspace, spacing, 
         ):
             jobs.append(pool.submit(save_nifti, make(), out / f"{name}.nii.gz", dtype=np.float32))
             written.append(f"{name}.nii.gz")
-        if workspace is not None:
-            from navigator.core.transforms import MNI_TO_SUBJECT_NAME
-            from navigator.io.transforms import load_mni_transform
-
-            tdir = workspace.path("transforms")
-            if (tdir / MNI_TO_SUBJECT_NAME).exists():
-                try:
-                    mni = load_mni_transform(tdir)
-                except Exception as exc:  # noqa: BLE001 - MNI output is optional; say why it is missing
-                    log.warning("no MNI-space maps: %s", exc)
-                else:
-                    jobs.append(pool.submit(save_nifti, mni.image_to_mni(magnE_v), out / "magnE_MNI.nii.gz",
-                                            dtype=np.float32))
-                    written.append("magnE_MNI.nii.gz")
+        grids.warn_mni_missing()
+        if grids.mni is not None:
+            jobs.append(pool.submit(save_nifti, grids.mni.image_to_mni(magnE_v), out / "magnE_MNI.nii.gz",
+                                    dtype=np.float32))
+            written.append("magnE_MNI.nii.gz")
         for job in jobs:
             job.result()
     return written

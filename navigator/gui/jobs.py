@@ -73,73 +73,77 @@ def finish_result(res: FieldResult) -> FieldResult:
 def job_simulate_tms(progress: Progress, subject_dir: str, coil: str, grid: GridSpec | None,
                      kwargs: dict[str, Any]) -> FieldResult:
     """TMS simulation (navigator.tms.simulate.simulate_tms_workspace) and its display data."""
+    from navigator.core.workspace import Workspace
     from navigator.tms.library import load_coil
     from navigator.tms.simulate import simulate_tms_workspace
 
     c = load_coil(coil)
-    run = simulate_tms_workspace(subject_dir, c, progress=progress.sub(0, 0.85), **kwargs)
-    didt = run.summary.get("tms", {}).get("didt_A_per_s")
+    run = simulate_tms_workspace(Workspace.open(subject_dir), c, progress=progress.sub(0, 0.85), **kwargs)
+    didt = run.summary["tms"]["didt_A_per_s"]
     res = load_field_result("tms", run.out_dir, None if grid is None else grid.volume(), progress.sub(0.85, 0.97),
-                            extra={"coil": c.name, "dI/dt (A/us)": None if didt is None else didt / 1e6})
+                            extra={"coil": c.name, "dI/dt (A/us)": didt / 1e6})
     return finish_result(res)
 
 
 def job_simulate_tdcs(progress: Progress, subject_dir: str, specs: list, out_dir: str, target,
                       grid: GridSpec | None) -> FieldResult:
+    from navigator.core.workspace import Workspace
     from navigator.tes.simulate import simulate_tdcs_workspace
 
-    simulate_tdcs_workspace(subject_dir, specs, out_dir, target=target, progress=progress.sub(0, 0.85))
+    simulate_tdcs_workspace(Workspace.open(subject_dir), specs, out_dir, target=target, progress=progress.sub(0, 0.85))
     res = load_field_result("tdcs", out_dir, None if grid is None else grid.volume(), progress.sub(0.85, 0.97),
                             extra={"electrodes": len(specs)})
     return finish_result(res)
 
 
-def _call_supported(fn, params: dict[str, Any], **fixed) -> Any:
-    """Call ``fn`` with ``fixed`` plus those ``params`` its signature accepts."""
-    import inspect
+@dataclass
+class OptimizedTms:
+    """What the GUI shows of a placement search: the best pose (4x4, subject RAS mm), the key
+    numbers and the field at the optimum."""
 
-    sig = inspect.signature(fn)
-    if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
-        accepted = params
-    else:
-        accepted = {k: v for k, v in params.items() if k in sig.parameters}
-    return fn(**fixed, **accepted)
+    pose: np.ndarray
+    numbers: dict[str, Any]
+    field: FieldResult
 
 
-def _optimizer_result(kind: str, result: Any, out_dir: Path, grid: GridSpec | None,
-                      progress: Progress) -> tuple[Any, FieldResult | None]:
-    folder = result_folder(result, out_dir)
-    res = None
-    if folder is not None:
-        res = load_field_result(kind, folder, None if grid is None else grid.volume(), progress,
-                                extra=scalars(result))
-        res = finish_result(res)
-    return _plain(result), res
+@dataclass
+class OptimizedTdcs:
+    """What the GUI shows of a montage optimization: the electrodes (position name or x,y,z
+    subject mm, current mA, shape, size mm), the key numbers and the field."""
+
+    electrodes: list[tuple[str, float, str, tuple[float, ...]]]
+    numbers: dict[str, Any]
+    field: FieldResult
 
 
 def job_optimize_tms(progress: Progress, subject_dir: str, target: str, out_dir: str, coil: str,
-                     params: dict[str, Any], grid: GridSpec | None):
+                     search, grid: GridSpec | None) -> OptimizedTms:
+    """Placement search (navigator.optimize.tms.optimize_tms_workspace) and its display data."""
     from navigator.core.workspace import Workspace
     from navigator.optimize.tms import optimize_tms_workspace
 
-    ws = Workspace.open(subject_dir)
-    result = _call_supported(optimize_tms_workspace, params, ws=ws, target=target, out_dir=Path(out_dir),
-                             coil=coil, progress=progress.sub(0, 0.9))
-    pose = plan_pose(out_dir)
-    if pose is not None and isinstance(result, dict):
-        result = {**result, "pose": pose.tolist()}
-    return _optimizer_result("tms-optimization", result, Path(out_dir), grid, progress.sub(0.9, 1.0))
+    result = optimize_tms_workspace(Workspace.open(subject_dir), target=target, out_dir=Path(out_dir), coil=coil,
+                                    search=search, progress=progress.sub(0, 0.9))
+    field = finish_result(load_field_result("tms-optimization", result.fields_dir,
+                                            None if grid is None else grid.volume(), progress.sub(0.9, 1.0),
+                                            extra=_scalars(result.numbers)))
+    return OptimizedTms(result.pose, result.numbers, field)
 
 
 def job_optimize_tdcs(progress: Progress, subject_dir: str, target: str, out_dir: str, mode: str,
-                      params: dict[str, Any], grid: GridSpec | None):
+                      params: dict[str, Any], grid: GridSpec | None) -> OptimizedTdcs:
+    """Montage optimization (navigator.optimize.tdcs.optimize_tdcs_workspace) and its display data."""
     from navigator.core.workspace import Workspace
     from navigator.optimize.tdcs import optimize_tdcs_workspace
 
-    ws = Workspace.open(subject_dir)
-    result = _call_supported(optimize_tdcs_workspace, params, ws=ws, target=target, out_dir=Path(out_dir),
-                             mode=mode, progress=progress.sub(0, 0.9))
-    return _optimizer_result("tdcs-optimization", result, Path(out_dir), grid, progress.sub(0.9, 1.0))
+    result = optimize_tdcs_workspace(Workspace.open(subject_dir), target=target, out_dir=Path(out_dir), mode=mode,
+                                     progress=progress.sub(0, 0.9), **params)
+    field = finish_result(load_field_result("tdcs-optimization", result.fields_dir,
+                                            None if grid is None else grid.volume(), progress.sub(0.9, 1.0),
+                                            extra=_scalars(result.numbers)))
+    electrodes = [(e.name, float(e.current_ma), e.shape, tuple(float(v) for v in e.size_mm))
+                  for e in result.montage.electrodes]
+    return OptimizedTdcs(electrodes, result.numbers, field)
 
 
 def job_prepare(progress: Progress, subject_dir: str) -> dict[str, str]:
@@ -151,81 +155,14 @@ def job_prepare(progress: Progress, subject_dir: str) -> dict[str, str]:
     return dict(report.stages)
 
 
-# ---------------------------------------------------------------------- optimizer result helpers
-def _plain(obj: Any) -> Any:
-    """A picklable, Qt-free copy of an optimizer's result (dicts, lists, numbers, strings, arrays)."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, (np.ndarray, np.generic)):
-        return np.asarray(obj).tolist()
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "to_json"):
-        return _plain(obj.to_json())
-    if hasattr(obj, "__dict__"):
-        return _plain(vars(obj))
-    return str(obj)
+def _scalars(numbers: dict[str, Any]) -> dict[str, Any]:
+    """The numbers shown beside a result (numbers and text; no None)."""
+    return {k: v for k, v in numbers.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
 
 
-def scalars(result: Any) -> dict[str, Any]:
-    if not isinstance(result, dict):
-        return {}
-    return {k: v for k, v in result.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)
-            and k not in ("out_dir", "simulation_dir")}
-
-
-def result_folder(result: Any, default: Path) -> Path | None:
-    cands = []
-    if isinstance(result, dict):
-        for k in ("simulation_dir", "best_simulation", "out_dir", "output"):
-            if isinstance(result.get(k), (str, Path)):
-                cands.append(Path(result[k]))
-    cands.append(Path(default))
-    for c in cands:
-        if (c / "summary.json").exists():
-            return c
-        if c.is_dir():
-            hits = sorted(c.glob("*/summary.json"))
-            if hits:
-                return hits[0].parent
-    return None
-
-
-def plan_pose(out_dir: str | Path) -> np.ndarray | None:
-    """The first coil pose of the optimizer's plan.json in ``out_dir`` (subject RAS mm, our axes)."""
-    from navigator.export.plan import load_plan
-
-    path = Path(out_dir) / "plan.json"
-    if not path.exists():
-        return None
-    plan = load_plan(path)
-    return np.asarray(plan.coil_poses[0].matrix, float) if plan.coil_poses else None
-
-
-def find_pose(result: Any) -> np.ndarray | None:
-    if not isinstance(result, dict):
-        return None
-    for k in ("pose", "best_pose", "matrix"):
-        v = result.get(k)
-        if isinstance(v, dict):
-            v = v.get("pose", v.get("matrix"))
-        if v is not None:
-            try:
-                m = np.asarray(v, float)
-            except (TypeError, ValueError):
-                continue
-            if m.shape == (4, 4):
-                return m
-    for k in ("best", "placement"):
-        if isinstance(result.get(k), dict):
-            m = find_pose(result[k])
-            if m is not None:
-                return m
-    return None
+def summary_text(numbers: dict[str, Any]) -> str:
+    """One line of an optimizer's key numbers for the panel."""
+    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in _scalars(numbers).items())
 
 
 # ---------------------------------------------------------------------- child-process entry point

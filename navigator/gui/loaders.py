@@ -64,7 +64,7 @@ class SubjectData:
     has_mesh: bool = False
     has_transform: bool = False
     messages: list[str] = field(default_factory=list)
-    ctx: Any = None  # navigator.targets.context.HeadContext, warmed up on the worker thread
+    ctx: Any = None  # navigator.targets.head.Head, warmed up on the worker thread
 
 
 def load_image_volume(path: str | Path) -> Volume:
@@ -125,9 +125,9 @@ def load_subject(ws: Workspace, progress: Progress | None = None) -> SubjectData
     if data.image is None and data.scalp is None:
         raise NavigatorError(f"{ws.root}: workspace holds no image and no surfaces to show")
     progress.update(0.9, "preparing target lookup")
-    from navigator.targets.context import HeadContext
+    from navigator.targets.head import Head
 
-    data.ctx = HeadContext(ws)
+    data.ctx = Head.of(ws)
     _ = data.ctx.transform  # loads the MNI deformation fields (large) here, not on the UI thread
     if data.scalp is not None:
         data.ctx.__dict__["scalp"] = data.scalp

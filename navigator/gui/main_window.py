@@ -634,11 +634,11 @@ class MainWindow(QMainWindow):
             self.view3d.set_cortex_field(res.cortex, res.cortex.data.get("magnE"))
 
     # ================================================================== optimization
-    def _target_spec(self) -> str:
-        p = self.state.target_point
-        if p is None:
+    def _target(self):
+        """The resolved target of the Target panel (passed to the optimizers as it is)."""
+        if self.state.target is None:
             raise NavigatorError("set a target first (Target panel)")
-        return f"subject:{p[0]:.4f},{p[1]:.4f},{p[2]:.4f}"
+        return self.state.target
 
     @guarded
     def optimize_tms(self) -> None:
@@ -646,23 +646,17 @@ class MainWindow(QMainWindow):
         ws = self.state.require_head_model("TMS optimization")
         from navigator.gui.jobs import GridSpec, job_optimize_tms
 
-        params = self.tms_panel.optimize_params()
         out = ws.path("simulations") / "gui_tms_optimization"
-        self.run_task("TMS optimization", job_optimize_tms, str(ws.root), self._target_spec(), str(out),
-                      self.state.coil_name, params, GridSpec.of(self._grid()), on_done=self._tms_optimized,
-                      in_process=True)
+        self.run_task("TMS optimization", job_optimize_tms, str(ws.root), self._target(), str(out),
+                      self.state.coil_name, self.tms_panel.search(), GridSpec.of(self._grid()),
+                      on_done=self._tms_optimized, in_process=True)
 
-    def _tms_optimized(self, out) -> None:
-        from navigator.gui.jobs import find_pose, scalars
+    def _tms_optimized(self, result) -> None:
+        from navigator.gui.jobs import summary_text
 
-        result, res = out
-        pose = find_pose(result)
-        text = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in scalars(result).items())
-        self.tms_panel.opt_result.setText(text or "done")
-        if pose is not None:
-            self.state.set_explicit_pose(pose, "Optimized coil pose")
-        if res is not None:
-            self._result_ready(res)
+        self.tms_panel.opt_result.setText(summary_text(result.numbers) or "done")
+        self.state.set_explicit_pose(result.pose, "Optimized coil pose")
+        self._result_ready(result.field)
 
     @guarded
     def optimize_tdcs(self) -> None:
@@ -670,36 +664,20 @@ class MainWindow(QMainWindow):
         from navigator.gui.jobs import GridSpec, job_optimize_tdcs
 
         out = ws.path("simulations") / "gui_tdcs_optimization"
-        self.run_task("tDCS optimization", job_optimize_tdcs, str(ws.root), self._target_spec(), str(out),
+        self.run_task("tDCS optimization", job_optimize_tdcs, str(ws.root), self._target(), str(out),
                       self.tdcs_panel.opt_mode.currentText(), self.tdcs_panel.optimize_params(),
                       GridSpec.of(self._grid()), on_done=self._tdcs_optimized, in_process=True)
 
-    def _tdcs_optimized(self, out) -> None:
-        from navigator.gui.jobs import scalars
+    def _tdcs_optimized(self, result) -> None:
+        from navigator.gui.jobs import summary_text
         from navigator.gui.state import ElectrodeRow
 
-        result, res = out
-        rows = []
-        for e in (result.get("electrodes") or []) if isinstance(result, dict) else []:
-            if not isinstance(e, dict):
-                continue
-            cur = e.get("current_ma", e.get("current_mA"))
-            pos = e.get("name") or e.get("position")
-            if cur is None or pos is None or abs(float(cur)) < 1e-6:
-                continue
-            if not isinstance(pos, str):
-                pos = ",".join(f"{float(v):.2f}" for v in pos)
-            shape = e.get("shape", "disc" if self.tdcs_panel.opt_mode.currentText() == "hd" else "rect")
-            size = e.get("size_mm")
-            size = "x".join(f"{float(v):g}" for v in size) if isinstance(size, (list, tuple)) else \
-                ("12" if shape == "disc" else "50x50")
-            rows.append(ElectrodeRow(pos, float(cur), shape, size))
+        rows = [ElectrodeRow(name, current, shape, "x".join(f"{v:g}" for v in size))
+                for name, current, shape, size in result.electrodes if abs(current) >= 1e-6]
         if rows:
             self.state.set_montage(rows)
-        text = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in scalars(result).items())
-        self.tdcs_panel.opt_result.setText(text or "done")
-        if res is not None:
-            self._result_ready(res)
+        self.tdcs_panel.opt_result.setText(summary_text(result.numbers) or "done")
+        self._result_ready(result.field)
 
     # ================================================================== plans and export
     def save_plan_dialog(self) -> None:

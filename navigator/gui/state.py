@@ -61,7 +61,7 @@ class PlanState(QObject):
         super().__init__(parent)
         self.undo_stack = QUndoStack(self)
         self.subject: SubjectData | None = None
-        self.ctx = None  # navigator.targets.context.HeadContext
+        self.ctx = None  # navigator.targets.head.Head: the subject's head session
         self.target = None  # navigator.targets.resolve.ResolvedTarget
         self.coil_name = DEFAULT_COIL
         self._coil = None
@@ -83,10 +83,10 @@ class PlanState(QObject):
         return None if self.subject is None else self.subject.ws
 
     def set_subject(self, subject: SubjectData) -> None:
-        from navigator.targets.context import HeadContext
+        from navigator.targets.head import Head
 
         self.subject = subject
-        self.ctx = subject.ctx if subject.ctx is not None else (HeadContext(subject.ws) if subject.ws else None)
+        self.ctx = subject.ctx if subject.ctx is not None else (Head.of(subject.ws) if subject.ws else None)
         self.target = None
         self.placement = None
         self.explicit_pose = None

@@ -28,6 +28,10 @@ import numpy as np
 
 from navigator.core.errors import NavigatorError
 from navigator.core.progress import Progress, ensure_progress
+from navigator.core.workspace import Workspace
+from navigator.export.plan import Montage, Plan
+from navigator.targets.head import Head
+from navigator.targets.resolve import ResolvedTarget
 
 log = logging.getLogger(__name__)
 
@@ -184,24 +188,42 @@ def parse_avoid(spec: str) -> tuple[str, float]:
     return s, radius
 
 
-def optimize_tdcs_workspace(ws, *, target: str, out_dir, mode: str = "hd", progress: Progress | None = None,
-                            **params: Any) -> dict:
+@dataclass
+class TdcsOptimization:
+    """What :func:`optimize_tdcs_workspace` produced.
+
+    Attributes:
+        out_dir: the output folder (plan.json, summary.json, fields/).
+        montage: the optimized montage (electrode positions subject RAS mm, currents mA).
+        plan: the plan written to plan.json. numbers: flat key numbers (field at target V/m,
+            currents mA, ...), as in summary.json "batch_numbers". summary: summary.json.
+    """
+
+    out_dir: Path
+    montage: Montage
+    plan: Plan
+    numbers: dict[str, Any]
+    summary: dict[str, Any]
+
+    @property
+    def fields_dir(self) -> Path:
+        return self.out_dir / "fields"
+
+
+def optimize_tdcs_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_dir: str | Path, mode: str = "hd",
+                            progress: Progress | None = None, **params: Any) -> TdcsOptimization:
     """Optimize a tDCS montage for ``target`` on a workspace and write OUT (see docs/optimization.md).
 
     params: direction ("normal" | "magnitude"), roi_radius (mm, 10), max_total_ma (2),
     max_electrode_ma (1), max_electrodes (None), avoid (list of "SPEC:RADIUS"), avoid_max_v_per_m
     (0.05), electrode_diameter_mm (10), pad_size_mm ((50, 50)), current_ma (2, pads), nifti (True).
-    Returns the flat "batch_numbers" dict (also in summary.json).
+    Returns a :class:`TdcsOptimization` (its ``numbers`` are also in summary.json as "batch_numbers").
     """
     from navigator.core.atomic import atomic_write_json
-    from navigator.export.plan import Electrode, Montage, Plan, save_plan
-    from navigator.fem.conductivity import conductivity_per_tet
+    from navigator.export.plan import Electrode, save_plan
     from navigator.fem.outputs import TargetRegion, write_field_outputs
-    from navigator.io.gmsh import read_msh
     from navigator.optimize.leadfield import hd_leadfield, roi_means
-    from navigator.optimize.tms import _open_ws, image_info, plan_target, target_direction
-    from navigator.targets.context import HeadContext
-    from navigator.targets.resolve import resolve_target
+    from navigator.optimize.tms import image_info, plan_target, target_direction
     from navigator.targets.roi import SphereRoi
 
     known = {"direction", "roi_radius", "max_total_ma", "max_electrode_ma", "max_electrodes", "avoid",
@@ -213,28 +235,25 @@ def optimize_tdcs_workspace(ws, *, target: str, out_dir, mode: str = "hd", progr
         raise NavigatorError(f"unknown tDCS optimization mode {mode!r}; use hd or pads")
     progress = ensure_progress(progress)
     t_all = time.perf_counter()
-    ws = _open_ws(ws)
+    head = Head.of(ws)
+    mesh = head.mesh  # a clear error without a head mesh, before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if not ws.has("mesh"):
-        raise NavigatorError(f"{ws.root}: subject has no head mesh (mesh/head.msh); run `navigator mesh` first")
-    mesh = read_msh(ws.path("mesh"))
-    sigma = conductivity_per_tet(mesh)
-    ctx = HeadContext(ws)
-    rt = resolve_target(ctx, target)
+    sigma = head.sigma
+    rt = head.target(target)
     centre = np.asarray(rt.cortical_point if rt.cortical_point is not None else rt.point, float)
     roi_radius = float(params.get("roi_radius", 10.0))
     masks = {"target": SphereRoi(centre, roi_radius).tet_mask(mesh)}
     avoid_specs = [parse_avoid(a) for a in (params.get("avoid") or [])]
     for k, (spec, rad) in enumerate(avoid_specs):
-        art = resolve_target(ctx, spec)
+        art = head.target(spec)
         ac = np.asarray(art.cortical_point if art.cortical_point is not None else art.point, float)
         masks[f"avoid{k}"] = SphereRoi(ac, rad).tet_mask(mesh)
     objective = params.get("direction", "normal")
     direction = target_direction(rt)
     max_total = float(params.get("max_total_ma", 2.0)) * 1e-3
     max_el = float(params.get("max_electrode_ma", 1.0)) * 1e-3
-    positions = {n: np.asarray(ctx.eeg[n], float) for n in ctx.eeg.names() if n not in ("Nz", "Iz", "LPA", "RPA")}
+    positions = {n: np.asarray(head.eeg[n], float) for n in head.eeg.names() if n not in ("Nz", "Iz", "LPA", "RPA")}
     numbers: dict[str, Any] = {}
     summary: dict[str, Any] = {"type": "tdcs-optimization", "mode": mode, "target": rt.to_json(),
                                "objective": objective, "objective_direction": direction, "roi_radius_mm": roi_radius}
@@ -305,10 +324,10 @@ def optimize_tdcs_workspace(ws, *, target: str, out_dir, mode: str = "hd", progr
                                           if reference["objective"] > 0 else None)
         summary["reference_F3_Fp2_pads_2mA"] = reference
     progress.update(0.85, "writing outputs")
-    write_field_outputs(out / "fields", mesh, v, E, sigma, workspace=ws,
+    write_field_outputs(out / "fields", mesh, v, E, sigma, grids=head.output_grids(bool(params.get("nifti", True))),
                         target=TargetRegion(tuple(float(x) for x in centre), roi_radius, "target"),
                         progress=progress.sub(0.85, 0.97, "fields"), nifti=bool(params.get("nifti", True)))
-    plan = Plan(name=f"tdcs-{mode}-optimized", subject=ws.subject_id, image=image_info(ws), targets=[plan_target(rt)],
+    plan = Plan(name=f"tdcs-{mode}-optimized", subject=head.ws.subject_id, image=image_info(head.ws), targets=[plan_target(rt)],
                 montages=[Montage(f"{mode}-optimized", electrodes_out)],
                 notes=f"objective {objective}; ROI {roi_radius} mm sphere in grey matter at the target")
     save_plan(plan, out / "plan.json")
@@ -317,4 +336,4 @@ def optimize_tdcs_workspace(ws, *, target: str, out_dir, mode: str = "hd", progr
     summary["files"] = ["plan.json", "summary.json", "fields/"]
     atomic_write_json(out / "summary.json", summary)
     progress.update(1.0, "done")
-    return numbers
+    return TdcsOptimization(out, plan.montages[0], plan, numbers, summary)

@@ -19,14 +19,19 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from navigator.core.errors import NavigatorError
 from navigator.core.progress import Progress, ensure_progress
+from navigator.core.workspace import Workspace
+from navigator.export.plan import CoilPose, ImageInfo, Plan, Target, save_plan
 from navigator.optimize import reciprocity as rc
 from navigator.optimize.grid import PlacementGrid, placement_grid
+from navigator.targets.head import Head
+from navigator.targets.resolve import ResolvedTarget
+from navigator.tms.coil import Coil
 
 log = logging.getLogger(__name__)
 
@@ -180,25 +185,6 @@ def write_score_map(out_dir: Path, opt: TmsOptimum, scale: float, unit: str) -> 
     return files
 
 
-def _open_ws(ws):
-    from navigator.core.workspace import Workspace
-
-    return ws if isinstance(ws, Workspace) else Workspace.open(ws)
-
-
-def load_head(ws):
-    """(mesh, sigma, FemSystem) of a workspace."""
-    from navigator.fem.conductivity import conductivity_per_tet
-    from navigator.fem.system import FemSystem
-    from navigator.io.gmsh import read_msh
-
-    if not ws.has("mesh"):
-        raise NavigatorError(f"{ws.root}: subject has no head mesh (mesh/head.msh); run `navigator mesh` first")
-    mesh = read_msh(ws.path("mesh"))
-    sigma = conductivity_per_tet(mesh)
-    return mesh, sigma, FemSystem(mesh, sigma)
-
-
 def target_direction(rt) -> np.ndarray:
     """Unit direction into the cortex at a resolved target (minus the outward normal)."""
     n = rt.cortical_normal if rt.cortical_normal is not None else rt.scalp_normal
@@ -206,71 +192,138 @@ def target_direction(rt) -> np.ndarray:
     return n / np.linalg.norm(n)
 
 
-def plan_target(rt, name: str = "target"):
-    from navigator.export.plan import Target
-
+def plan_target(rt, name: str = "target") -> Target:
+    """The plan's record of a resolved target (cortical point, scalp entry, direction into the head)."""
     pos = rt.cortical_point if rt.cortical_point is not None else rt.point
     desc = f"{rt.spec}" + (f"; MNI {np.round(rt.mni, 1).tolist()}" if rt.mni is not None else "")
     return Target(name=name, position=pos, entry=rt.scalp_entry, direction=target_direction(rt), description=desc)
 
 
-def image_info(ws):
-    from navigator.export.plan import ImageInfo
-
+def image_info(ws: Workspace) -> ImageInfo | None:
+    """The plan's record of the image its coordinates refer to (the workspace T1), or None."""
     return ImageInfo.from_nifti(ws.path("t1")) if ws.has("t1") else None
 
 
-def optimize_tms_workspace(ws, *, target: str, out_dir, coil: str = DEFAULT_COIL, progress: Progress | None = None,
-                           **params: Any) -> dict:
-    """Optimize the coil placement over ``target`` on a workspace and write OUT (see docs/optimization.md).
+@dataclass
+class TmsSearch:
+    """Parameters of a coil placement search; the defaults are shared by `navigator optimize tms`,
+    the GUI's TMS panel and the batch step ``optimize-tms``.
 
-    params: direction ("magnitude" | "normal"), radius (mm, 20), spacing (mm, 2), angle_step
-    (deg, 10), mode ("reciprocity" | "direct"), roi_radius (mm, 5), distance (mm, 4),
-    target_field (V/m), rmt (% MSO), hotspot (SPEC), aux_spacing (mm, 2), world_grid (mm, 1.5),
-    nifti (bool, True). Returns the flat "batch_numbers" dict (also in summary.json).
+    Attributes:
+        objective: "magnitude" (|ROI-mean E|) or "normal" (ROI-mean E into the cortex).
+        radius_mm, spacing_mm: search disc around the target's scalp entry and centre spacing, mm.
+        angle_step_deg: handle angle step, degrees. mode: "reciprocity" or "direct".
+        roi_radius_mm: target sphere in grey matter, mm. distance_mm: coil-scalp distance, mm.
+        target_field_v_per_m: field wanted at the target (reports the % MSO needed), V/m.
+        rmt_percent_mso, hotspot: resting motor threshold (% MSO) at the motor hotspot SPEC
+            (dose by motor threshold transfer).
+        aux_spacing_mm, world_grid_mm: reciprocity quadrature settings, mm (None: no world grid).
+        nifti: write NIfTI field maps.
     """
+
+    objective: str = "magnitude"
+    radius_mm: float = 20.0
+    spacing_mm: float = 2.0
+    angle_step_deg: float = 10.0
+    mode: str = "reciprocity"
+    roi_radius_mm: float = 5.0
+    distance_mm: float = 4.0
+    target_field_v_per_m: float | None = None
+    rmt_percent_mso: float | None = None
+    hotspot: str | None = None
+    aux_spacing_mm: float = 2.0
+    world_grid_mm: float | None = 1.5
+    nifti: bool = True
+
+    #: the short names of batch configuration files and the GUI -> attribute
+    SHORT_NAMES: ClassVar[dict[str, str]] = {
+        "direction": "objective", "radius": "radius_mm", "spacing": "spacing_mm", "angle_step": "angle_step_deg",
+        "mode": "mode", "roi_radius": "roi_radius_mm", "distance": "distance_mm",
+        "target_field": "target_field_v_per_m", "rmt": "rmt_percent_mso", "hotspot": "hotspot",
+        "aux_spacing": "aux_spacing_mm", "world_grid": "world_grid_mm", "nifti": "nifti",
+    }
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> TmsSearch:
+        """A search from short-named parameters (``radius``, ``angle_step``, ...; see
+        :attr:`SHORT_NAMES`); an error naming unknown ones."""
+        unknown = set(params) - set(cls.SHORT_NAMES)
+        if unknown:
+            raise NavigatorError(f"unknown TMS optimization parameter(s): {', '.join(sorted(unknown))}")
+        return cls(**{cls.SHORT_NAMES[k]: v for k, v in params.items()})
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise NavigatorError(f"unknown objective {self.objective!r}; use one of {', '.join(OBJECTIVES)}")
+        if self.mode not in MODES:
+            raise NavigatorError(f"unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
+        if self.rmt_percent_mso is not None and self.hotspot is None:
+            raise NavigatorError("--rmt needs --hotspot SPEC (the motor hotspot)")
+
+
+@dataclass
+class TmsOptimization:
+    """What :func:`optimize_tms_workspace` produced.
+
+    Attributes:
+        out_dir: the output folder (plan.json, summary.json, score_map.*, fields/).
+        pose: 4x4 best coil pose [x y(handle) z(into the head) centre], subject RAS mm.
+        plan: the plan written to plan.json (optimized pose, and the standard F3 pose when known).
+        numbers: flat key numbers (field at target V/m, dose % MSO, ...), as in summary.json
+            "batch_numbers".
+        summary: the content of summary.json.
+    """
+
+    out_dir: Path
+    pose: np.ndarray
+    plan: Plan
+    numbers: dict[str, Any]
+    summary: dict[str, Any]
+
+    @property
+    def fields_dir(self) -> Path:
+        """The field outputs at the optimum (:func:`navigator.fem.outputs.write_field_outputs`)."""
+        return self.out_dir / "fields"
+
+
+def optimize_tms_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_dir: str | Path, coil: str | Coil = DEFAULT_COIL,
+                           search: TmsSearch | None = None, progress: Progress | None = None) -> TmsOptimization:
+    """Optimize the coil placement over ``target`` on a subject's :class:`Head` and write OUT
+    (see docs/optimization.md): plan.json, summary.json, score maps and the fields at the optimum."""
     from navigator.core.atomic import atomic_write_json
-    from navigator.export.plan import CoilPose, Plan, save_plan
     from navigator.fem.outputs import TargetRegion, write_field_outputs
     from navigator.optimize import dose as dose_mod
-    from navigator.targets.context import HeadContext
-    from navigator.targets.resolve import resolve_target
     from navigator.targets.roi import SphereRoi
     from navigator.tms.library import load_coil
     from navigator.tms.pose import place_coil
     from navigator.tms.simulate import solve_tms
 
-    known = {"direction", "radius", "spacing", "angle_step", "mode", "roi_radius", "distance", "target_field", "rmt",
-             "hotspot", "aux_spacing", "world_grid", "nifti"}
-    unknown = set(params) - known
-    if unknown:
-        raise NavigatorError(f"unknown TMS optimization parameter(s): {', '.join(sorted(unknown))}")
+    search = search or TmsSearch()
     progress = ensure_progress(progress)
     t_all = time.perf_counter()
-    ws = _open_ws(ws)
+    head = Head.of(ws)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    objective = params.get("direction", "magnitude")
-    mode = params.get("mode", "reciprocity")
+    objective = search.objective
+    mode = search.mode
     coil = coil or DEFAULT_COIL
     coil_obj = load_coil(coil) if isinstance(coil, (str, Path)) else coil
     progress.update(0.0, "loading head model")
-    mesh, sigma, system = load_head(ws)
-    ctx = HeadContext(ws)
-    rt = resolve_target(ctx, target)
+    mesh, sigma, system = head.mesh, head.sigma, head.system
+    rt = head.target(target)
     centre = np.asarray(rt.cortical_point if rt.cortical_point is not None else rt.point, float)
-    roi_radius = float(params.get("roi_radius", 5.0))
+    roi_radius = float(search.roi_radius_mm)
     roi = SphereRoi(centre, roi_radius).tet_mask(mesh)
     direction = target_direction(rt)
-    scalp = ctx.scalp
-    distance = float(params.get("distance", 4.0))
-    grid = placement_grid(scalp, np.asarray(rt.scalp_entry), radius_mm=float(params.get("radius", 20.0)),
-                          spacing_mm=float(params.get("spacing", 2.0)),
-                          angle_step_deg=float(params.get("angle_step", 10.0)), distance_mm=distance)
+    scalp = head.scalp
+    distance = float(search.distance_mm)
+    grid = placement_grid(scalp, np.asarray(rt.scalp_entry), radius_mm=float(search.radius_mm),
+                          spacing_mm=float(search.spacing_mm),
+                          angle_step_deg=float(search.angle_step_deg), distance_mm=distance)
     progress.update(0.05, f"{grid.n_placements} placements")
     opt, _src = optimize_placement(system, coil_obj, grid, roi, objective=objective, direction=direction, mode=mode,
-                                  aux_spacing_mm=float(params.get("aux_spacing", 2.0)),
-                                  world_grid_mm=params.get("world_grid", 1.5), progress=progress.sub(0.05, 0.75))
+                                  aux_spacing_mm=float(search.aux_spacing_mm),
+                                  world_grid_mm=search.world_grid_mm, progress=progress.sub(0.05, 0.75))
     dirs = objective_directions(objective, direction)
     # direct FEM at the optimum (fields + check of the reciprocity score)
     progress.update(0.75, "direct solve at the optimum")
@@ -279,7 +332,7 @@ def optimize_tms_workspace(ws, *, target: str, out_dir, coil: str = DEFAULT_COIL
     # standard placement: scalp F3, 45 degree handle
     standard = None
     try:
-        f3 = ctx.eeg["F3"]
+        f3 = head.eeg["F3"]
         std = place_coil(scalp, f3, handle_angle=45.0, distance=distance)
         f_std = solve_tms(mesh, coil_obj, std.pose, 1.0, system=system, eps=1e-4, d_at="nodes")
         standard = {"pose": std.pose, "score": float(combine(dirs @ rc.roi_mean_field(system, f_std.E, roi), objective))}
@@ -288,25 +341,23 @@ def optimize_tms_workspace(ws, *, target: str, out_dir, coil: str = DEFAULT_COIL
     # dose
     dose = None
     dose_info: dict[str, Any] = {}
-    tf = params.get("target_field")
+    tf = search.target_field_v_per_m
     if tf is not None and coil_obj.max_didt:
         dose = dose_mod.percent_mso_for_field(best_direct, float(tf), coil_obj.max_didt)
         dose_info = {"kind": "target field", "target_field_v_per_m": float(tf), "percent_mso": dose}
-    if params.get("rmt") is not None:
-        hs = params.get("hotspot")
-        if hs is None:
-            raise NavigatorError("--rmt needs --hotspot SPEC (the motor hotspot)")
-        hrt = resolve_target(ctx, hs)
+    if search.rmt_percent_mso is not None:
+        hs = search.hotspot
+        hrt = head.target(hs)
         hc = np.asarray(hrt.cortical_point if hrt.cortical_point is not None else hrt.point, float)
         hroi = SphereRoi(hc, roi_radius).tet_mask(mesh)
         hpl = place_coil(scalp, np.asarray(hrt.scalp_entry), handle_angle=45.0, distance=distance)
         f_h = solve_tms(mesh, coil_obj, hpl.pose, 1.0, system=system, eps=1e-4, d_at="nodes")
         hd = objective_directions(objective, target_direction(hrt))
         h_score = float(combine(hd @ rc.roi_mean_field(system, f_h.E, hroi), objective))
-        dose = dose_mod.motor_threshold_transfer(float(params["rmt"]), h_score, best_direct)
-        dose_info = {"kind": "motor threshold transfer", "rmt_percent_mso": float(params["rmt"]), "hotspot": hs,
+        dose = dose_mod.motor_threshold_transfer(float(search.rmt_percent_mso), h_score, best_direct)
+        dose_info = {"kind": "motor threshold transfer", "rmt_percent_mso": float(search.rmt_percent_mso), "hotspot": hs,
                      "hotspot_pose": hpl.pose, "hotspot_field_per_A_per_us": h_score * 1e6,
-                     "hotspot_field_at_rmt_v_per_m": (h_score * coil_obj.max_didt * float(params["rmt"]) / 100.0
+                     "hotspot_field_at_rmt_v_per_m": (h_score * coil_obj.max_didt * float(search.rmt_percent_mso) / 100.0
                                                       if coil_obj.max_didt else None),
                      "percent_mso": dose}
     if dose is not None and coil_obj.max_didt:
@@ -327,12 +378,13 @@ def optimize_tms_workspace(ws, *, target: str, out_dir, coil: str = DEFAULT_COIL
     # scoring uses the raw element field (reciprocity is exact for it); the reported field is
     # the recovered one, as in `navigator simulate tms`
     E_report = recovered_element_field(mesh, f_best.E)
-    write_field_outputs(out / "fields", mesh, f_best.v * planned_didt, E_report * planned_didt, sigma, workspace=ws,
+    write_field_outputs(out / "fields", mesh, f_best.v * planned_didt, E_report * planned_didt, sigma,
+                        grids=head.output_grids(bool(search.nifti)),
                         target=region, extra_tet_fields={"D": f_best.D * planned_didt},
                         summary_extra={"tms": {"coil": coil_obj.name, "didt_A_per_s": planned_didt,
                                                "pose": opt.pose.tolist()}},
-                        progress=progress.sub(0.8, 0.97, "fields"), nifti=bool(params.get("nifti", True)))
-    plan = Plan(name="tms-optimized", subject=ws.subject_id, image=image_info(ws), targets=[plan_target(rt)],
+                        progress=progress.sub(0.8, 0.97, "fields"), nifti=bool(search.nifti))
+    plan = Plan(name="tms-optimized", subject=head.ws.subject_id, image=image_info(head.ws), targets=[plan_target(rt)],
                 coil_poses=[CoilPose("optimized", opt.pose, target="target", coil=coil_obj.name, didt=planned_didt,
                                      mso=planned_mso if planned_mso is None or planned_mso <= 100 else None,
                                      description=f"navigator optimize tms ({objective}, {mode})")],
@@ -371,4 +423,4 @@ def optimize_tms_workspace(ws, *, target: str, out_dir, coil: str = DEFAULT_COIL
     }
     atomic_write_json(out / "summary.json", summary)
     progress.update(1.0, "done")
-    return numbers
+    return TmsOptimization(out, opt.pose, plan, numbers, summary)

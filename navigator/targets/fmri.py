@@ -234,7 +234,7 @@ def fmri_target_workspace(ws, rest_path, *, tr_s: float | None = None, name: str
     """
     from navigator.core.tissues import CSF, GM, WM
     from navigator.io.images import load_image, save_nifti
-    from navigator.targets.context import HeadContext
+    from navigator.targets.head import Head
 
     series = load_image(rest_path, allow_4d=True)
     if series.data.ndim != 4:
@@ -243,7 +243,7 @@ def fmri_target_workspace(ws, rest_path, *, tr_s: float | None = None, name: str
         tr_s = series.meta.get("tr_s")
     save_nifti(series, ws.path("rest"))
     ws.add_source("rest", ws.path("rest"), original=rest_path)
-    ctx = HeadContext(ws)
+    ctx = Head.of(ws)
     t1 = load_image(ws.source_path("T1"))
     brain = gm = None
     if ws.path("labels").exists():

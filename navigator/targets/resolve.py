@@ -23,7 +23,7 @@ subject has MNI transforms.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,12 @@ class ResolvedTarget:
         d = asdict(self)
         d["coordinate_system"] = "subject scanner RAS (mm); 'mni' in MNI152 (mm)"
         return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ResolvedTarget:
+        """The target :meth:`to_json` wrote (e.g. an entry of ``targets/resolved.json``)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 _VEC = r"\s*(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*"

@@ -26,11 +26,13 @@ from navigator.core.errors import NavigatorError
 from navigator.core.mesh import Mesh
 from navigator.core.progress import Progress, ensure_progress
 from navigator.fem.conductivity import conductivity_per_tet
-from navigator.fem.outputs import TargetRegion, write_field_outputs
+from navigator.core.workspace import Workspace
+from navigator.fem.outputs import OutputGrids, TargetRegion, write_field_outputs
 from navigator.fem.solver import DEFAULT_RTOL
 from navigator.tes.cem import ElectrodeSolution, ElectrodeSystem, check_currents
 from navigator.tes.electrodes import ElectrodeSpec, PlacedElectrode, Scalp, check_overlaps, place_electrode
-from navigator.tes.montage import lookup_position, read_eeg_positions
+from navigator.targets.head import Head
+from navigator.tes.montage import lookup_position
 
 
 @dataclass
@@ -78,7 +80,7 @@ def simulate_tdcs(
     *,
     conductivity: dict[int, float] | None = None,
     eeg_positions: dict[str, np.ndarray] | None = None,
-    workspace=None,
+    grids: OutputGrids | None = None,
     target: TargetRegion | None = None,
     solver: str = "amg",
     rtol: float = DEFAULT_RTOL,
@@ -92,7 +94,8 @@ def simulate_tdcs(
         mesh: head mesh (mm). specs: electrodes (currents in mA, summing to zero).
         out_dir: where to write outputs (None: compute only; the summary is still returned).
         conductivity: per-tag overrides (S/m). eeg_positions: name -> mm for 10-10 positions.
-        workspace: optional Workspace for T1 grid / middle GM / MNI outputs.
+        grids: the head's middle GM surface, T1 grid and MNI transform for the outputs
+            (:meth:`navigator.targets.head.Head.output_grids`).
         field: "recovered" (default; tissue-wise patch recovery, see
             :func:`navigator.fem.recovery.recovered_element_field`) or "element" (raw P0 -grad v).
     """
@@ -139,7 +142,7 @@ def simulate_tdcs(
         t0 = time.perf_counter()
         extra["timings_s"] = dict(timings)
         extra_fields = {"E_element": E_element} if field == "recovered" else None
-        summary = write_field_outputs(out_dir, mesh, sol.v, E, sigma, workspace=workspace, target=target,
+        summary = write_field_outputs(out_dir, mesh, sol.v, E, sigma, grids=grids, target=target,
                                       extra_tet_fields=extra_fields, summary_extra=extra, nifti=nifti,
                                       progress=progress.sub(0.7, 1.0, "outputs"))
         summary["timings_s"]["outputs_total"] = time.perf_counter() - t0
@@ -157,22 +160,13 @@ def simulate_tdcs(
     return TdcsResult(mesh, sigma, placed, system, sol, E, summary, E_element)
 
 
-def open_head(subject_dir: str | Path):
-    """(workspace, head mesh, EEG positions or None) of a subject; a clear error without a mesh."""
-    from navigator.core.workspace import Workspace
-    from navigator.io.gmsh import read_msh
-
-    ws = Workspace.open(subject_dir)
-    if not ws.has("mesh"):
-        raise NavigatorError(f"{ws.root}: subject has no head mesh ({ws.path('mesh').relative_to(ws.root)}); "
-                             "run `navigator mesh` first")
-    mesh = read_msh(ws.path("mesh"))
-    eeg = read_eeg_positions(ws.path("eeg")) if ws.has("eeg") else None
-    return ws, mesh, eeg
+def eeg_positions(head: Head) -> dict[str, np.ndarray] | None:
+    """10-10 name -> (3,) subject mm of the head's EEG positions (fiducials included), or None."""
+    return dict(head.eeg.positions) if head.has_eeg else None
 
 
 def simulate_tdcs_workspace(
-    subject_dir: str | Path,
+    ws: Workspace,
     specs: list[ElectrodeSpec],
     out_dir: str | Path | None = None,
     *,
@@ -184,9 +178,11 @@ def simulate_tdcs_workspace(
     progress: Progress | None = None,
     field: str = "recovered",
 ) -> TdcsResult:
-    """:func:`simulate_tdcs` on a subject workspace (mesh/head.msh, targets/eeg.csv)."""
-    ws, mesh, eeg = open_head(subject_dir)
+    """:func:`simulate_tdcs` on a subject's :class:`Head` (mesh, EEG positions, output grids);
+    outputs in ``out_dir`` (default ``simulations/tdcs``)."""
+    head = Head.of(ws)
     if out_dir is None:
         out_dir = ws.path("simulations") / "tdcs"
-    return simulate_tdcs(mesh, specs, out_dir, conductivity=conductivity, eeg_positions=eeg, workspace=ws,
+    return simulate_tdcs(head.mesh, specs, out_dir, conductivity=conductivity, eeg_positions=eeg_positions(head),
+                         grids=head.output_grids(nifti),
                          target=target, solver=solver, rtol=rtol, nifti=nifti, progress=progress, field=field)

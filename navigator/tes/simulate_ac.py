@@ -30,8 +30,11 @@ import numpy as np
 from navigator.core.errors import NavigatorError
 from navigator.core.mesh import Mesh
 from navigator.core.progress import Progress, ensure_progress
-from navigator.fem.outputs import TargetRegion
+from navigator.core.surface import Surface
+from navigator.core.workspace import Workspace
+from navigator.fem.outputs import OutputGrids, TargetRegion
 from navigator.fem.solver import DEFAULT_RTOL
+from navigator.targets.head import Head
 from navigator.tes.electrodes import ElectrodeSpec, PlacedElectrode
 from navigator.tes.ti import ti_envelope_along, ti_max_envelope
 
@@ -46,7 +49,7 @@ def _injected_ma(specs: list[ElectrodeSpec]) -> float:
 
 # ---------------------------------------------------------------------- tACS / tRNS
 def simulate_tacs_workspace(
-    subject_dir: str | Path,
+    ws: Workspace,
     specs: list[ElectrodeSpec],
     out_dir: str | Path | None = None,
     *,
@@ -71,7 +74,6 @@ def simulate_tacs_workspace(
         out_dir: default ``SUBJECT_DIR/simulations/<waveform>``.
     """
     from navigator.core.atomic import atomic_write_json
-    from navigator.core.workspace import Workspace
     from navigator.tes.simulate import simulate_tdcs_workspace
 
     if waveform not in ("tacs", "trns"):
@@ -87,8 +89,8 @@ def simulate_tacs_workspace(
         if not (np.isfinite(lo) and np.isfinite(hi) and 0 <= lo < hi):
             raise NavigatorError(f"--band must be LOW-HIGH Hz with 0 <= LOW < HIGH, got {lo:g}-{hi:g}")
     if out_dir is None:
-        out_dir = Workspace.open(subject_dir).path("simulations") / waveform
-    res = simulate_tdcs_workspace(subject_dir, specs, out_dir, conductivity=conductivity, target=target,
+        out_dir = ws.path("simulations") / waveform
+    res = simulate_tdcs_workspace(ws, specs, out_dir, conductivity=conductivity, target=target,
                                   solver=solver, rtol=rtol, nifti=nifti, progress=progress)
     s = res.summary
     injected = _injected_ma(specs)
@@ -172,7 +174,7 @@ def simulate_ti(
     direction: str | np.ndarray = "normal",
     conductivity: dict[int, float] | None = None,
     eeg_positions: dict[str, np.ndarray] | None = None,
-    workspace=None,
+    grids: OutputGrids | None = None,
     target: TargetRegion | None = None,
     solver: str = "amg",
     rtol: float = DEFAULT_RTOL,
@@ -250,7 +252,7 @@ def simulate_ti(
     if out_dir is not None:
         t0 = time.perf_counter()
         summary = write_ti_outputs(out_dir, mesh, sigma, sol1.v, sol2.v, E1, E2, TImax, direction, TIdir,
-                                   workspace=workspace, target=target, nifti=nifti,
+                                   grids=grids, target=target, nifti=nifti,
                                    nifti_spacing_mm=nifti_spacing_mm, progress=progress.sub(0.6, 1.0, "outputs"))
         timings.update({f"output_{k}": v for k, v in summary.pop("_timings").items()})
         timings["outputs_total"] = time.perf_counter() - t0
@@ -325,8 +327,8 @@ def ti_summary(
 def write_ti_outputs(
     out_dir: str | Path, mesh: Mesh, sigma: np.ndarray, v1: np.ndarray, v2: np.ndarray, E1: np.ndarray,
     E2: np.ndarray, TImax: np.ndarray, direction: str | np.ndarray, TIdir: np.ndarray | None, *,
-    workspace=None, target: TargetRegion | None = None, nifti: bool = True, nifti_spacing_mm: float = 1.0,
-    progress: Progress | None = None,
+    grids: OutputGrids | None = None, target: TargetRegion | None = None, nifti: bool = True,
+    nifti_spacing_mm: float = 1.0, progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Write a TI simulation into ``out_dir`` (see docs/tdcs.md); returns the summary (without
     solver and electrode entries; ``files`` and ``_timings`` included, summary.json not written).
@@ -342,6 +344,7 @@ def write_ti_outputs(
     from navigator.fem.sampling import locate_points
 
     progress = ensure_progress(progress)
+    grids = grids or OutputGrids()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -358,12 +361,12 @@ def write_ti_outputs(
     timings["write_msh"] = time.perf_counter() - t0
 
     surface = TInormal_s = None
-    if workspace is not None and workspace.has("middle_gm"):
-        from navigator.io.surfaces import read_surface, write_surface
+    if grids.middle_gm is not None:
+        from navigator.io.surfaces import write_surface
 
         t0 = time.perf_counter()
         progress.update(0.3, "sampling middle grey-matter surface")
-        surface = read_surface(workspace.path("middle_gm"))
+        surface = Surface(grids.middle_gm.vertices, grids.middle_gm.faces)
         mask = mesh.tet_tags == GM if np.any(mesh.tet_tags == GM) else None
         tet, _ = locate_points(mesh, surface.vertices, tet_mask=mask)  # as fem.outputs.surface_fields
         e1, e2 = E1[tet], E2[tet]
@@ -381,7 +384,7 @@ def write_ti_outputs(
         maps = {"TImax": TImax, "magnE1": magnE1, "magnE2": magnE2, "E1": E1, "E2": E2}
         if TIdir is not None:
             maps["TIdir"] = TIdir
-        files += _write_nifti_maps(out, mesh, maps, workspace, nifti_spacing_mm, mni=("TImax",),
+        files += _write_nifti_maps(out, mesh, maps, grids, nifti_spacing_mm, mni=("TImax",),
                                    progress=progress.sub(0.4, 0.95, "NIfTI"))
         timings["nifti"] = time.perf_counter() - t0
 
@@ -399,7 +402,7 @@ def write_ti_outputs(
     return summary
 
 
-def _write_nifti_maps(out: Path, mesh: Mesh, maps: dict[str, np.ndarray], workspace, spacing: float,
+def _write_nifti_maps(out: Path, mesh: Mesh, maps: dict[str, np.ndarray], grids: OutputGrids, spacing: float,
                       mni: tuple[str, ...] = (), progress: Progress | None = None) -> list[str]:
     """Per-tet maps ((M,) or (M, 3)) to NIfTI on the grid of :mod:`navigator.fem.outputs` (the T1
     grid, else a ``spacing`` mm grid over the mesh); names in ``mni`` also on the MNI grid."""
@@ -407,13 +410,9 @@ def _write_nifti_maps(out: Path, mesh: Mesh, maps: dict[str, np.ndarray], worksp
     from navigator.fem.sampling import bbox_grid, rasterize_tets
     from navigator.io.images import save_nifti
 
-    affine = shape = None
-    if workspace is not None and workspace.has("t1"):
-        import nibabel as nib
-
-        img = nib.load(str(workspace.path("t1")))
-        affine, shape = np.asarray(img.affine, float), tuple(int(s) for s in img.shape[:3])
-    if affine is None:
+    if grids.image_grid is not None:
+        shape, affine = grids.image_grid
+    else:
         affine, shape = bbox_grid(mesh, spacing)
     flat, tet, _ = rasterize_tets(mesh, affine, shape, progress)
     n_vox = int(np.prod(shape))
@@ -426,40 +425,31 @@ def _write_nifti_maps(out: Path, mesh: Mesh, maps: dict[str, np.ndarray], worksp
         vols[name] = Volume(data.reshape(*shape, comps) if comps > 1 else data.reshape(shape), affine)
         save_nifti(vols[name], out / f"{name}.nii.gz", dtype=np.float32)
         written.append(f"{name}.nii.gz")
-    if workspace is not None and mni:
-        import logging
-
-        from navigator.core.transforms import MNI_TO_SUBJECT_NAME
-        from navigator.io.transforms import load_mni_transform
-
-        tdir = workspace.path("transforms")
-        if (tdir / MNI_TO_SUBJECT_NAME).exists():
-            try:
-                transform = load_mni_transform(tdir)
-            except Exception as exc:  # noqa: BLE001 - MNI output is optional; say why it is missing
-                logging.getLogger(__name__).warning("no MNI-space maps: %s", exc)
-            else:
-                for name in mni:
-                    save_nifti(transform.image_to_mni(vols[name]), out / f"{name}_MNI.nii.gz", dtype=np.float32)
-                    written.append(f"{name}_MNI.nii.gz")
+    if mni:
+        grids.warn_mni_missing()
+        if grids.mni is not None:
+            for name in mni:
+                save_nifti(grids.mni.image_to_mni(vols[name]), out / f"{name}_MNI.nii.gz", dtype=np.float32)
+                written.append(f"{name}_MNI.nii.gz")
     return written
 
 
 def simulate_ti_workspace(
-    subject_dir: str | Path,
+    ws: Workspace,
     pair1: list[ElectrodeSpec],
     pair2: list[ElectrodeSpec],
     out_dir: str | Path | None = None,
     **kwargs,
 ) -> TiResult:
-    """:func:`simulate_ti` on a subject workspace (mesh/head.msh, targets/eeg.csv); ``out_dir``
-    defaults to ``SUBJECT_DIR/simulations/ti``."""
-    from navigator.tes.simulate import open_head
+    """:func:`simulate_ti` on a subject's :class:`~navigator.targets.head.Head` (mesh, EEG
+    positions, output grids); ``out_dir`` defaults to ``simulations/ti``."""
+    from navigator.tes.simulate import eeg_positions
 
     check_pair(pair1, "pair 1")  # before reading the mesh: fail fast on bad input
     check_pair(pair2, "pair 2")
-    ws, mesh, eeg = open_head(subject_dir)
+    head = Head.of(ws)
     if out_dir is None:
         out_dir = ws.path("simulations") / "ti"
-    return simulate_ti(mesh, pair1, pair2, out_dir, eeg_positions=eeg, workspace=ws, **kwargs)
+    return simulate_ti(head.mesh, pair1, pair2, out_dir, eeg_positions=eeg_positions(head),
+                       grids=head.output_grids(kwargs.get("nifti", True)), **kwargs)
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from navigator.core.errors import NavigatorError
 from navigator.core.progress import Progress, ensure_progress
+from navigator.core.workspace import Workspace
 
 log = logging.getLogger("navigator")
 UNIT_DIDT = 1e6  # A/s (1 A/us)
@@ -72,7 +73,7 @@ def pulse_amplitudes(log_didt, log_mso, coil, didt: float | None, intensity: flo
     return out
 
 
-def simulate_pulse_log_workspace(subject_dir: str | Path, coil, poses_file: str | Path, *,
+def simulate_pulse_log_workspace(ws: Workspace, coil, poses_file: str | Path, *,
                                  out_dir: str | Path | None = None, didt: float | None = None,
                                  intensity: float | None = None, conductivity: dict[int, float] | None = None,
                                  target_spec: str | None = None, target_radius: float = 10.0,
@@ -80,12 +81,10 @@ def simulate_pulse_log_workspace(subject_dir: str | Path, coil, poses_file: str 
                                  progress: Progress | None = None) -> dict[str, Any]:
     """Re-simulate every tracked pulse of ``poses_file`` on the subject (see module docstring)."""
     from navigator.core.atomic import atomic_path
-    from navigator.core.workspace import Workspace
     from navigator.export.pulses import read_pulse_log
-    from navigator.fem.conductivity import conductivity_per_tet
     from navigator.fem.outputs import TargetRegion, write_field_outputs
     from navigator.fem.system import FemSystem
-    from navigator.io.gmsh import read_msh
+    from navigator.targets.head import Head
     from navigator.targets.roi import SphereRoi
     from navigator.tms.library import load_coil
     from navigator.tms.pose import resolve_target_point
@@ -93,9 +92,8 @@ def simulate_pulse_log_workspace(subject_dir: str | Path, coil, poses_file: str 
 
     progress = ensure_progress(progress)
     t_start = time.perf_counter()
-    ws = Workspace.open(subject_dir)
-    if not ws.has("mesh"):
-        raise NavigatorError(f"{ws.root}: subject has no head mesh (mesh/head.msh); run `navigator mesh` first")
+    head = Head.of(ws)
+    mesh = head.mesh  # fails with a clear message before anything else is read
     coil = load_coil(coil) if isinstance(coil, (str, Path)) else coil
     plog = read_pulse_log(poses_file)
     poses = np.asarray(plog.poses, float).reshape(-1, 4, 4)
@@ -106,14 +104,13 @@ def simulate_pulse_log_workspace(subject_dir: str | Path, coil, poses_file: str 
     n_groups = int(groups.max()) + 1
     log.info("%d tracked pulses (%d untracked skipped) in %d pose groups", len(poses), plog.n_skipped, n_groups)
 
-    mesh = read_msh(ws.path("mesh"))
-    sigma = conductivity_per_tet(mesh, conductivity)
+    sigma = head.conductivity(conductivity)
     system = FemSystem(mesh, sigma, progress=progress.sub(0.0, 0.1, "assembly"))
     counts = np.bincount(groups, minlength=n_groups)
     main_group = int(np.argmax(counts))
     # target region: the given target, else the cortical entry under the most frequent pose
     if target_spec is not None:
-        centre, _ = resolve_target_point(ws, target_spec)
+        centre, _ = resolve_target_point(head, target_spec)
     else:
         centre = cortical_entry_point(mesh, poses[groups == main_group][0])
     roi = None if centre is None else SphereRoi(np.asarray(centre), target_radius).tet_mask(mesh)
@@ -162,7 +159,8 @@ def simulate_pulse_log_workspace(subject_dir: str | Path, coil, poses_file: str 
             "shown_pulse": {"pose_group": main_group, "pulses_in_group": int(counts[main_group]),
                             "didt_A_per_s": median_amp, "pose": poses[groups == main_group][0].tolist()},
             "target_mean_magnE_over_pulses_V_per_m": stats, "seconds": time.perf_counter() - t_start}
-    summary = write_field_outputs(out_dir, mesh, main_fields.v * s, main_fields.E * s, sigma, workspace=ws,
+    summary = write_field_outputs(out_dir, mesh, main_fields.v * s, main_fields.E * s, sigma,
+                                  grids=head.output_grids(nifti),
                                   target=region,
                                   extra_tet_fields={"magnE_mean": sum_mag / len(poses), "magnE_max": max_mag},
                                   summary_extra={"tms_delivered": info},

@@ -25,15 +25,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from navigator.core.errors import InputError, NavigatorError
-from navigator.core.mesh import Mesh
 from navigator.core.surface import Surface
-from navigator.io.mesh_boundary import outer_surface
+from navigator.targets.head import Head
 
 DEFAULT_DISTANCE_MM = 4.0
 DEFAULT_HANDLE_ANGLE_DEG = 45.0
@@ -82,24 +80,6 @@ class CoilPlacement:
 
 
 # ---------------------------------------------------------------------- scalp geometry
-def scalp_surface(ws, mesh: Mesh | None = None) -> Surface:
-    """The workspace's scalp surface (``surfaces/scalp.surf.gii``), else the outer boundary of
-    ``mesh`` (or of the workspace head mesh)."""
-    path = ws.path("scalp")
-    if path.exists():
-        from navigator.io.surfaces import read_surface
-
-        return read_surface(path)
-    if mesh is None:
-        from navigator.io.gmsh import read_msh
-
-        mpath = ws.path("mesh")
-        if not mpath.exists():
-            raise NavigatorError(f"{ws.root}: no scalp surface and no head mesh; run `navigator mesh`")
-        mesh = read_msh(mpath)
-    return outer_surface(mesh)
-
-
 def project_to_surface(surface: Surface, point: np.ndarray, k: int = 16) -> np.ndarray:
     """Closest point on ``surface`` to ``point`` (3,), mm (among the faces of its ``k`` nearest vertices)."""
     from navigator.targets.geometry import SurfaceQuery
@@ -249,15 +229,12 @@ def parse_vector(text: str, what: str = "vector") -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- targets
-def resolve_target_point(ws, spec: str) -> tuple[np.ndarray, str]:
-    """Resolve a target SPEC (see :mod:`navigator.targets.resolve`) to the point the coil aims
-    at (subject RAS mm) and a label: the cortical point for targets defined in the brain, the
-    scalp point for targets defined on the scalp (EEG positions, Beam F3, scalp rules).
+def resolve_target_point(head: Head, spec: str) -> tuple[np.ndarray, str]:
+    """Resolve a target SPEC on ``head`` (see :mod:`navigator.targets.resolve`) to the point the
+    coil aims at (subject RAS mm) and a label: the cortical point for targets defined in the
+    brain, the scalp point for targets defined on the scalp (EEG positions, Beam F3, scalp rules).
     """
-    from navigator.targets.context import HeadContext
-    from navigator.targets.resolve import resolve_target
-
-    t = resolve_target(HeadContext(ws), spec)
+    t = head.target(spec)
     if t.kind == "cortical" and t.cortical_point is not None:
         return np.asarray(t.cortical_point), f"{t.name} (cortical point)"
     return np.asarray(t.point), t.name

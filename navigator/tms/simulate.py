@@ -29,6 +29,8 @@ import numpy as np
 
 from navigator.core.mesh import Mesh
 from navigator.core.progress import Progress, ensure_progress
+from navigator.core.workspace import Workspace
+from navigator.targets.head import Head
 from navigator.tms.coil import Coil
 from navigator.fem.kernels import element_mean
 from navigator.tms.primary_job import PrimaryFieldJob
@@ -157,7 +159,7 @@ class TmsRun:
     placement: Any
 
 
-def simulate_tms_workspace(subject_dir: str | Path, coil: Coil | str, *, target_spec: str | None = None,
+def simulate_tms_workspace(ws: Workspace, coil: Coil | str, *, target_spec: str | None = None,
                            pose: np.ndarray | None = None, handle_angle: float | None = None,
                            handle_dir: np.ndarray | None = None, distance: float = 4.0,
                            didt: float | None = None, intensity: float | None = None,
@@ -175,17 +177,9 @@ def simulate_tms_workspace(subject_dir: str | Path, coil: Coil | str, *, target_
     import logging
 
     from navigator.core.errors import NavigatorError
-    from navigator.core.workspace import Workspace
     from navigator.fem.outputs import TargetRegion
-    from navigator.io.gmsh import read_msh
     from navigator.tms.library import load_coil
-    from navigator.tms.pose import (
-        CoilPlacement,
-        casing_clearance,
-        place_coil,
-        resolve_target_point,
-        scalp_surface,
-    )
+    from navigator.tms.pose import CoilPlacement, casing_clearance, place_coil, resolve_target_point
 
     log = logging.getLogger(__name__)
     t_start = time.perf_counter()
@@ -194,17 +188,15 @@ def simulate_tms_workspace(subject_dir: str | Path, coil: Coil | str, *, target_
         raise NavigatorError("give either a target (--target) or an explicit pose (--pose)")
     if (didt is None) == (intensity is None):
         raise NavigatorError("give the intensity either as dI/dt (--didt, A/s) or as %MSO (--intensity)")
-    ws = Workspace.open(subject_dir)
-    if not ws.has("mesh"):
-        raise NavigatorError(f"{ws.root}: subject has no head mesh (mesh/head.msh); run `navigator mesh` first")
+    head = Head.of(ws)
     coil = load_coil(coil) if isinstance(coil, (str, Path)) else coil
     if intensity is not None:
         didt = coil.didt_from_percent_mso(float(intensity))
     if not np.isfinite(didt) or didt <= 0:
         raise NavigatorError(f"dI/dt must be a positive number of A/s, got {didt}")
     progress.update(0.0, "reading head mesh")
-    mesh = read_msh(ws.path("mesh"))
-    scalp = scalp_surface(ws, mesh)
+    mesh = head.mesh
+    scalp = head.scalp
     if pose is not None:
         from navigator.tms.primary import check_pose
 
@@ -212,7 +204,7 @@ def simulate_tms_workspace(subject_dir: str | Path, coil: Coil | str, *, target_
         placement = CoilPlacement(pose=np.asarray(pose, float), target=None, handle=np.asarray(pose, float)[:3, 1],
                                   spec={"pose": np.asarray(pose, float).tolist()})
     else:
-        point, label = resolve_target_point(ws, target_spec)
+        point, label = resolve_target_point(head, target_spec)
         placement = place_coil(scalp, point, handle_angle=handle_angle, handle_dir=handle_dir, distance=distance,
                                spec={"target": target_spec, "resolved": label,
                                      "handle_angle_deg": handle_angle,
@@ -253,7 +245,8 @@ def simulate_tms_workspace(subject_dir: str | Path, coil: Coil | str, *, target_
         "casing_collides": None if clearance is None else clearance.collides,
         "solver": {"iterations": fields.iterations, "final_relative_residual": fields.residual},
     }
-    summary = write_field_outputs(out_dir, mesh, fields.v, fields.E, fields.sigma, workspace=ws, target=region,
+    summary = write_field_outputs(out_dir, mesh, fields.v, fields.E, fields.sigma, grids=head.output_grids(nifti),
+                                  target=region,
                                   extra_tet_fields={"D": fields.D, "E_element": fields.E_element},
                                   summary_extra={"tms": info, "solver": info["solver"],
                                                  "timings_s": dict(fields.timings)},

@@ -229,9 +229,10 @@ class TdcsPanel(QWidget):
         self.refresh()
 
     def optimize_params(self) -> dict:
-        p = {"max_total_current_ma": self.opt_total.value(), "max_electrode_current_ma": self.opt_each.value()}
+        """Limits for :func:`navigator.optimize.tdcs.optimize_tdcs_workspace` (mA, mA, count)."""
+        p = {"max_total_ma": self.opt_total.value(), "max_electrode_ma": self.opt_each.value()}
         if self.opt_active.value() > 0:
-            p["max_active_electrodes"] = self.opt_active.value()
+            p["max_electrodes"] = self.opt_active.value()
         return p
 
     def _shape(self) -> tuple[str, str]:

@@ -22,7 +22,11 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from navigator.optimize.tms import TmsSearch
 from navigator.tms.library import library_names
+
+#: the defaults of a placement search (shared with `navigator optimize tms` and the batch step)
+_SEARCH = TmsSearch()
 
 
 class TmsPanel(QWidget):
@@ -131,15 +135,15 @@ class TmsPanel(QWidget):
         form = QFormLayout(box)
         self.opt_radius = QDoubleSpinBox()
         self.opt_radius.setRange(0, 50)
-        self.opt_radius.setValue(20)
+        self.opt_radius.setValue(_SEARCH.radius_mm)
         self.opt_radius.setSuffix(" mm")
         self.opt_spacing = QDoubleSpinBox()
         self.opt_spacing.setRange(1, 20)
-        self.opt_spacing.setValue(5)
+        self.opt_spacing.setValue(_SEARCH.spacing_mm)
         self.opt_spacing.setSuffix(" mm")
         self.opt_angle = QDoubleSpinBox()
         self.opt_angle.setRange(5, 180)
-        self.opt_angle.setValue(30)
+        self.opt_angle.setValue(_SEARCH.angle_step_deg)
         self.opt_angle.setSuffix(" deg")
         form.addRow("Search radius", self.opt_radius)
         form.addRow("Position spacing", self.opt_spacing)
@@ -157,10 +161,10 @@ class TmsPanel(QWidget):
         state.poseChanged.connect(self.refresh)
         self.refresh()
 
-    def optimize_params(self) -> dict:
-        """Search grid for navigator.optimize.tms.optimize_tms_workspace (mm, mm, degrees)."""
-        return {"radius": self.opt_radius.value(), "spacing": self.opt_spacing.value(),
-                "angle_step": self.opt_angle.value(), "distance": self.distance.value()}
+    def search(self) -> TmsSearch:
+        """The placement search set in the panel (radius, spacing, angle step, coil distance)."""
+        return TmsSearch(radius_mm=self.opt_radius.value(), spacing_mm=self.opt_spacing.value(),
+                         angle_step_deg=self.opt_angle.value(), distance_mm=self.distance.value())
 
     def browse_coil(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Coil model", "", "Coil files (*.ccd *.tcd *.nii *.nii.gz)")
