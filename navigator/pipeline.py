@@ -63,12 +63,17 @@ def create_workspace_from_image(
 
     The image is loaded (reoriented to RAS without resampling) and written to
     ``input/T1.nii.gz``. Reopening a workspace whose recorded T1 came from a *different* image
-    is an error: a workspace holds one subject.
+    is an error: a workspace holds one subject. Given the workspace's own ``input/T1.nii.gz``
+    the workspace is returned as it is.
     """
     from navigator.core.atomic import sha256_file
     from navigator.io.images import load_image, save_nifti
 
     out_dir = Path(out_dir)
+    if t2 is None and (out_dir / MANIFEST_NAME).exists():
+        ws = Workspace.open(out_dir)
+        if "T1" in ws.sources() and Path(image).resolve() == ws.source_path("T1").resolve():
+            return ws  # the workspace's own T1 (e.g. `demo` on the sample it wrote): nothing to load or compare
     t1_volume = load_image(image)
     if (out_dir / MANIFEST_NAME).exists():
         ws = Workspace.open(out_dir)

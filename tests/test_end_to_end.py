@@ -128,3 +128,24 @@ def test_gui_command_without_display(monkeypatch, capsys) -> None:
     assert main(["gui"]) == 1
     err = capsys.readouterr().err
     assert "no display available" in err
+
+
+def test_steps_reuse_the_workspace_they_are_given(sphere_demo: Path, monkeypatch) -> None:
+    """`demo` hands the batch steps the workspace it wrote: its T1 is not read again, and the
+    steps share one Head session per Workspace."""
+    import navigator.io.images as images
+    from navigator.core.workspace import Workspace
+    from navigator.pipeline import create_workspace_from_image
+    from navigator.targets.head import Head
+
+    def no_reload(*args, **kwargs):
+        raise AssertionError("the workspace's own T1 was loaded again")
+
+    monkeypatch.setattr(images, "load_image", no_reload)
+    ws = create_workspace_from_image(sphere_demo / "input" / "T1.nii.gz", sphere_demo)
+    assert ws.root == sphere_demo
+    assert Head.of(ws) is Head.of(ws) and Head.of(ws) is not Head.of(Workspace.open(sphere_demo))
+    # later steps read what the targets step recorded
+    head = Head.of(ws)
+    assert set(head.resolved) == {SPHERE_TARGET}
+    assert head.target(SPHERE_TARGET) is head.resolved[SPHERE_TARGET]
