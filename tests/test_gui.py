@@ -246,6 +246,19 @@ def test_cancel_simulation(window, subject, qtbot):
     assert "cancelled" in w.statusBar().currentMessage()
 
 
+def test_tdcs_panel_search_uses_the_shared_defaults(window):
+    """The montage optimization set in the panel is a TdcsSearch starting from the defaults of
+    `navigator optimize tdcs` and the batch step, with the optimizer's own parameter names."""
+    from navigator.optimize.tdcs import TdcsSearch
+
+    p = window.tdcs_panel
+    assert p.search() == TdcsSearch()
+    p.opt_mode.setCurrentText("pads")
+    p.opt_total.setValue(1.5)
+    p.opt_active.setValue(4)
+    assert p.search() == TdcsSearch(mode="pads", max_total_ma=1.5, max_electrodes=4)
+
+
 def test_tdcs_simulation_with_preset(window, subject, qtbot):
     w = window
     ensure_fox(qtbot, w, subject)

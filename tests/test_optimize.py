@@ -207,10 +207,11 @@ def test_optimize_tms_workspace(sphere_ws, tmp_path):
 
 def test_optimize_tdcs_workspace_hd_and_pads(sphere_ws, tmp_path):
     from navigator.export.plan import load_plan
-    from navigator.optimize.tdcs import optimize_tdcs_workspace
+    from navigator.optimize.tdcs import TdcsSearch, optimize_tdcs_workspace
 
-    nums = optimize_tdcs_workspace(sphere_ws, target="subject:0,30,72", out_dir=tmp_path / "hd", mode="hd",
-                                   roi_radius=10, max_electrodes=4, nifti=False).numbers
+    nums = optimize_tdcs_workspace(sphere_ws, target="subject:0,30,72", out_dir=tmp_path / "hd",
+                                   search=TdcsSearch.from_params({"mode": "hd", "roi_radius": 10, "max_electrodes": 4,
+                                                                  "nifti": False})).numbers
     s = json.loads((tmp_path / "hd" / "summary.json").read_text())
     assert max(s["hd"]["constraint_violations_A"].values()) <= 1e-9
     assert nums["n_active_electrodes"] <= 4
@@ -218,8 +219,12 @@ def test_optimize_tdcs_workspace_hd_and_pads(sphere_ws, tmp_path):
     plan = load_plan(tmp_path / "hd" / "plan.json")
     I = [e.current_ma for e in plan.montages[0].electrodes]
     assert abs(sum(I)) < 1e-6 and sum(i for i in I if i > 0) <= 2.0 + 1e-6
-    nums_p = optimize_tdcs_workspace(sphere_ws, target="subject:0,30,72", out_dir=tmp_path / "pads", mode="pads",
-                                     roi_radius=10, nifti=False).numbers
+    nums_p = optimize_tdcs_workspace(sphere_ws, target="subject:0,30,72", out_dir=tmp_path / "pads",
+                                     search=TdcsSearch(mode="pads", roi_radius_mm=10, nifti=False)).numbers
+    with pytest.raises(NavigatorError, match="unknown tDCS optimization parameter"):
+        TdcsSearch.from_params({"max_total_current_ma": 2.0})
+    with pytest.raises(NavigatorError, match="unknown tDCS optimization mode"):
+        TdcsSearch(mode="rings")
     assert nums_p["anode"] != nums_p["cathode"]
     sp = json.loads((tmp_path / "pads" / "summary.json").read_text())["pads"]
     # the Neumann search model and the complete electrode model of the chosen pair agree roughly

@@ -129,9 +129,9 @@ def _optimize_tms(ws: Workspace, out_dir: Path, target: str, p: dict) -> dict:
 
 
 def _optimize_tdcs(ws: Workspace, out_dir: Path, target: str, p: dict) -> dict:
-    from navigator.optimize.tdcs import optimize_tdcs_workspace
+    from navigator.optimize.tdcs import TdcsSearch, optimize_tdcs_workspace
 
-    return optimize_tdcs_workspace(ws, target=target, out_dir=out_dir, **p).numbers
+    return optimize_tdcs_workspace(ws, target=target, out_dir=out_dir, search=TdcsSearch.from_params(p)).numbers
 
 
 #: step -> (output folder under the workspace, function(ws, out_dir, target SPEC, params) -> numbers)

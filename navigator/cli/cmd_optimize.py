@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from navigator.cli import cli_progress, console, subcommand
 from navigator.core.workspace import Workspace
+from navigator.optimize.tdcs import TdcsSearch
 from navigator.optimize.tms import MODES, OBJECTIVES, TmsSearch
 
-#: the defaults of a placement search (shared with the GUI and the batch step)
+#: the defaults of a placement search and of a montage optimization (shared with the GUI and the batch)
 _TMS = TmsSearch()
+_TDCS = TdcsSearch()
 
 
 def register(sub) -> None:
@@ -44,19 +46,28 @@ def register(sub) -> None:
     d = subcommand(subs, "tdcs", "Optimal HD electrode currents or the best conventional pad pair for a target.")
     d.add_argument("subject_dir", help="subject workspace (needs mesh/head.msh and targets/eeg.csv)")
     d.add_argument("--target", required=True, metavar="SPEC", help="target SPEC")
-    d.add_argument("--mode", choices=["hd", "pads"], default="hd", help="hd (cap electrodes, LP) or pads (two 5x5 cm pads)")
-    d.add_argument("--direction", choices=["normal", "magnitude"], default="normal",
-                   help="objective: ROI-mean E into the cortex (default) or |ROI-mean E|")
-    d.add_argument("--roi-radius", type=float, default=10.0, metavar="MM", help="target sphere radius (10)")
-    d.add_argument("--max-total-ma", type=float, default=2.0, help="total injected current, mA (2)")
-    d.add_argument("--max-electrode-ma", type=float, default=1.0, help="current per electrode, mA (1)")
-    d.add_argument("--max-electrodes", type=int, default=None, metavar="N", help="at most N active electrodes (MILP)")
+    d.add_argument("--mode", choices=["hd", "pads"], default=_TDCS.mode,
+                   help="hd (cap electrodes, LP) or pads (two pads)")
+    d.add_argument("--direction", choices=["normal", "magnitude"], default=_TDCS.objective,
+                   help="objective: ROI-mean E into the cortex (normal) or |ROI-mean E| (magnitude); "
+                        f"default {_TDCS.objective}")
+    d.add_argument("--roi-radius", type=float, default=_TDCS.roi_radius_mm, metavar="MM",
+                   help=f"target sphere radius ({_TDCS.roi_radius_mm:g})")
+    d.add_argument("--max-total-ma", type=float, default=_TDCS.max_total_ma,
+                   help=f"total injected current, mA ({_TDCS.max_total_ma:g})")
+    d.add_argument("--max-electrode-ma", type=float, default=_TDCS.max_electrode_ma,
+                   help=f"current per electrode, mA ({_TDCS.max_electrode_ma:g})")
+    d.add_argument("--max-electrodes", type=int, default=_TDCS.max_electrodes, metavar="N",
+                   help="at most N active electrodes (MILP)")
     d.add_argument("--avoid", action="append", default=[], metavar="SPEC:RADIUS",
                    help="region whose mean field components must stay below --avoid-max (repeatable)")
-    d.add_argument("--avoid-max", type=float, default=0.05, metavar="V_PER_M", help="limit in avoid regions (0.05)")
-    d.add_argument("--electrode-diameter", type=float, default=10.0, metavar="MM", help="HD disc diameter (10)")
-    d.add_argument("--pad-size", default="50x50", metavar="WxH", help="pad size in mm (50x50; e.g. 50x70)")
-    d.add_argument("--current-ma", type=float, default=2.0, help="pad current, mA (2)")
+    d.add_argument("--avoid-max", type=float, default=_TDCS.avoid_max_v_per_m, metavar="V_PER_M",
+                   help=f"limit in avoid regions ({_TDCS.avoid_max_v_per_m:g})")
+    d.add_argument("--electrode-diameter", type=float, default=_TDCS.electrode_diameter_mm, metavar="MM",
+                   help=f"HD disc diameter ({_TDCS.electrode_diameter_mm:g})")
+    d.add_argument("--pad-size", default="x".join(f"{v:g}" for v in _TDCS.pad_size_mm), metavar="WxH",
+                   help="pad size in mm (default {}; e.g. 50x70)".format("x".join(f"{v:g}" for v in _TDCS.pad_size_mm)))
+    d.add_argument("--current-ma", type=float, default=_TDCS.current_ma, help=f"pad current, mA ({_TDCS.current_ma:g})")
     d.add_argument("--no-nifti", action="store_true", help="skip NIfTI field maps")
     d.add_argument("--out", "-o", required=True, help="output folder")
     d.set_defaults(func=run_tdcs)
@@ -96,11 +107,12 @@ def run_tdcs(args) -> int:
     if len(size) != 2:
         raise NavigatorError(f"bad --pad-size {args.pad_size!r}: expected WxH in mm, e.g. 50x70")
     with cli_progress(args, "tDCS optimization") as progress:
-        result = optimize_tdcs_workspace(
-            Workspace.open(args.subject_dir), target=args.target, out_dir=args.out, mode=args.mode, progress=progress,
-            direction=args.direction, roi_radius=args.roi_radius, max_total_ma=args.max_total_ma,
-            max_electrode_ma=args.max_electrode_ma, max_electrodes=args.max_electrodes, avoid=args.avoid,
-            avoid_max_v_per_m=args.avoid_max, electrode_diameter_mm=args.electrode_diameter, pad_size_mm=size,
-            current_ma=args.current_ma, nifti=not args.no_nifti)
+        search = TdcsSearch(mode=args.mode, objective=args.direction, roi_radius_mm=args.roi_radius,
+                            max_total_ma=args.max_total_ma, max_electrode_ma=args.max_electrode_ma,
+                            max_electrodes=args.max_electrodes, avoid=args.avoid, avoid_max_v_per_m=args.avoid_max,
+                            electrode_diameter_mm=args.electrode_diameter, pad_size_mm=size,
+                            current_ma=args.current_ma, nifti=not args.no_nifti)
+        result = optimize_tdcs_workspace(Workspace.open(args.subject_dir), target=args.target, out_dir=args.out,
+                                         search=search, progress=progress)
     _print(args, result.numbers)
     return 0

@@ -130,14 +130,14 @@ def job_optimize_tms(progress: Progress, subject_dir: str, target: str, out_dir:
     return OptimizedTms(result.pose, result.numbers, field)
 
 
-def job_optimize_tdcs(progress: Progress, subject_dir: str, target: str, out_dir: str, mode: str,
-                      params: dict[str, Any], grid: GridSpec | None) -> OptimizedTdcs:
+def job_optimize_tdcs(progress: Progress, subject_dir: str, target: str, out_dir: str, search,
+                      grid: GridSpec | None) -> OptimizedTdcs:
     """Montage optimization (navigator.optimize.tdcs.optimize_tdcs_workspace) and its display data."""
     from navigator.core.workspace import Workspace
     from navigator.optimize.tdcs import optimize_tdcs_workspace
 
-    result = optimize_tdcs_workspace(Workspace.open(subject_dir), target=target, out_dir=Path(out_dir), mode=mode,
-                                     progress=progress.sub(0, 0.9), **params)
+    result = optimize_tdcs_workspace(Workspace.open(subject_dir), target=target, out_dir=Path(out_dir),
+                                     search=search, progress=progress.sub(0, 0.9))
     field = finish_result(load_field_result("tdcs-optimization", result.fields_dir,
                                             None if grid is None else grid.volume(), progress.sub(0.9, 1.0),
                                             extra=_scalars(result.numbers)))

@@ -665,8 +665,8 @@ class MainWindow(QMainWindow):
 
         out = ws.path("simulations") / "gui_tdcs_optimization"
         self.run_task("tDCS optimization", job_optimize_tdcs, str(ws.root), self._target(), str(out),
-                      self.tdcs_panel.opt_mode.currentText(), self.tdcs_panel.optimize_params(),
-                      GridSpec.of(self._grid()), on_done=self._tdcs_optimized, in_process=True)
+                      self.tdcs_panel.search(), GridSpec.of(self._grid()), on_done=self._tdcs_optimized,
+                      in_process=True)
 
     def _tdcs_optimized(self, result) -> None:
         from navigator.gui.jobs import summary_text

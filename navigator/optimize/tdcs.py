@@ -22,7 +22,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -189,6 +189,59 @@ def parse_avoid(spec: str) -> tuple[str, float]:
 
 
 @dataclass
+class TdcsSearch:
+    """Parameters of a tDCS montage optimization; the defaults are shared by `navigator optimize
+    tdcs`, the GUI's tDCS panel and the batch step ``optimize-tdcs``.
+
+    Attributes:
+        mode: "hd" (currents of the cap's disc electrodes, linear programme) or "pads" (the best
+            pair of two pads).
+        objective: "normal" (ROI-mean E into the cortex) or "magnitude" (|ROI-mean E|).
+        roi_radius_mm: target sphere, mm. max_total_ma, max_electrode_ma: current limits, mA.
+        max_electrodes: at most this many active electrodes (None: no limit).
+        avoid: regions "SPEC:RADIUS_MM" whose mean field components stay below
+            ``avoid_max_v_per_m`` (V/m). electrode_diameter_mm: HD disc diameter, mm.
+        pad_size_mm: (width, height) of the pads, mm. current_ma: pad current, mA.
+        nifti: write NIfTI field maps.
+    """
+
+    mode: str = "hd"
+    objective: str = "normal"
+    roi_radius_mm: float = 10.0
+    max_total_ma: float = 2.0
+    max_electrode_ma: float = 1.0
+    max_electrodes: int | None = None
+    avoid: list[str] = field(default_factory=list)
+    avoid_max_v_per_m: float = 0.05
+    electrode_diameter_mm: float = 10.0
+    pad_size_mm: tuple[float, float] = (50.0, 50.0)
+    current_ma: float = 2.0
+    nifti: bool = True
+
+    #: the short names of batch configuration files -> attribute
+    SHORT_NAMES: ClassVar[dict[str, str]] = {
+        "mode": "mode", "direction": "objective", "roi_radius": "roi_radius_mm", "max_total_ma": "max_total_ma",
+        "max_electrode_ma": "max_electrode_ma", "max_electrodes": "max_electrodes", "avoid": "avoid",
+        "avoid_max_v_per_m": "avoid_max_v_per_m", "electrode_diameter_mm": "electrode_diameter_mm",
+        "pad_size_mm": "pad_size_mm", "current_ma": "current_ma", "nifti": "nifti",
+    }
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> TdcsSearch:
+        """A search from short-named parameters (:attr:`SHORT_NAMES`); an error naming unknown ones."""
+        unknown = set(params) - set(cls.SHORT_NAMES)
+        if unknown:
+            raise NavigatorError(f"unknown tDCS optimization parameter(s): {', '.join(sorted(unknown))}")
+        return cls(**{cls.SHORT_NAMES[k]: v for k, v in params.items()})
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("hd", "pads"):
+            raise NavigatorError(f"unknown tDCS optimization mode {self.mode!r}; use hd or pads")
+        self.avoid = list(self.avoid or [])
+        self.pad_size_mm = tuple(float(v) for v in self.pad_size_mm)  # type: ignore[assignment]
+
+
+@dataclass
 class TdcsOptimization:
     """What :func:`optimize_tdcs_workspace` produced.
 
@@ -210,13 +263,11 @@ class TdcsOptimization:
         return self.out_dir / "fields"
 
 
-def optimize_tdcs_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_dir: str | Path, mode: str = "hd",
-                            progress: Progress | None = None, **params: Any) -> TdcsOptimization:
+def optimize_tdcs_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_dir: str | Path,
+                            search: TdcsSearch | None = None, progress: Progress | None = None) -> TdcsOptimization:
     """Optimize a tDCS montage for ``target`` on a workspace and write OUT (see docs/optimization.md).
 
-    params: direction ("normal" | "magnitude"), roi_radius (mm, 10), max_total_ma (2),
-    max_electrode_ma (1), max_electrodes (None), avoid (list of "SPEC:RADIUS"), avoid_max_v_per_m
-    (0.05), electrode_diameter_mm (10), pad_size_mm ((50, 50)), current_ma (2, pads), nifti (True).
+    ``search``: mode, objective, limits and output options (:class:`TdcsSearch`; defaults when None).
     Returns a :class:`TdcsOptimization` (its ``numbers`` are also in summary.json as "batch_numbers").
     """
     from navigator.core.atomic import atomic_write_json
@@ -226,13 +277,8 @@ def optimize_tdcs_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_
     from navigator.optimize.tms import image_info, plan_target, target_direction
     from navigator.targets.roi import SphereRoi
 
-    known = {"direction", "roi_radius", "max_total_ma", "max_electrode_ma", "max_electrodes", "avoid",
-             "avoid_max_v_per_m", "electrode_diameter_mm", "pad_size_mm", "current_ma", "nifti"}
-    unknown = set(params) - known
-    if unknown:
-        raise NavigatorError(f"unknown tDCS optimization parameter(s): {', '.join(sorted(unknown))}")
-    if mode not in ("hd", "pads"):
-        raise NavigatorError(f"unknown tDCS optimization mode {mode!r}; use hd or pads")
+    search = search or TdcsSearch()
+    mode = search.mode
     progress = ensure_progress(progress)
     t_all = time.perf_counter()
     head = Head.of(ws)
@@ -242,17 +288,17 @@ def optimize_tdcs_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_
     sigma = head.sigma
     rt = head.target(target)
     centre = np.asarray(rt.cortical_point if rt.cortical_point is not None else rt.point, float)
-    roi_radius = float(params.get("roi_radius", 10.0))
+    roi_radius = float(search.roi_radius_mm)
     masks = {"target": SphereRoi(centre, roi_radius).tet_mask(mesh)}
-    avoid_specs = [parse_avoid(a) for a in (params.get("avoid") or [])]
+    avoid_specs = [parse_avoid(a) for a in search.avoid]
     for k, (spec, rad) in enumerate(avoid_specs):
         art = head.target(spec)
         ac = np.asarray(art.cortical_point if art.cortical_point is not None else art.point, float)
         masks[f"avoid{k}"] = SphereRoi(ac, rad).tet_mask(mesh)
-    objective = params.get("direction", "normal")
+    objective = search.objective
     direction = target_direction(rt)
-    max_total = float(params.get("max_total_ma", 2.0)) * 1e-3
-    max_el = float(params.get("max_electrode_ma", 1.0)) * 1e-3
+    max_total = float(search.max_total_ma) * 1e-3
+    max_el = float(search.max_electrode_ma) * 1e-3
     positions = {n: np.asarray(head.eeg[n], float) for n in head.eeg.names() if n not in ("Nz", "Iz", "LPA", "RPA")}
     numbers: dict[str, Any] = {}
     summary: dict[str, Any] = {"type": "tdcs-optimization", "mode": mode, "target": rt.to_json(),
@@ -273,11 +319,11 @@ def optimize_tdcs_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_
     progress.update(0.1, "leadfield")
     electrodes_out: list = []
     if mode == "hd":
-        lf = hd_leadfield(mesh, sigma, positions, masks, diameter_mm=float(params.get("electrode_diameter_mm", 10.0)),
+        lf = hd_leadfield(mesh, sigma, positions, masks, diameter_mm=float(search.electrode_diameter_mm),
                           progress=progress.sub(0.1, 0.8, "leadfield"))
-        avoid = [(lf.roi[f"avoid{k}"], float(params.get("avoid_max_v_per_m", 0.05))) for k in range(len(avoid_specs))]
+        avoid = [(lf.roi[f"avoid{k}"], float(search.avoid_max_v_per_m)) for k in range(len(avoid_specs))]
         sol = optimize_hd(lf.roi["target"], objective=objective, direction=direction, max_total_a=max_total,
-                          max_electrode_a=max_el, max_electrodes=params.get("max_electrodes"), avoid=avoid)
+                          max_electrode_a=max_el, max_electrodes=search.max_electrodes, avoid=avoid)
         viol = constraint_violations(sol.currents_a, max_total, max_el)
         full = lf.system.solve(sol.currents_a) if sol.n_active else None
         v = full.v if full is not None else np.zeros(mesh.n_nodes)
@@ -294,15 +340,15 @@ def optimize_tdcs_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_
         summary["hd"] = {"currents_mA": {n: float(I * 1e3) for n, I in zip(lf.names, sol.currents_a)},
                          "field_vector_v_per_m": sol.field, "objective_v_per_m": sol.objective, "status": sol.status,
                          "constraint_violations_A": viol, "limits_mA": {"total": max_total * 1e3, "electrode": max_el * 1e3,
-                                                                         "max_electrodes": params.get("max_electrodes")},
+                                                                         "max_electrodes": search.max_electrodes},
                          "avoid": [{"spec": s, "radius_mm": r, "mean_field_v_per_m": lf.roi[f"avoid{k}"] @ sol.currents_a}
                                    for k, (s, r) in enumerate(avoid_specs)],
                          "timings_s": {**lf.timings, "optimization": sol.seconds}}
     else:
         from navigator.optimize.pads import best_pad_pair, pad_leadfield
 
-        size = tuple(float(s) for s in params.get("pad_size_mm", (50.0, 50.0)))
-        cur = float(params.get("current_ma", 2.0)) * 1e-3
+        size = tuple(float(s) for s in search.pad_size_mm)
+        cur = float(search.current_ma) * 1e-3
         plf = pad_leadfield(mesh, sigma, positions, masks, size_mm=size, progress=progress.sub(0.1, 0.8, "pad leadfield"))
         pair = best_pad_pair(plf, cur, objective=objective, direction=direction)
         from navigator.tes.electrodes import ElectrodeSpec
@@ -324,9 +370,9 @@ def optimize_tdcs_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_
                                           if reference["objective"] > 0 else None)
         summary["reference_F3_Fp2_pads_2mA"] = reference
     progress.update(0.85, "writing outputs")
-    write_field_outputs(out / "fields", mesh, v, E, sigma, grids=head.output_grids(bool(params.get("nifti", True))),
+    write_field_outputs(out / "fields", mesh, v, E, sigma, grids=head.output_grids(bool(search.nifti)),
                         target=TargetRegion(tuple(float(x) for x in centre), roi_radius, "target"),
-                        progress=progress.sub(0.85, 0.97, "fields"), nifti=bool(params.get("nifti", True)))
+                        progress=progress.sub(0.85, 0.97, "fields"), nifti=bool(search.nifti))
     plan = Plan(name=f"tdcs-{mode}-optimized", subject=head.ws.subject_id, image=image_info(head.ws), targets=[plan_target(rt)],
                 montages=[Montage(f"{mode}-optimized", electrodes_out)],
                 notes=f"objective {objective}; ROI {roi_radius} mm sphere in grey matter at the target")

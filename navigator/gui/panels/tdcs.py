@@ -26,6 +26,10 @@ from PyQt6.QtWidgets import (
 )
 
 from navigator.gui.state import MONTAGE_PRESETS, ElectrodeRow
+from navigator.optimize.tdcs import TdcsSearch
+
+#: the defaults of a montage optimization (shared with `navigator optimize tdcs` and the batch step)
+_SEARCH = TdcsSearch()
 
 PAD = ("rect", "50x50")
 HD = ("disc", "12")
@@ -200,17 +204,18 @@ class TdcsPanel(QWidget):
         form = QFormLayout(box)
         self.opt_mode = QComboBox()
         self.opt_mode.addItems(["hd", "pads"])
+        self.opt_mode.setCurrentText(_SEARCH.mode)
         self.opt_total = QDoubleSpinBox()
         self.opt_total.setRange(0.1, 4)
-        self.opt_total.setValue(2.0)
+        self.opt_total.setValue(_SEARCH.max_total_ma)
         self.opt_total.setSuffix(" mA")
         self.opt_each = QDoubleSpinBox()
         self.opt_each.setRange(0.1, 4)
-        self.opt_each.setValue(1.0)
+        self.opt_each.setValue(_SEARCH.max_electrode_ma)
         self.opt_each.setSuffix(" mA")
         self.opt_active = QSpinBox()
         self.opt_active.setRange(0, 64)
-        self.opt_active.setValue(5)
+        self.opt_active.setValue(_SEARCH.max_electrodes or 0)
         self.opt_active.setSpecialValueText("no limit")
         form.addRow("Mode", self.opt_mode)
         form.addRow("Max total current", self.opt_total)
@@ -228,12 +233,11 @@ class TdcsPanel(QWidget):
         state.subjectChanged.connect(lambda: self.grid.set_positions(state.subject.eeg if state.subject else {}))
         self.refresh()
 
-    def optimize_params(self) -> dict:
-        """Limits for :func:`navigator.optimize.tdcs.optimize_tdcs_workspace` (mA, mA, count)."""
-        p = {"max_total_ma": self.opt_total.value(), "max_electrode_ma": self.opt_each.value()}
-        if self.opt_active.value() > 0:
-            p["max_electrodes"] = self.opt_active.value()
-        return p
+    def search(self) -> TdcsSearch:
+        """The montage optimization set in the panel: mode, current limits (mA), active electrodes."""
+        return TdcsSearch(mode=self.opt_mode.currentText(), max_total_ma=self.opt_total.value(),
+                          max_electrode_ma=self.opt_each.value(),
+                          max_electrodes=self.opt_active.value() if self.opt_active.value() > 0 else None)
 
     def _shape(self) -> tuple[str, str]:
         return PAD if self.pads.isChecked() else HD
