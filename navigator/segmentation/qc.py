@@ -22,6 +22,7 @@ from scipy import ndimage as ndi
 from navigator.core.tissues import BONE, COMPACT_BONE, CSF, GM, SPONGY_BONE, TISSUES, WM
 from navigator.core.transforms import apply_affine
 from navigator.core.volume import Volume
+from navigator.segmentation.validation import skull_thickness_samples
 
 _COLORS = {1: "#f0f0f0", 2: "#7f7f7f", 3: "#1f77ff", 4: "#ffd700", 5: "#ff9f80", 6: "#00c000",
            7: "#ffff00", 8: "#ff4040"}
@@ -42,21 +43,20 @@ def skull_thickness(labels: Volume, s2m_points=None) -> tuple[float, float, int]
     lab = labels.data
     bone = np.isin(lab, (BONE, COMPACT_BONE, SPONGY_BONE))
     ic = np.isin(lab, (WM, GM, CSF))
-    inner = bone & ndi.binary_dilation(ic)
-    sp = labels.spacing
-    dist = ndi.distance_transform_edt(bone | ic, sampling=sp)
-    idx = np.argwhere(inner)
-    if len(idx) == 0:
-        return float("nan"), float("nan"), 0
+    region = None
     if s2m_points is not None:
-        mni = s2m_points(labels.voxel_to_world(idx.astype(float)))
-        idx = idx[mni[:, 2] > 0]
-    if len(idx) == 0:
-        return float("nan"), float("nan"), 0
+        inner = np.argwhere(bone & ndi.binary_dilation(ic))
+        region = np.zeros(lab.shape, bool)
+        if len(inner):
+            mni = s2m_points(labels.voxel_to_world(inner.astype(float)))
+            keep = inner[mni[:, 2] > 0]
+            region[tuple(keep.T)] = True
     # centre-to-centre distance to the first non-bone, non-intracranial voxel: for a layer of
     # n voxels along the normal this is n voxel sizes, i.e. the layer's thickness
-    t = dist[tuple(idx.T)]
-    return float(np.median(t)), float(np.percentile(t, 5)), int(len(t))
+    t = skull_thickness_samples(bone, ic, labels.spacing, region)
+    if t.size == 0:
+        return float("nan"), float("nan"), 0
+    return float(np.median(t)), float(np.percentile(t, 5)), int(t.size)
 
 
 def segmentation_metrics(labels: Volume, reg, topo, cls, tm, mi: float) -> dict[str, Any]:
@@ -196,6 +196,93 @@ def save_plane_screenshot(t1: Volume, labels: Volume, path: str | Path, view: st
     axes[1].set_title(f"{view} labels")
     fig.tight_layout()
     path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    return path
+
+
+_CLASS_COLORS = {"wm": "#f0f0f0", "gm": "#8c8c8c", "csf": "#1f77ff", "bone": "#ffd700", "scalp": "#ff9f80"}
+
+
+def save_agreement_overlays(ours: Volume, reference: Volume, classes: dict[int, str], path: str | Path, *,
+                            image: Volume | None = None, vault_plane_z_mm: float | None = None,
+                            title: str = "", dpi: int = 80) -> Path:
+    """PNG comparing two class images on one grid: rows axial/coronal/sagittal through the
+    reference brain centre; columns ours, reference, disagreement (magenta where the classes
+    differ). ``classes`` maps class id -> name (0 = background, not drawn). ``image`` (same grid,
+    e.g. the T1) is drawn underneath when given. ``vault_plane_z_mm`` (world z, mm) is drawn as a
+    dashed line on the coronal and sagittal views. Written atomically.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    from navigator.core.atomic import atomic_path
+
+    a = np.asarray(ours.data)
+    b = np.asarray(reference.data)
+    if a.shape != b.shape:
+        raise ValueError(f"class images differ in shape: {a.shape} vs {b.shape}")
+    n = max(max(classes), int(a.max(initial=0)), int(b.max(initial=0))) + 1
+    fallback = plt.get_cmap("tab10")
+    colors = ["#000000"] + [_CLASS_COLORS.get(classes.get(c, "").lower(), matplotlib.colors.to_hex(fallback(c % 10)))
+                            for c in range(1, n)]
+    cmap = ListedColormap(colors)
+    bg = None if image is None else np.asarray(image.data, np.float32)
+    vmax = float(np.percentile(bg[b > 0], 99.5)) if bg is not None and (b > 0).any() else 1.0
+    fg = b > 0
+    c = np.round(np.argwhere(fg).mean(axis=0)).astype(int) if fg.any() else np.array(a.shape) // 2
+    sp = ours.spacing
+    views = [("axial", 2), ("coronal", 1), ("sagittal", 0)]
+    fig, axes = plt.subplots(3, 3, figsize=(12, 12.5), squeeze=False)
+    for r, (name, ax_i) in enumerate(views):
+        sl = [slice(None)] * 3
+        sl[ax_i] = int(c[ax_i])
+        other = [k for k in range(3) if k != ax_i]
+        aspect = sp[other[1]] / sp[other[0]]
+        a2, b2 = a[tuple(sl)].T, b[tuple(sl)].T
+        panels = [("ours", a2), ("reference", b2), ("disagreement", None)]
+        for col, (what, lab2) in enumerate(panels):
+            ax = axes[r, col]
+            if bg is not None:
+                ax.imshow(bg[tuple(sl)].T, cmap="gray", origin="lower", vmin=0, vmax=vmax, aspect=aspect,
+                          interpolation="nearest")
+            else:
+                ax.imshow(np.zeros_like(a2, dtype=float), cmap="gray", origin="lower", aspect=aspect)
+            if lab2 is not None:
+                ax.imshow(np.ma.masked_where(lab2 == 0, lab2), cmap=cmap, vmin=0, vmax=n - 1, alpha=0.55,
+                          origin="lower", aspect=aspect, interpolation="nearest")
+            else:
+                diff = (a2 != b2).astype(float)
+                ax.imshow(np.ma.masked_where(diff == 0, diff), cmap=ListedColormap(["#ff00ff"]), vmin=0, vmax=1,
+                          alpha=0.8, origin="lower", aspect=aspect, interpolation="nearest")
+                frac = float(diff.sum()) / max(1, int(((a2 > 0) | (b2 > 0)).sum()))
+                what = f"disagreement ({frac * 100:.0f} % of head pixels)"
+            if vault_plane_z_mm is not None and name != "axial":
+                # world z of the voxel rows of this slice (the slice's vertical axis is other[1])
+                idx = np.zeros((2, 3))
+                idx[:, ax_i] = c[ax_i]
+                idx[1, other[1]] = 1.0
+                z = ours.voxel_to_world(idx)[:, 2]
+                if abs(z[1] - z[0]) > 1e-6:
+                    row = (vault_plane_z_mm - z[0]) / (z[1] - z[0])
+                    ax.axhline(row, color="#00ffff", lw=1.0, ls="--")
+            ax.set_title(f"{name} {int(c[ax_i])}: {what}", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    handles = [plt.Line2D([0], [0], color=colors[k], lw=6, label=f"{k} {classes[k]}") for k in sorted(classes)]
+    handles.append(plt.Line2D([0], [0], color="#ff00ff", lw=6, label="classes differ"))
+    if vault_plane_z_mm is not None:
+        handles.append(plt.Line2D([0], [0], color="#00ffff", lw=1.5, ls="--", label="vault plane"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0.03, 1, 0.97))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
