@@ -95,6 +95,20 @@ def run_import(args) -> int:
     if args.subject_id:
         plan.subject = args.subject_id
     save_plan(plan, args.out)
-    console(args).print(f"wrote {args.out} ({len(plan.coil_poses)} coil pose(s), {len(plan.targets)} target(s)) "
-                        f"from {plan.source}")
+    out = console(args)
+    out.print(f"wrote {args.out} ({len(plan.coil_poses)} coil pose(s), {len(plan.targets)} target(s)) "
+              f"from {plan.source}")
+    if plan.pose_corrections:
+        from navigator.export.rigid import summarize_corrections
+
+        out.print(summarize_corrections(plan.pose_corrections, len(plan.coil_poses)))
+        shown = plan.pose_corrections[:10]
+        for c in shown:
+            out.print(f"  {c.name}: orthonormality error {c.orthonormality_error:.2g}, "
+                      f"axes moved by up to {c.correction_deg:.3g} degree")
+        if len(plan.pose_corrections) > len(shown):
+            out.print(f"  ... and {len(plan.pose_corrections) - len(shown)} more (see pose_corrections in {args.out})")
+    else:
+        out.print("all coil poses were exact rotations (no re-orthonormalization needed)"
+                  if plan.coil_poses else "no coil poses")
     return 0

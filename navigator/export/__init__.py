@@ -67,8 +67,15 @@ def export_plan(plan: Plan, format: str, out: str | Path, space: str | None = No
 
 
 def import_plan(path: str | Path, format: str | None = None) -> Plan:
-    """Read a navigation file back into a :class:`Plan` (RAS mm, navigator coil axes)."""
+    """Read a navigation file back into a :class:`Plan` (RAS mm, navigator coil axes).
+
+    Every importer's result goes through the same checks here: rounded rotations are
+    re-orthonormalized (:mod:`navigator.export.rigid`; recorded in ``plan.pose_corrections`` and
+    ``plan.notes``), a pose that is not rigid is refused naming the file and the pose, empty or
+    repeated names get unique ones, and a file with nothing in it is refused.
+    """
     from navigator.core.errors import InputError
+    from navigator.export.plan import rigidify_plan
     from navigator.export.registry import get_plugin, guess_plugin
 
     path = Path(path)
@@ -76,8 +83,39 @@ def import_plan(path: str | Path, format: str | None = None) -> Plan:
         raise InputError(path, "no such file")
     plugin = get_plugin(format, "importer") if format else guess_plugin(path, "importer")
     assert plugin.read is not None
-    plan = plugin.read(path)
+    try:
+        plan = plugin.read(path)
+    except NavigatorError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(path, f"malformed {plugin.name} file ({type(exc).__name__}: {exc})") from None
+    if not plan.targets and not plan.coil_poses and not plan.montages:
+        raise InputError(path, f"no targets or coil poses in the file (read as {plugin.name})")
     if plan.source is None:
         plan.source = f"{path} ({plugin.name})"
+    _unique_names(plan)
+    rigidify_plan(plan, path)
     validate_plan(plan, path)
     return plan
+
+
+def _unique_names(plan: Plan) -> None:
+    """Give empty and repeated target / pose names unique ones ("M1", "M1 (2)"); note the renames."""
+    renamed = 0
+    for items, stem in ((plan.targets, "target"), (plan.coil_poses, "pose")):
+        seen: set[str] = set()
+        for k, item in enumerate(items):
+            name = str(item.name or "").strip() or f"{stem}-{k + 1}"
+            base, n = name, 1
+            while name in seen:
+                n += 1
+                name = f"{base} ({n})"
+            if name != item.name:
+                renamed += 1
+                item.name = name
+            seen.add(name)
+    if renamed:
+        line = f"{renamed} empty or repeated name(s) made unique"
+        plan.notes = f"{plan.notes}; {line}" if plan.notes else line
