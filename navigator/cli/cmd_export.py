@@ -55,6 +55,10 @@ def run_export(args) -> int:
     from navigator.export.safety import check_plan_image, subject_t1
 
     plan = load_plan(args.plan)
+    if not plan.targets and not plan.coil_poses and not plan.montages:
+        from navigator.core.errors import InputError
+
+        raise InputError(args.plan, "the plan has no targets, coil poses or montages to export")
     if args.subject:
         t1, digest = subject_t1(args.subject)
         check_plan_image(plan, t1_path=t1, t1_sha256=digest, force=args.force)

@@ -100,7 +100,7 @@ def _run_delivered(args, coil) -> int:
 
     out_dir = args.out
     plog = read_pulse_log(args.poses)  # a bad log or missing intensities fail here, before any work
-    pulse_intensities(plog.didt, plog.mso, coil, args.didt, args.intensity, len(plog))
+    pulse_intensities(plog.didt, plog.mso, coil, args.didt, args.intensity, len(plog), args.poses)
     conductivity = parse_conductivity_overrides(args.conductivity)
     with cli_progress(args, "delivered pulses") as progress:
         summary = simulate_pulse_log_workspace(

@@ -91,9 +91,11 @@ class PulseIntensities:
 
 
 def pulse_intensities(log_didt, log_mso, coil, didt: float | None, intensity: float | None,
-                      n: int) -> PulseIntensities:
+                      n: int, source: str | Path | None = None) -> PulseIntensities:
     """dI/dt (A/s) of every pulse: the log's own dI/dt first, then its %MSO times the coil's
-    maximum dI/dt, then ``--didt`` / ``--intensity`` for pulses the log gives no intensity."""
+    maximum dI/dt, then ``--didt`` / ``--intensity`` for pulses the log gives no intensity.
+    ``source`` (the log file) is named in the errors."""
+    where = f"{source}: " if source is not None else ""
     out = np.full(n, np.nan)
     source = [""] * n
     if log_didt is not None:
@@ -113,12 +115,12 @@ def pulse_intensities(log_didt, log_mso, coil, didt: float | None, intensity: fl
             out[missing], fill = coil.didt_from_percent_mso(intensity), FROM_INTENSITY_OPTION
         else:
             hint = "" if coil.max_didt or log_mso is None else " (the log's %MSO needs a coil with a known maximum dI/dt)"
-            raise NavigatorError(f"{int(missing.sum())} pulse(s) carry no intensity in the log{hint}; "
+            raise NavigatorError(f"{where}{int(missing.sum())} pulse(s) carry no intensity in the log{hint}; "
                                  "give --didt or --intensity for them")
         for i in np.flatnonzero(missing):
             source[i] = fill
     if (out <= 0).any():
-        raise NavigatorError("pulse log holds non-positive intensities")
+        raise NavigatorError(f"{where}non-positive pulse intensities (check --didt / --intensity)")
     return PulseIntensities(out, source)
 
 
@@ -160,7 +162,7 @@ def simulate_pulse_log_workspace(subject_dir: str | Path, coil, poses_file: str 
     poses = np.asarray(plog.poses, float).reshape(-1, 4, 4)
     if len(poses) == 0:
         raise NavigatorError(f"{poses_file}: no tracked pulses ({plog.n_skipped} untracked skipped)")
-    intens = pulse_intensities(plog.didt, plog.mso, coil, didt, intensity, len(poses))
+    intens = pulse_intensities(plog.didt, plog.mso, coil, didt, intensity, len(poses), poses_file)
     amps = intens.didt
     log.info("%s", intens.describe())
     groups = group_poses(poses, group_mm, group_deg)
