@@ -2,24 +2,25 @@
 re-orthonormalized, anything that is not a rigid motion is refused.
 
 Navigation systems write the rotation part of a coil pose with a few decimals: Localite
-InstrumentMarkers ~6 (orthonormality error max|R^T R - I| ~5e-5), SofTaxic 6 significant
-digits, Brainsight exports 3 (error up to ~3e-3: each entry is off by up to 5e-4 and a product
-of two columns sums three such terms twice). Such a matrix is not exactly a rotation, yet it
+InstrumentMarkers ~6 and real tracking matrices are orthonormal only to ~5e-5, SofTaxic writes 6
+significant digits, Brainsight exports 3 (error at most ~3e-3, 1.5e-3 seen over 2000 random
+rotations: each entry is off by up to 5e-4 and a product of two columns sums three such terms
+twice). Such a matrix is not exactly a rotation, yet it
 *is* the rigid pose the navigator showed. The rule:
 
 * the matrix must be a finite 4x4 whose last row is ``0 0 0 1`` (within :data:`POSE_TOLERANCE`);
 * its 3x3 part R must have ``det R > 0`` (a reflection swaps the coil's sides: refused);
 * ``max |R^T R - I| <= POSE_TOLERANCE`` (1e-2). Three-decimal rounding stays below ~3e-3, so
   the tolerance leaves a 3x margin, while a 1 % scaling (error 2e-2) or a shear of 0.6 degree
-  already fails; a matrix that passes is within ~0.6 % of a rotation in every direction;
+  already fails; a matrix that passes is within ~0.5 % of a rotation in every direction;
 * an accepted R is replaced by its polar factor ``Q = U V^T`` (SVD ``R = U S V^T``), the
   rotation nearest to R in the Frobenius norm; the translation column is kept as written.
   (R already orthonormal to 1e-12 is kept bit for bit, so navigator's own files round-trip exactly.)
 
 How far this lands from the pose the vendor had before rounding: the polar factor's rotation
 error is ~|skew(R^T E)| for a rounding error E. Measured on random rotations
-(``tests/test_export_rigid.py``): 6 decimals -> at most 4e-5 degree; 3 decimals -> median
-0.019, at most 0.043 degree. The 3-decimal figure is the rounding's own limit, not the
+(``tests/test_export_rigid.py``, docs/formats.md): 6 decimals -> at most 4.2e-5 degree;
+3 decimals -> median 0.019, at most 0.041 degree. The 3-decimal figure is the rounding's own limit, not the
 method's: the set of rotations whose 3-decimal rounding gives the same file is +-0.03 degree
 wide, so no reader can recover the vendor's pose better than that. Positions keep the file's
 rounding (3 decimals: 5e-4 mm).
