@@ -90,9 +90,10 @@ def _file_x_of_left_target(fmt: str, space: str | None, path) -> list[float]:
         m = [e for e in ET.fromstring(text).iter("InstrumentMarker") if e.find("Marker").get("description") == "L-DLPFC coil"]
         return [float(m[0].find(".//Matrix4D").get("data03"))]
     if fmt == "localite-entrytarget":
-        et = [e for e in ET.fromstring(text).iter("EntryTarget")
-              if e.find("Target/Marker").get("description") == "L-DLPFC"][0]
-        return [float(et.find("Target//ColVec3D").get("data0")), float(et.find("Entry//ColVec3D").get("data0"))]
+        root = ET.fromstring(text)
+        tgt = [e for e in root.iter("Target") if e.find("Marker").get("description") == "L-DLPFC"][0]
+        ent = [e for e in root.iter("Entry") if e.get("index") == tgt.get("index")][0]
+        return [float(tgt.find(".//ColVec3D").get("data0")), float(ent.find(".//ColVec3D").get("data0"))]
     if fmt == "brainsight":
         rows = [line.split("\t") for line in text.splitlines() if line.startswith("L-DLPFC")]
         return [float(r[1]) for r in rows]

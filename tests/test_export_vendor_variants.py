@@ -92,6 +92,30 @@ def test_localite_empty_lists_are_refused(tmp_path):
         import_plan(f)
 
 
+def test_localite_entry_target_as_tms_navigator_writes_it(tmp_path):
+    """TMS Navigator's EntryTarget<datetime>.xml: <Entry index=k>/<Target index=k> siblings, LPS."""
+    f = tmp_path / "EntryTarget20261202115848265.xml"
+    f.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<EntryTargetList coordinateSpace="LPS">\n'
+        '    <Target alwaysVisible="false" index="1" selected="false">\n'
+        '        <Marker color="#00ffff" description="M1 hand" drawAura="true" radius="4.0" set="true">\n'
+        '            <ColVec3D data0="35.5" data1="20.25" data2="60.0"/>\n        </Marker>\n    </Target>\n'
+        '    <Entry alwaysVisible="false" index="0" selected="true">\n'
+        '        <Marker color="#00ff00" description="" drawAura="false"\n            radius="4.0" set="true">\n'
+        '            <ColVec3D data0="37.00814767241603"\n                data1="26.455739754239733" data2="92.97407888875009"/>\n'
+        "        </Marker>\n    </Entry>\n"
+        '    <Target alwaysVisible="false" index="0" selected="true">\n'
+        '        <Marker color="#00ffff" description="premot" drawAura="true"\n            radius="4.0" set="true">\n'
+        '            <ColVec3D data0="28.85528143037781"\n                data1="29.513064595004064" data2="78.70656296518321"/>\n'
+        "        </Marker>\n    </Target>\n</EntryTargetList>\n")
+    plan = import_plan(f)
+    got = {t.name: t for t in plan.targets}
+    assert set(got) == {"premot", "M1 hand"}
+    np.testing.assert_allclose(got["premot"].position, [-28.85528143037781, -29.513064595004064, 78.70656296518321])
+    np.testing.assert_allclose(got["premot"].entry, [-37.00814767241603, -26.455739754239733, 92.97407888875009])
+    assert got["M1 hand"].entry is None
+
+
 def test_localite_unknown_space_is_refused(tmp_path):
     f = tmp_path / "im.xml"
     f.write_text(_localite_im(_im("M1", LOC_KNOWN), "MNI"))

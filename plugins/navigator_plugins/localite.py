@@ -4,8 +4,9 @@ Structures (FIELD_NOTES): ``<InstrumentMarkerList coordinateSpace="RAS|LPS">`` o
 ``<InstrumentMarker>`` -> ``<Marker description=NAME>`` -> ``<Matrix4D data00..data33/>``
 (row-major; columns 0-2 the coil axes, data03/13/23 the position, mm). Localite axes from ours:
 ``R_loc = R @ [[0,0,1],[0,-1,0],[1,0,0]]`` (x_loc = z into the head, y_loc = -handle,
-z_loc = x). LPS negates world x and y. ``<EntryTargetList>`` holds ``<EntryTarget>`` with
-``<Entry>``/``<Target>`` each holding a ``<Marker>`` with a ``<ColVec3D data0 data1 data2/>``.
+z_loc = x). LPS negates world x and y. ``<EntryTargetList>`` holds ``<Entry index=k>`` /
+``<Target index=k>`` siblings (as TMS Navigator writes them; navigator 0.1 wrapped each pair in
+``<EntryTarget>``, still read) each holding a ``<Marker>`` with a ``<ColVec3D data0 data1 data2/>``.
 TriggerMarkers (``TMSTrigger/TriggerMarkers_CoilN_<datetime>.xml``, a session's delivered
 pulses) describe their response channels in ``<ResponseParameters>`` (``<responseDescription
 id="valueA" name="Value A (di/dt)" unit="A/us"/>``, ``id="amplitudeA" ... unit="%"``) and have
@@ -43,7 +44,7 @@ from navigator.export.plan import CoilPose, Plan, Target
 from navigator.export.pulses import PulseLog, PulseLogBuilder
 from navigator.export.registry import Plugin
 from navigator.export.safety import parse_xml
-from navigator.export.vendor_text import attrs, descendants, enum_is, enum_key, first, local_name, number
+from navigator.export.vendor_text import attrs, children, descendants, enum_is, enum_key, first, local_name, number
 
 _HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
@@ -157,39 +158,63 @@ def read_instrument_markers(path: Path) -> Plan:
 
 # --------------------------------------------------------------------------- EntryTarget
 def write_entry_targets(plan: Plan, path: Path, space: str) -> None:
-    """Targets with a scalp entry point (its own or its first pose's centre) as EntryTarget pairs."""
+    """Targets with a scalp entry point (its own or its first pose's centre) as Entry/Target pairs.
+
+    Layout as TMS Navigator writes its ``EntryTarget<datetime>.xml``: ``<Entry index=k>`` and
+    ``<Target index=k>`` siblings under ``<EntryTargetList>``, each with one ``<Marker>`` holding a
+    ``<ColVec3D>``; the target's marker ``description`` is the target's name.
+    """
     lines = [_HEADER, _comment(plan, space), f'<EntryTargetList coordinateSpace="{space.upper()}">\n']
     n = 0
     for t in plan.targets:
         entry = entry_of(plan, t.name)
         if entry is None:
             continue
-        lines.append(f'    <EntryTarget alwaysVisible="false" index="{n}" selected="false">\n')
-        for tag, p, color, label in (("Entry", entry, "#00ff00", f"{t.name} entry"), ("Target", t.position, "#ff0000", t.name)):
-            lines.append(f"        <{tag}>\n")
-            lines.append(f"            {_marker_open(label, color)}\n")
-            lines.append(f"                {colvec3d_xml(point_to_space(p, space))}\n")
-            lines.append("            </Marker>\n")
-            lines.append(f"        </{tag}>\n")
-        lines.append("    </EntryTarget>\n")
+        for tag, p, color, label, aura in (("Entry", entry, "#00ff00", "", "false"),
+                                            ("Target", t.position, "#00ffff", t.name, "true")):
+            lines.append(f'    <{tag} alwaysVisible="false" index="{n}" selected="false">\n')
+            lines.append(f'        <Marker color="{color}" description={quoteattr(label)} drawAura="{aura}" '
+                         'radius="4.0" set="true">\n')
+            lines.append(f"            {colvec3d_xml(point_to_space(p, space))}\n")
+            lines.append("        </Marker>\n")
+            lines.append(f"    </{tag}>\n")
         n += 1
     lines.append("</EntryTargetList>\n")
     warn_dropped("localite EntryTarget", "targets without an entry point or pose", len(plan.targets) - n)
     atomic_write_text(path, "".join(lines))
 
 
+def _entry_target_pairs(root: ET.Element) -> list[tuple[ET.Element | None, ET.Element | None]]:
+    """(Entry, Target) element pairs of an EntryTargetList.
+
+    TMS Navigator writes ``<Entry index=k>`` / ``<Target index=k>`` siblings (paired by
+    ``index``, else by order); files from navigator 0.1 wrap each pair in ``<EntryTarget>``.
+    """
+    wrapped = descendants(root, "EntryTarget")
+    if wrapped:
+        return [(first(et, "Entry"), first(et, "Target")) for et in wrapped]
+    entries, targets = children(root, "Entry"), children(root, "Target")
+    by_index: dict[str, list] = {}
+    for k, el in enumerate(entries):
+        by_index.setdefault(attrs(el).get("index", f"#{k}"), [None, None])[0] = el
+    for k, el in enumerate(targets):
+        by_index.setdefault(attrs(el).get("index", f"#{k}"), [None, None])[1] = el
+    return [(e, t) for e, t in by_index.values()]
+
+
 def read_entry_targets(path: Path) -> Plan:
     root = _root(path, "EntryTargetList")
     space = _space_of(root, path)
     targets = []
-    items = descendants(root, "EntryTarget")
-    if not items:
-        raise InputError(path, "no EntryTarget entries (the Localite file is empty)")
-    for k, et in enumerate(items):
-        entry_el, target_el = first(et, "Entry"), first(et, "Target")
+    pairs = _entry_target_pairs(root)
+    if not pairs:
+        raise InputError(path, "no EntryTarget entries (no <Entry>/<Target> markers; the Localite file is empty)")
+    for k, (entry_el, target_el) in enumerate(pairs):
         name = _description(first(target_el, "Marker") if target_el is not None else None) or f"target-{k + 1}"
+        if target_el is None:
+            raise InputError(path, f"entry {k + 1} has no matching <Target> (index {attrs(entry_el).get('index')})")
         entry = None if entry_el is None else _vec3(first(entry_el, "ColVec3D"), path, f"EntryTarget {name!r} entry")
-        target = None if target_el is None else _vec3(first(target_el, "ColVec3D"), path, f"EntryTarget {name!r}")
+        target = _vec3(first(target_el, "ColVec3D"), path, f"EntryTarget {name!r}")
         if target is None:
             raise InputError(path, f"EntryTarget {name!r} has no Target ColVec3D")
         targets.append(Target(name, point_from_space(target, space),
