@@ -189,3 +189,24 @@ def test_plain_csv_and_plan_json_enumerations_any_case(tmp_path):
     doc["coordinate_system"], doc["coil_axes"] = "ras", "Navigator"
     (tmp_path / "plan.json").write_text(json.dumps(doc))
     assert load_plan(tmp_path / "plan.json").coordinate_system == "RAS"
+
+
+def test_vendor_text_helpers(tmp_path):
+    from navigator.export.vendor_text import enum_is, number, parse_number, read_text
+
+    assert parse_number(" 62,5 ") == 62.5 and parse_number("1e3") == 1000.0
+    for missing in ("NaN", "(null)", "", "None", "N/A", None, float("nan")):
+        assert parse_number(missing) is None
+    with pytest.raises(ValueError):
+        parse_number("1,234,5")
+    with pytest.raises(InputError, match=r"f\.txt: cell: not a number: 'abc'"):
+        number("abc", tmp_path / "f.txt", "cell")
+    assert enum_is("associated image", "ASSOCIATED_IMAGE") and enum_is("SimNIBS", "simnibs")
+    assert not enum_is("localite", "simnibs")
+    (tmp_path / "u16.txt").write_bytes("# Coordinate system: NIfTI:Aligned\r\n".encode("utf-16"))
+    assert read_text(tmp_path / "u16.txt") == "# Coordinate system: NIfTI:Aligned\n"
+    (tmp_path / "cp.txt").write_bytes("unit: A/\xb5s\r\n".encode("cp1252"))
+    assert read_text(tmp_path / "cp.txt") == "unit: A/\u00b5s\n"
+    (tmp_path / "bin.txt").write_bytes(b"\x00\x01\x02binary")
+    with pytest.raises(InputError, match="binary data, not a text file"):
+        read_text(tmp_path / "bin.txt")

@@ -2,8 +2,8 @@
 
 Navigation systems and their users produce files by hand, on Windows, in other locales:
 byte-order marks, CRLF line ends, ``NaN``/``(null)`` for "no value", decimal commas in some
-locales, enumerations in any case (``simnibs`` / ``SIMNIBS``, ``ras`` / ``RAS``), XML with
-namespaces. Readers use these helpers so that they accept all of that in the same way and stay
+locales, enumerations in any case (``simnibs`` / ``SIMNIBS``, ``ras`` / ``RAS``, ``mm`` / ``MM``),
+keys and XML element/attribute names in any case, XML with namespaces. Readers use these helpers so that they accept all of that in the same way and stay
 strict only about what changes the meaning (an unknown coordinate system, a non-number).
 """
 
@@ -56,22 +56,6 @@ def enum_is(value: Any, *accepted: str) -> bool:
     """True if ``value`` is one of ``accepted`` ignoring case, spaces, '_' and '-'."""
     k = enum_key(value)
     return any(k == enum_key(a) for a in accepted)
-
-
-def parse_bool(value: Any, default: bool | None = None) -> bool | None:
-    """XML/JSON booleans in any case: true/false, yes/no, 1/0, on/off; ``default`` if missing."""
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    k = str(value).strip().casefold()
-    if k in ("true", "yes", "1", "on", "t", "y"):
-        return True
-    if k in ("false", "no", "0", "off", "f", "n"):
-        return False
-    if k == "":
-        return default
-    raise ValueError(f"not a boolean: {value!r}")
 
 
 def read_text(path: str | Path) -> str:
