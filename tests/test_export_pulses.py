@@ -268,3 +268,14 @@ def test_brainsight_without_targets_or_samples_is_refused(tmp_path):
         import_plan(p)
     with pytest.raises(InputError, match="no tracked pulses"):
         read_pulse_log(p)
+
+
+def test_trigger_markers_import_as_a_plan(tmp_path):
+    """`import-plan TriggerMarkers_...xml`: each tracked pulse becomes a coil pose with its dI/dt and %MSO."""
+    from navigator.export import import_plan
+
+    plan = import_plan(write_triggers(tmp_path / "TriggerMarkers_Coil0_20261121.xml"))
+    assert [p.name for p in plan.coil_poses] == ["pulse-1", "pulse-5"]
+    assert [p.didt for p in plan.coil_poses] == [85.5e6, 86.0e6] and [p.mso for p in plan.coil_poses] == [62.0, 63.5]
+    np.testing.assert_array_equal(plan.coil_poses[0].matrix, known_pose())
+    assert "3 untracked left out" in plan.notes and "(localite-triggers)" in plan.source

@@ -81,6 +81,9 @@ def import_plan(path: str | Path, format: str | None = None) -> Plan:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such file")
+    pulse_plugin = _pulse_log_plugin(path, format)
+    if pulse_plugin is not None:
+        return _plan_from_pulse_log(path, pulse_plugin)
     plugin = get_plugin(format, "importer") if format else guess_plugin(path, "importer")
     assert plugin.read is not None
     try:
@@ -97,6 +100,48 @@ def import_plan(path: str | Path, format: str | None = None) -> Plan:
         plan.source = f"{path} ({plugin.name})"
     _unique_names(plan)
     rigidify_plan(plan, path)
+    validate_plan(plan, path)
+    return plan
+
+
+def _pulse_log_plugin(path: Path, format: str | None):
+    """The pulse-log plugin to read ``path`` with when it is a delivered-pulse log, not a plan file:
+    ``format`` names a pulse-log plugin, or no plan importer but one pulse-log reader recognises it."""
+    from navigator.export.registry import _head, plugins
+
+    logs = plugins("pulse-log")
+    if format:
+        return next((p for p in logs if p.name == format), None)
+    head = _head(path)
+    if any(p.sniff is not None and p.sniff(path, head) for p in plugins("importer")):
+        return None
+    sniffed = [p for p in logs if p.sniff is not None and p.sniff(path, head)]
+    return sniffed[0] if len(sniffed) == 1 else None
+
+
+def _plan_from_pulse_log(path: Path, plugin) -> Plan:
+    """A delivered-pulse log (e.g. Localite TriggerMarkers) as a plan: one coil pose per tracked
+    pulse, with the pulse's delivered dI/dt (A/s) and % MSO; untracked pulses are left out."""
+    import math
+
+    from navigator.export.pulses import read_pulse_log
+    from navigator.export.rigid import summarize_corrections
+
+    log = read_pulse_log(path, plugin.name)
+    poses = []
+    for i in range(len(log)):
+        didt = None if log.didt is None or not math.isfinite(log.didt[i]) else float(log.didt[i])
+        mso = None if log.mso is None or not math.isfinite(log.mso[i]) else float(log.mso[i])
+        t = log.timestamps[i]
+        poses.append(CoilPose(log.names[i], log.poses[i], didt=didt, mso=mso,
+                              description=f"delivered pulse at {t:.3f} s" if math.isfinite(t) else "delivered pulse"))
+    notes = (f"imported from the pulse log {path.name} ({plugin.name}): {len(log)} tracked pulse(s) as coil poses"
+             + (f", {log.n_skipped} untracked left out" if log.n_skipped else "")
+             + (f"; dI/dt from the {log.didt_source}" if log.didt_source else ""))
+    line = summarize_corrections(log.pose_corrections, len(log))
+    plan = Plan(name=path.stem, coil_poses=poses, notes=f"{notes}; {line}" if line else notes,
+                source=f"{path} ({plugin.name})", pose_corrections=list(log.pose_corrections))
+    _unique_names(plan)
     validate_plan(plan, path)
     return plan
 
