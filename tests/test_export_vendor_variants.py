@@ -210,3 +210,30 @@ def test_vendor_text_helpers(tmp_path):
     (tmp_path / "bin.txt").write_bytes(b"\x00\x01\x02binary")
     with pytest.raises(InputError, match="binary data, not a text file"):
         read_text(tmp_path / "bin.txt")
+
+
+def test_invesalius_current_columns_and_fiducials(tmp_path):
+    """InVesalius 3.x files carry more columns (is_point_of_interest, mep_value, brain_target_list)
+    and fiducials (marker_type 0): columns are found by name, fiducials left out."""
+    cols = ["marker_id", "x", "y", "z", "alpha", "beta", "gamma", "r", "g", "b", "size", "label", "x_seed", "y_seed",
+            "z_seed", "is_target", "is_point_of_interest", "session_id", "x_cortex", "y_cortex", "z_cortex",
+            "alpha_cortex", "beta_cortex", "gamma_cortex", "marker_type", "z_rotation", "z_offset", "mep_value",
+            "brain_target_list", "x_world", "y_world", "z_world", "alpha_world", "beta_world", "gamma_world"]
+
+    def row(label, mtype, world, angles):
+        vals = {c: "0.0" for c in cols}
+        vals.update(label=f'"{label}"', marker_type=str(mtype), mep_value="None", brain_target_list="[]",
+                    is_target="False", is_point_of_interest="False", alpha="None", beta="None", gamma="None")
+        vals.update(zip(["x_world", "y_world", "z_world"], map(str, world)))
+        vals.update(zip(["alpha_world", "beta_world", "gamma_world"], angles))
+        return "\t".join(vals[c] for c in cols)
+
+    text = "\n".join(["##INVESALIUS3_MARKER_FILE_4", "\t".join(f'"{c}"' for c in cols),
+                      row("NAI", 0, (1.0, 90.0, -20.0), ("0.0", "0.0", "0.0")),
+                      row("hotspot", 4, (-40.5, 30.25, 60.0), ("180.0", "0.0", "0.0")),
+                      row("dlpfc", 1, (-38.0, 44.0, 26.0), ("N/A", "N/A", "N/A"))]) + "\n"
+    f = tmp_path / "markers.mkss"
+    f.write_text(text)
+    plan = import_plan(f)
+    assert [t.name for t in plan.targets] == ["dlpfc"] and "1 fiducial(s)" in plan.notes
+    np.testing.assert_allclose(plan.coil_poses[0].matrix, known_pose(), atol=1e-12)

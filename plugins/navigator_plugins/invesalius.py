@@ -52,7 +52,8 @@ COLUMNS = [
     "marker_type", "z_rotation", "z_offset",
     "x_world", "y_world", "z_world", "alpha_world", "beta_world", "gamma_world",
 ]
-COIL_TARGET, LANDMARK = 3, 1
+#: InVesalius MarkerType values (invesalius/data/markers/marker.py).
+FIDUCIAL, LANDMARK, BRAIN_TARGET, COIL_TARGET, COIL_POSE = 0, 1, 2, 3, 4
 
 
 def _euler_deg(rot: np.ndarray) -> list[str]:
@@ -125,6 +126,7 @@ def read_mkss(path: Path) -> Plan:
         if c not in idx:
             raise InputError(path, f"no {c!r} column (navigator reads the world columns)")
     targets, poses = [], []
+    fiducials = 0
     for k, row in enumerate(reader):
         if not row:
             continue
@@ -138,14 +140,20 @@ def read_mkss(path: Path) -> Plan:
         if any(v is None for v in pos):
             raise InputError(path, f"{what} ({name}): world position missing")
         mtype = _f(get("marker_type"), path, what)
-        if mtype is not None and int(mtype) in (COIL_TARGET, 4) and all(a is not None for a in ang):
+        if mtype is not None and int(mtype) == FIDUCIAL:
+            fiducials += 1  # registration points (LEI, REI, NAI), not stimulation targets
+            continue
+        if mtype is not None and int(mtype) in (COIL_TARGET, COIL_POSE) and all(a is not None for a in ang):
             m = np.eye(4)
             m[:3, :3] = matrix_from_euler_sxyz(*(math.radians(a) for a in ang))
             m[:3, 3] = pos
             poses.append(CoilPose(name, m))
         else:
             targets.append(Target(name, np.array(pos, float)))
-    return Plan(name=path.stem, targets=targets, coil_poses=poses, notes=f"imported from InVesalius ({first[2:]})")
+    notes = f"imported from InVesalius ({first[2:]})"
+    if fiducials:
+        notes += f"; {fiducials} fiducial(s) (registration points) left out"
+    return Plan(name=path.stem, targets=targets, coil_poses=poses, notes=notes)
 
 
 PLUGIN = Plugin(
