@@ -7,10 +7,11 @@ them), and ``TargetMarkers[].CoilTarget`` with ``Name``, ``CoordinateSystem``
 ``CoilAxesConvention`` and ``CoilPose.RigidTransformMatrix4x4`` (4 rows of 4); visor2 2.8
 nests ``AssociatedImageInfo`` in ``Configuration`` and writes ``"simnibs"`` in lower case.
 
-navigator writes its own (SimNIBS) coil axes and names them ``"SIMNIBS"`` in
-``CoilAxesConvention``; the reader accepts only that value (or "navigator"), in any case, so a
-file in another convention is never silently misread. Only coil poses are carried (visor2 coil
-targets).
+navigator writes the layout visor2 2.8 writes (``Configuration`` with ``SourceInfo`` and
+``AssociatedImageInfo``), its own (SimNIBS) coil axes named ``"simnibs"`` in
+``CoilAxesConvention``, and ``CoilInfo.Type`` when the pose names its coil. The reader accepts
+only that convention (or "navigator"), in any case, so a file in another convention is never
+silently misread. Only coil poses are carried (visor2 coil targets).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from navigator import __version__
 from navigator.core.atomic import atomic_write_text
 from navigator.core.errors import InputError
 from navigator.export.common import apply_rigid, provenance, qform_transform, require_image, warn_dropped
@@ -28,31 +30,32 @@ from navigator.export.plan import CoilPose, Plan
 from navigator.export.registry import Plugin
 from navigator.export.vendor_text import enum_is, enum_key, key_get, number, read_text
 
-AXES = "SIMNIBS"
+#: Written in lower case, as visor2 2.8 writes it; read in any case.
+AXES = "simnibs"
 ACCEPTED_AXES = ("SIMNIBS", "navigator")
 
 
 def write_mrk(plan: Plan, path: Path, space: str | None = None) -> None:
     img = require_image(plan, "ant-visor2")
     t = qform_transform(plan, "ANT visor2")
+    def target(pose) -> dict:
+        ct = {"Name": pose.name, "CoordinateSystem": "ASSOCIATED_IMAGE", "PositionalUnit": "mm",
+              "CoilAxesConvention": AXES}
+        if pose.coil:
+            ct["CoilInfo"] = {"Type": pose.coil, "Id": ""}
+        ct["CoilPose"] = {"RigidTransformMatrix4x4": apply_rigid(t, pose.matrix).tolist()}
+        return {"CoilTarget": ct}
+
     doc = {
-        "AssociatedImageInfo": {
-            "NIfTI_quatern": list(img.quatern),
-            "NIfTI_qoffset": list(img.qoffset),
-            "NIfTI_pixdim": list(img.pixdim),
+        "Configuration": {
+            "SourceInfo": {"AppName": "navigator", "AppVersion": __version__},
+            "AssociatedImageInfo": {
+                "NIfTI_quatern": list(img.quatern),
+                "NIfTI_qoffset": list(img.qoffset),
+                "NIfTI_pixdim": list(img.pixdim),
+            },
         },
-        "TargetMarkers": [
-            {
-                "CoilTarget": {
-                    "Name": pose.name,
-                    "CoordinateSystem": "ASSOCIATED_IMAGE",
-                    "PositionalUnit": "mm",
-                    "CoilAxesConvention": AXES,
-                    "CoilPose": {"RigidTransformMatrix4x4": apply_rigid(t, pose.matrix).tolist()},
-                }
-            }
-            for pose in plan.coil_poses
-        ],
+        "TargetMarkers": [target(pose) for pose in plan.coil_poses],
         "GeneratedBy": provenance(plan, "NIfTI qform world (RAS) of the associated image", OUR_COIL_AXES_TEXT),
     }
     warn_dropped("ANT visor2", "targets without a coil pose", sum(
