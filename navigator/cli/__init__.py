@@ -146,6 +146,9 @@ class _RichProgress:
 
         return Progress(callback=cb)
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
+        if exc_type is not None and not self._rp.console.is_terminal:
+            # logs and scripts: the error line stands alone (no final frame of the bar before it)
+            self._rp.console.quiet = True
         self._rp.stop()
         return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from navigator.cli import console, subcommand
+from navigator.core.errors import InputError
 
 
 def register(sub) -> None:
@@ -52,7 +53,21 @@ def run_info(args) -> int:
     info = image_info(args.image, series_uid=args.series)
     if args.json:
         print(json.dumps(info.to_dict(), indent=2, default=str))
-        return 0
+    else:
+        _print_table(args, info)
+    fatal = unloadable_reasons(info)
+    if fatal:  # described above; exit non-zero so scripts can test whether the image loads
+        raise InputError(info.path, f"cannot be loaded: {fatal[0]}")
+    return 0
+
+
+def unloadable_reasons(info) -> list[str]:
+    """The problems that stop :func:`navigator.io.images.load_image` (several volumes do not:
+    a 4-D series loads where a series is expected, e.g. resting-state fMRI)."""
+    return [p for p in info.problems if not p.startswith("4-D with")]
+
+
+def _print_table(args, info) -> None:
     from rich.table import Table
 
     out = console(args)
@@ -131,7 +146,6 @@ def run_info(args) -> int:
     for k, v in rows:
         t.add_row(k, v)
     out.print(t)
-    return 0
 
 
 def run_convert(args) -> int:

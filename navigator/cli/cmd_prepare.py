@@ -38,6 +38,9 @@ def run(args) -> int:
     else:
         if not args.out:
             raise NavigatorError("--out SUBJECT_DIR is required when IMAGE is an image")
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise NavigatorError(f"{out}: --out exists and is a file; give a new or existing workspace folder")
         ws = create_workspace_from_image(src, args.out, t2=args.t2, subject_id=args.subject_id)
     with cli_progress(args, "prepare") as progress:
         report = prepare(ws, progress=progress, force=args.force, stop_after=args.stop_after)
