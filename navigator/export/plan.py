@@ -22,7 +22,7 @@ from navigator import __version__
 from navigator.core.atomic import atomic_write_json, sha256_file
 from navigator.core.errors import InputError, NavigatorError
 from navigator.export.conventions import OUR_COIL_AXES, is_rigid_pose
-from navigator.export.rigid import NotRigid, PoseCorrection, rigidify, summarize_corrections
+from navigator.export.rigid import POSE_TOLERANCE, NotRigid, PoseCorrection, rigidify, summarize_corrections
 
 PLAN_SCHEMA_VERSION = 1
 PLAN_KIND = "navigator-plan"
@@ -394,7 +394,8 @@ def validate_plan(plan: Plan, path: str | Path | None = None) -> None:
 def rigidify_plan(plan: Plan, path: str | Path | None = None) -> list[PoseCorrection]:
     """Apply the pose rule (:mod:`navigator.export.rigid`) to every coil pose of a plan read from a file.
 
-    Rounded rotations are replaced by their polar factor; each change is appended to
+    Rounded rotations are replaced by their polar factor (and rounded target directions
+    renormalized, under the same tolerance); each pose change is appended to
     ``plan.pose_corrections`` and summarized in ``plan.notes``. Raises :class:`InputError`
     naming ``path`` and the pose for a matrix that is not a rigid pose (shear, scaling, reflection).
     Returns the corrections made by this call.
@@ -408,6 +409,12 @@ def rigidify_plan(plan: Plan, path: str | Path | None = None) -> list[PoseCorrec
         p.matrix = rp.matrix
         if rp.corrected:
             made.append(PoseCorrection(p.name, rp.orthonormality_error, rp.correction_deg))
+    for t in plan.targets:  # a rounded current direction is renormalized under the same tolerance
+        if t.direction is not None:
+            n = float(np.linalg.norm(t.direction))
+            if abs(n - 1.0) > POSE_TOLERANCE:
+                raise InputError(path, f"target {t.name!r}: direction must be a unit vector (length {n:.4g})")
+            t.direction = t.direction / n
     if made:
         plan.pose_corrections.extend(made)
         line = summarize_corrections(made, len(plan.coil_poses))
