@@ -89,7 +89,28 @@ GDCM_SYNTAXES = {
     "jpeg-ls": "JPEGLSLossless",
     "jpeg2000": "JPEG2000Lossless",
     "rle": "RLELossless",
+    "jpeg-baseline": "JPEGBaselineProcess1",  # lossy, 8-bit data only (see to_8bit)
 }
+
+
+def to_8bit(paths, out_folder: Path) -> list[Path]:
+    """Copy the series with its values scaled into unsigned 8 bits (JPEG baseline needs them)."""
+    import pydicom
+
+    slices = [pydicom.dcmread(str(p)) for p in paths]
+    top = max(int(d.pixel_array.max()) for d in slices) or 1
+    out_folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for p, d in zip(paths, slices):
+        arr = np.clip(d.pixel_array.astype(float) * 255.0 / top, 0, 255).round().astype(np.uint8)
+        d.BitsAllocated = d.BitsStored = 8
+        d.HighBit = 7
+        d.PixelRepresentation = 0
+        d.PixelData = arr.tobytes()
+        out = out_folder / Path(p).name
+        d.save_as(str(out), enforce_file_format=True)
+        written.append(out)
+    return written
 
 
 def transcode(paths, out_folder: Path, syntax: str) -> list[Path]:

@@ -344,6 +344,24 @@ def test_compressed_series_reads_like_the_plain_series(tmp_path, syntax):
     assert vol.data[tuple(np.rint(vol.world_to_voxel(world)[0]).astype(int))] == data[5, 7, 3]
 
 
+def test_jpeg_baseline_series_reads_close_to_the_plain_series(tmp_path):
+    """Lossy JPEG baseline (8-bit): same geometry, voxels within the compression error."""
+    pytest.importorskip("gdcm")
+    from dicom_variants import to_8bit, transcode
+
+    files, data, affine = _real_series(tmp_path / "plain16")
+    plain = to_8bit(files, tmp_path / "plain")
+    jpeg = transcode(plain, tmp_path / "jpeg", "jpeg-baseline")
+    import pydicom
+
+    assert pydicom.dcmread(str(jpeg[0]), stop_before_pixels=True).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50"
+    a, b = read_dicom_series(tmp_path / "plain"), read_dicom_series(tmp_path / "jpeg")
+    np.testing.assert_allclose(b.affine, a.affine, atol=1e-6)
+    diff = np.abs(a.data.astype(float) - b.data.astype(float))
+    print(f"JPEG baseline: mean |error| {diff.mean():.2f}, max {diff.max():.0f} (8-bit values)")
+    assert diff.mean() < 3.0 and np.corrcoef(a.data.ravel(), b.data.ravel())[0, 1] > 0.99
+
+
 def nib_apply(affine, ijk):
     import nibabel as nib
 

@@ -41,14 +41,15 @@ def _nodes_text(tet: np.ndarray, node_ids: np.ndarray) -> str:
 
 
 def _six_volumes(nodes: np.ndarray, tets: np.ndarray) -> np.ndarray:
-    p0, p1, p2, p3 = (nodes[tets[:, k]] for k in range(4))
+    p0, p1, p2, p3 = (np.take(nodes, np.ascontiguousarray(tets[:, k]), axis=0) for k in range(4))
     return np.einsum("ij,ij->i", np.cross(p1 - p0, p2 - p0), p3 - p0)
 
 
 def _longest_edges(nodes: np.ndarray, tets: np.ndarray) -> np.ndarray:
     longest = np.zeros(len(tets))
     for a, b in ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)):
-        np.maximum(longest, np.linalg.norm(nodes[tets[:, a]] - nodes[tets[:, b]], axis=1), out=longest)
+        d = np.take(nodes, np.ascontiguousarray(tets[:, a]), axis=0) - np.take(nodes, np.ascontiguousarray(tets[:, b]), axis=0)
+        np.maximum(longest, np.sqrt(np.einsum("ij,ij->i", d, d)), out=longest)
     return longest
 
 
@@ -62,24 +63,32 @@ def _check_faces(nodes: np.ndarray, tets: np.ndarray, path: Path, node_ids: np.n
     faces = np.stack([tets[:, [1, 2, 3]], tets[:, [0, 2, 3]], tets[:, [0, 1, 3]], tets[:, [0, 1, 2]]],
                      axis=1).reshape(-1, 3)
     faces = np.sort(faces, axis=1)
-    order = np.lexsort((faces[:, 2], faces[:, 1], faces[:, 0]))
-    fs = faces[order]
-    same = np.all(fs[1:] == fs[:-1], axis=1)
+    if len(nodes) < 1 << 21:  # one int64 key per face: a single sort instead of a 3-key lexsort
+        key = (faces[:, 0] << 42) | (faces[:, 1] << 21) | faces[:, 2]
+        order = np.argsort(key)
+        sk = key[order]
+        same = sk[1:] == sk[:-1]
+    else:
+        order = np.lexsort((faces[:, 2], faces[:, 1], faces[:, 0]))
+        fs = faces[order]
+        same = np.all(fs[1:] == fs[:-1], axis=1)
     if not same.any():
         return
+    pos = np.nonzero(same)[0]
     # faces used three or more times
-    triple = same[1:] & same[:-1]
-    if triple.any():
-        i = int(np.argmax(triple))
-        owners = sorted({int(tet_ids[owner[order[j]]]) for j in range(i, min(i + 3, len(order)))})
-        raise InputError(path, f"face (nodes {_nodes_text(fs[i], node_ids)}) is shared by more than two "
+    triple = np.nonzero(same[1:] & same[:-1])[0]
+    if triple.size:
+        i = int(triple[0])
+        owners = sorted({int(tet_ids[owner[order[j]]]) for j in range(i, i + 3)})
+        raise InputError(path, f"face (nodes {_nodes_text(faces[order[i]], node_ids)}) is shared by more than two "
                                f"tetrahedra ({', '.join(map(str, owners))}): overlapping or duplicated elements")
-    first = order[:-1][same]
-    second = order[1:][same]
-    a, b, c = (nodes[fs[:-1][same][:, k]] for k in range(3))
+    first = order[pos]
+    second = order[pos + 1]
+    shared_faces = faces[first]
+    a, b, c = (np.take(nodes, np.ascontiguousarray(shared_faces[:, k]), axis=0) for k in range(3))
     normal = np.cross(b - a, c - a)
-    d1 = nodes[tets[owner[first], opposite[first]]]
-    d2 = nodes[tets[owner[second], opposite[second]]]
+    d1 = np.take(nodes, tets[owner[first], opposite[first]], axis=0)
+    d2 = np.take(nodes, tets[owner[second], opposite[second]], axis=0)
     s1 = np.einsum("ij,ij->i", normal, d1 - a)
     s2 = np.einsum("ij,ij->i", normal, d2 - a)
     bad = np.nonzero(s1 * s2 > 0)[0]
