@@ -73,7 +73,7 @@ def save_view(t1_data: np.ndarray, lab: np.ndarray, affine: np.ndarray, view: st
     from matplotlib.patches import Patch
 
     from navigator.core.atomic import atomic_path
-    from navigator.segmentation.qc import _COLORS, _center_of
+    from navigator.segmentation.qc_figure import _COLORS, _center_of
 
     normal, (left, right, bottom, top) = VIEWS[view]
     c = _center_of(lab)

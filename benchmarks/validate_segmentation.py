@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_json(Path(args.json), {**info, "segmentation_seconds": seconds, **result.to_json()})
         print(f"figures written to {args.json}")
     if args.overlays:
-        from navigator.segmentation.qc import save_agreement_overlays
+        from navigator.segmentation.qc_figure import save_agreement_overlays
 
         t1_on_grid = t1 if V.same_grid(t1.shape, t1.affine, labels.shape, labels.affine) else None
         png = save_agreement_overlays(

@@ -48,4 +48,12 @@ def run(args) -> int:
     out.print(f"workspace: {report.workspace}")
     for name, status in report.stages.items():
         out.print(f"  {name}: {status} ({report.seconds[name]:.1f} s)")
+    from navigator.segmentation.qc import verdict_lines
+    from navigator.segmentation.step import load_qc
+
+    qc = load_qc(ws)
+    if qc is not None:
+        for line in verdict_lines(qc):
+            out.print(line)
+        out.print(f"segmentation QC report: {ws.path('qc') / 'segmentation_qc.png'}")
     return 0
