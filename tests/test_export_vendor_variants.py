@@ -197,8 +197,9 @@ def test_vendor_text_helpers(tmp_path):
     assert parse_number(" 62,5 ") == 62.5 and parse_number("1e3") == 1000.0
     for missing in ("NaN", "(null)", "", "None", "N/A", None, float("nan")):
         assert parse_number(missing) is None
-    with pytest.raises(ValueError):
-        parse_number("1,234,5")
+    for bad in ("1,234,5", "1e999", "-inf", float("inf")):
+        with pytest.raises(ValueError):
+            parse_number(bad)
     with pytest.raises(InputError, match=r"f\.txt: cell: not a number: 'abc'"):
         number("abc", tmp_path / "f.txt", "cell")
     assert enum_is("associated image", "ASSOCIATED_IMAGE") and enum_is("SimNIBS", "simnibs")

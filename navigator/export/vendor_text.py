@@ -9,6 +9,7 @@ strict only about what changes the meaning (an unknown coordinate system, a non-
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,14 @@ def parse_number(text: Any) -> float | None:
     """A float from a cell/attribute, None for the "no value" spellings (:data:`MISSING`).
 
     Accepts surrounding whitespace and a decimal comma (``"62,5"``) when the text has no point.
-    Raises ValueError for anything else that is not a number.
+    Raises ValueError for anything else that is not a number, infinities included.
     """
     if text is None:
         return None
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         v = float(text)
+        if v in (math.inf, -math.inf):
+            raise ValueError("not a finite number")
         return None if v != v else v  # NaN -> None
     s = str(text).strip().lstrip("\ufeff")
     if s.lower() in MISSING:
@@ -36,6 +39,8 @@ def parse_number(text: Any) -> float | None:
     if "," in s and "." not in s and s.count(",") == 1:
         s = s.replace(",", ".")
     v = float(s)  # ValueError for text
+    if v in (math.inf, -math.inf):
+        raise ValueError(f"not a finite number: {s!r}")
     return None if v != v else v
 
 

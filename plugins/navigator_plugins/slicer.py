@@ -199,6 +199,8 @@ def read_fcsv(path: Path) -> Plan:
     for k, row in enumerate(csv.reader(data_lines)):
         try:
             pos = np.array([float(row[idx[c]]) for c in ("x", "y", "z")])
+            if not np.all(np.isfinite(pos)):
+                raise ValueError("position is not 3 finite numbers")
             name = row[idx["label"]] if "label" in idx else f"F-{k + 1}"
             desc = row[idx["desc"]] if "desc" in idx and idx["desc"] < len(row) else ""
             if enum_is(desc, "coil pose"):
