@@ -3,15 +3,14 @@ re-orthonormalized, anything that is not a rigid motion is refused.
 
 Navigation systems write the rotation part of a coil pose with a few decimals: Localite
 InstrumentMarkers ~6 and real tracking matrices are orthonormal only to ~5e-5, SofTaxic writes 6
-significant digits, Brainsight exports 3 (error at most ~3e-3, 1.5e-3 seen over 2000 random
-rotations: each entry is off by up to 5e-4 and a product of two columns sums three such terms
-twice). Such a matrix is not exactly a rotation, yet it
+significant digits, Brainsight exports 3: each entry is off by up to h = 5e-4, so an entry of
+R^T R is off by at most 2*sqrt(3)*h + 3*h^2 = 1.7e-3 (1.5e-3 seen over 2000 random rotations). Such a matrix is not exactly a rotation, yet it
 *is* the rigid pose the navigator showed. The rule:
 
 * the matrix must be a finite 4x4 whose last row is ``0 0 0 1`` (within :data:`POSE_TOLERANCE`);
 * its 3x3 part R must have ``det R > 0`` (a reflection swaps the coil's sides: refused);
-* ``max |R^T R - I| <= POSE_TOLERANCE`` (1e-2). Three-decimal rounding stays below ~3e-3, so
-  the tolerance leaves a 3x margin, while a 1 % scaling (error 2e-2) or a shear of 0.6 degree
+* ``max |R^T R - I| <= POSE_TOLERANCE`` (1e-2). Three-decimal rounding stays below 1.7e-3, so
+  the tolerance leaves a 5x margin, while a 1 % scaling (error 2e-2) or a shear of 0.6 degree
   already fails; a matrix that passes is within ~0.5 % of a rotation in every direction;
 * an accepted R is replaced by its polar factor ``Q = U V^T`` (SVD ``R = U S V^T``), the
   rotation nearest to R in the Frobenius norm; the translation column is kept as written.
