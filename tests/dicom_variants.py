@@ -74,6 +74,7 @@ def to_enhanced(paths, out_file: Path, seed: int = 0) -> Path:
         frames.append(item(
             PlanePositionSequence=Sequence([item(ImagePositionPatient=s.ImagePositionPatient)]),
             FrameContentSequence=Sequence([item(InStackPositionNumber=int(n) + 1, StackID="1",
+                                                TemporalPositionIndex=int(getattr(s, "AcquisitionNumber", 1)),
                                                 DimensionIndexValues=[1, int(n) + 1])]),
         ))
     ds.PerFrameFunctionalGroupsSequence = Sequence(frames)

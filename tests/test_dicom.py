@@ -322,6 +322,20 @@ def test_enhanced_multiframe_reads_like_the_plain_series(tmp_path):
     _assert_same_volume(b, a)
     series = list_dicom_series(tmp_path / "enh")
     assert series[0].n_files == 1 and len(series[0].images) == data.shape[2]
+    assert read_dicom_series(tmp_path / "plain").meta["storage"] == "classic"
+
+
+def test_enhanced_multiframe_4d_reads_like_the_plain_series(tmp_path, tmp_dicom_series):
+    """A 4-D enhanced file (time series: TemporalPositionIndex per frame) -> (X, Y, Z, T)."""
+    from dicom_variants import to_enhanced
+
+    data = np.stack([_phantom(30 + t) for t in range(3)], axis=-1)
+    rot = _rotation((1.0, 0.2, 0.1), 30.0)
+    files = tmp_dicom_series(tmp_path / "plain", data, row_dir=rot[:, 0], col_dir=rot[:, 1], origin=(4, 5, 6))
+    to_enhanced(files, tmp_path / "enh" / "fmri.dcm")
+    multi = read_dicom_series(tmp_path / "enh")
+    assert multi.data.shape == (NX, NY, NZ, 3) and multi.meta["storage"] == "enhanced multi-frame"
+    _assert_same_volume(multi, read_dicom_series(tmp_path / "plain"))
 
 
 @pytest.mark.parametrize("syntax", ["jpeg-lossless", "jpeg-ls", "jpeg2000", "rle", "deflate"])
@@ -406,7 +420,7 @@ def test_siemens_mosaic_fmri_reads_like_the_plain_4d_series(tmp_path, tmp_dicom_
     to_mosaic(files, tmp_path / "mosaic", n_volumes=n_t)
     plain = read_dicom_series(tmp_path / "plain")
     mosaic = read_dicom_series(tmp_path / "mosaic")
-    assert mosaic.data.shape == (NX, NY, 7, n_t)
+    assert mosaic.data.shape == (NX, NY, 7, n_t) and mosaic.meta["storage"] == "Siemens mosaic"
     _assert_same_volume(mosaic, plain)
     vol = load_image(tmp_path / "mosaic", allow_4d=True)
     assert vol.data.ndim == 4 and vol.axcodes == ("R", "A", "S")

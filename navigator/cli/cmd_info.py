@@ -120,6 +120,8 @@ def _print_table(args, info) -> None:
                 f"{d.get('series_description')!s} (#{d.get('series_number')}, UID {d.get('series_uid')})",
             )
         )
+        rows.append(("DICOM storage", f"{d.get('storage')} in {d.get('n_files')} file(s), "
+                                      f"{d.get('transfer_syntax') or '?'}"))
         rows.append(
             (
                 "DICOM TR/TE/TI (ms)",

@@ -578,6 +578,8 @@ class _PixelReader:
         for im in images:
             self._left[im.path] = self._left.get(im.path, 0) + 1
         self._cache: dict[Path, tuple[np.ndarray, Any]] = {}
+        #: the first file decoded (its transfer syntax is reported)
+        self.first_dataset: Any = None
 
     def _decode(self, path: Path) -> tuple[np.ndarray, Any]:
         import pydicom
@@ -607,6 +609,8 @@ class _PixelReader:
             msg = " ".join(str(exc).split())[:300]
             raise InputError(path, f"DICOM pixel data ({name}) cannot be decoded: {msg}") from exc
         self._cache[path] = (arr, ds)
+        if self.first_dataset is None:
+            self.first_dataset = ds
         return arr, ds
 
     def read(self, image: DicomImage, shape: tuple[int, int]) -> tuple[np.ndarray, float, float]:
@@ -689,8 +693,15 @@ def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> Volu
     if n_vol == 1:
         data = data[..., 0]
     h0 = hdrs[0][0]
+    first = grid[0][0]
+    storage = ("Siemens mosaic" if first.mosaic is not None
+               else "enhanced multi-frame" if first.frame is not None else "classic")
+    syntax = getattr(getattr(reader.first_dataset, "file_meta", None), "TransferSyntaxUID", None)
     meta: dict[str, Any] = {
         "format": "dicom",
+        "storage": storage,
+        "n_files": series.n_files,
+        "transfer_syntax": getattr(syntax, "name", None) or (str(syntax) if syntax else None),
         "transform": "dicom",
         "series_uid": series.uid,
         "series_description": series.description,
