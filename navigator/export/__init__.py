@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from navigator.core.errors import NavigatorError
 from navigator.export.conventions import check_space
 from navigator.export.plan import (
@@ -78,7 +76,7 @@ def import_plan(path: str | Path, format: str | None = None) -> Plan:
     """
     from navigator.core.errors import InputError
     from navigator.export.plan import rigidify_plan
-    from navigator.export.registry import get_plugin, guess_plugin
+    from navigator.export.registry import call_reader, get_plugin, guess_plugin
 
     path = Path(path)
     if not path.is_file():
@@ -88,15 +86,7 @@ def import_plan(path: str | Path, format: str | None = None) -> Plan:
         return _plan_from_pulse_log(path, pulse_plugin)
     plugin = get_plugin(format, "importer") if format else guess_plugin(path, "importer")
     assert plugin.read is not None
-    try:
-        with np.errstate(all="ignore"):  # garbage numbers end in a clear refusal below, not in warnings
-            plan = plugin.read(path)
-    except NavigatorError:
-        raise
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-        raise InputError(path, f"malformed {plugin.name} file ({type(exc).__name__}: {exc})") from None
+    plan = call_reader(plugin, plugin.read, path)
     if not plan.targets and not plan.coil_poses and not plan.montages:
         raise InputError(path, f"no targets or coil poses in the file (read as {plugin.name})")
     if plan.source is None:

@@ -133,22 +133,14 @@ def read_pulse_log(path: str | Path, format: str | None = None) -> PulseLog:
     Returns:
         :class:`PulseLog` of tracked pulses (poses in subject RAS mm, navigator coil axes).
     """
-    from navigator.export.registry import get_plugin, guess_plugin
+    from navigator.export.registry import call_reader, get_plugin, guess_plugin
 
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such pulse log")
     plugin = get_plugin(format, "pulse-log") if format else guess_plugin(path, "pulse-log")
     assert plugin.read_pulses is not None
-    try:
-        with np.errstate(all="ignore"):  # garbage numbers end in a clear refusal below, not in warnings
-            result = plugin.read_pulses(path)
-    except InputError:
-        raise
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-        raise InputError(path, f"malformed {plugin.name} file ({type(exc).__name__}: {exc})") from None
+    result = call_reader(plugin, plugin.read_pulses, path)
     if not isinstance(result, PulseLog):
         raise TypeError(f"pulse-log plugin {plugin.name!r} returned {type(result).__name__}, not PulseLog")
     for i in range(len(result)):
