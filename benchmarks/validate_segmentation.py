@@ -4,14 +4,20 @@ Usage::
 
     python benchmarks/validate_segmentation.py T1 REFERENCE_LABELS --mapping charm5
         [--labels EXISTING_LABELS] [--t2 T2] [--json OUT.json] [--overlays DIR]
-        [--save-labels OUT.nii.gz] [--vault-offset-mm 10]
+        [--transforms DIR] [--save-labels OUT.nii.gz] [--vault-offset-mm 10]
 
 Without ``--labels`` it runs :func:`navigator.segmentation.segment_head` on the T1 (and T2) in
 memory (about 2.5 minutes on 2 cores for a 1 mm head; run it with ``nice``); with ``--labels``
 it scores an existing label image (SimNIBS numbering, e.g. ``labels/labels.nii.gz`` of a
 workspace) without re-running. ``--mapping`` is ``charm5`` (the SimNIBS-charm 5-tissue
-convention: 0 air, 1 WM, 2 GM, 3 CSF, 4 bone, 5 all extracranial soft tissue incl. eyes) or a
+convention: 0 air, 1 WM, 2 GM, 3 CSF, 4 bone, 5 all extracranial soft tissue incl. eyes),
+``simnibs`` (a full SimNIBS label image: charm's final_tissues, a phantom's ground truth) or a
 JSON/TOML file (format in :func:`navigator.segmentation.validation.mapping_from_dict`).
+
+The cranial vault is the region more than 10 mm above the reference's intracranial centroid
+along the head's superior axis: the MNI z axis of the registration when the script segments,
+or of ``--transforms`` (a workspace's ``transforms/`` folder) with ``--labels``; world +z
+otherwise (then a head pitched by a few degrees tilts the vault boundary with it).
 
 Prints Dice per class, volumes, intracranial volume and Dice, vault skull Dice and thickness,
 and the gates of issue 20 (PASS/FAIL). The method (vault plane, thickness) is documented in
@@ -74,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the figures to this JSON file")
     ap.add_argument("--overlays", help="write three-plane overlays (ours | reference | disagreement) here")
     ap.add_argument("--save-labels", help="write the segmentation's labels to this NIfTI (when segmenting)")
+    ap.add_argument("--transforms", help="subject<->MNI transforms folder (a workspace's transforms/) giving the "
+                    "head's superior axis for the vault plane when scoring --labels")
     ap.add_argument("--vault-offset-mm", type=float, default=None,
                     help="vault plane height above the reference intracranial centroid (default 10)")
     args = ap.parse_args(argv)
@@ -88,10 +96,15 @@ def main(argv: list[str] | None = None) -> int:
         ref = load_image(args.reference)
         t1 = load_image(args.t1)
         info = {"t1": str(args.t1), "reference": str(args.reference), "mapping": mapping.name}
+        up = None
         if args.labels:
             labels = load_image(args.labels)
             info["labels"] = str(args.labels)
             seconds = None
+            if args.transforms:
+                from navigator.core.transforms import MniTransform
+
+                up = V.head_superior_axis(MniTransform.load(args.transforms).subject_to_mni_affine)
         else:
             from navigator.segmentation import segment_head
 
@@ -101,13 +114,14 @@ def main(argv: list[str] | None = None) -> int:
             res = segment_head(t1, t2, progress=_progress_printer())
             seconds = round(time.perf_counter() - t0, 1)
             labels = res.labels
+            up = V.head_superior_axis(res.registration.affine_s2m)
             info["labels"] = "segment_head (in memory)"
             for w in res.warnings:
                 print(f"segmentation warning: {w}", file=sys.stderr)
             if args.save_labels:
                 save_nifti(labels, args.save_labels, dtype=np.uint8)
                 print(f"labels written to {args.save_labels}", file=sys.stderr)
-        kw = {} if args.vault_offset_mm is None else {"vault_offset_mm": args.vault_offset_mm}
+        kw = {"up": up} if args.vault_offset_mm is None else {"up": up, "vault_offset_mm": args.vault_offset_mm}
         result, ours_c, ref_c = V.score_segmentation(np.asarray(labels.data), labels.affine,
                                                      np.asarray(ref.data), ref.affine, mapping, **kw)
     except (NavigatorError, ValueError, OSError) as exc:
@@ -128,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         t1_on_grid = t1 if V.same_grid(t1.shape, t1.affine, labels.shape, labels.affine) else None
         png = save_agreement_overlays(
             Volume(ours_c, labels.affine), Volume(ref_c, labels.affine), mapping.classes,
-            Path(args.overlays) / "validation_overlays.png", image=t1_on_grid, vault_plane_z_mm=result.vault_plane_z_mm,
+            Path(args.overlays) / "validation_overlays.png", image=t1_on_grid,
+            vault_plane_z_mm=result.vault_plane_z_mm, vault_up=np.array(result.vault_up_ras),
             title=f"{Path(args.t1).name}: ours vs {Path(args.reference).name} ({mapping.name})")
         print(f"overlays written to {png}")
     return 0

@@ -226,3 +226,37 @@ def test_benchmark_script_scores_existing_labels(tmp_path, capsys):
                      "--labels", str(tmp_path / "ours.nii.gz")]) == 1
     err = capsys.readouterr().err
     assert "nope" in err and err.count("\n") == 1
+
+
+def test_vault_follows_the_head_superior_axis_of_a_tilted_head():
+    # subject -> MNI affine of a head pitched by 30 degrees and scaled 1.1
+    a = np.deg2rad(30.0)
+    rot = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    s2m = np.eye(4)
+    s2m[:3, :3] = 1.1 * rot
+    s2m[:3, 3] = [2.0, -5.0, 7.0]
+    up = V.head_superior_axis(s2m)
+    np.testing.assert_allclose(up, rot[2], atol=1e-12)  # MNI z axis seen from the subject
+    ic = _radius() <= 40
+    mask, plane = V.vault_mask(ic, _affine(), offset_mm=10.0, up=up)
+    heights = V.world_superior(ic.shape, _affine(), up)
+    assert plane == pytest.approx(10.0, abs=1e-3)  # centroid at the origin
+    # the plane is tilted: the voxel at world (0, -40, 15) is above it in world z but not along up
+    ijk = np.rint(np.linalg.inv(_affine()) @ [0, -40, 15, 1])[:3].astype(int)
+    assert not mask[tuple(ijk)] and heights[tuple(ijk)] < plane
+    ref = _head(simnibs=False)
+    ours = ref.copy()
+    ours[(ours == 4) & (heights < 0)] = 5  # errors only below the tilted plane
+    res, _, _ = V.score_segmentation(ours, _affine(), ref, _affine(), V.CHARM5, up=up)
+    assert res.vault_skull_dice == 1.0 and res.vault_tilt_deg == pytest.approx(30.0, abs=1e-6)
+    assert "superior axis (30.0 deg" in V.format_table(res)
+
+
+def test_simnibs_mapping_scores_a_full_simnibs_reference():
+    ours = _head()
+    ref = ours.copy()
+    r = _radius()
+    ref[(r > 48.0) & (r <= 50.0)] = 10  # a muscle layer in the reference scalp: still scalp
+    ref[(r > 36.5) & (r <= 37.5) & (np.indices(r.shape)[2] > 80)] = 9  # "blood" in the CSF: CSF
+    res, _, _ = V.score_segmentation(ours, _affine(), ref, _affine(), V.BUILTIN_MAPPINGS["simnibs"])
+    assert all(c.dice == 1.0 for c in res.classes)

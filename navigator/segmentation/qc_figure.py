@@ -78,12 +78,13 @@ _CLASS_COLORS = {"wm": "#f0f0f0", "gm": "#8c8c8c", "csf": "#1f77ff", "bone": "#f
 
 def save_agreement_overlays(ours: Volume, reference: Volume, classes: dict[int, str], path: str | Path, *,
                             image: Volume | None = None, vault_plane_z_mm: float | None = None,
-                            title: str = "", dpi: int = 80) -> Path:
+                            vault_up: Any = None, title: str = "", dpi: int = 80) -> Path:
     """PNG comparing two class images on one grid: rows axial/coronal/sagittal through the
     reference brain centre; columns ours, reference, disagreement (magenta where the classes
     differ). ``classes`` maps class id -> name (0 = background, not drawn). ``image`` (same grid,
-    e.g. the T1) is drawn underneath when given. ``vault_plane_z_mm`` (world z, mm) is drawn as a
-    dashed line on the coronal and sagittal views. Written atomically.
+    e.g. the T1) is drawn underneath when given. ``vault_plane_z_mm`` (height in mm along
+    ``vault_up``, a unit vector in world RAS, default +z) is drawn as a dashed line on the coronal
+    and sagittal views. Written atomically.
     """
     import matplotlib
 
@@ -133,14 +134,12 @@ def save_agreement_overlays(ours: Volume, reference: Volume, classes: dict[int, 
                 frac = float(diff.sum()) / max(1, int(((a2 > 0) | (b2 > 0)).sum()))
                 what = f"disagreement ({frac * 100:.0f} % of head pixels)"
             if vault_plane_z_mm is not None and name != "axial":
-                # world z of the voxel rows of this slice (the slice's vertical axis is other[1])
-                idx = np.zeros((2, 3))
-                idx[:, ax_i] = c[ax_i]
-                idx[1, other[1]] = 1.0
-                z = ours.voxel_to_world(idx)[:, 2]
-                if abs(z[1] - z[0]) > 1e-6:
-                    row = (vault_plane_z_mm - z[0]) / (z[1] - z[0])
-                    ax.axhline(row, color="#00ffff", lw=1.0, ls="--")
+                from navigator.segmentation.validation import world_superior
+
+                h = world_superior(a.shape, ours.affine, vault_up)[tuple(sl)].T
+                if h.min() < vault_plane_z_mm < h.max():
+                    ax.contour(h, levels=[vault_plane_z_mm], colors=["#00ffff"], linewidths=1.0,
+                               linestyles="--")
             ax.set_title(f"{name} {int(c[ax_i])}: {what}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])

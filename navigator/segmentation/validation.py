@@ -11,13 +11,14 @@ nearest neighbour when the grids differ):
 * Dice and volume (ml) per class;
 * the intracranial volume (ICV, the union of the mapping's intracranial classes), its relative
   difference ``(ours - reference) / reference`` and the Dice of the two intracranial masks;
-* the **cranial vault**: voxels whose world superior coordinate (RAS z, mm) lies more than
-  ``vault_offset_mm`` (default :data:`VAULT_OFFSET_MM`) above the centroid of the *reference*
-  intracranial mask. In MNI-like head positions the intracranial centroid sits near the level of
-  the thalamus, about 3-4 cm above the orbital roofs and 5 cm above the ear canals, so the
-  region excludes the skull base, orbits, face, sinuses and mastoids and keeps the calvaria
-  (frontal, parietal, occipital squama and the upper temporal squama). The same region (from the
-  reference) is used for both label images;
+* the **cranial vault**: voxels lying more than ``vault_offset_mm`` (default
+  :data:`VAULT_OFFSET_MM`) above the centroid of the *reference* intracranial mask along the
+  head's superior axis ``up`` (a unit vector in world RAS: the normal of the MNI axial planes
+  from a subject -> MNI affine, :func:`head_superior_axis`, or world +z when no registration is
+  given). The intracranial centroid sits near the level of the thalamus, about 3-4 cm above the
+  orbital roofs and 5 cm above the ear canals, so the region excludes the skull base, orbits,
+  face, sinuses and mastoids and keeps the calvaria (frontal, parietal, occipital squama and the
+  upper temporal squama). The same region (from the reference) is used for both label images;
 * vault skull Dice: Dice of the bone class restricted to the vault;
 * vault skull thickness (:func:`skull_thickness_samples`), measured identically on both images.
 
@@ -86,7 +87,19 @@ CHARM5 = LabelMapping(
     bone=4,
 )
 
-BUILTIN_MAPPINGS: dict[str, LabelMapping] = {CHARM5.name: CHARM5}
+#: Our labels and a full SimNIBS label image (a SimNIBS/charm ``final_tissues.nii.gz``, navigator's
+#: own labels, the phantom's ground truth): bone = 4 + 7 + 8; scalp = 5 + eyes 6 + muscle 10;
+#: blood 9 counts as CSF (charm's blood class is mostly the intracranial venous sinuses).
+SIMNIBS = LabelMapping(
+    name="simnibs",
+    classes={1: "WM", 2: "GM", 3: "CSF", 4: "bone", 5: "scalp"},
+    ours={0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 5, 7: 4, 8: 4},
+    reference={0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 5, 7: 4, 8: 4, 9: 3, 10: 5},
+    intracranial=(1, 2, 3),
+    bone=4,
+)
+
+BUILTIN_MAPPINGS: dict[str, LabelMapping] = {m.name: m for m in (CHARM5, SIMNIBS)}
 
 
 def mapping_from_dict(d: Mapping[str, Any], name: str = "custom") -> LabelMapping:
@@ -185,29 +198,43 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float("nan") if s == 0 else 2.0 * float(np.count_nonzero(a & b)) / s
 
 
-def world_superior(shape: tuple[int, int, int], affine: np.ndarray) -> np.ndarray:
-    """World RAS z (mm, superior positive) of every voxel centre of a grid, as a float32 array."""
+def world_superior(shape: tuple[int, int, int], affine: np.ndarray, up: np.ndarray | None = None) -> np.ndarray:
+    """Height (mm) of every voxel centre of a grid along ``up`` (unit vector in world RAS; default
+    world +z, i.e. the RAS z coordinate), as a float32 array."""
     a = np.asarray(affine, float)
+    u = np.array([0.0, 0.0, 1.0]) if up is None else np.asarray(up, float)
+    row = u @ a[:3, :3]
     i, j, k = (np.arange(n, dtype=np.float64) for n in shape[:3])
-    z = a[2, 0] * i[:, None, None] + a[2, 1] * j[None, :, None] + a[2, 2] * k[None, None, :] + a[2, 3]
+    z = row[0] * i[:, None, None] + row[1] * j[None, :, None] + row[2] * k[None, None, :] + float(u @ a[:3, 3])
     return z.astype(np.float32)
 
 
-def vault_mask(reference_intracranial: np.ndarray, affine: np.ndarray,
-               offset_mm: float = VAULT_OFFSET_MM) -> tuple[np.ndarray, float]:
-    """(mask, plane height in world z mm) of the cranial vault (see module docstring).
+def head_superior_axis(subject_to_mni_affine: np.ndarray) -> np.ndarray:
+    """The head's superior axis in subject world RAS: the unit normal of the planes MNI z = const
+    under a 4x4 subject -> MNI affine (its third row), pointing to MNI +z."""
+    row = np.asarray(subject_to_mni_affine, float)[2, :3]
+    n = float(np.linalg.norm(row))
+    if n == 0:
+        raise ValueError("degenerate subject -> MNI affine (no superior axis)")
+    return row / n
 
-    The plane is horizontal in world RAS: world z = z(centroid of ``reference_intracranial``) +
-    ``offset_mm``. Raises ValueError when the intracranial mask is empty.
+
+def vault_mask(reference_intracranial: np.ndarray, affine: np.ndarray, offset_mm: float = VAULT_OFFSET_MM,
+               up: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """(mask, plane height in mm along ``up``) of the cranial vault (see module docstring).
+
+    The plane is normal to ``up`` (default world +z) at the height of the centroid of
+    ``reference_intracranial`` + ``offset_mm``. Raises ValueError when the intracranial mask is empty.
     """
     ic = np.asarray(reference_intracranial, bool)
     if not ic.any():
         raise ValueError("the reference has no intracranial voxels: cannot place the vault plane")
     c = np.argwhere(ic).mean(axis=0)
     a = np.asarray(affine, float)
-    zc = float(a[2, :3] @ c + a[2, 3])
+    u = np.array([0.0, 0.0, 1.0]) if up is None else np.asarray(up, float) / np.linalg.norm(up)
+    zc = float(u @ (a[:3, :3] @ c + a[:3, 3]))
     plane = zc + float(offset_mm)
-    return world_superior(ic.shape, a) > plane, plane
+    return world_superior(ic.shape, a, u) > plane, plane
 
 
 def skull_thickness_samples(bone: np.ndarray, intracranial: np.ndarray, spacing: np.ndarray,
@@ -260,7 +287,9 @@ class ValidationResult:
     ``icv_difference`` is the relative difference (ours - reference) / reference;
     ``thickness_difference_mm`` = ours - reference (medians over the vault inner table).
     ``evaluated_fraction`` is the fraction of our grid covered by the reference's field of view
-    (voxels outside it are excluded from every metric).
+    (voxels outside it are excluded from every metric). ``vault_plane_z_mm`` is the plane's height
+    along ``vault_up_ras`` (world z when that is +z); ``vault_tilt_deg`` the angle between the
+    superior axis used and world +z.
     """
 
     mapping: str
@@ -271,6 +300,8 @@ class ValidationResult:
     intracranial_dice: float
     vault_plane_z_mm: float
     vault_offset_mm: float
+    vault_up_ras: list[float]
+    vault_tilt_deg: float
     vault_skull_dice: float
     thickness_ours_mm: float
     thickness_reference_mm: float
@@ -349,7 +380,7 @@ def evaluate_gates(res: ValidationResult, gates: Mapping[str, tuple[str, float]]
 
 def score_classes(ours: np.ndarray, reference: np.ndarray, spacing: np.ndarray, mapping: LabelMapping,
                   affine: np.ndarray, *, vault_offset_mm: float = VAULT_OFFSET_MM,
-                  evaluate: np.ndarray | None = None,
+                  up: np.ndarray | None = None, evaluate: np.ndarray | None = None,
                   gates: Mapping[str, tuple[str, float]] | None = ISSUE20_GATES) -> ValidationResult:
     """Score two *class* arrays (already mapped, same grid) against each other.
 
@@ -359,6 +390,7 @@ def score_classes(ours: np.ndarray, reference: np.ndarray, spacing: np.ndarray, 
         mapping: the mapping that produced them (class names, intracranial and bone classes).
         affine: the grid's voxel -> world RAS (mm) affine (for the vault plane).
         vault_offset_mm: vault plane height above the reference intracranial centroid.
+        up: the head's superior axis (unit vector, world RAS; :func:`head_superior_axis`); world +z if None.
         evaluate: optional boolean mask of voxels to score (e.g. the reference's field of view).
         gates: gates to evaluate (None for none).
     """
@@ -390,7 +422,8 @@ def score_classes(ours: np.ndarray, reference: np.ndarray, spacing: np.ndarray, 
     ic_ref = np.isin(ref, mapping.intracranial)
     icv_o = float(ic_ours.sum()) * vox_ml
     icv_r = float(ic_ref.sum()) * vox_ml
-    vault, plane = vault_mask(ic_ref, affine, vault_offset_mm)
+    u = np.array([0.0, 0.0, 1.0]) if up is None else np.asarray(up, float) / np.linalg.norm(up)
+    vault, plane = vault_mask(ic_ref, affine, vault_offset_mm, u)
     if mapping.bone is not None:
         bone_o = ours == mapping.bone
         bone_r = ref == mapping.bone
@@ -406,6 +439,7 @@ def score_classes(ours: np.ndarray, reference: np.ndarray, spacing: np.ndarray, 
         mapping=mapping.name, classes=classes, icv_ours_ml=icv_o, icv_reference_ml=icv_r,
         icv_difference=(icv_o - icv_r) / icv_r if icv_r > 0 else float("nan"),
         intracranial_dice=dice(ic_ours, ic_ref), vault_plane_z_mm=plane, vault_offset_mm=float(vault_offset_mm),
+        vault_up_ras=[round(float(x), 5) for x in u], vault_tilt_deg=float(np.degrees(np.arccos(np.clip(u[2], -1, 1)))),
         vault_skull_dice=vdice, thickness_ours_mm=med_o, thickness_reference_mm=med_r,
         thickness_difference_mm=med_o - med_r, thickness_samples_ours=int(t_o.size),
         thickness_samples_reference=int(t_r.size), voxel_size_mm=[float(s) for s in sp], evaluated_fraction=frac)
@@ -416,7 +450,7 @@ def score_classes(ours: np.ndarray, reference: np.ndarray, spacing: np.ndarray, 
 
 def score_segmentation(ours: np.ndarray, ours_affine: np.ndarray, reference: np.ndarray,
                        reference_affine: np.ndarray, mapping: LabelMapping, *,
-                       vault_offset_mm: float = VAULT_OFFSET_MM,
+                       vault_offset_mm: float = VAULT_OFFSET_MM, up: np.ndarray | None = None,
                        gates: Mapping[str, tuple[str, float]] | None = ISSUE20_GATES
                        ) -> tuple[ValidationResult, np.ndarray, np.ndarray]:
     """Score our label image against a reference label image.
@@ -424,7 +458,8 @@ def score_segmentation(ours: np.ndarray, ours_affine: np.ndarray, reference: np.
     Both are raw label arrays with their voxel -> world RAS (mm) affines, in the same world
     space. Labels are mapped to common classes; the reference is resampled onto our grid by
     nearest neighbour when the grids differ, and only voxels inside the reference's field of view
-    are scored. Returns (result, our classes, reference classes on our grid).
+    are scored. ``up`` is the head's superior axis for the vault plane (world +z if None).
+    Returns (result, our classes, reference classes on our grid).
     """
     ours_c = map_labels(ours, mapping.ours, "our labels")
     ref_c = map_labels(reference, mapping.reference, "reference labels")
@@ -436,7 +471,7 @@ def score_segmentation(ours: np.ndarray, ours_affine: np.ndarray, reference: np.
             raise ValueError("the reference and our labels do not overlap in world space "
                              "(different coordinate systems?)")
     sp = np.sqrt((np.asarray(ours_affine, float)[:3, :3] ** 2).sum(axis=0))
-    res = score_classes(ours_c, ref_c, sp, mapping, ours_affine, vault_offset_mm=vault_offset_mm,
+    res = score_classes(ours_c, ref_c, sp, mapping, ours_affine, vault_offset_mm=vault_offset_mm, up=up,
                         evaluate=evaluate, gates=gates)
     return res, ours_c, ref_c
 
@@ -466,8 +501,11 @@ def format_table(res: ValidationResult) -> str:
         f"intracranial volume: ours {res.icv_ours_ml:.1f} ml, reference {res.icv_reference_ml:.1f} ml, "
         f"difference {f(res.icv_difference * 100, '+.2f')} %   {verdict('|ICV difference| %')}",
         f"intracranial Dice: {f(res.intracranial_dice, '.3f')}   {verdict('intracranial dice')}",
-        f"cranial vault: world z > {res.vault_plane_z_mm:.1f} mm (reference intracranial centroid "
-        f"+ {res.vault_offset_mm:g} mm)",
+        (f"cranial vault: world z > {res.vault_plane_z_mm:.1f} mm (reference intracranial centroid "
+         f"+ {res.vault_offset_mm:g} mm)" if res.vault_tilt_deg < 1e-6 else
+         f"cranial vault: more than {res.vault_offset_mm:g} mm above the reference intracranial centroid along "
+         f"the head's superior axis ({res.vault_tilt_deg:.1f} deg from world z; plane height "
+         f"{res.vault_plane_z_mm:.1f} mm)"),
         f"vault skull Dice: {f(res.vault_skull_dice, '.3f')}   {verdict('vault skull dice')}",
         f"vault skull thickness (median over the inner table): ours {f(res.thickness_ours_mm, '.2f')} mm "
         f"({res.thickness_samples_ours} samples), reference {f(res.thickness_reference_mm, '.2f')} mm "
