@@ -19,6 +19,7 @@ All XML is read with :func:`navigator.export.safety.parse_xml` (no entities, no 
 
 from __future__ import annotations
 
+import logging
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ from navigator.export.pulses import PulseLog, PulseLogBuilder
 from navigator.export.registry import Plugin
 from navigator.export.safety import parse_xml
 from navigator.export.vendor_text import attrs, children, descendants, enum_is, enum_key, first, local_name, number
+
+log = logging.getLogger(__name__)
 
 _HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
@@ -93,9 +96,11 @@ def _root(path: Path, tag: str) -> ET.Element:
 
 
 def _space_of(root: ET.Element, path: Path) -> str:
-    """"ras" or "lps" from ``coordinateSpace`` (any case; missing means RAS, Localite's NIfTI default)."""
+    """"ras" or "lps" from ``coordinateSpace`` (any case; missing means RAS, Localite's NIfTI default,
+    with a warning: check such a file on the head model)."""
     value = attrs(root).get("coordinatespace")
     if value is None or not value.strip():
+        log.warning("%s: no coordinateSpace attribute; reading the coordinates as RAS (NIfTI images)", path)
         return "ras"
     if enum_is(value, "RAS", "LPS"):
         return enum_key(value)
