@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -180,6 +183,13 @@ def test_atomic_files_get_normal_permissions(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- all-or-nothing steps
+def _dead_pid() -> int:
+    """The pid of a process that has exited."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 class _Killed(BaseException):
     """Stands for the process dying: nothing after it runs in this process."""
 
@@ -238,6 +248,9 @@ def test_step_commit_is_all_or_nothing_at_every_point(tmp_path: Path, monkeypatc
         except (_Killed, OSError):
             failed = True
         monkeypatch.undo()
+        if mode == "kill":  # the staging folder now belongs to a process that is gone
+            for owner in (root / step_commit.STAGING_DIR).glob(f"*/{step_commit.OWNER_NAME}"):
+                owner.write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}))
         reopened = Workspace.open(root)  # recovers an interrupted commit
         assert not (root / step_commit.STAGING_DIR).exists()
         state = _state(root)
@@ -286,3 +299,22 @@ def test_file_in_place_of_workspace_is_a_clear_error(tmp_path: Path) -> None:
         Workspace.create(tmp_path / "f")
     with pytest.raises(WorkspaceError, match="is a file"):
         Workspace.open(tmp_path / "f")
+
+
+def test_open_leaves_a_running_step_alone(tmp_path: Path) -> None:
+    """Opening a workspace while a step of a live process (here: this one) stages its outputs
+    must not discard them; a dead owner's staging folder is cleaned up."""
+    from navigator.core import step_commit
+
+    ws = Workspace.create(tmp_path / "s")
+    with ws.step_commit("demo") as tx:
+        tx.stage(ws.root / "a.txt").write_text("a")
+        Workspace.open(ws.root)  # e.g. the GUI refreshing while a step runs in a worker thread
+        assert (tx.new_root / "a.txt").exists()
+        tx.commit({}, inputs=[], outputs=[ws.root / "a.txt"])
+    assert (ws.root / "a.txt").read_text() == "a"
+    stale = ws.step_commit("other")
+    stale.stage(ws.root / "b.txt").write_text("b")
+    (stale.folder / step_commit.OWNER_NAME).write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}))
+    Workspace.open(ws.root)
+    assert not (ws.root / step_commit.STAGING_DIR).exists() and not (ws.root / "b.txt").exists()

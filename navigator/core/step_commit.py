@@ -17,7 +17,9 @@ is rolled back: in-process at once, or by :func:`recover` the next time the work
 (``Workspace.open`` calls it). Rolling back puts the moved-aside files back and removes the
 newly installed ones, so the workspace holds the previous outputs and the previous record,
 never a mix. A staging folder whose id equals the manifest's ``last_commit`` was committed and
-is only cleaned up. One writer per workspace at a time is assumed.
+is only cleaned up. Staging folders of a process that is still running (``owner.json``: pid and
+host; a step in another thread or program) are left alone. One writer per step at a time is
+assumed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +108,34 @@ def _roll_back(root: Path, folder: Path, journal: CommitJournal) -> None:
     _fsync_dir(root)
 
 
+OWNER_NAME = "owner.json"
+
+
+def _write_owner(folder: Path) -> None:
+    """Record which process stages into ``folder`` (so others leave a running step alone)."""
+    atomic_write_json(folder / OWNER_NAME, {"pid": os.getpid(), "host": socket.gethostname()})
+
+
+def _owner_alive(folder: Path) -> bool:
+    """True when the process that created staging folder ``folder`` is still running here."""
+    try:
+        owner = json.loads((folder / OWNER_NAME).read_text(encoding="utf-8"))
+        pid, host = int(owner["pid"]), str(owner["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if host != socket.gethostname():
+        return True  # another machine's process (shared folder): cannot tell, do not touch
+    if pid == os.getpid():
+        return True  # this process: a step running in another thread
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def recover(root: Path, manifest: dict[str, Any]) -> list[str]:
     """Finish or undo interrupted commits in subject folder ``root``; returns what was done.
 
@@ -117,6 +148,8 @@ def recover(root: Path, manifest: dict[str, Any]) -> list[str]:
         return []
     done = []
     for folder in sorted(p for p in staging.iterdir() if p.is_dir()):
+        if _owner_alive(folder):
+            continue  # a step still running (another thread or process): not ours to undo
         journal = CommitJournal.read(folder / JOURNAL_NAME)
         if journal is None:
             done.append(f"discarded the unfinished outputs of an interrupted step ({folder.name})")
@@ -148,6 +181,7 @@ class StepCommit:
         self.folder = ws.root / STAGING_DIR / self.id
         self.new_root = self.folder / "new"
         self.new_root.mkdir(parents=True)
+        _write_owner(self.folder)
         self._remove: list[str] = []
         self.committed = False
 
