@@ -213,3 +213,19 @@ def test_check_pose_uses_the_same_rule():
     scaled[:3, :3] *= 1.05
     with pytest.raises(NavigatorError, match="scaled by 1.05"):
         check_pose(scaled)
+
+
+def test_localite_tracking_matrix_scaled_by_tracker_noise_imports(tmp_path):
+    """Real TMS Navigator matrices are rotations scaled by ~0.99997 (orthonormality error ~5e-5, the
+    figure in issue 19): accepted, rescaled to a rotation, axes unchanged (0 degree correction)."""
+    poses = random_poses(2, 8)
+    scaled = []
+    for p in poses:
+        m = p.copy()
+        m[:3, :3] *= 0.9999742  # as in a TMS Navigator InstrumentMarker file (error 5.2e-5)
+        scaled.append(m)
+    f = _localite_file(tmp_path / "InstrumentMarker20170316160859032.xml", scaled, 16)
+    plan = import_plan(f)
+    for p, exact in zip(plan.coil_poses, poses):
+        np.testing.assert_allclose(p.matrix, exact, atol=1e-12)
+    assert all(4e-5 < c.orthonormality_error < 6e-5 and c.correction_deg < 1e-6 for c in plan.pose_corrections)
