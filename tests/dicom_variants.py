@@ -147,9 +147,26 @@ def transcode(paths, out_folder: Path, syntax: str) -> list[Path]:
     return written
 
 
-def to_mosaic(paths, out_folder: Path, n_volumes: int) -> list[Path]:
+def csa2_header(tags: dict[str, tuple[str, list[str]]]) -> bytes:
+    """A Siemens CSA2 ("SV10") header holding ``tags``: name -> (VR, values as text)."""
+    import struct
+
+    out = b"SV10" + b"\x04\x03\x02\x01" + struct.pack("<2I", len(tags), 77)
+    for name, (vr, values) in tags.items():
+        out += struct.pack("<64si4s3i", name.encode(), len(values), vr.encode(), 0, len(values), 77)
+        for v in values:
+            b = v.encode() + b"\x00"
+            out += struct.pack("<4i", len(b), len(b), 77, len(b)) + b + b"\x00" * ((4 - len(b) % 4) % 4)
+    return out
+
+
+def to_mosaic(paths, out_folder: Path, n_volumes: int, csa: bool = False, descending: bool = False) -> list[Path]:
     """Write a classic multi-volume series (InstanceNumber = volume * slices + slice + 1, slices
-    along +row x column) as Siemens mosaics: one file per volume."""
+    along +row x column) as Siemens mosaics: one file per volume.
+
+    ``csa`` adds a CSA image header with NumberOfImagesInMosaic and SliceNormalVector (instead of
+    the (0019,100A) tag); ``descending`` tiles the slices from the top down, with the CSA slice
+    normal pointing down (as for a descending acquisition)."""
     import pydicom
     from pydicom.uid import generate_uid
 
@@ -163,7 +180,7 @@ def to_mosaic(paths, out_folder: Path, n_volumes: int) -> list[Path]:
         vol = slices[t * n_sl:(t + 1) * n_sl]
         vol = sorted(vol, key=lambda d: float(np.cross(np.asarray(d.ImageOrientationPatient[:3], float),
                                                        np.asarray(d.ImageOrientationPatient[3:], float))
-                                              @ np.asarray(d.ImagePositionPatient, float)))
+                                              @ np.asarray(d.ImagePositionPatient, float)), reverse=descending)
         big = np.zeros((rows * per_side, cols * per_side), np.int16)
         for k, d in enumerate(vol):
             r, c = divmod(k, per_side)
@@ -178,8 +195,17 @@ def to_mosaic(paths, out_folder: Path, n_volumes: int) -> list[Path]:
         ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"]
         ds.Manufacturer = "SIEMENS"
         ds.SpacingBetweenSlices = f"{np.linalg.norm(np.asarray(vol[1].ImagePositionPatient, float) - ipp):.6f}"
-        block = ds.private_block(0x0019, "SIEMENS MR HEADER", create=True)
-        block.add_new(0x0A, "US", n_sl)
+        if csa:
+            normal = np.cross(iop[:3], iop[3:]) * (-1.0 if descending else 1.0)
+            block = ds.private_block(0x0029, "SIEMENS CSA HEADER", create=True)
+            block.add_new(0x10, "OB", csa2_header({
+                "NumberOfImagesInMosaic": ("US", [str(n_sl)]),
+                "AcquisitionMatrixText": ("SH", [f"{rows}*{cols}"]),
+                "SliceNormalVector": ("FD", [f"{v:.8f}" for v in normal]),
+            }))
+        else:
+            block = ds.private_block(0x0019, "SIEMENS MR HEADER", create=True)
+            block.add_new(0x0A, "US", n_sl)
         ds.Rows, ds.Columns = big.shape
         ds.PixelData = big.astype("<i2").tobytes()
         ds.InstanceNumber = t + 1
