@@ -148,6 +148,35 @@ def dicom(out: Path) -> None:
                 ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
             ds.InstanceNumber = k + 1
             ds.save_as(str(folder / f"IM{k}.dcm"), enforce_file_format=True)
+    # an enhanced file whose pixel data holds 2 of its 3 frames
+    import sys
+
+    sys.path.insert(0, str(HERE.parent))
+    from dicom_variants import to_enhanced
+
+    plain = []
+    for k in range(3):
+        ds = _mr_slice(2.0 * k, uid + ".3", f"{uid}.3.{k + 1}", value=k)
+        ds.InstanceNumber = k + 1
+        ds.RescaleSlope, ds.RescaleIntercept, ds.RepetitionTime, ds.EchoTime = 1, 0, 8, 3
+        ds.save_as(str(out / f".tmp{k}.dcm"), enforce_file_format=True)
+        plain.append(out / f".tmp{k}.dcm")
+    enh_path = to_enhanced(plain, out / "enhanced_missing_frame.dcm")
+    for p in plain:
+        p.unlink()
+    ds = pydicom.dcmread(str(enh_path))
+    ds.PixelData = ds.PixelData[: 2 * 8 * 8 * 2]
+    ds.save_as(str(enh_path), enforce_file_format=True)
+    # Siemens mosaics without their number of tiles, and with a count that does not fit the matrix
+    ds = _mr_slice(0.0, uid + ".4", uid + ".4.1")
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "MOSAIC"]
+    ds.Manufacturer = "SIEMENS"
+    ds.save_as(str(out / "mosaic_without_count.dcm"), enforce_file_format=True)
+    ds = _mr_slice(0.0, uid + ".5", uid + ".5.1")
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "MOSAIC"]
+    ds.Manufacturer = "SIEMENS"
+    ds.private_block(0x0019, "SIEMENS MR HEADER", create=True).add_new(0x0A, "US", 9)  # 3 x 3 tiles of 8 px?
+    ds.save_as(str(out / "mosaic_bad_grid.dcm"), enforce_file_format=True)
     enh = out / "multiframe_no_geometry.dcm"
     ds = _mr_slice(0.0, uid + ".2", uid + ".2.1")
     ds.NumberOfFrames = 3
@@ -209,6 +238,15 @@ def meshes(out: Path) -> None:
     dup = np.vstack([tets, tets[:1]])
     (out / "duplicate_tet.msh").write_text(_msh22(nodes, dup))
     (out / "version_3.msh").write_text(text.replace("2.2 0 8", "3.0 0 8"))
+    inf = nodes.copy()
+    inf[2] = [0.0, 1e400, 0.0]
+    (out / "inf_node.msh").write_text(_msh22(inf, tets))
+    from navigator.core.mesh import Mesh
+    from navigator.io.gmsh import write_msh
+
+    write_msh(Mesh(nodes, tets, np.full(len(tets), 5)), out / "binary_truncated.msh", binary=True)
+    data = (out / "binary_truncated.msh").read_bytes()
+    (out / "binary_truncated.msh").write_bytes(data[: len(data) - 120])
 
 
 if __name__ == "__main__":
