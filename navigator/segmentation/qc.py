@@ -270,6 +270,20 @@ def medial_gm_fraction(labels: np.ndarray, mni_coords: np.ndarray) -> tuple[floa
     return (n_gm / n if n else None), n
 
 
+def medial_band_box(labels: Volume, mni_to_subject) -> tuple[slice, slice, slice]:
+    """Voxel box of ``labels`` holding :data:`MEDIAL_BAND_MNI` (+ 5 mm), from the subject
+    positions of the band's corners (``mni_to_subject``: (N, 3) MNI mm -> subject RAS mm)."""
+    b = MEDIAL_BAND_MNI
+    m = 5.0
+    corners = np.array([[x, y, z] for x in (-b["abs_x_max"] - m, b["abs_x_max"] + m)
+                        for y in (b["y"][0] - m, b["y"][1] + m) for z in (b["z"][0] - m, b["z"][1] + m)])
+    ijk = labels.world_to_voxel(mni_to_subject(corners))
+    lo = np.clip(np.floor(ijk.min(axis=0)).astype(int), 0, None)
+    hi = np.minimum(np.ceil(ijk.max(axis=0)).astype(int) + 1, labels.shape)
+    hi = np.maximum(hi, lo)
+    return tuple(slice(int(a_), int(b_)) for a_, b_ in zip(lo, hi))  # type: ignore[return-value]
+
+
 def template_medial_gm_fraction(tm) -> float:
     """GM / (GM + CSF) of the MNI152 template priors in :data:`MEDIAL_BAND_MNI`."""
     b = MEDIAL_BAND_MNI
@@ -327,7 +341,15 @@ def segmentation_metrics(labels: Volume, reg, topo, cls, tm, mi: float) -> dict[
     tb = warp_template_to_subject(tm.brain.astype(np.float32), tm.affine, coords) > 0.5
     sb = ndi.binary_fill_holes((sub == WM) | (sub == GM))
     scales = np.linalg.svd(reg.affine_s2m[:3, :3], compute_uv=False)
-    frac, n_med = medial_gm_fraction(sub, coords)
+    # the medial band at full resolution (it is a few mm wide): MNI coordinates of its box only
+    box = medial_band_box(labels, reg.mni_to_subject)
+    box_aff = labels.affine.copy()
+    box_aff[:3, 3] = labels.voxel_to_world(np.array([[s_.start for s_ in box]], float))[0]
+    box_shape = tuple(s_.stop - s_.start for s_ in box)
+    if min(box_shape) > 0:
+        frac, n_med = medial_gm_fraction(lab[box], reg.subject_grid_to_mni(box_aff, box_shape))
+    else:
+        frac, n_med = None, 0
     medial = {"gm_fraction": None if frac is None else round(frac, 3), "voxels": n_med,
               "template_gm_fraction": round(template_medial_gm_fraction(tm), 3),
               "band_mni": "|x| <= 2, -60 <= y <= 45, 0 <= z <= 60 mm"}

@@ -190,7 +190,8 @@ def report_planes(labels: Volume, views: dict[str, Any] | None) -> list[dict[str
     'letters' (left, right, bottom, top) and 'mark' (the target, or None).
 
     ``views`` is the ``views`` entry of the QC metrics (MNI axes in subject space, target and
-    midline point); without it the planes follow the grid's RAS axes through the brain centre.
+    midline point); without it the planes follow the grid's RAS axes, the first three through a
+    point 35 mm left of the brain centre, the last through the brain centre.
     """
     lab = np.asarray(labels.data)
     ic = np.isin(lab, (WM, GM, CSF))
@@ -202,13 +203,14 @@ def report_planes(labels: Volume, views: dict[str, Any] | None) -> list[dict[str
         mid = np.asarray(views["midline_point_subject_ras_mm"], float)
         tname = "left DLPFC"
     else:
-        # RAS grid axes (the labels are on a RAS-reoriented grid); no target without a registration
+        # RAS grid axes (the labels are on a RAS-reoriented grid); no target without a registration:
+        # cut the left hemisphere 35 mm from the brain centre (about the DLPFC's distance)
         axes = np.eye(3)
         target = None
         mid = centre
-        tname = "brain centre"
+        tname = "left hemisphere (35 mm left of the brain centre)"
     ex, ey, ez = axes
-    through = target if target is not None else centre
+    through = target if target is not None else centre - 35.0 * ex
     planes = [
         {"name": f"axial through {tname}", "point": through, "e_u": ex, "e_v": ey, "letters": ("L", "R", "P", "A")},
         {"name": f"coronal through {tname}", "point": through, "e_u": ex, "e_v": ez, "letters": ("L", "R", "I", "S")},
@@ -236,7 +238,8 @@ def save_qc_report(t1: Volume, labels: Volume, path: str | Path, title: str = ""
 
     ``metrics`` is the QC metrics dictionary of :func:`navigator.segmentation.qc.segmentation_metrics`
     (verdict, views); without it the verdict comes from the labels alone
-    (:func:`navigator.segmentation.qc.labels_verdict`) and the planes go through the brain centre.
+    (:func:`navigator.segmentation.qc.labels_verdict`) and the planes follow the grid (see
+    :func:`report_planes`).
     """
     import matplotlib
 
@@ -318,13 +321,14 @@ def save_qc_report(t1: Volume, labels: Volume, path: str | Path, title: str = ""
             ax.plot([mu], [mv], marker="+", ms=22, mew=2.2, color="#00ffff")
             ax.plot([mu], [mv], marker="o", ms=14, mfc="none", mew=1.5, color="#00ffff")
         _letters(ax, p["letters"])
-        ax.set_title(p["name"], fontsize=11)
+        ax.set_title(p["name"], fontsize=11 if len(p["name"]) < 45 else 9.5)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_aspect("equal")
     tags = [t for t in _COLORS if (lab == t).any()]
     handles = [plt.Line2D([0], [0], color=_COLORS[t], lw=6, label=f"{t} {TISSUES[t].name}") for t in tags]
-    handles.append(plt.Line2D([0], [0], color="#00ffff", marker="+", ms=12, lw=0, mew=2, label="DLPFC target"))
+    if any(p["mark"] is not None for p in planes):
+        handles.append(plt.Line2D([0], [0], color="#00ffff", marker="+", ms=12, lw=0, mew=2, label="DLPFC target"))
     fig.legend(handles=handles, loc="lower right", ncol=len(handles), fontsize=9.5, frameon=False,
                bbox_to_anchor=(0.995, 0.0), handlelength=1.5, columnspacing=1.2)
     if title:
