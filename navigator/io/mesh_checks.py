@@ -56,13 +56,9 @@ def _longest_edges(nodes: np.ndarray, tets: np.ndarray) -> np.ndarray:
 def _check_faces(nodes: np.ndarray, tets: np.ndarray, path: Path, node_ids: np.ndarray,
                  tet_ids: np.ndarray) -> None:
     """Every interior face: exactly two tetrahedra, on opposite sides (positively oriented tets)."""
-    m = len(tets)
-    # face k of a tet is the one opposite its node k
-    opposite = np.repeat(np.arange(4)[None, :], m, axis=0).reshape(-1)
-    owner = np.repeat(np.arange(m), 4)
-    faces = np.stack([tets[:, [1, 2, 3]], tets[:, [0, 2, 3]], tets[:, [0, 1, 3]], tets[:, [0, 1, 2]]],
-                     axis=1).reshape(-1, 3)
-    faces = np.sort(faces, axis=1)
+    # row 4 t + k of ``faces`` is the face of tetrahedron t opposite its node k
+    faces = tets[:, [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]]].reshape(-1, 3)
+    faces.sort(axis=1)
     if len(nodes) < 1 << 21:  # one int64 key per face: a single sort instead of a 3-key lexsort
         key = (faces[:, 0] << 42) | (faces[:, 1] << 21) | faces[:, 2]
         order = np.argsort(key)
@@ -79,7 +75,7 @@ def _check_faces(nodes: np.ndarray, tets: np.ndarray, path: Path, node_ids: np.n
     triple = np.nonzero(same[1:] & same[:-1])[0]
     if triple.size:
         i = int(triple[0])
-        owners = sorted({int(tet_ids[owner[order[j]]]) for j in range(i, i + 3)})
+        owners = sorted({int(tet_ids[order[j] // 4]) for j in range(i, i + 3)})
         raise InputError(path, f"face (nodes {_nodes_text(faces[order[i]], node_ids)}) is shared by more than two "
                                f"tetrahedra ({', '.join(map(str, owners))}): overlapping or duplicated elements")
     first = order[pos]
@@ -87,14 +83,14 @@ def _check_faces(nodes: np.ndarray, tets: np.ndarray, path: Path, node_ids: np.n
     shared_faces = faces[first]
     a, b, c = (np.take(nodes, np.ascontiguousarray(shared_faces[:, k]), axis=0) for k in range(3))
     normal = np.cross(b - a, c - a)
-    d1 = np.take(nodes, tets[owner[first], opposite[first]], axis=0)
-    d2 = np.take(nodes, tets[owner[second], opposite[second]], axis=0)
+    d1 = np.take(nodes, tets.reshape(-1)[first], axis=0)  # node 4 t + k: the one opposite face 4 t + k
+    d2 = np.take(nodes, tets.reshape(-1)[second], axis=0)
     s1 = np.einsum("ij,ij->i", normal, d1 - a)
     s2 = np.einsum("ij,ij->i", normal, d2 - a)
     bad = np.nonzero(s1 * s2 > 0)[0]
     if bad.size:
         k = int(bad[0])
-        t1, t2 = int(owner[first[k]]), int(owner[second[k]])
+        t1, t2 = int(first[k] // 4), int(second[k] // 4)
         raise InputError(
             path,
             f"tetrahedron {int(tet_ids[t2])} (nodes {_nodes_text(tets[t2], node_ids)}) is inverted: it "
