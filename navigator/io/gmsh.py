@@ -5,8 +5,9 @@ Reading (:func:`read_msh`):
       so the 2.2 and 4.1 files of one gmsh model read identically; coordinates are kept as
       stored (SimNIBS: world RAS mm).
     * elements: triangles (type 2) and tetrahedra (type 4) are kept, each kind in element id
-      order; points, lines and other types are skipped (debug log). Tissue tag = physical tag (2.2: first tag; 4.1: first
-      physical group of the element's entity, else the entity tag).
+      order; points, lines and other types are skipped (debug log). Tissue tag = physical tag (2.2: first tag, or the
+      elementary (second) tag where the physical one is 0; 4.1: first physical group of the
+      element's entity, else the entity tag).
     * ``$NodeData`` / ``$ElementData``: any number of components; element rows may cover all
       elements or a subset. Element fields are split by element id into ``Mesh.tet_data`` and
       ``Mesh.triangle_data``; rows absent for some kept element are NaN; a part with no finite
@@ -296,6 +297,8 @@ def _add_block22(raw: _Raw, etype: int, ntags: int, rows: np.ndarray, skip: int 
     """rows: (n, 1 + skip + ntags + nodes) = [id, (skip columns), tags..., nodes...]."""
     ids = rows[:, 0]
     tags = rows[:, 1 + skip] if ntags > 0 else np.zeros(len(rows), np.int64)
+    if ntags > 1 and np.any(tags == 0):  # no physical group (gmsh "save all"): the elementary tag
+        tags = np.where(tags == 0, rows[:, 2 + skip], tags)
     raw.blocks.append((ids, etype, rows[:, 1 + skip + ntags:], tags))
 
 
