@@ -279,6 +279,14 @@ def test_step_left_without_commit_leaves_nothing(tmp_path: Path) -> None:
     assert ws.step("demo") is None
 
 
+def test_commit_refuses_an_output_that_was_not_written(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "s")
+    with pytest.raises(FileNotFoundError, match="neither staged nor present"):
+        with ws.step_commit("demo") as tx:
+            tx.commit({}, inputs=[], outputs=[ws.root / "never.txt"])
+    assert Workspace.open(ws.root).step("demo") is None
+
+
 def test_relative_workspace_path_records_steps(tmp_path: Path, monkeypatch) -> None:
     """A workspace opened by a relative path records its outputs under the subject folder
     (it used to look for sub-01/sub-01/...)."""

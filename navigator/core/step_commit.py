@@ -220,6 +220,9 @@ class StepCommit:
             except ValueError:
                 pass
             outs.append(p)
+        missing = [p for p in outs if not (self.new_root / ws.relpath(p)).exists() and not p.exists()]
+        if missing:  # recording it would leave a manifest naming a file that is not there
+            raise FileNotFoundError(f"step {self.step!r}: output {missing[0]} was neither staged nor present")
         record = ws._make_record(self.step, parameters, inputs, outs, seconds, staged=self.new_root)
         install = _walk_files(self.new_root)
         remove = [r for r in self._remove if r not in install]
