@@ -119,3 +119,38 @@ def test_qc_report_png(tmp_path):
     corner = img[: img.shape[0] // 8, : img.shape[1] // 5, :3]
     green = (corner[..., 1] > 0.5) & (corner[..., 0] < 0.3) & (corner[..., 2] < 0.4)
     assert green.sum() > 200
+
+
+def test_face_bone_thickness_tells_plates_from_speckle():
+    lab = np.zeros((60, 60, 100), np.uint8)
+    lab[10:50, 10:50, 60:95] = 1  # "brain": intracranial centroid at z = 77
+    lab[5:55, 5:55, 5:40] = 5  # soft tissue of the face/neck, below centroid - 20 mm
+    aff = np.eye(4)
+    plate = lab.copy()
+    plate[5:55, 5:55, 20:26] = 7  # a 6 mm bone plate across the soft tissue (edges touch air only)
+    assert qc.face_bone_thickness(plate, aff) == pytest.approx(6.0)
+    speck = lab.copy()
+    rng = np.random.default_rng(0)
+    pts = rng.integers([6, 6, 6], [54, 54, 39], size=(600, 3))
+    speck[tuple(pts.T)] = 8  # isolated bone voxels in the soft tissue
+    assert qc.face_bone_thickness(speck, aff) < 0.5
+    # the same plate above the face region (next to the brain) is not counted
+    high = lab.copy()
+    high[10:50, 10:50, 56:60] = 7
+    assert qc.face_bone_thickness(high, aff) is None
+    m = qc.qc_measures(NORMAL, 6.0, qc.face_bone_thickness(speck, aff))
+    v = qc.assess(m, TOPO_OK)
+    assert [f.check for f in v.problems] == ["face/neck bone mean thickness"] and "speckle" in v.summary
+
+
+def test_distant_csf_counts_csf_away_from_brain_only():
+    lab = np.zeros((80, 40, 40), np.uint8)
+    lab[5:35, 5:35, 5:35] = 2  # brain
+    lab[4:36, 4:36, 4] = 3  # a CSF sheet on it: near
+    lab[60:70, 10:20, 10:20] = 3  # 1000 voxels of CSF 25-35 voxels away
+    sp = np.array([1.0, 1.0, 1.0])
+    assert qc.distant_csf_ml(lab, sp) == pytest.approx(1.0)
+    assert qc.distant_csf_ml(lab, sp * 0.5) == pytest.approx(0.125)  # 12.5-17.5 mm away at 0.5 mm voxels
+    assert qc.distant_csf_ml(lab, sp * 0.25) == 0.0  # 6.25-8.75 mm away: within 10 mm
+    v = qc.assess(qc.qc_measures(NORMAL, 6.0, 6.0, 12.0), TOPO_OK)
+    assert [f.check for f in v.problems] == ["CSF more than 10 mm from brain"] and "labelled CSF" in v.summary

@@ -9,6 +9,9 @@ Metrics (all from the final labels on the T1 grid):
 * ``topology``: the checks of :mod:`navigator.segmentation.cleanup`.
 * ``registration``: final Mattes MI of the affine step, affine scale factors, and the Dice
   overlap of the warped template brain mask with the segmented brain (WM + GM + enclosed CSF).
+* ``face_bone_thickness_mm``: mean thickness of the bone pieces below the skull base
+  (:func:`face_bone_thickness`); about one voxel when bone is speckled through muscle and fat.
+* ``distant_csf_ml``: CSF farther than 10 mm from any brain voxel (:func:`distant_csf_ml`).
 * ``medial_cortex``: grey-matter fraction of the GM + CSF voxels next to the midline
   (:func:`medial_gm_fraction`) and the MNI152 template's value for the same band.
 * ``views``: where the QC figure cuts the head (left DLPFC target and midline, subject RAS mm,
@@ -115,7 +118,7 @@ NORMAL_RANGES: tuple[NormalRange, ...] = (
     NormalRange("csf_ml", "CSF", 100, 600, "ml", "CSF layer and ventricles",
                 "Yamada 2023: 265 ml (20s) to 488 ml (over 80); Matsumae 1996: 11 % of the intracranial volume"),
     NormalRange("brain_fraction", "brain / intracranial volume", 0.65, 0.93, "",
-                "CSF layer (cortex labelled CSF?) and ventricles",
+                "cortex vs CSF (cortex labelled CSF, or CSF labelled cortex?)",
                 "Ahmad: 0.89 +- 0.02 (over 40 years); Matsumae 1996: 0.886; Yamada 2023: 0.66-0.81 (with age)"),
     NormalRange("bone_ml", "skull (compact + spongy bone)", 300, 900, "ml",
                 "skull: face and neck (bone speckle?) and the vault",
@@ -127,7 +130,19 @@ NORMAL_RANGES: tuple[NormalRange, ...] = (
                 "labelled bone?)", "issue 20: a head has more soft tissue than bone"),
     NormalRange("eyes_ml", "eyes (both)", 8, 20, "ml", "orbits",
                 "an adult eye ball is about 6.5-7.5 ml (axial length ~24 mm)"),
+    NormalRange("distant_csf_ml", "CSF more than 10 mm from brain", 0.0, 5.0, "ml",
+                "face and neck (soft tissue labelled CSF?)",
+                "anatomy: subarachnoid CSF lies within a few mm of the cortex, ventricles and cisterns are "
+                "surrounded by brain, the spinal CSF by the cord (Colin27 reference and phantom truth: 0 ml)"),
+    NormalRange("face_bone_thickness_mm", "face/neck bone mean thickness", 4.5, 40.0, "mm",
+                "face and neck (bone speckle in soft tissue?)",
+                "judgement: mandible, skull base and vertebrae are several mm thick; scattered bone voxels "
+                "in muscle and fat make bone pieces thin (Colin27 reference 5.5 mm, phantom truth 7.4 mm)"),
 )
+
+#: The face/neck region of :func:`face_bone_thickness`: more than this far (mm) below the
+#: intracranial centroid along the head's superior axis (below the skull base and orbits).
+FACE_BELOW_CENTROID_MM = 20.0
 
 
 @dataclass
@@ -184,9 +199,58 @@ def _fmt(x: float, unit: str) -> str:
     return f"{x:.2f}"
 
 
-def qc_measures(volumes_by_tag: dict[int, float], thickness_median_mm: float | None) -> dict[str, float]:
-    """The measures :data:`NORMAL_RANGES` refer to, from tissue volumes (ml, by SimNIBS tag) and
-    the median vault skull thickness (mm). Ratios with a zero denominator are NaN."""
+def face_bone_thickness(labels: np.ndarray, affine: np.ndarray, up: np.ndarray | None = None) -> float | None:
+    """Mean thickness (mm) of the bone pieces in the face and neck: 2 x bone volume / area of the
+    bone-soft tissue interface (6-neighbour faces between bone 4/7/8 and scalp/eyes 5/6), over
+    the voxels more than :data:`FACE_BELOW_CENTROID_MM` below the intracranial centroid along
+    ``up`` (the head's superior axis, unit vector in world RAS; world +z if None). For a plate of
+    thickness t embedded in soft tissue this is t; bone speckle (isolated voxels in muscle and
+    fat) makes it about one voxel. None when the region holds no bone in contact with soft tissue.
+    """
+    from navigator.segmentation.validation import world_superior
+
+    lab = np.asarray(labels)
+    ic = np.isin(lab, (WM, GM, CSF))
+    if not ic.any():
+        return None
+    a = np.asarray(affine, float)
+    u = np.array([0.0, 0.0, 1.0]) if up is None else np.asarray(up, float) / np.linalg.norm(up)
+    zc = float(u @ (a[:3, :3] @ np.argwhere(ic).mean(axis=0) + a[:3, 3]))
+    region = world_superior(lab.shape, a, u) < zc - FACE_BELOW_CENTROID_MM
+    bone = np.isin(lab, (BONE, COMPACT_BONE, SPONGY_BONE)) & region
+    soft = np.isin(lab, (SCALP, EYES)) & region
+    sp = np.sqrt((a[:3, :3] ** 2).sum(axis=0))
+    area = 0.0
+    for ax in range(3):
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[ax] = slice(0, -1)
+        hi[ax] = slice(1, None)
+        faces = np.count_nonzero(bone[tuple(lo)] & soft[tuple(hi)]) + np.count_nonzero(soft[tuple(lo)] & bone[tuple(hi)])
+        area += faces * float(np.prod(np.delete(sp, ax)))
+    if area <= 0:
+        return None
+    return 2.0 * float(bone.sum()) * float(np.prod(sp)) / area
+
+
+def distant_csf_ml(labels: np.ndarray, spacing: np.ndarray, distance_mm: float = 10.0) -> float:
+    """Volume (ml) of CSF voxels farther than ``distance_mm`` from any WM or GM voxel (Euclidean,
+    anisotropic ``spacing`` in mm honoured): CSF where no CSF space can be (face, neck)."""
+    lab = np.asarray(labels)
+    csf = lab == CSF
+    if not csf.any():
+        return 0.0
+    sp = np.asarray(spacing, float)
+    dist = ndi.distance_transform_edt(~np.isin(lab, (WM, GM)), sampling=sp)
+    return float(np.count_nonzero(csf & (dist > distance_mm))) * float(np.prod(sp)) / 1000.0
+
+
+def qc_measures(volumes_by_tag: dict[int, float], thickness_median_mm: float | None,
+                face_bone_thickness_mm: float | None = None, distant_csf: float | None = None) -> dict[str, float]:
+    """The measures :data:`NORMAL_RANGES` refer to, from tissue volumes (ml, by SimNIBS tag), the
+    median vault skull thickness (mm), the face/neck bone thickness (mm,
+    :func:`face_bone_thickness`) and the distant CSF (ml, :func:`distant_csf_ml`). Ratios with a
+    zero denominator and missing values are NaN."""
     v = {t: float(volumes_by_tag.get(t, 0.0)) for t in range(1, 11)}
     icv = v[WM] + v[GM] + v[CSF]
     bone = v[BONE] + v[COMPACT_BONE] + v[SPONGY_BONE]
@@ -203,6 +267,8 @@ def qc_measures(volumes_by_tag: dict[int, float], thickness_median_mm: float | N
         "skull_thickness_median_mm": nan if thickness_median_mm is None else float(thickness_median_mm),
         "scalp_to_bone_ratio": v[SCALP] / bone if bone > 0 else nan,
         "eyes_ml": v[EYES],
+        "face_bone_thickness_mm": nan if face_bone_thickness_mm is None else float(face_bone_thickness_mm),
+        "distant_csf_ml": nan if distant_csf is None else float(distant_csf),
     }
 
 
@@ -318,7 +384,7 @@ def qc_views(reg, labels: Volume) -> dict[str, Any]:
             "mni_axes_subject": [[round(float(c), 5) for c in row] for row in rot]}
 
 
-def segmentation_metrics(labels: Volume, reg, topo, cls, tm, mi: float) -> dict[str, Any]:
+def segmentation_metrics(labels: Volume, reg, topo, tissue_means: np.ndarray, tm, mi: float) -> dict[str, Any]:
     """JSON-ready metrics dictionary (see module docstring).
 
     The dictionary is also recorded in ``labels.meta["qc"]``, where :func:`save_montage` finds it.
@@ -355,7 +421,11 @@ def segmentation_metrics(labels: Volume, reg, topo, cls, tm, mi: float) -> dict[
               "band_mni": "|x| <= 2, -60 <= y <= 45, 0 <= z <= 60 mm"}
     topo_json = topo.to_json()
     by_tag = {t: float(counts[t]) * vox_ml for t in range(min(len(counts), 11))}
-    verdict = assess(qc_measures(by_tag, med if n else None), topo_json, medial)
+    from navigator.segmentation.validation import head_superior_axis
+
+    face_t = face_bone_thickness(lab, labels.affine, head_superior_axis(reg.affine_s2m))
+    far_csf = distant_csf_ml(lab, labels.spacing)
+    verdict = assess(qc_measures(by_tag, med if n else None, face_t, far_csf), topo_json, medial)
     result = {
         "volumes_ml": volumes,
         "intracranial_volume_ml": round(icv, 1),
@@ -370,10 +440,12 @@ def segmentation_metrics(labels: Volume, reg, topo, cls, tm, mi: float) -> dict[
             "nonlinear_max_displacement_mm": round(float(np.abs(reg.disp).max()), 2) if reg.disp is not None
             else 0.0,
         },
-        "tissue_means_t1": {"wm": round(float(cls.means[0, 0]), 3), "gm": round(float(cls.means[1, 0]), 3),
-                            "csf": round(float(cls.means[2, 0]), 3)},
+        "tissue_means_t1": {"wm": round(float(tissue_means[0, 0]), 3), "gm": round(float(tissue_means[1, 0]), 3),
+                            "csf": round(float(tissue_means[2, 0]), 3)},
         "voxel_size_mm": [round(float(s), 3) for s in labels.spacing],
         "medial_cortex": medial,
+        "face_bone_thickness_mm": None if face_t is None else round(face_t, 2),
+        "distant_csf_ml": round(far_csf, 2),
         "views": qc_views(reg, labels),
         "verdict": verdict.to_json(),
     }
@@ -388,7 +460,10 @@ def labels_verdict(labels: Volume) -> QcVerdict:
     vox_ml = float(np.prod(labels.spacing)) / 1000.0
     counts = np.bincount(np.asarray(labels.data, np.int64).ravel(), minlength=11)
     med, _, n = skull_thickness(labels)
-    return assess(qc_measures({t: float(counts[t]) * vox_ml for t in range(11)}, med if n else None))
+    lab = np.asarray(labels.data)
+    face_t = face_bone_thickness(lab, labels.affine)
+    return assess(qc_measures({t: float(counts[t]) * vox_ml for t in range(11)}, med if n else None, face_t,
+                              distant_csf_ml(lab, labels.spacing)))
 
 
 def verdict_lines(qc: dict[str, Any]) -> list[str]:
