@@ -130,9 +130,8 @@ def _ellipsoid_head(contrast: dict, spacing=(1.0, 1.0, 1.0), neck: bool = True, 
 
     sp = np.asarray(spacing, float)
     shape = tuple(int(round(n / s)) for n, s in zip((170, 210, 230), sp))
-    g = [(np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, sp)]
-    x, y, z = np.meshgrid(*g, indexing="ij")
-    z = z - 25.0  # head centre above the grid centre, neck below
+    g = [((np.arange(n) - (n - 1) / 2) * s).astype(np.float32) for n, s in zip(shape, sp)]
+    x, y, z = g[0][:, None, None], g[1][None, :, None], g[2][None, None, :] - 25.0  # head centre above the grid centre
 
     def ell(a, b, c, zc=0.0):
         return (x / a) ** 2 + (y / b) ** 2 + ((z - zc) / c) ** 2 <= 1
@@ -150,9 +149,10 @@ def _ellipsoid_head(contrast: dict, spacing=(1.0, 1.0, 1.0), neck: bool = True, 
     img[ell(20, 12, 12, zc=-12)] = contrast["gm"]  # deep grey nuclei
     rng = np.random.default_rng(seed)
     img = ndi.gaussian_filter(img, 0.8 / sp)
-    img *= (1.0 + 0.15 * z / 100.0).astype(np.float32)
-    noise = 0.02
-    img = np.hypot(img + rng.normal(0, noise, shape), rng.normal(0, noise, shape)).astype(np.float32)
+    img *= 1.0 + np.float32(0.15) * z / np.float32(100.0)
+    noise = np.float32(0.02)
+    img = np.hypot(img + noise * rng.standard_normal(shape, dtype=np.float32),
+                   noise * rng.standard_normal(shape, dtype=np.float32))
     aff = np.diag([*sp, 1.0])
     aff[:3, 3] = [-g_[-1] for g_ in g]
     return (img * 1000).astype(np.int16), aff
