@@ -9,7 +9,8 @@ Usage::
 Without ``--labels`` it runs :func:`navigator.segmentation.segment_head` on the T1 (and T2) in
 memory (about 2.5 minutes on 2 cores for a 1 mm head; run it with ``nice``); with ``--labels``
 it scores an existing label image (SimNIBS numbering, e.g. ``labels/labels.nii.gz`` of a
-workspace) without re-running. ``--mapping`` is ``charm5`` (the SimNIBS-charm 5-tissue
+workspace, or the workspace folder itself, which also supplies its ``transforms/``) without
+re-running. ``--mapping`` is ``charm5`` (the SimNIBS-charm 5-tissue
 convention: 0 air, 1 WM, 2 GM, 3 CSF, 4 bone, 5 all extracranial soft tissue incl. eyes),
 ``simnibs`` (a full SimNIBS label image: charm's final_tissues, a phantom's ground truth) or a
 JSON/TOML file (format in :func:`navigator.segmentation.validation.mapping_from_dict`).
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("t1", help="T1-weighted image (NIfTI/MGH or DICOM folder)")
     ap.add_argument("reference", help="reference label image in the same world space")
     ap.add_argument("--mapping", required=True, help="'charm5' or a JSON/TOML mapping file")
-    ap.add_argument("--labels", help="score this existing label image (SimNIBS labels) instead of segmenting")
+    ap.add_argument("--labels", help="score this existing label image (SimNIBS labels) instead of segmenting; "
+                    "a subject workspace folder means its labels/labels.nii.gz and transforms/")
     ap.add_argument("--t2", help="T2 image for the segmentation (same world space)")
     ap.add_argument("--json", help="write the figures to this JSON file")
     ap.add_argument("--overlays", help="write three-plane overlays (ours | reference | disagreement) here")
@@ -98,13 +100,21 @@ def main(argv: list[str] | None = None) -> int:
         info = {"t1": str(args.t1), "reference": str(args.reference), "mapping": mapping.name}
         up = None
         if args.labels:
-            labels = load_image(args.labels)
-            info["labels"] = str(args.labels)
+            labels_path, transforms = Path(args.labels), args.transforms
+            if labels_path.is_dir():
+                from navigator.core.workspace import Workspace
+
+                ws = Workspace.open(labels_path)
+                labels_path = ws.path("labels")
+                if transforms is None and ws.path("transforms").is_dir():
+                    transforms = ws.path("transforms")
+            labels = load_image(labels_path)
+            info["labels"] = str(labels_path)
             seconds = None
-            if args.transforms:
+            if transforms:
                 from navigator.core.transforms import MniTransform
 
-                up = V.head_superior_axis(MniTransform.load(args.transforms).subject_to_mni_affine)
+                up = V.head_superior_axis(MniTransform.load(transforms).subject_to_mni_affine)
         else:
             from navigator.segmentation import segment_head
 

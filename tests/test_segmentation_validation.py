@@ -260,3 +260,23 @@ def test_simnibs_mapping_scores_a_full_simnibs_reference():
     ref[(r > 36.5) & (r <= 37.5) & (np.indices(r.shape)[2] > 80)] = 9  # "blood" in the CSF: CSF
     res, _, _ = V.score_segmentation(ours, _affine(), ref, _affine(), V.BUILTIN_MAPPINGS["simnibs"])
     assert all(c.dice == 1.0 for c in res.classes)
+
+
+def test_benchmark_script_takes_a_workspace_as_labels(tmp_path, capsys):
+    from navigator.core.workspace import Workspace
+
+    ours = _head(r_csf=41.0, skull=7.0)
+    ref = _head(simnibs=False)
+    ws = Workspace.create(tmp_path / "ws")
+    ws.path("labels").parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(ours, _affine()), str(ws.path("labels")))
+    for name, arr in (("t1", (ours > 0).astype(np.float32)), ("ref", ref)):
+        nib.save(nib.Nifti1Image(arr, _affine()), str(tmp_path / f"{name}.nii.gz"))
+    mod = _load_script()
+    out_json = tmp_path / "res.json"
+    assert mod.main([str(tmp_path / "t1.nii.gz"), str(tmp_path / "ref.nii.gz"), "--mapping", "charm5",
+                     "--labels", str(tmp_path / "ws"), "--json", str(out_json)]) == 0
+    d = json.loads(out_json.read_text())
+    assert d["labels"] == str(ws.path("labels")) and d["vault_tilt_deg"] == 0.0
+    assert d["icv_difference"] == pytest.approx((41.0 ** 3 - 40.0 ** 3) / 40.0 ** 3, abs=0.01)
+    capsys.readouterr()
