@@ -9,6 +9,10 @@ labels as a semi-transparent fill plus contours, orientation letters for world R
 right of sagittal views) and a legend with the SimNIBS tissue numbers. Also prints the
 intracranial volume, the median skull thickness and whether all topology checks pass.
 
+Also writes ``segmentation_qc_report.png``: the QC report of ``navigator segment`` (verdict,
+checks, planes through the left DLPFC and the midline; see docs/segmentation.md) and prints the
+verdict.
+
 Default input is the real IXI T1 in ``../shared/data/ixi`` (see ``../shared/data/README.md``);
 when it is absent the script says so and exits 0 without writing anything. Usage::
 
@@ -73,7 +77,7 @@ def save_view(t1_data: np.ndarray, lab: np.ndarray, affine: np.ndarray, view: st
     from matplotlib.patches import Patch
 
     from navigator.core.atomic import atomic_path
-    from navigator.segmentation.qc import _COLORS, _center_of
+    from navigator.segmentation.qc_figure import _COLORS, _center_of
 
     normal, (left, right, bottom, top) = VIEWS[view]
     c = _center_of(lab)
@@ -196,6 +200,10 @@ def main(argv=None) -> int:
         print("volumes (ml):", m["volumes_ml"])
         for w in res.warnings:
             print("warning:", w)
+        from navigator.segmentation.qc import verdict_lines
+
+        for line in verdict_lines(m):
+            print(line)
         lab_vol = res.labels
         shown = res.t1
         t1_desc = "bias-corrected T1"
@@ -216,6 +224,12 @@ def main(argv=None) -> int:
         p = save_view(t1_ras, lab_ras, aff, view, out / f"segmentation_{view}.png",
                       f"{name} - {view} slice (world RAS, subject's right = R)", footer, dpi=args.dpi)
         print("wrote", p)
+    from navigator.segmentation.qc import save_montage
+
+    # the QC report as `navigator segment` writes it (verdict from the labels alone with --labels)
+    p = save_montage(shown, lab_vol, out / "segmentation_qc_report.png", title=f"{name}: segmentation QC",
+                     dpi=args.dpi)
+    print("wrote", p)
     return 0
 
 

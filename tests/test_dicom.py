@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 import subprocess
 
 import numpy as np
@@ -255,3 +256,234 @@ def test_dicom_to_nifti_roundtrip(tmp_path, tmp_dicom_series):
     info = image_info(tmp_path / "d")
     assert info.format == "dicom" and info.dicom["series_uid"] == direct.meta["series_uid"]
     assert info.modality_guess == "T1"  # "test T1" description
+
+
+# ---------------------------------------------------------------------------- scanner variants
+# Enhanced multi-frame, compressed transfer syntaxes and Siemens mosaics must read to the same
+# voxels and world coordinates as the plain one-file-per-slice series they were made from.
+
+IXI_T1 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ixi" / "IXI015-HH-1258_T1.nii.gz"
+
+
+def _real_series(folder):
+    """A classic series cut from the real IXI T1 (sagittal P,S,R storage: its own geometry, int16);
+    a synthetic oblique volume when the shared data is absent. Returns (files, data, ras_affine)."""
+    from conftest import write_dicom_series
+
+    if IXI_T1.exists():
+        import nibabel as nib
+
+        img = nib.load(str(IXI_T1))
+        sub = (slice(30, 78), slice(40, 80), slice(30, 54))  # 48 x 40 x 24 voxels through the head
+        data = np.rint(np.asarray(img.dataobj)[sub]).astype(np.int16)
+        affine = img.slicer[sub].affine
+    else:  # pragma: no cover - without ../shared/data
+        data = _phantom(5)
+        affine = np.eye(4)
+        affine[:3, :3] = _rotation((0.2, 1.0, 0.3), 20.0) @ np.diag([1.1, 0.9, 2.0])
+        affine[:3, 3] = (10.0, -20.0, 5.0)
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
+    ps = (np.linalg.norm(lps[:3, 1]), np.linalg.norm(lps[:3, 0]))  # DICOM order: row spacing, column spacing
+    files = write_dicom_series(folder, data, row_dir=lps[:3, 0] / ps[1], col_dir=lps[:3, 1] / ps[0],
+                               pixel_spacing=ps, origin=lps[:3, 3], slice_step=lps[:3, 2],
+                               thickness=float(np.linalg.norm(lps[:3, 2])))
+    return files, data, affine
+
+
+def _assert_same_volume(a, b):
+    assert a.data.shape == b.data.shape
+    np.testing.assert_array_equal(a.data, b.data)
+    np.testing.assert_allclose(a.affine, b.affine, atol=1e-4)
+
+
+def test_real_series_matches_its_nifti(tmp_path):
+    files, data, affine = _real_series(tmp_path / "plain")
+    plain = read_dicom_series(tmp_path / "plain")
+    assert plain.data.shape == data.shape
+    # every voxel sits where the NIfTI puts it (slices may be re-sorted along the slice normal)
+    ijk = np.argwhere(np.ones(data.shape, bool))
+    src = np.rint(nib_apply(np.linalg.inv(affine), plain.voxel_to_world(ijk))).astype(int)
+    np.testing.assert_allclose(nib_apply(np.linalg.inv(affine), plain.voxel_to_world(ijk)), src, atol=1e-3)
+    np.testing.assert_array_equal(plain.data[tuple(ijk.T)], data[tuple(src.T)])
+
+
+def test_enhanced_multiframe_reads_like_the_plain_series(tmp_path):
+    from dicom_variants import to_enhanced
+
+    files, data, affine = _real_series(tmp_path / "plain")
+    enhanced = to_enhanced(files, tmp_path / "enh" / "enhanced.dcm")
+    plain = read_dicom_series(tmp_path / "plain")
+    multi = read_dicom_series(tmp_path / "enh")
+    _assert_same_volume(multi, plain)
+    assert multi.meta["n_slices"] == data.shape[2] and multi.meta["repetition_time_ms"] == 8.0
+    assert multi.meta["echo_time_ms"] == 3.0
+    # through load_image (reoriented to RAS) both land on the same world positions
+    a, b = load_image(tmp_path / "plain"), load_image(enhanced)
+    _assert_same_volume(b, a)
+    series = list_dicom_series(tmp_path / "enh")
+    assert series[0].n_files == 1 and len(series[0].images) == data.shape[2]
+    assert read_dicom_series(tmp_path / "plain").meta["storage"] == "classic"
+
+
+def test_enhanced_multiframe_4d_reads_like_the_plain_series(tmp_path, tmp_dicom_series):
+    """A 4-D enhanced file (time series: TemporalPositionIndex per frame) -> (X, Y, Z, T)."""
+    from dicom_variants import to_enhanced
+
+    data = np.stack([_phantom(30 + t) for t in range(3)], axis=-1)
+    rot = _rotation((1.0, 0.2, 0.1), 30.0)
+    files = tmp_dicom_series(tmp_path / "plain", data, row_dir=rot[:, 0], col_dir=rot[:, 1], origin=(4, 5, 6))
+    to_enhanced(files, tmp_path / "enh" / "fmri.dcm")
+    multi = read_dicom_series(tmp_path / "enh")
+    assert multi.data.shape == (NX, NY, NZ, 3) and multi.meta["storage"] == "enhanced multi-frame"
+    _assert_same_volume(multi, read_dicom_series(tmp_path / "plain"))
+
+
+@pytest.mark.parametrize("syntax", ["jpeg-lossless", "jpeg-ls", "jpeg2000", "rle", "deflate"])
+def test_compressed_series_reads_like_the_plain_series(tmp_path, syntax):
+    import pydicom
+
+    from dicom_variants import transcode
+
+    if syntax != "deflate":
+        pytest.importorskip("gdcm")
+    files, data, affine = _real_series(tmp_path / "plain")
+    out = transcode(files, tmp_path / syntax, syntax)
+    ts = pydicom.dcmread(str(out[0]), stop_before_pixels=True).file_meta.TransferSyntaxUID
+    assert ts.is_compressed or ts.is_deflated
+    _assert_same_volume(read_dicom_series(tmp_path / syntax), read_dicom_series(tmp_path / "plain"))
+    # left stays left: the world position of a voxel is the same as in the source NIfTI
+    vol = load_image(tmp_path / syntax)
+    ijk = np.array([[5, 7, 3]])
+    world = nib_apply(affine, ijk)
+    assert vol.data[tuple(np.rint(vol.world_to_voxel(world)[0]).astype(int))] == data[5, 7, 3]
+
+
+def test_jpeg_baseline_series_reads_close_to_the_plain_series(tmp_path):
+    """Lossy JPEG baseline (8-bit): same geometry, voxels within the compression error."""
+    pytest.importorskip("gdcm")
+    from dicom_variants import to_8bit, transcode
+
+    files, data, affine = _real_series(tmp_path / "plain16")
+    plain = to_8bit(files, tmp_path / "plain")
+    jpeg = transcode(plain, tmp_path / "jpeg", "jpeg-baseline")
+    import pydicom
+
+    assert pydicom.dcmread(str(jpeg[0]), stop_before_pixels=True).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50"
+    a, b = read_dicom_series(tmp_path / "plain"), read_dicom_series(tmp_path / "jpeg")
+    np.testing.assert_allclose(b.affine, a.affine, atol=1e-6)
+    diff = np.abs(a.data.astype(float) - b.data.astype(float))
+    print(f"JPEG baseline: mean |error| {diff.mean():.2f}, max {diff.max():.0f} (8-bit values)")
+    assert diff.mean() < 3.0 and np.corrcoef(a.data.ravel(), b.data.ravel())[0, 1] > 0.99
+
+
+def nib_apply(affine, ijk):
+    import nibabel as nib
+
+    return nib.affines.apply_affine(affine, ijk)
+
+
+def test_lossy_jpeg_and_pydicom_reference_files_decode(tmp_path):
+    """JPEG baseline/extended and other encodings of pydicom's reference MR image decode; a
+    2-slice series made from each reads like the uncompressed one (lossy: close, not equal)."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    def series(name, folder):
+        for k in range(2):
+            ds = pydicom.dcmread(get_testdata_file(name))
+            ds.ImagePositionPatient = [0, 0, 5.0 * k]
+            ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+            ds.SOPInstanceUID = pydicom.uid.generate_uid()
+            ds.SeriesInstanceUID = "1.2.3.4"
+            folder.mkdir(exist_ok=True)
+            ds.save_as(str(folder / f"{k}.dcm"))
+        return read_dicom_series(folder)
+
+    ref = series("MR_small.dcm", tmp_path / "ref")
+    for name in ("MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm",
+                 "MR_small_bigendian.dcm", "MR_small_implicit.dcm"):
+        _assert_same_volume(series(name, tmp_path / name), ref)
+    # JPEG extended (12-bit lossy, process 2+4) of a CT image
+    jpg = series("JPGExtended.dcm", tmp_path / "jpg")
+    assert jpg.data.shape[2] == 2 and np.ptp(jpg.data) > 0
+
+
+def test_siemens_mosaic_fmri_reads_like_the_plain_4d_series(tmp_path, tmp_dicom_series):
+    from dicom_variants import to_mosaic
+
+    rot = _rotation((0.1, 0.3, 1.0), 15.0)
+    n_t = 4
+    data = np.stack([_phantom(10 + t)[:, :, :7] for t in range(n_t)], axis=-1)  # 16 x 14 x 7 slices x 4
+    data[3, 9, 6, :] = 9000  # a marker in the last (top) slice: the slice order must survive the mosaic
+    files = tmp_dicom_series(tmp_path / "plain", data, row_dir=rot[:, 0], col_dir=rot[:, 1],
+                             origin=(-30.0, 12.0, 40.0), pixel_spacing=(3.0, 2.5), thickness=3.5)
+    to_mosaic(files, tmp_path / "mosaic", n_volumes=n_t)
+    plain = read_dicom_series(tmp_path / "plain")
+    mosaic = read_dicom_series(tmp_path / "mosaic")
+    assert mosaic.data.shape == (NX, NY, 7, n_t) and mosaic.meta["storage"] == "Siemens mosaic"
+    _assert_same_volume(mosaic, plain)
+    vol = load_image(tmp_path / "mosaic", allow_4d=True)
+    assert vol.data.ndim == 4 and vol.axcodes == ("R", "A", "S")
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_siemens_mosaic_with_csa_header_matches_nibabel(tmp_path, tmp_dicom_series, descending):
+    """Mosaics placed by their CSA header (NumberOfImagesInMosaic, SliceNormalVector, also a
+    normal pointing down) read like the plain series and agree with nibabel's MosaicWrapper."""
+    import warnings
+
+    import pydicom
+
+    from dicom_variants import to_mosaic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from nibabel.nicom import dicomwrappers
+    rot = _rotation((0.5, 0.1, 1.0), 20.0)
+    data = np.stack([_phantom(40), _phantom(41)], axis=-1)[:, :, :6]
+    data[5, 2, 1, :] = 8000
+    files = tmp_dicom_series(tmp_path / "plain", data, row_dir=rot[:, 0], col_dir=rot[:, 1],
+                             origin=(10.0, -20.0, 35.0), pixel_spacing=(2.5, 2.0), thickness=3.0)
+    mosaics = to_mosaic(files, tmp_path / "mosaic", n_volumes=2, csa=True, descending=descending)
+    mosaic = read_dicom_series(tmp_path / "mosaic")
+    _assert_same_volume(mosaic, read_dicom_series(tmp_path / "plain"))
+    ours = mosaic.voxel_to_world(np.argwhere(mosaic.data[..., 0] == 8000))[0]
+    wrapper = dicomwrappers.wrapper_from_data(pydicom.dcmread(str(mosaics[0])))
+    assert wrapper.is_mosaic
+    ref = wrapper.get_data()
+    ijk = np.argwhere(ref == 8000)
+    assert len(ijk) == 1
+    lps = wrapper.affine @ np.r_[ijk[0], 1.0]
+    np.testing.assert_allclose(ours, lps[:3] * [-1, -1, 1], atol=1e-3)
+
+
+def test_siemens_mosaic_matches_dcm2niix(tmp_path, tmp_dicom_series):
+    """The tile positions agree with dcm2niix's mosaic conversion."""
+    import nibabel as nib
+
+    from dicom_variants import to_mosaic
+
+    try:
+        import dcm2niix
+
+        exe = str(dcm2niix.bin)
+    except (ImportError, AttributeError):  # pragma: no cover
+        exe = shutil.which("dcm2niix")
+    if not exe:
+        pytest.skip("dcm2niix not available")
+    data = np.stack([_phantom(20), _phantom(21)], axis=-1)[:, :, :5]
+    data[2, 11, 4, :] = 7000
+    files = tmp_dicom_series(tmp_path / "plain", data, origin=(-20.0, -10.0, 30.0), pixel_spacing=(2.0, 2.0),
+                             thickness=3.0)
+    to_mosaic(files, tmp_path / "mosaic", n_volumes=2)
+    out = tmp_path / "ref"
+    out.mkdir()
+    subprocess.run([exe, "-z", "y", "-b", "n", "-f", "ref", "-o", str(out), str(tmp_path / "mosaic")],
+                   check=True, capture_output=True)
+    ref = nib.load(str(next(out.glob("ref*.nii.gz"))))
+    ref_data = np.asarray(ref.dataobj)
+    assert ref_data.shape[:3] == (NX, NY, 5)
+    ref_world = nib.affines.apply_affine(ref.affine, np.argwhere(ref_data[..., 0] == 7000))[0]
+    vol = load_image(tmp_path / "mosaic", allow_4d=True)
+    ours = vol.voxel_to_world(np.argwhere(vol.data[..., 0] == 7000))[0]
+    np.testing.assert_allclose(ours, ref_world, atol=1e-3)

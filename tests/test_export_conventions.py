@@ -93,14 +93,15 @@ def test_brainsight_by_hand(known_plan, tmp_path):
 def test_ant_visor2_by_hand(known_plan, tmp_path):
     out = export_plan(known_plan, "ant-visor2", tmp_path / "a.mrk")
     doc = json.loads(out.read_text())
-    info = doc["AssociatedImageInfo"]
+    assert doc["Configuration"]["SourceInfo"]["AppName"] == "navigator"
+    info = doc["Configuration"]["AssociatedImageInfo"]
     img = known_plan.image
     assert info["NIfTI_quatern"] == list(img.quatern) and info["NIfTI_qoffset"] == list(img.qoffset)
     assert info["NIfTI_pixdim"][1:] == [4.0, 4.5, 5.0]
     ct = doc["TargetMarkers"][0]["CoilTarget"]
     assert ct == {
         "Name": "coil", "CoordinateSystem": "ASSOCIATED_IMAGE", "PositionalUnit": "mm",
-        "CoilAxesConvention": "SIMNIBS",
+        "CoilAxesConvention": "simnibs",
         "CoilPose": {"RigidTransformMatrix4x4": [[1.0, 0.0, 0.0, -40.5], [0.0, -1.0, 0.0, 30.25],
                                                  [0.0, 0.0, -1.0, 60.0], [0.0, 0.0, 0.0, 1.0]]},
     }

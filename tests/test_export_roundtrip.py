@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -45,6 +46,38 @@ CASES = [
 @pytest.fixture(scope="module")
 def plan_and_t1(tmp_path_factory):
     return make_plan(tmp_path_factory.mktemp("subject"))
+
+
+_LONG_NUMBER = re.compile(r"(?<![\w.])-?\d+\.\d{4,}(?:e[-+]?\d+)?(?![\w.])|(?<![\w.])-?\d+(?:\.\d+)?e[-+]?\d+(?![\w.])")
+
+
+@pytest.mark.parametrize("fmt,space,suffix", CASES)
+def test_round_trip_with_vendor_rounding(plan_and_t1, tmp_path, fmt, space, suffix):
+    """Every format still imports when a program re-saves it with 3 decimals (as Brainsight does):
+    poses land within 5e-4 mm and 0.05 degree (angle-axis .fcsv: 0.1), reported as re-orthonormalized."""
+    from scipy.spatial.transform import Rotation
+
+    plan, _ = plan_and_t1
+    out = export_plan(plan, fmt, tmp_path / f"plan{suffix}", space)
+    text = out.read_text()
+    rounded = _LONG_NUMBER.sub(lambda m: f"{float(m.group(0)):.3f}", text)
+    assert rounded != text
+    f = tmp_path / f"rounded{suffix}"
+    f.write_text(rounded)
+    back = import_plan(f)
+    if "coil_poses" in get_plugin(fmt).carries:
+        for a, b in zip(plan.coil_poses, back.coil_poses):
+            assert np.abs(a.matrix[:3, 3] - b.matrix[:3, 3]).max() <= 5e-4 + 1e-9, a.name
+            angle = math.degrees(Rotation.from_matrix(a.matrix[:3, :3].T @ b.matrix[:3, :3]).magnitude())
+            # .fcsv stores angle-axis: a 3-decimal axis is off by up to ~9e-4 rad, so its bound is looser
+            assert angle < (0.1 if fmt == "slicer-fcsv" else 0.05), (a.name, angle)
+            assert np.abs(b.matrix[:3, :3].T @ b.matrix[:3, :3] - np.eye(3)).max() < 1e-12
+        if fmt not in ("invesalius", "slicer-fcsv"):  # angles / angle-axis: rounding keeps a rotation
+            assert back.pose_corrections
+    for t in plan.targets:
+        got = back.target(t.name)
+        if got is not None:
+            assert np.abs(got.position - t.position).max() <= 5e-4 + 1e-9
 
 
 def test_every_exporter_is_covered():
@@ -90,9 +123,10 @@ def _file_x_of_left_target(fmt: str, space: str | None, path) -> list[float]:
         m = [e for e in ET.fromstring(text).iter("InstrumentMarker") if e.find("Marker").get("description") == "L-DLPFC coil"]
         return [float(m[0].find(".//Matrix4D").get("data03"))]
     if fmt == "localite-entrytarget":
-        et = [e for e in ET.fromstring(text).iter("EntryTarget")
-              if e.find("Target/Marker").get("description") == "L-DLPFC"][0]
-        return [float(et.find("Target//ColVec3D").get("data0")), float(et.find("Entry//ColVec3D").get("data0"))]
+        root = ET.fromstring(text)
+        tgt = [e for e in root.iter("Target") if e.find("Marker").get("description") == "L-DLPFC"][0]
+        ent = [e for e in root.iter("Entry") if e.get("index") == tgt.get("index")][0]
+        return [float(tgt.find(".//ColVec3D").get("data0")), float(ent.find(".//ColVec3D").get("data0"))]
     if fmt == "brainsight":
         rows = [line.split("\t") for line in text.splitlines() if line.startswith("L-DLPFC")]
         return [float(r[1]) for r in rows]

@@ -164,3 +164,14 @@ def test_relative_image_path_resolved_from_workspace_root(tmp_path, capsys):
     t1.write_bytes(t1.read_bytes() + b"\0")
     assert main(["export", str(plan_path), "-f", "csv", "-o", str(out)]) == 1
     assert "different image" in capsys.readouterr().err
+
+
+def test_xml_with_an_unknown_encoding_is_refused(tmp_path):
+    from navigator.core.errors import InputError
+    from navigator.export.safety import parse_xml
+
+    p = tmp_path / "m.xml"
+    p.write_text('<?xml version="1.0" encoding="UTF-81e999"?>\n<InstrumentMarkerList/>\n')
+    with pytest.raises(InputError, match=r"m\.xml: not well-formed XML \(unknown encoding"):
+        parse_xml(p)
+

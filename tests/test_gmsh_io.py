@@ -274,3 +274,15 @@ def test_gmsh_41_with_view_data(tmp_path, binary):
     np.testing.assert_allclose(m.nodes, coords[order], atol=1e-12)
     np.testing.assert_allclose(m.node_data["pot"], coords[order, 0] * 2, atol=1e-12)
     np.testing.assert_array_equal(m.tet_data["E"], np.repeat(np.sort(elem_tags)[:, None].astype(float), 3, axis=1))
+
+
+def test_gmsh22_without_physical_groups_uses_the_elementary_tag(tmp_path):
+    """gmsh 2.2 'save all' without physical groups writes physical tag 0: the elementary tag is
+    the tissue tag (as gmsh 4.1's entity tag); no tag at all is refused on import."""
+    nodes = "4\n1 0 0 0\n2 1 0 0\n3 0 1 0\n4 0 0 1\n"
+    p = tmp_path / "m.msh"
+    p.write_bytes(_ascii22(nodes, "1\n1 4 2 0 7 1 2 3 4\n"))
+    assert read_msh(p, check=True).tet_tags.tolist() == [7]
+    p.write_bytes(_ascii22(nodes, "1\n1 4 2 0 0 1 2 3 4\n"))
+    with pytest.raises(InputError, match=r"m\.msh: tetrahedron 1 \(nodes 1 2 3 4\) has no tissue tag"):
+        read_msh(p, check=True)

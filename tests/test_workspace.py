@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -177,3 +180,149 @@ def test_atomic_files_get_normal_permissions(tmp_path: Path) -> None:
     atomic.atomic_write_json(target, {"a": 1})
     mode = target.stat().st_mode & 0o777
     assert mode == 0o666 & ~atomic._UMASK
+
+
+# ---------------------------------------------------------------------------- all-or-nothing steps
+def _dead_pid() -> int:
+    """The pid of a process that has exited."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+class _Killed(BaseException):
+    """Stands for the process dying: nothing after it runs in this process."""
+
+
+def _run_demo_step(ws: Workspace, version: str) -> None:
+    """A step writing out/a.txt, b.txt (and, in version 2, d.txt; version 2 drops c.txt)."""
+    with ws.step_commit("demo") as tx:
+        (tx.stage(ws.root / "out" / "a.txt")).write_text(f"a {version}")
+        atomic.atomic_write_text(tx.stage(ws.root / "b.txt"), f"b {version}")
+        outputs = [ws.root / "out" / "a.txt", ws.root / "b.txt"]
+        if version == "1":
+            tx.stage(ws.root / "c.txt").write_text("c 1")
+            outputs.append(ws.root / "c.txt")
+        else:
+            tx.stage(ws.root / "out" / "d.txt").write_text("d 2")
+            outputs.append(ws.root / "out" / "d.txt")
+            tx.remove(ws.root / "c.txt")
+        tx.commit({"version": version}, inputs=[], outputs=outputs)
+
+
+def _state(root: Path) -> dict:
+    files = {p.relative_to(root).as_posix(): p.read_text() for p in root.rglob("*.txt")}
+    step = json.loads((root / MANIFEST_NAME).read_text())["steps"].get("demo")
+    return {"files": files, "parameters": step and step["parameters"], "outputs": step and step["outputs"]}
+
+
+@pytest.mark.parametrize("mode", ["exception", "kill"])
+def test_step_commit_is_all_or_nothing_at_every_point(tmp_path: Path, monkeypatch, mode: str) -> None:
+    """Fail at each file rename of a step's commit (outputs, journal, manifest): the workspace
+    re-opens with the previous outputs and record, never a mix; past the last rename, the new ones."""
+    from navigator.core import step_commit
+
+    old_state = new_state = None
+    real_replace = os.replace
+    k = 0
+    while True:
+        root = tmp_path / f"s{mode}{k}"
+        ws = Workspace.create(root)
+        _run_demo_step(ws, "1")
+        old_state = _state(root)
+        calls = {"n": 0}
+
+        def failing_replace(src, dst, _k=k):
+            calls["n"] += 1
+            if calls["n"] == _k + 1:
+                raise _Killed() if mode == "kill" else OSError("disk full (simulated)")
+            return real_replace(src, dst)
+
+        monkeypatch.setattr(os, "replace", failing_replace)
+        if mode == "kill":  # a killed process does not clean up after itself
+            monkeypatch.setattr(step_commit, "_roll_back", lambda *a: None)
+            monkeypatch.setattr(step_commit.StepCommit, "discard", lambda self: None)
+        failed = False
+        try:
+            _run_demo_step(ws, "2")
+        except (_Killed, OSError):
+            failed = True
+        monkeypatch.undo()
+        if mode == "kill":  # the staging folder now belongs to a process that is gone
+            for owner in (root / step_commit.STAGING_DIR).glob(f"*/{step_commit.OWNER_NAME}"):
+                owner.write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}))
+        reopened = Workspace.open(root)  # recovers an interrupted commit
+        assert not (root / step_commit.STAGING_DIR).exists()
+        state = _state(root)
+        if failed:
+            assert state == old_state, f"failure at rename {k + 1} ({mode}) left a mix: {state}"
+            assert reopened.step("demo").parameters == {"version": "1"}
+            k += 1
+            continue
+        new_state = state
+        break
+    print(f"commit failure points tested ({mode}): {k}")
+    assert k >= 5  # the staged writes, the journal, 3 set-asides, 4 installs and the manifest were all hit
+    assert new_state["parameters"] == {"version": "2"}
+    assert new_state["files"] == {"out/a.txt": "a 2", "b.txt": "b 2", "out/d.txt": "d 2"}
+    assert old_state["files"] == {"out/a.txt": "a 1", "b.txt": "b 1", "c.txt": "c 1"}
+    assert Workspace.open(root).step_is_current("demo", {"version": "2"}, [])
+
+
+def test_step_left_without_commit_leaves_nothing(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "s")
+    with pytest.raises(RuntimeError):
+        with ws.step_commit("demo") as tx:
+            tx.stage(ws.root / "x.txt").write_text("x")
+            raise RuntimeError("the step failed")
+    assert not (ws.root / "x.txt").exists() and not (ws.root / ".staging").exists()
+    assert ws.step("demo") is None
+
+
+def test_commit_refuses_an_output_that_was_not_written(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "s")
+    with pytest.raises(FileNotFoundError, match="neither staged nor present"):
+        with ws.step_commit("demo") as tx:
+            tx.commit({}, inputs=[], outputs=[ws.root / "never.txt"])
+    assert Workspace.open(ws.root).step("demo") is None
+
+
+def test_relative_workspace_path_records_steps(tmp_path: Path, monkeypatch) -> None:
+    """A workspace opened by a relative path records its outputs under the subject folder
+    (it used to look for sub-01/sub-01/...)."""
+    monkeypatch.chdir(tmp_path)
+    Workspace.create("sub-01")
+    ws = Workspace.open("sub-01")
+    (tmp_path / "sub-01" / "labels").mkdir()
+    (tmp_path / "sub-01" / "labels" / "labels.nii.gz").write_bytes(b"x")
+    _run_demo_step(ws, "1")
+    rec = ws.record_step("other", {}, inputs=[ws.path("labels")], outputs=[Path("sub-01") / "b.txt"])
+    assert set(rec.inputs) == {"labels/labels.nii.gz"} and set(rec.outputs) == {"b.txt"}
+    assert Workspace.open(tmp_path / "sub-01").step_is_current("demo", {"version": "1"}, [])
+
+
+def test_file_in_place_of_workspace_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(WorkspaceError, match="not a folder"):
+        Workspace.create(tmp_path / "f")
+    with pytest.raises(WorkspaceError, match="is a file"):
+        Workspace.open(tmp_path / "f")
+
+
+def test_open_leaves_a_running_step_alone(tmp_path: Path) -> None:
+    """Opening a workspace while a step of a live process (here: this one) stages its outputs
+    must not discard them; a dead owner's staging folder is cleaned up."""
+    from navigator.core import step_commit
+
+    ws = Workspace.create(tmp_path / "s")
+    with ws.step_commit("demo") as tx:
+        tx.stage(ws.root / "a.txt").write_text("a")
+        Workspace.open(ws.root)  # e.g. the GUI refreshing while a step runs in a worker thread
+        assert (tx.new_root / "a.txt").exists()
+        tx.commit({}, inputs=[], outputs=[ws.root / "a.txt"])
+    assert (ws.root / "a.txt").read_text() == "a"
+    stale = ws.step_commit("other")
+    stale.stage(ws.root / "b.txt").write_text("b")
+    (stale.folder / step_commit.OWNER_NAME).write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}))
+    Workspace.open(ws.root)
+    assert not (ws.root / step_commit.STAGING_DIR).exists() and not (ws.root / "b.txt").exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import re
 import sys
@@ -100,6 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("navigator: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`navigator target ... --json | head`): stop quietly
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout at exit
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 141
     except Exception as exc:  # noqa: BLE001 - last-resort: one line unless --debug
         if args.debug:
             raise
@@ -146,6 +154,9 @@ class _RichProgress:
 
         return Progress(callback=cb)
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
+        if exc_type is not None and not self._rp.console.is_terminal:
+            # logs and scripts: the error line stands alone (no final frame of the bar before it)
+            self._rp.console.quiet = True
         self._rp.stop()
         return False

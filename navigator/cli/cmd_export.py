@@ -55,6 +55,10 @@ def run_export(args) -> int:
     from navigator.export.safety import check_plan_image, subject_t1
 
     plan = load_plan(args.plan)
+    if not plan.targets and not plan.coil_poses and not plan.montages:
+        from navigator.core.errors import InputError
+
+        raise InputError(args.plan, "the plan has no targets, coil poses or montages to export")
     if args.subject:
         t1, digest = subject_t1(args.subject)
         check_plan_image(plan, t1_path=t1, t1_sha256=digest, force=args.force)
@@ -95,6 +99,20 @@ def run_import(args) -> int:
     if args.subject_id:
         plan.subject = args.subject_id
     save_plan(plan, args.out)
-    console(args).print(f"wrote {args.out} ({len(plan.coil_poses)} coil pose(s), {len(plan.targets)} target(s)) "
-                        f"from {plan.source}")
+    out = console(args)
+    out.print(f"wrote {args.out} ({len(plan.coil_poses)} coil pose(s), {len(plan.targets)} target(s)) "
+              f"from {plan.source}")
+    if plan.pose_corrections:
+        from navigator.export.rigid import summarize_corrections
+
+        out.print(summarize_corrections(plan.pose_corrections, len(plan.coil_poses)))
+        shown = plan.pose_corrections[:10]
+        for c in shown:
+            out.print(f"  {c.name}: orthonormality error {c.orthonormality_error:.2g}, "
+                      f"axes moved by up to {c.correction_deg:.3g} degree")
+        if len(plan.pose_corrections) > len(shown):
+            out.print(f"  ... and {len(plan.pose_corrections) - len(shown)} more (see pose_corrections in {args.out})")
+    else:
+        out.print("all coil poses were exact rotations (no re-orthonormalization needed)"
+                  if plan.coil_poses else "no coil poses")
     return 0

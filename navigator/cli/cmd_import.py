@@ -14,7 +14,10 @@ def register(sub) -> None:
     p.set_defaults(func=run_simnibs)
 
     p = subcommand(sub, "import-mesh",
-                   "Create a workspace holding only a gmsh head mesh (2.2 or 4.1) and its surfaces.")
+                   "Create a workspace holding only a gmsh head mesh (2.2 or 4.1) and its surfaces. "
+                   "The mesh is checked first (finite node coordinates, tissue tags, no zero-volume or "
+                   "overlapping tetrahedra; negatively oriented tetrahedra are re-ordered); a bad mesh is "
+                   "refused naming the file's node or element id.")
     p.add_argument("mesh", help="gmsh .msh file (tetrahedra with tissue tags)")
     p.add_argument("--out", required=True, help="new subject workspace folder")
     p.add_argument("--subject-id", help="subject id (default: the file name)")

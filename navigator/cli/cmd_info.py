@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 
 from navigator.cli import console, subcommand
+from navigator.core.errors import InputError
 
 
 def register(sub) -> None:
     p = subcommand(
         sub,
         "info",
-        "Describe an image or DICOM folder: size, voxel size, orientation, "
-        "sform/qform, intensities and a modality guess.",
+        "Describe an image or DICOM folder (classic, enhanced multi-frame, Siemens mosaic, "
+        "compressed): size, voxel size, orientation, sform/qform, intensities and a modality guess. "
+        "Exits with 0 when navigator can load the image, 1 (and one error line) when it cannot.",
     )
     p.add_argument("image", help="NIfTI file (.nii, .nii.gz, .mgz) or DICOM folder")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
@@ -52,7 +54,21 @@ def run_info(args) -> int:
     info = image_info(args.image, series_uid=args.series)
     if args.json:
         print(json.dumps(info.to_dict(), indent=2, default=str))
-        return 0
+    else:
+        _print_table(args, info)
+    fatal = unloadable_reasons(info)
+    if fatal:  # described above; exit non-zero so scripts can test whether the image loads
+        raise InputError(info.path, f"cannot be loaded: {fatal[0]}")
+    return 0
+
+
+def unloadable_reasons(info) -> list[str]:
+    """The problems that stop :func:`navigator.io.images.load_image` (several volumes do not:
+    a 4-D series loads where a series is expected, e.g. resting-state fMRI)."""
+    return [p for p in info.problems if not p.startswith("4-D with")]
+
+
+def _print_table(args, info) -> None:
     from rich.table import Table
 
     out = console(args)
@@ -104,6 +120,8 @@ def run_info(args) -> int:
                 f"{d.get('series_description')!s} (#{d.get('series_number')}, UID {d.get('series_uid')})",
             )
         )
+        rows.append(("DICOM storage", f"{d.get('storage')} in {d.get('n_files')} file(s), "
+                                      f"{d.get('transfer_syntax') or '?'}"))
         rows.append(
             (
                 "DICOM TR/TE/TI (ms)",
@@ -131,7 +149,6 @@ def run_info(args) -> int:
     for k, v in rows:
         t.add_row(k, v)
     out.print(t)
-    return 0
 
 
 def run_convert(args) -> int:

@@ -48,6 +48,9 @@ def run(args) -> int:
     else:
         if not args.out:
             raise NavigatorError("--out SUBJECT_DIR is required when IMAGE is an image")
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise NavigatorError(f"{out}: --out exists and is a file; give a new or existing workspace folder")
         ws = create_workspace_from_image(src, args.out, t2=args.t2, subject_id=args.subject_id)
     with cli_progress(args, "prepare") as progress:
         mesh = params_from_args(args)
@@ -57,4 +60,12 @@ def run(args) -> int:
     out.print(f"workspace: {report.workspace}")
     for name, status in report.stages.items():
         out.print(f"  {name}: {status} ({report.seconds[name]:.1f} s)")
+    from navigator.segmentation.qc import verdict_lines
+    from navigator.segmentation.step import load_qc
+
+    qc = load_qc(ws)
+    if qc is not None:
+        for line in verdict_lines(qc):
+            out.print(line)
+        out.print(f"segmentation QC report: {ws.path('qc') / 'segmentation_qc.png'}")
     return 0

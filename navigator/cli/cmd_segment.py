@@ -17,6 +17,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from navigator.segmentation.qc import verdict_lines
     from navigator.segmentation.step import load_qc, segment_workspace
 
     ws = Workspace.open(args.subject_dir)
@@ -41,5 +42,7 @@ def run(args) -> int:
               f"affine scales {reg['affine_scales']}")
     for w in qc.get("warnings", []):
         out.print(f"[yellow]warning:[/yellow] {w}")
-    out.print(f"QC montage: {ws.path('qc') / 'segmentation_qc.png'}")
+    for line in verdict_lines(qc):
+        out.print(line)
+    out.print(f"QC report: {ws.path('qc') / 'segmentation_qc.png'}")
     return 0 if topo.get("all_passed", False) else 3

@@ -22,10 +22,13 @@ def register(simulate_subparsers) -> None:
                             "(subject mm), eeg:NAME, beam-f3, rule:5.5cm:hotspot=SPEC (see `navigator targets`)")
     where.add_argument("--pose", metavar="m00,...,m33",
                        help="explicit 4x4 coil pose, 16 numbers row-major, columns [x y(handle) z(into head) "
-                            "centre] in world mm")
+                            "centre] in world mm; a rotation rounded to a few decimals is re-orthonormalized "
+                            "(tolerance 1e-2 on max|R^T R - I|), shear/scaling/reflection refused")
     where.add_argument("--poses", metavar="FILE",
                        help="re-simulate the pulses delivered in a session: a Localite TriggerMarkers XML or "
-                            "Brainsight samples file (untracked pulses are skipped and counted)")
+                            "Brainsight samples file (untracked pulses are skipped and counted); each pulse is "
+                            "scaled by its logged dI/dt (else its %%MSO x the coil's max dI/dt; --didt/--intensity "
+                            "only fill pulses the log gives no intensity)")
     handle = p.add_mutually_exclusive_group()
     handle.add_argument("--handle-angle", type=float, metavar="DEG",
                         help="handle angle in the scalp tangent plane from posterior towards lateral "
@@ -49,7 +52,7 @@ def run(args) -> int:
     from navigator.core.errors import NavigatorError
     from navigator.fem.conductivity import parse_conductivity_overrides
     from navigator.tms.library import load_coil
-    from navigator.tms.pose import parse_pose, parse_vector
+    from navigator.tms.pose import parse_pose_checked, parse_vector
     from navigator.tms.simulate import simulate_tms_workspace
 
     if (args.pose or args.poses) and (args.handle_angle is not None or args.handle_dir):
@@ -59,7 +62,11 @@ def run(args) -> int:
         return _run_delivered(args, coil)
     if args.didt is None and args.intensity is None:
         raise NavigatorError("give the intensity as --didt A_PER_S or --intensity PERCENT_MSO")
-    pose = parse_pose(args.pose) if args.pose else None
+    checked = parse_pose_checked(args.pose) if args.pose else None
+    pose = None if checked is None else checked.matrix
+    if checked is not None and checked.corrected:
+        console(args).print(f"--pose re-orthonormalized (rounded rotation): orthonormality error "
+                            f"{checked.orthonormality_error:.2g}, axes moved by up to {checked.correction_deg:.3g} degree")
     hdir = parse_vector(args.handle_dir, "--handle-dir") if args.handle_dir else None
     with cli_progress(args, "TMS simulation") as progress:
         run_ = simulate_tms_workspace(
@@ -89,16 +96,29 @@ def _run_delivered(args, coil) -> int:
     from navigator.fem.conductivity import parse_conductivity_overrides
     from navigator.tms.delivered import simulate_pulse_log_workspace
 
+    from navigator.export.pulses import read_pulse_log
+    from navigator.tms.delivered import pulse_intensities
+
     out_dir = args.out
+    plog = read_pulse_log(args.poses)  # a bad log or missing intensities fail here, before any work
+    pulse_intensities(plog.didt, plog.mso, coil, args.didt, args.intensity, len(plog), args.poses)
+    conductivity = parse_conductivity_overrides(args.conductivity)
     with cli_progress(args, "delivered pulses") as progress:
         summary = simulate_pulse_log_workspace(
             Workspace.open(args.subject_dir), coil, args.poses, out_dir=out_dir, didt=args.didt, intensity=args.intensity,
-            conductivity=parse_conductivity_overrides(args.conductivity), target_radius=args.target_radius,
-            nifti=not args.no_nifti, progress=progress)
+            conductivity=conductivity, target_radius=args.target_radius,
+            nifti=not args.no_nifti, progress=progress, pulse_log=plog)
     info = summary["tms_delivered"]
     out = console(args)
     out.print(f"{info['n_pulses']} tracked pulses re-simulated ({info['n_untracked_skipped']} untracked skipped) "
               f"in {info['n_pose_groups']} pose group(s)")
+    out.print(info["intensity"]["summary"])
+    if info["intensity"]["log_didt_source"]:
+        out.print(f"  dI/dt read from the {info['intensity']['log_didt_source']}")
+    pc = info["pose_corrections"]
+    if pc["n"]:
+        out.print(f"{pc['n']} pulse pose(s) re-orthonormalized (rounded rotations): largest orthonormality error "
+                  f"{pc['max_orthonormality_error']:.2g}, axes moved by up to {pc['max_correction_deg']:.3g} degree")
     st = info.get("target_mean_magnE_over_pulses_V_per_m")
     if st:
         out.print(f"target mean |E| over pulses: {st['mean']:.1f} V/m (sd {st['sd']:.1f}, "

@@ -25,15 +25,19 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from navigator import __version__
 from navigator.core.atomic import atomic_path, atomic_write_json, sha256_file
 from navigator.core.errors import WorkspaceError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from navigator.core.step_commit import StepCommit
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "subject.json"
@@ -115,7 +119,9 @@ class Workspace:
     """A subject folder and its manifest. Create with :meth:`create`, open with :meth:`open`."""
 
     def __init__(self, root: Path, manifest: dict[str, Any]):
-        self.root = Path(root)
+        # absolute, so paths built from it stay right whatever the working directory
+        # (a relative root made relpath() return 'sub-01/labels/...' relative to the cwd)
+        self.root = Path(os.path.abspath(root))
         self._manifest = manifest
 
     # ------------------------------------------------------------------ creation / opening
@@ -123,6 +129,8 @@ class Workspace:
     def create(cls, root: str | Path, subject_id: str | None = None, exist_ok: bool = False) -> "Workspace":
         """Create a new, empty workspace folder (or open it if ``exist_ok`` and it exists)."""
         root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise WorkspaceError(f"{root}: exists and is not a folder; choose a new workspace folder")
         if (root / MANIFEST_NAME).exists():
             if exist_ok:
                 return cls.open(root)
@@ -156,6 +164,8 @@ class Workspace:
         """
         root = Path(root)
         path = root / MANIFEST_NAME
+        if root.exists() and not root.is_dir():
+            raise WorkspaceError(f"{root}: is a file, not a subject workspace folder")
         if not root.is_dir():
             raise WorkspaceError(f"{root}: no such subject folder")
         if not path.is_file():
@@ -165,6 +175,9 @@ class Workspace:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise WorkspaceError(f"{path}: manifest is not valid JSON ({exc})") from None
         cls._validate_manifest(path, manifest)
+        from navigator.core.step_commit import recover
+
+        recover(root, manifest)  # undo a step commit interrupted by a crash or kill
         ws = cls(root, manifest)
         ws._check_files(verify_hashes)
         return ws
@@ -217,9 +230,13 @@ class Workspace:
         """A deep copy of the manifest (edit through the methods, not this)."""
         return json.loads(json.dumps(self._manifest))
 
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST_NAME
+
     def save(self) -> None:
         """Write the manifest atomically."""
-        atomic_write_json(self.root / MANIFEST_NAME, self._manifest)
+        atomic_write_json(self.manifest_path, self._manifest)
 
     def path(self, key: str) -> Path:
         """Absolute path of a well-known workspace item (a key of :data:`LAYOUT`)."""
@@ -229,9 +246,20 @@ class Workspace:
             raise KeyError(f"unknown workspace item {key!r}; known: {', '.join(LAYOUT)}") from None
 
     def relpath(self, path: str | Path) -> str:
+        """Path relative to the subject folder (POSIX separators).
+
+        Absolute paths must lie inside the workspace. A relative path is taken relative to the
+        working directory when that lands inside the workspace (a user's ``sub-01/mesh/x``),
+        else relative to the subject folder (``"labels/labels.nii.gz"``).
+        """
         p = Path(path)
+        if not p.is_absolute() and Path(os.path.abspath(p)).is_relative_to(self.root):
+            p = Path(os.path.abspath(p))
         if p.is_absolute():
-            p = p.resolve().relative_to(self.root.resolve())
+            try:
+                p = p.resolve().relative_to(self.root.resolve())
+            except ValueError:
+                raise WorkspaceError(f"{path}: not inside the workspace {self.root}") from None
         return p.as_posix()
 
     def has(self, key: str) -> bool:
@@ -302,15 +330,41 @@ class Workspace:
         outputs: list[str | Path],
         seconds: float | None = None,
     ) -> StepRecord:
-        """Record that step ``name`` completed, hashing its inputs and outputs; saves."""
+        """Record that step ``name`` completed, hashing its inputs and outputs; saves.
+
+        For steps that replace earlier outputs use :meth:`step_commit`, which installs the
+        outputs and writes this record in one all-or-nothing operation.
+        """
+        rec = self._make_record(name, parameters, inputs, outputs, seconds)
+        self._manifest["steps"][name] = rec.to_json()
+        self.save()
+        return rec
+
+    def step_commit(self, name: str) -> "StepCommit":
+        """Start an all-or-nothing run of step ``name`` (use as a context manager).
+
+        Write outputs to ``tx.stage(final_path)``, then call ``tx.commit(parameters, inputs,
+        outputs, seconds)``; leaving the block without committing discards the staged files.
+        See :mod:`navigator.core.step_commit`.
+        """
+        from navigator.core.step_commit import StepCommit
+
+        return StepCommit(self, name)
+
+    def _make_record(self, name: str, parameters: dict[str, Any], inputs: list[str | Path],
+                     outputs: list[str | Path], seconds: float | None,
+                     staged: Path | None = None) -> StepRecord:
+        """A StepRecord hashing ``inputs`` and ``outputs`` (read from ``staged`` when staged there)."""
         params = _jsonable(parameters)
         inputs_h = self.hash_inputs(inputs)
         outputs_h = {}
         for p in outputs:
             rel = self.relpath(p)
             full = self.root / rel
+            if staged is not None and (staged / rel).exists():
+                full = staged / rel
             outputs_h[rel] = sha256_file(full) if full.is_file() else "directory"
-        rec = StepRecord(
+        return StepRecord(
             name=name,
             parameters=params,
             inputs=inputs_h,
@@ -320,9 +374,6 @@ class Workspace:
             key=parameters_hash(params, inputs_h),
             seconds=seconds,
         )
-        self._manifest["steps"][name] = rec.to_json()
-        self.save()
-        return rec
 
     def forget_step(self, name: str) -> None:
         self._manifest["steps"].pop(name, None)

@@ -21,7 +21,8 @@ import numpy as np
 from navigator import __version__
 from navigator.core.atomic import atomic_write_json, sha256_file
 from navigator.core.errors import InputError, NavigatorError
-from navigator.export.conventions import OUR_COIL_AXES, is_rigid_pose, rotation_error
+from navigator.export.conventions import OUR_COIL_AXES, is_rigid_pose
+from navigator.export.rigid import POSE_TOLERANCE, NotRigid, PoseCorrection, rigidify, summarize_corrections
 
 PLAN_SCHEMA_VERSION = 1
 PLAN_KIND = "navigator-plan"
@@ -43,6 +44,12 @@ def _mat(v: Any, shape: tuple[int, int], what: str) -> np.ndarray:
 
 def _opt_float(v: Any) -> float | None:
     return None if v is None else float(v)
+
+
+def _canonical(value: Any, spelling: str) -> str:
+    """``spelling`` if ``value`` is the same word in another case, else ``value`` as text."""
+    text = str(value).strip()
+    return spelling if text.casefold() == spelling.casefold() else text
 
 
 # --------------------------------------------------------------------------- records
@@ -295,6 +302,8 @@ class Plan:
     software_version: str = __version__
     notes: str = ""
     source: str | None = None  # where an imported plan came from (file and format)
+    #: poses re-orthonormalized on import (rounded rotations; see navigator.export.rigid)
+    pose_corrections: list[PoseCorrection] = field(default_factory=list)
 
     def target(self, name: str) -> Target | None:
         return next((t for t in self.targets if t.name == name), None)
@@ -312,6 +321,7 @@ class Plan:
             "software_version": self.software_version,
             "notes": self.notes,
             "source": self.source,
+            "pose_corrections": [c.to_json() for c in self.pose_corrections],
             "image": None if self.image is None else self.image.to_json(),
             "targets": [t.to_json() for t in self.targets],
             "coil_poses": [p.to_json() for p in self.coil_poses],
@@ -327,12 +337,13 @@ class Plan:
             targets=[Target.from_json(t) for t in d.get("targets", [])],
             coil_poses=[CoilPose.from_json(p) for p in d.get("coil_poses", [])],
             montages=[Montage.from_json(m) for m in d.get("montages", [])],
-            coordinate_system=str(d.get("coordinate_system", "RAS")),
-            coil_axes=str(d.get("coil_axes", OUR_COIL_AXES)),
+            coordinate_system=_canonical(d.get("coordinate_system", "RAS"), "RAS"),
+            coil_axes=_canonical(d.get("coil_axes", OUR_COIL_AXES), OUR_COIL_AXES),
             created=str(d.get("created", "")),
             software_version=str(d.get("software_version", "")),
             notes=str(d.get("notes", "")),
             source=d.get("source"),
+            pose_corrections=[PoseCorrection.from_json(c) for c in d.get("pose_corrections") or []],
         )
 
 
@@ -362,8 +373,12 @@ def validate_plan(plan: Plan, path: str | Path | None = None) -> None:
     target_names = {t.name for t in plan.targets}
     for p in plan.coil_poses:
         if not is_rigid_pose(p.matrix):
-            err, det = rotation_error(p.matrix)
-            raise bad(f"coil pose {p.name!r} is not a rigid pose (orthonormality error {err:.2g}, det {det:.6g})")
+            try:
+                rigidify(p.matrix)
+                why = "its rotation is not orthonormal to 1e-6 (import it with import-plan to re-orthonormalize)"
+            except NotRigid as exc:
+                why = str(exc)
+            raise bad(f"coil pose {p.name!r} is not a rigid pose: {why}")
         if p.target is not None and p.target not in target_names:
             raise bad(f"coil pose {p.name!r} refers to unknown target {p.target!r}")
         for what, v in (("didt", p.didt), ("mso", p.mso)):
@@ -374,6 +389,37 @@ def validate_plan(plan: Plan, path: str | Path | None = None) -> None:
     for t in plan.targets:
         if t.direction is not None and abs(np.linalg.norm(t.direction) - 1.0) > 1e-6:
             raise bad(f"target {t.name!r}: direction must be a unit vector")
+
+
+def rigidify_plan(plan: Plan, path: str | Path | None = None) -> list[PoseCorrection]:
+    """Apply the pose rule (:mod:`navigator.export.rigid`) to every coil pose of a plan read from a file.
+
+    Rounded rotations are replaced by their polar factor (and rounded target directions
+    renormalized, under the same tolerance); each pose change is appended to
+    ``plan.pose_corrections`` and summarized in ``plan.notes``. Raises :class:`InputError`
+    naming ``path`` and the pose for a matrix that is not a rigid pose (shear, scaling, reflection).
+    Returns the corrections made by this call.
+    """
+    made: list[PoseCorrection] = []
+    for p in plan.coil_poses:
+        try:
+            rp = rigidify(p.matrix)
+        except NotRigid as exc:
+            raise InputError(path, f"coil pose {p.name!r} is not a rigid pose: {exc}") from None
+        p.matrix = rp.matrix
+        if rp.corrected:
+            made.append(PoseCorrection(p.name, rp.orthonormality_error, rp.correction_deg))
+    for t in plan.targets:  # a rounded current direction is renormalized under the same tolerance
+        if t.direction is not None:
+            n = float(np.linalg.norm(t.direction))
+            if abs(n - 1.0) > POSE_TOLERANCE:
+                raise InputError(path, f"target {t.name!r}: direction must be a unit vector (length {n:.4g})")
+            t.direction = t.direction / n
+    if made:
+        plan.pose_corrections.extend(made)
+        line = summarize_corrections(made, len(plan.coil_poses))
+        plan.notes = f"{plan.notes}; {line}" if plan.notes else line
+    return made
 
 
 def plan_from_json(d: Any, path: str | Path | None = None) -> Plan:
@@ -393,6 +439,7 @@ def plan_from_json(d: Any, path: str | Path | None = None) -> Plan:
         plan = Plan.from_json(d)
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(where, f"malformed plan ({type(exc).__name__}: {exc})") from None
+    rigidify_plan(plan, where)
     validate_plan(plan, path)
     return plan
 

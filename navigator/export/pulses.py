@@ -4,7 +4,9 @@
 (subject RAS mm, z into the head, y handle), with its dI/dt and stimulator output when the log
 has them, so ``navigator simulate tms --poses FILE`` can re-simulate the delivered field.
 Pulses whose coil was not tracked (identity or zero matrices, NaN, Localite "not tracked")
-are skipped and counted in ``n_skipped``.
+are skipped and counted in ``n_skipped``. Every tracked pose goes through the pose rule of
+:mod:`navigator.export.rigid` (rounded rotations re-orthonormalized and recorded in
+``pose_corrections``; a pose that is not rigid is refused naming the file and the pulse).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from navigator.core.errors import InputError
-from navigator.export.conventions import is_rigid_pose
+from navigator.export.rigid import NotRigid, PoseCorrection, rigidify, summarize_corrections
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,9 @@ class PulseLog:
         names: (N,) pulse labels from the log.
         n_skipped: pulses dropped because the coil was not tracked.
         source: the file read; format: the plugin name that read it.
+        pose_corrections: pulses whose rounded rotation was re-orthonormalized on reading.
+        didt_source: where the dI/dt values came from, in words (e.g. the Localite response
+            channel "Value A (di/dt)" in A/us), or "" if the log has none.
     """
 
     poses: np.ndarray
@@ -44,6 +49,8 @@ class PulseLog:
     n_skipped: int = 0
     source: str = ""
     format: str = ""
+    pose_corrections: list[PoseCorrection] = field(default_factory=list)
+    didt_source: str = ""
 
     def __post_init__(self) -> None:
         self.poses = np.asarray(self.poses, dtype=np.float64).reshape(-1, 4, 4)
@@ -61,17 +68,16 @@ class PulseLog:
 def is_untracked(matrix: np.ndarray) -> bool:
     """True for the matrices navigators write when the coil was not seen by the camera.
 
-    Zero (or all-NaN) matrices, an identity rotation at the origin, and anything that is not a
-    rigid pose (after tolerance 1e-4 on orthonormality).
+    Zero (or partly non-finite) matrices and the identity (Localite writes it, with ``set="false"``,
+    for a pulse whose coil was not tracked). Any other matrix is a measurement and goes through
+    the pose rule (a non-rigid one is an error, not a silently dropped pulse).
     """
     m = np.asarray(matrix, dtype=np.float64)
     if m.shape != (4, 4) or not np.all(np.isfinite(m)):
         return True
     if np.allclose(m[:3, :], 0.0):
         return True
-    if np.allclose(m, np.eye(4)):
-        return True
-    return not is_rigid_pose(m, tol=1e-4)
+    return bool(np.allclose(m, np.eye(4)))
 
 
 class PulseLogBuilder:
@@ -103,7 +109,7 @@ class PulseLogBuilder:
         self.t.append(np.nan if t is None else float(t))
         self.names.append(name)
 
-    def build(self, source: Path, fmt: str) -> PulseLog:
+    def build(self, source: Path, fmt: str, didt_source: str = "") -> PulseLog:
         return PulseLog(
             poses=np.array(self.poses).reshape(-1, 4, 4),
             didt=np.array(self.didt) if self.has_didt else None,
@@ -113,6 +119,7 @@ class PulseLogBuilder:
             n_skipped=self.n_skipped,
             source=str(source),
             format=fmt,
+            didt_source=didt_source if self.has_didt else "",
         )
 
 
@@ -126,18 +133,31 @@ def read_pulse_log(path: str | Path, format: str | None = None) -> PulseLog:
     Returns:
         :class:`PulseLog` of tracked pulses (poses in subject RAS mm, navigator coil axes).
     """
-    from navigator.export.registry import get_plugin, guess_plugin
+    from navigator.export.registry import call_reader, get_plugin, guess_plugin
 
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such pulse log")
     plugin = get_plugin(format, "pulse-log") if format else guess_plugin(path, "pulse-log")
     assert plugin.read_pulses is not None
-    result = plugin.read_pulses(path)
+    result = call_reader(plugin, plugin.read_pulses, path)
     if not isinstance(result, PulseLog):
         raise TypeError(f"pulse-log plugin {plugin.name!r} returned {type(result).__name__}, not PulseLog")
-    if result.n_skipped:
-        log.warning("%s: skipped %d untracked pulse(s) of %d", path, result.n_skipped, len(result) + result.n_skipped)
+    for i in range(len(result)):
+        name = result.names[i] if i < len(result.names) else f"#{i + 1}"
+        try:
+            rp = rigidify(result.poses[i])
+        except NotRigid as exc:
+            raise InputError(path, f"pulse {name!r} is not a rigid pose: {exc}") from None
+        result.poses[i] = rp.matrix
+        if rp.corrected:
+            result.pose_corrections.append(PoseCorrection(name, rp.orthonormality_error, rp.correction_deg))
+    if result.pose_corrections:
+        log.info("%s: %s", path, summarize_corrections(result.pose_corrections, len(result)))
+    if len(result) == 0 and result.n_skipped == 0:
+        raise InputError(path, "the log holds no pulses")
     if len(result) == 0:
         raise InputError(path, f"no tracked pulses in the log ({result.n_skipped} untracked skipped)")
+    if result.n_skipped:
+        log.warning("%s: skipped %d untracked pulse(s) of %d", path, result.n_skipped, len(result) + result.n_skipped)
     return result

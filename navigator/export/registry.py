@@ -172,3 +172,27 @@ def guess_plugin(path: str | Path, kind: str) -> Plugin:
         return by_ext[0]
     names = ", ".join(p.name for p in (by_ext or pool))
     raise NavigatorError(f"{path}: cannot tell the file's format; pass --format (one of: {names})")
+
+
+def call_reader(plugin: Plugin, reader: Callable[[Path], Any], path: Path) -> Any:
+    """Run a plugin's ``read``/``read_pulses`` on ``path``; stray errors become one-line InputErrors.
+
+    A reader meets files it was not written for: what it does not catch itself (a KeyError, a
+    bad number, undecodable text) is reported as a malformed file of that format, naming the
+    file, never as a traceback. Floating-point warnings on garbage values are silenced: the
+    values end in a clear refusal (non-finite pose) instead of warnings on stderr.
+    """
+    import numpy as np
+
+    from navigator.core.errors import InputError
+
+    try:
+        with np.errstate(all="ignore"):
+            return reader(path)
+    except NavigatorError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(path, f"malformed {plugin.name} file ({type(exc).__name__}: {exc})") from None
+

@@ -51,6 +51,8 @@ def parse_xml(path: str | Path) -> ET.Element:
         raise InputError(path, f"refused: unsafe XML ({type(exc).__name__})") from None
     except ET.ParseError as exc:
         raise InputError(path, f"not well-formed XML ({exc})") from None
+    except (LookupError, ValueError) as exc:  # e.g. an unknown encoding in the XML declaration
+        raise InputError(path, f"not well-formed XML ({exc})") from None
     return tree.getroot()
 
 

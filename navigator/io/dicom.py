@@ -1,7 +1,19 @@
 """DICOM folders -> volumes in scanner RAS (via pydicom, with our own validation).
 
 A folder may hold several series; :func:`list_dicom_series` groups the files by
-SeriesInstanceUID. :func:`read_dicom_series` turns one series into a
+SeriesInstanceUID. Every series is turned into a list of 2-D *images*, whatever the files
+hold:
+
+* classic files: one image per file;
+* enhanced (multi-frame) files (e.g. Enhanced MR Image Storage): one image per frame, with the
+  frame's position, orientation, pixel spacing and rescaling from the per-frame (else shared)
+  functional groups;
+* Siemens mosaics (``ImageType`` contains MOSAIC; resting-state fMRI): one image per tile, the
+  number of tiles and the slice normal from the Siemens CSA header (read with nibabel), the
+  tile positions from ImagePositionPatient corrected for the mosaic's size (as nibabel and
+  dcm2niix do) plus SpacingBetweenSlices (else SliceThickness) along the slice normal.
+
+:func:`read_dicom_series` turns the images of one series into a
 :class:`~navigator.core.volume.Volume`:
 
 * voxel axes: i = DICOM column index, j = DICOM row index, k = slice, sorted along the slice
@@ -14,15 +26,23 @@ SeriesInstanceUID. :func:`read_dicom_series` turns one series into a
   ImagePositionPatient; RAS = diag(-1, -1, 1) applied to that;
 * values: RescaleSlope/RescaleIntercept applied (float32 when they are not 1/0).
 
+Compressed transfer syntaxes (JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000, RLE,
+deflate) are decoded by pydicom with the pylibjpeg decoders (pylibjpeg-libjpeg, -openjpeg,
+-rle), which are dependencies.
+
 Refused with a one-line :class:`InputError`: empty folders, folders without DICOM images,
 several series without a choice, missing or duplicated slices, uneven spacing, mixed
-orientations or sizes, Siemens mosaics and enhanced multi-frame files (convert those with
-dcm2niix first).
+orientations or sizes, colour images, multi-frame files without plane geometry, pixel data
+that cannot be decoded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,16 +83,54 @@ class DicomSeries:
     rows: int | None
     columns: int | None
     files: list[Path] = field(default_factory=list, repr=False)
-    _headers: list[Any] = field(default_factory=list, repr=False, compare=False)
+    images: list["DicomImage"] = field(default_factory=list, repr=False, compare=False)
 
     def summary(self) -> str:
         """One-line description for messages and listings."""
         num = f"series {self.series_number}, " if self.series_number is not None else ""
         size = f"{self.columns}x{self.rows}, " if self.rows else ""
+        files = f" in {self.n_files} files" if self.n_files != len(self.images) else ""
         return (
             f'"{self.description or "(no description)"}" ({self.modality or "?"}, {num}{size}'
-            f"{self.n_files} slices/images, UID {self.uid})"
+            f"{len(self.images)} slices/images{files}, UID {self.uid})"
         )
+
+
+class FrameHeader:
+    """The header of one frame or mosaic tile: the file's header with some attributes replaced.
+
+    ``getattr(h, name, default)`` answers the override when there is one, else the file's value.
+    """
+
+    def __init__(self, parent: Any, overrides: dict[str, Any]):
+        self._parent = parent
+        self._overrides = overrides
+
+    def __getattr__(self, name: str) -> Any:
+        overrides = self.__dict__.get("_overrides", {})
+        if name in overrides:
+            return overrides[name]
+        return getattr(self.__dict__["_parent"], name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._overrides or name in self._parent
+
+
+@dataclass
+class DicomImage:
+    """One 2-D image of a series.
+
+    Attributes:
+        path: the file holding it.
+        header: its header (a pydicom Dataset, or a :class:`FrameHeader` for a frame or tile).
+        frame: 0-based frame index in a multi-frame file, None for a single-frame file.
+        mosaic: (tiles per row of the mosaic, tile index) for a Siemens mosaic tile, else None.
+    """
+
+    path: Path
+    header: Any
+    frame: int | None = None
+    mosaic: tuple[int, int] | None = None
 
 
 # ---------------------------------------------------------------------------- scanning
@@ -88,7 +146,32 @@ def is_dicom_file(path: str | Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
+class _quiet_pydicom:
+    """Silence pydicom's warnings and log lines (damage is reported as one InputError line)."""
+
+    def __enter__(self):
+        import warnings
+
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        warnings.simplefilter("ignore")
+        self._logger = logging.getLogger("pydicom")  # children (pydicom.pixels...) inherit the level
+        self._was = self._logger.level
+        self._logger.setLevel(logging.CRITICAL + 1)
+        return self
+
+    def __exit__(self, *exc):
+        self._logger.setLevel(self._was)
+        self._warnings.__exit__(*exc)
+        return False
+
+
 def _read_header(path: Path):
+    with _quiet_pydicom():
+        return _read_header_loud(path)
+
+
+def _read_header_loud(path: Path):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -124,9 +207,15 @@ def list_dicom_series(folder: str | Path) -> list[DicomSeries]:
     if not files:
         raise InputError(folder, "is an empty folder (no DICOM files)")
     groups: dict[str, DicomSeries] = {}
+    refused: list[InputError] = []
     for f in files:
         ds = _read_header(f)
         if ds is None:
+            continue
+        try:
+            images = _images_of(ds, f)
+        except InputError as exc:  # an unusable object beside good series is skipped (reported below)
+            refused.append(exc)
             continue
         uid = str(getattr(ds, "SeriesInstanceUID", "") or "unknown")
         s = groups.get(uid)
@@ -140,18 +229,141 @@ def list_dicom_series(folder: str | Path) -> list[DicomSeries]:
                 modality=str(getattr(ds, "Modality", "") or ""),
                 series_number=int(num) if num not in (None, "") else None,
                 n_files=0,
-                rows=int(ds.Rows),
-                columns=int(ds.Columns),
+                rows=int(images[0].header.Rows),
+                columns=int(images[0].header.Columns),
             )
             groups[uid] = s
         s.files.append(f)
-        s._headers.append(ds)
+        s.images.extend(images)
         s.n_files += 1
+    if not groups and refused:
+        raise refused[0]
     if not groups:
         raise InputError(folder, f"contains no DICOM images ({len(files)} files checked)")
+    for exc in refused:
+        log.warning("skipped %s", exc)
     return sorted(
         groups.values(), key=lambda s: (s.series_number if s.series_number is not None else 1 << 30, s.uid)
     )
+
+
+def _first_item(groups: list[Any], name: str) -> Any:
+    """Item 0 of functional-group sequence ``name`` from the first group that has it."""
+    for g in groups:
+        if g is not None and name in g and len(g[name].value) > 0:
+            return g[name].value[0]
+    return None
+
+
+def _enhanced_frames(ds: Any, path: Path) -> list[DicomImage]:
+    """The frames of an enhanced (multi-frame) file, each with its own plane geometry."""
+    n = int(ds.NumberOfFrames)
+    per = ds.PerFrameFunctionalGroupsSequence if "PerFrameFunctionalGroupsSequence" in ds else None
+    shared = (ds.SharedFunctionalGroupsSequence[0]
+              if "SharedFunctionalGroupsSequence" in ds and len(ds.SharedFunctionalGroupsSequence) else None)
+    if per is None and shared is None:
+        raise InputError(path, f"is a multi-frame DICOM ({n} frames) without functional groups (no plane "
+                               "position per frame); only enhanced MR/CT multi-frame files can be stacked")
+    if per is not None and len(per) != n:
+        raise InputError(path, f"multi-frame DICOM has {n} frames but {len(per)} per-frame functional groups")
+    sop = str(getattr(ds, "SOPInstanceUID", "") or path.name)
+    out = []
+    for f in range(n):
+        groups = [per[f] if per is not None else None, shared]
+        over: dict[str, Any] = {"SOPInstanceUID": f"{sop}#{f + 1}", "InstanceNumber": f + 1,
+                                "NumberOfFrames": 1}
+        pos = _first_item(groups, "PlanePositionSequence")
+        if pos is not None and "ImagePositionPatient" in pos:
+            over["ImagePositionPatient"] = pos.ImagePositionPatient
+        ori = _first_item(groups, "PlaneOrientationSequence")
+        if ori is not None and "ImageOrientationPatient" in ori:
+            over["ImageOrientationPatient"] = ori.ImageOrientationPatient
+        meas = _first_item(groups, "PixelMeasuresSequence")
+        for name in ("PixelSpacing", "SliceThickness", "SpacingBetweenSlices"):
+            if meas is not None and name in meas:
+                over[name] = meas[name].value
+        pvt = _first_item(groups, "PixelValueTransformationSequence")
+        for name in ("RescaleSlope", "RescaleIntercept"):
+            if pvt is not None and name in pvt:
+                over[name] = pvt[name].value
+        content = _first_item(groups, "FrameContentSequence")
+        if content is not None:
+            if "TemporalPositionIndex" in content:
+                over["TemporalPositionIdentifier"] = content.TemporalPositionIndex
+            if "FrameAcquisitionDateTime" in content:
+                over["AcquisitionTime"] = content.FrameAcquisitionDateTime
+        echo = _first_item(groups, "MREchoSequence")
+        if echo is not None and "EffectiveEchoTime" in echo:
+            over["EchoTime"] = echo.EffectiveEchoTime
+        timing = _first_item(groups, "MRTimingAndRelatedParametersSequence")
+        for name in ("RepetitionTime", "FlipAngle"):
+            if timing is not None and name in timing:
+                over[name] = timing[name].value
+        out.append(DicomImage(path, FrameHeader(ds, over), frame=f))
+    return out
+
+
+def _mosaic_tiles(ds: Any, path: Path) -> list[DicomImage]:
+    """The tiles (slices) of a Siemens mosaic, each placed in space (see the module doc)."""
+    import warnings
+
+    with warnings.catch_warnings():  # nibabel flags its DICOM package as experimental on import
+        warnings.simplefilter("ignore")
+        from nibabel.nicom import csareader
+
+    try:
+        csa = csareader.get_csa_header(ds, "image")
+    except Exception:  # noqa: BLE001 - damaged private header
+        csa = None
+    n = csareader.get_n_mosaic(csa) if csa else None
+    if n is None and (0x0019, 0x100A) in ds:
+        n = ds[0x0019, 0x100A].value
+    try:
+        n = int(n)
+    except (TypeError, ValueError):
+        raise InputError(path, "is a Siemens mosaic without its number of images (CSA header "
+                               "NumberOfImagesInMosaic); convert it with dcm2niix") from None
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    per_side = int(np.ceil(np.sqrt(n)))
+    if n < 1 or rows % per_side or cols % per_side:
+        raise InputError(path, f"Siemens mosaic of {cols}x{rows} pixels cannot hold {n} tiles "
+                               f"({per_side} per side)")
+    tile_r, tile_c = rows // per_side, cols // per_side
+    iop = _floats(ds, "ImageOrientationPatient", 6, path)
+    ipp = _floats(ds, "ImagePositionPatient", 3, path)
+    ps = _floats(ds, "PixelSpacing", 2, path)
+    row_dir, col_dir = iop[:3], iop[3:]
+    normal = csareader.get_slice_normal(csa) if csa else None
+    normal = np.cross(row_dir, col_dir) if normal is None else np.asarray(normal, float)
+    normal = normal / np.linalg.norm(normal)
+    spacing = _number(ds, "SpacingBetweenSlices") or _number(ds, "SliceThickness")
+    if not spacing or spacing <= 0:
+        raise InputError(path, "Siemens mosaic has no SpacingBetweenSlices or SliceThickness; "
+                               "cannot place its slices")
+    # ImagePositionPatient is the corner of the whole mosaic: move it to the first tile's corner
+    first = ipp + col_dir * ps[0] * (rows - tile_r) / 2.0 + row_dir * ps[1] * (cols - tile_c) / 2.0
+    sop = str(getattr(ds, "SOPInstanceUID", "") or path.name)
+    out = []
+    for k in range(n):
+        pos = first + k * spacing * normal
+        over = {"ImagePositionPatient": [f"{v:.6f}" for v in pos], "Rows": tile_r, "Columns": tile_c,
+                "SOPInstanceUID": f"{sop}#{k + 1}", "ImageType": [t for t in (ds.ImageType or [])
+                                                                  if str(t).upper() != "MOSAIC"]}
+        out.append(DicomImage(path, FrameHeader(ds, over), mosaic=(per_side, k)))
+    return out
+
+
+def _is_mosaic(ds: Any) -> bool:
+    return "MOSAIC" in [str(t).upper() for t in (getattr(ds, "ImageType", None) or [])]
+
+
+def _images_of(ds: Any, path: Path) -> list[DicomImage]:
+    """The 2-D images a DICOM file holds (one, its frames, or its mosaic tiles)."""
+    if _is_mosaic(ds):
+        return _mosaic_tiles(ds, path)
+    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+        return _enhanced_frames(ds, path)
+    return [DicomImage(path, ds)]
 
 
 def select_series(folder: str | Path, series_uid: str | None = None) -> DicomSeries:
@@ -205,15 +417,10 @@ def _order_key(ds) -> tuple:
 
 
 def _check_uniform(series: DicomSeries, folder: Path) -> None:
-    for ds, f in zip(series._headers, series.files):
-        itype = [str(t).upper() for t in (getattr(ds, "ImageType", None) or [])]
-        if "MOSAIC" in itype:
-            raise InputError(f, "is a Siemens mosaic image; convert the folder with dcm2niix first")
-        if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
-            raise InputError(f, "is an enhanced multi-frame DICOM; convert the folder with dcm2niix first")
-        if int(getattr(ds, "SamplesPerPixel", 1) or 1) != 1:
-            raise InputError(f, "is a colour DICOM image; a greyscale MR/CT series is needed")
-    rc = {(int(ds.Rows), int(ds.Columns)) for ds in series._headers}
+    for im in series.images:
+        if int(getattr(im.header, "SamplesPerPixel", 1) or 1) != 1:
+            raise InputError(im.path, "is a colour DICOM image; a greyscale MR/CT series is needed")
+    rc = {(int(im.header.Rows), int(im.header.Columns)) for im in series.images}
     if len(rc) > 1:
         raise InputError(
             folder,
@@ -223,8 +430,8 @@ def _check_uniform(series: DicomSeries, folder: Path) -> None:
 
 def _geometry(series: DicomSeries, folder: Path):
     """Slice order, 4-D grouping and the RAS affine of a series."""
-    headers = series._headers
-    files = series.files
+    headers = [im.header for im in series.images]
+    files = [im.path for im in series.images]
     # drop exact duplicate files (same SOPInstanceUID) -- copies, not extra slices
     seen: dict[str, int] = {}
     keep = []
@@ -326,8 +533,8 @@ def _geometry(series: DicomSeries, folder: Path):
     lps[:3, 2] = step
     lps[:3, 3] = first
     tilt = float(np.degrees(np.arccos(np.clip(abs(step @ normal) / np.linalg.norm(step), -1, 1))))
-    # file lists: [volume][slice]
-    grid = [[files[keep[c[t]]] for c in clusters] for t in range(n_vol)]
+    # image lists: [volume][slice]
+    grid = [[series.images[keep[c[t]]] for c in clusters] for t in range(n_vol)]
     hdrs = [[headers[keep[c[t]]] for c in clusters] for t in range(n_vol)]
     return LPS_TO_RAS @ lps, grid, hdrs, tilt
 
@@ -335,23 +542,104 @@ def _geometry(series: DicomSeries, folder: Path):
 # ---------------------------------------------------------------------------- reading
 
 
-def _pixels(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, float, float]:
-    import pydicom
+_TRANSFER_SYNTAX_HINT = "pydicom decodes compressed DICOM with pylibjpeg, pylibjpeg-libjpeg, -openjpeg and -rle"
 
+
+@contextlib.contextmanager
+def _c_stderr_captured():
+    """Redirect file descriptor 2 into a temporary file inside the block; yields a list that
+    then holds what was written there (C libraries bypass Python's sys.stderr)."""
+    said: list[str] = []
     try:
-        ds = pydicom.dcmread(str(path), force=True)
-        arr = ds.pixel_array
-    except Exception as exc:
-        raise InputError(
-            path,
-            f"DICOM pixel data cannot be decoded ({' '.join(str(exc).split())}); "
-            "convert the folder with dcm2niix first",
-        ) from exc
-    if arr.shape != shape:
-        raise InputError(path, f"DICOM pixel data has shape {arr.shape}, expected {shape}")
-    slope = float(getattr(ds, "RescaleSlope", 1) or 1)
-    inter = float(getattr(ds, "RescaleIntercept", 0) or 0)
-    return arr, slope, inter
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable fd 2: nothing to capture
+        yield said
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text = tmp.read().decode("utf-8", "replace").strip()
+            if text:
+                said.append(text)
+
+
+class _PixelReader:
+    """Decodes pixel data file by file; a multi-frame or mosaic file is decoded once and kept
+    until all its images have been taken."""
+
+    def __init__(self, images: list[DicomImage]):
+        self._left: dict[Path, int] = {}
+        for im in images:
+            self._left[im.path] = self._left.get(im.path, 0) + 1
+        self._cache: dict[Path, tuple[np.ndarray, Any]] = {}
+        #: the first file decoded (its transfer syntax is reported)
+        self.first_dataset: Any = None
+
+    def _decode(self, path: Path) -> tuple[np.ndarray, Any]:
+        import pydicom
+
+        if path in self._cache:
+            return self._cache[path]
+        with _quiet_pydicom():
+            return self._decode_loud(path)
+
+    def _decode_loud(self, path: Path) -> tuple[np.ndarray, Any]:
+        import pydicom
+
+        try:
+            ds = pydicom.dcmread(str(path), force=True)
+        except Exception as exc:  # noqa: BLE001 - unreadable file
+            raise InputError(path, f"DICOM file cannot be read ({' '.join(str(exc).split())})") from exc
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        name = getattr(syntax, "name", None) or str(syntax or "unknown transfer syntax")
+        if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+            raise InputError(path, "DICOM file has no pixel data (truncated?)")
+        try:
+            with _c_stderr_captured() as said:  # C decoders print damage reports straight to fd 2
+                arr = ds.pixel_array
+            if said:
+                log.debug("%s: decoder said: %s", path, " ".join(said[0].split()))
+        except Exception as exc:  # noqa: BLE001 - decoder missing, damaged or truncated data
+            msg = " ".join(str(exc).split())[:300]
+            raise InputError(path, f"DICOM pixel data ({name}) cannot be decoded: {msg}") from exc
+        self._cache[path] = (arr, ds)
+        if self.first_dataset is None:
+            self.first_dataset = ds
+        return arr, ds
+
+    def read(self, image: DicomImage, shape: tuple[int, int]) -> tuple[np.ndarray, float, float]:
+        """(rows, columns) stored values of ``image`` with its rescale slope and intercept."""
+        arr, ds = self._decode(image.path)
+        if image.mosaic is not None:
+            per_side, k = image.mosaic
+            r, c = shape
+            big = arr if arr.ndim == 2 else arr[0]
+            if big.shape != (r * per_side, c * per_side):
+                raise InputError(image.path, f"Siemens mosaic pixel data has shape {big.shape}, expected "
+                                             f"{(r * per_side, c * per_side)}")
+            tile = big[(k // per_side) * r:(k // per_side + 1) * r, (k % per_side) * c:(k % per_side + 1) * c]
+        elif image.frame is not None:
+            if arr.ndim != 3 or image.frame >= arr.shape[0]:
+                raise InputError(image.path, f"multi-frame pixel data has shape {arr.shape}; frame "
+                                             f"{image.frame + 1} is missing (truncated?)")
+            tile = arr[image.frame]
+        else:
+            tile = arr
+        if tile.shape != shape:
+            raise InputError(image.path, f"DICOM pixel data has shape {tile.shape}, expected {shape}")
+        self._left[image.path] -= 1
+        if self._left[image.path] <= 0:
+            self._cache.pop(image.path, None)
+        h = image.header
+        slope = float(getattr(h, "RescaleSlope", 1) or 1)
+        inter = float(getattr(h, "RescaleIntercept", 0) or 0)
+        return tile, slope, inter
 
 
 def _number(ds, name: str) -> float | None:
@@ -391,9 +679,10 @@ def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> Volu
     raw = np.empty((n_vol, n_sl), dtype=object)
     slopes = np.ones((n_vol, n_sl))
     inters = np.zeros((n_vol, n_sl))
+    reader = _PixelReader([im for row in grid for im in row])
     for t in range(n_vol):
         for k in range(n_sl):
-            raw[t, k], slopes[t, k], inters[t, k] = _pixels(grid[t][k], (rows, cols))
+            raw[t, k], slopes[t, k], inters[t, k] = reader.read(grid[t][k], (rows, cols))
     scaled = not (np.all(slopes == 1.0) and np.all(inters == 0.0))
     dtype = np.float32 if scaled else np.result_type(*[a.dtype for a in raw.ravel()])
     data = np.empty((cols, rows, n_sl, n_vol), dtype=dtype)
@@ -404,8 +693,15 @@ def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> Volu
     if n_vol == 1:
         data = data[..., 0]
     h0 = hdrs[0][0]
+    first = grid[0][0]
+    storage = ("Siemens mosaic" if first.mosaic is not None
+               else "enhanced multi-frame" if first.frame is not None else "classic")
+    syntax = getattr(getattr(reader.first_dataset, "file_meta", None), "TransferSyntaxUID", None)
     meta: dict[str, Any] = {
         "format": "dicom",
+        "storage": storage,
+        "n_files": series.n_files,
+        "transfer_syntax": getattr(syntax, "name", None) or (str(syntax) if syntax else None),
         "transform": "dicom",
         "series_uid": series.uid,
         "series_description": series.description,

@@ -5,8 +5,9 @@ Reading (:func:`read_msh`):
       so the 2.2 and 4.1 files of one gmsh model read identically; coordinates are kept as
       stored (SimNIBS: world RAS mm).
     * elements: triangles (type 2) and tetrahedra (type 4) are kept, each kind in element id
-      order; points, lines and other types are skipped (debug log). Tissue tag = physical tag (2.2: first tag; 4.1: first
-      physical group of the element's entity, else the entity tag).
+      order; points, lines and other types are skipped (debug log). Tissue tag = physical tag (2.2: first tag, or the
+      elementary (second) tag where the physical one is 0; 4.1: first physical group of the
+      element's entity, else the entity tag).
     * ``$NodeData`` / ``$ElementData``: any number of components; element rows may cover all
       elements or a subset. Element fields are split by element id into ``Mesh.tet_data`` and
       ``Mesh.triangle_data``; rows absent for some kept element are NaN; a part with no finite
@@ -138,12 +139,14 @@ class _Raw:
         self.entity_physical: dict[tuple[int, int], int] = {}
 
 
-def read_msh(path: str | Path) -> Mesh:
+def read_msh(path: str | Path, check: bool = False) -> Mesh:
     """Read a gmsh 2.2 or 4.1 mesh (ASCII or binary) with its node and element fields.
 
     Returns a :class:`Mesh` with triangles and tetrahedra (0-based), their tags, and the
     fields found (see the module docstring). Raises :class:`InputError` naming ``path`` for
-    a missing, truncated, malformed or unsupported file.
+    a missing, truncated, malformed or unsupported file. With ``check`` (meshes imported from
+    other programs) the mesh is validated and its tetrahedra oriented positively by
+    :func:`navigator.io.mesh_checks.validate_mesh` (errors name the file's node/element ids).
     """
     path = Path(path)
     try:
@@ -152,15 +155,17 @@ def read_msh(path: str | Path) -> Mesh:
         raise InputError(path, "file not found") from None
     except OSError as exc:
         raise InputError(path, f"cannot read ({exc.strerror})") from None
+    if not data.strip():
+        raise InputError(path, "is an empty file, not a gmsh mesh")
     try:
-        return _parse(data, path)
+        return _parse(data, path, check)
     except _Truncated as exc:
         raise InputError(path, f"truncated or malformed gmsh file ({exc})") from None
-    except (ValueError, IndexError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"malformed gmsh file ({exc})") from None
+    except (ValueError, IndexError, UnicodeDecodeError, OverflowError, MemoryError) as exc:
+        raise InputError(path, f"malformed gmsh file ({type(exc).__name__}: {exc})") from None
 
 
-def _parse(data: bytes, path: Path) -> Mesh:
+def _parse(data: bytes, path: Path, check: bool = False) -> Mesh:
     cur = _Cursor(data)
     first = cur.nonblank_line()
     if first != "$MeshFormat":
@@ -211,7 +216,7 @@ def _parse(data: bytes, path: Path) -> Mesh:
             cur.until(f"$End{name}")
     if not raw.node_ids:
         raise InputError(path, "gmsh file has no $Nodes section")
-    return _assemble(raw, path)
+    return _assemble(raw, path, check)
 
 
 # ---------------------------------------------------------------------------- gmsh 2.2 sections
@@ -292,6 +297,8 @@ def _add_block22(raw: _Raw, etype: int, ntags: int, rows: np.ndarray, skip: int 
     """rows: (n, 1 + skip + ntags + nodes) = [id, (skip columns), tags..., nodes...]."""
     ids = rows[:, 0]
     tags = rows[:, 1 + skip] if ntags > 0 else np.zeros(len(rows), np.int64)
+    if ntags > 1 and np.any(tags == 0):  # no physical group (gmsh "save all"): the elementary tag
+        tags = np.where(tags == 0, rows[:, 2 + skip], tags)
     raw.blocks.append((ids, etype, rows[:, 1 + skip + ntags:], tags))
 
 
@@ -440,7 +447,7 @@ def _lookup(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return np.where(sk[pos] == queries, order[pos], -1)
 
 
-def _assemble(raw: _Raw, path: Path) -> Mesh:
+def _assemble(raw: _Raw, path: Path, check: bool = False) -> Mesh:
     node_ids = np.concatenate(raw.node_ids)
     nodes = np.concatenate(raw.node_xyz)
     if len(node_ids) and np.any(np.diff(node_ids) <= 0):
@@ -509,6 +516,10 @@ def _assemble(raw: _Raw, path: Path) -> Mesh:
                 arr[pos[sel] - offset] = values[sel]
                 if np.isfinite(arr).any():
                     target[name] = _squeeze(arr)
+    if check:
+        from navigator.io.mesh_checks import validate_mesh
+
+        mesh = validate_mesh(mesh, path, node_ids, tet_ids, tri_ids)
     return mesh
 
 

@@ -218,13 +218,21 @@ def _sample(data: np.ndarray) -> np.ndarray:
     return flat[::step] if step > 1 else flat
 
 
-def guess_modality(data: np.ndarray, dicom_meta: dict[str, Any] | None = None) -> tuple[str, str, int | None]:
+def guess_modality(data: np.ndarray, dicom_meta: dict[str, Any] | None = None,
+                   spacing: Any = None) -> tuple[str, str, int | None]:
     """Heuristic modality guess: ('T1'|'T2'|'label map'|'probability map'|'fMRI series'|'other', reason, n_unique).
 
     It is a guess: label maps are recognised by few integer values, probability maps by
     values in [0, 1], series by a 4th axis; T1 vs T2 by DICOM TR/TE or description when known,
-    else by whether the centre of the head (white matter, ventricles) is bright (T1-like) or
-    dark (T2-like) relative to the brightest tissue.
+    else from the intensities (:func:`_contrast_cues`): deep inside the head (the brain core:
+    white matter, deep grey matter, ventricles) the dominant tissue is white matter. In a T1 it
+    is the brightest tissue there, so the core's histogram peak sits near the top of the core's
+    intensity range with a long dark tail (grey matter, CSF); in a T2 white matter is the
+    darkest brain tissue and CSF the brightest, so the peak sits low with a long bright tail.
+    When that cue is ambiguous (a uniform core, not a real head), the core is compared with the
+    brightest tissue of the image: at least half as bright in a T1 (white matter vs fat), darker
+    in a T2 (white matter vs CSF).
+    ``spacing`` (voxel size in mm per axis; isotropic when omitted) sets the depth scale.
     """
     if data.ndim == 4 and data.shape[3] > 1:
         t = data.shape[3]
@@ -266,55 +274,131 @@ def guess_modality(data: np.ndarray, dicom_meta: dict[str, Any] | None = None) -
                     f"DICOM short TE ({te:g} ms) with short TR ({tr:g} ms) or inversion: T1-weighted",
                     n_u,
                 )
-    ratio = _centre_brightness(data)
-    if ratio is None:
+    cues = _contrast_cues(data, spacing)
+    if cues is None:
         return "other", "could not find a head-like foreground", n_u
-    if ratio >= 0.5:
-        return (
-            "T1",
-            (
-                f"guess from intensities: the centre of the head is bright ({ratio:.2f} x the 99th "
-                "percentile of the foreground), as white matter is in T1"
-            ),
-            n_u,
-        )
-    return (
-        "T2",
-        (
-            f"guess from intensities: the centre of the head is dark ({ratio:.2f} x the 99th percentile "
-            "of the foreground) while the brightest tissue is elsewhere, as fluid is in T2"
-        ),
-        n_u,
+    label, why = _decide_t1_t2(cues)
+    return label, f"guess from intensities: {why}", n_u
+
+
+@dataclass(frozen=True)
+class _ContrastCues:
+    """Intensity cues of a head image (see :func:`_contrast_cues`)."""
+
+    #: (histogram peak of the core - its 2nd percentile) / (98th - 2nd percentile), 0..1
+    peak_position: float
+    #: (histogram peak of the core - background) / (99th percentile of the head - background)
+    core_to_top: float
+    #: fraction of core voxels brighter than 1.5 x the peak (CSF in a T2, vessels/fat in a T1)
+    bright_tail: float
+    #: fraction of core voxels darker than 0.6 x the peak (CSF in a T1)
+    dark_tail: float
+    #: (98th - 2nd percentile of the core) / (peak - background): small for a uniform core
+    spread: float
+    #: depth (mm) from which voxels count as core
+    core_depth_mm: float
+
+
+#: Coarse grid (mm) the cues are computed on.
+_CUE_VOXEL_MM = 2.5
+
+
+def _otsu(values: np.ndarray) -> float:
+    from skimage.filters import threshold_otsu
+
+    return float(threshold_otsu(values, nbins=256))
+
+
+def _contrast_cues(data: np.ndarray, spacing: Any = None) -> _ContrastCues | None:
+    """T1/T2 cues from a 3-D head image (None when no head-like foreground is found).
+
+    The image is subsampled to about 2.5 mm voxels; the head is the largest component above
+    half the Otsu air/tissue threshold, closed and hole-filled; depth is the Euclidean distance
+    (mm) to the outside. The *core* is the voxels deeper than min(25 mm, half the maximum
+    depth) and within 0.6 x the maximum depth of the deepest point - in a head the central
+    brain (white matter, deep grey nuclei, ventricles), far from fat, skull, the neck and the
+    field-of-view edges. The core's dominant tissue is the peak of its smoothed histogram.
+    """
+    from scipy import ndimage as ndi
+
+    d = np.asarray(data)
+    if d.ndim != 3 or min(d.shape) < 2:
+        return None
+    sp = np.ones(3) if spacing is None else np.abs(np.asarray(spacing, float)[:3])
+    if not np.all(np.isfinite(sp)) or np.any(sp <= 0):
+        sp = np.ones(3)
+    step = np.maximum(1, np.round(_CUE_VOXEL_MM / sp)).astype(int)
+    # keep the subsampled grid small (about 2 M voxels) whatever the voxel size
+    while np.prod(np.ceil(np.array(d.shape) / step)) > 2_000_000:
+        step += 1
+    d = np.asarray(d[::step[0], ::step[1], ::step[2]], np.float32)
+    sp_c = sp * step
+    finite = np.isfinite(d)
+    if finite.sum() < 1000:
+        return None
+    vals = d[finite]
+    lo, hi = (float(v) for v in np.percentile(vals, [0.5, 99.5]))
+    if hi <= lo:
+        return None
+    thr = lo + 0.5 * (_otsu(np.clip(vals, lo, hi)) - lo)
+    fg = finite & (d > thr)
+    lab, n = ndi.label(fg)
+    if n == 0:
+        return None
+    counts = np.bincount(lab.ravel())
+    counts[0] = 0
+    fg = lab == int(counts.argmax())
+    fg = ndi.binary_closing(fg, iterations=2) | fg
+    fg = ndi.binary_fill_holes(fg)
+    depth = ndi.distance_transform_edt(fg, sampling=sp_c)
+    dmax = float(depth.max())
+    core_depth = min(25.0, 0.5 * dmax)
+    # the core: deep voxels within 0.6 x the maximum depth of the deepest point (the centre of
+    # the cranium), so a deep neck, shoulders or a wide face do not count
+    deep = np.argwhere(depth >= 0.9 * dmax)
+    centre = deep.mean(axis=0) * sp_c
+    grid = np.ogrid[tuple(slice(0, n) for n in depth.shape)]
+    r2 = sum(((g * s_) - c_) ** 2 for g, s_, c_ in zip(grid, sp_c, centre))
+    core = (depth >= core_depth) & (r2 <= (0.6 * dmax) ** 2)
+    if core.sum() < 50:
+        return None
+    c = d[core]
+    p2, p98 = (float(v) for v in np.percentile(c, [2, 98]))
+    if p98 <= p2:
+        # a uniform core: the peak is its value; only the rim comparison can decide
+        peak, pos = p2, 0.5
+    else:
+        hist, edges = np.histogram(c, bins=64, range=(p2, p98))
+        hist = ndi.gaussian_filter1d(hist.astype(float), 1.5, mode="constant")
+        k = int(hist.argmax())
+        peak = 0.5 * float(edges[k] + edges[k + 1])
+        pos = (peak - p2) / (p98 - p2)
+    base = max(peak - lo, 1e-6 * max(abs(hi), 1.0))
+    rel = (c - lo) / base
+    top = float(np.percentile(d[fg], 99))
+    return _ContrastCues(
+        peak_position=float(pos),
+        core_to_top=float(base / max(top - lo, 1e-6 * max(abs(hi), 1.0))),
+        bright_tail=float(np.mean(rel > 1.5)),
+        dark_tail=float(np.mean(rel < 0.6)),
+        spread=float((p98 - p2) / base),
+        core_depth_mm=float(core_depth),
     )
 
 
-def _centre_brightness(data: np.ndarray) -> float | None:
-    """Median of the central box of the foreground / 99th percentile of the foreground."""
-    d = np.asarray(data, dtype=np.float32)
-    step = max(1, int(np.ceil((d.size / 2_000_000) ** (1 / 3))))
-    d = d[::step, ::step, ::step]
-    finite = np.isfinite(d)
-    if not finite.any():
-        return None
-    hi = float(np.percentile(d[finite], 99.5))
-    lo = float(np.min(d[finite]))
-    if hi <= lo:
-        return None
-    fg = finite & (d > lo + 0.1 * (hi - lo))
-    if fg.sum() < 27:
-        return None
-    idx = np.nonzero(fg)
-    box = []
-    for ax in range(3):
-        a, b = int(idx[ax].min()), int(idx[ax].max())
-        c, h = (a + b) / 2, max(1.0, 0.15 * (b - a))
-        box.append(slice(int(np.floor(c - h)), int(np.ceil(c + h)) + 1))
-    centre = d[tuple(box)]
-    centre = centre[np.isfinite(centre)]
-    ref = float(np.percentile(d[fg], 99))
-    if ref <= lo or centre.size == 0:
-        return None
-    return float((np.median(centre) - lo) / (ref - lo))
+def _decide_t1_t2(cues: _ContrastCues) -> tuple[str, str]:
+    """('T1'|'T2', reason) from :class:`_ContrastCues` (see :func:`guess_modality`)."""
+    facts = (f"deep-head histogram peak at {cues.peak_position:.2f} of the deep range, "
+             f"{cues.dark_tail * 100:.0f} % of deep voxels much darker and {cues.bright_tail * 100:.0f} % "
+             f"much brighter than the peak; peak {cues.core_to_top:.2f} x the 99th percentile of the head")
+    if cues.spread >= 0.25:  # the core holds several tissues: its histogram's shape decides
+        if cues.peak_position >= 0.6 and cues.dark_tail > cues.bright_tail:
+            return "T1", f"the dominant deep tissue is the brightest there, as white matter is in T1 ({facts})"
+        if cues.peak_position <= 0.4 and cues.bright_tail > cues.dark_tail:
+            return "T2", f"the dominant deep tissue is the darkest there and fluid is brighter, as in T2 ({facts})"
+    if cues.core_to_top >= 0.5:
+        return "T1", f"the deep head is bright compared with the brightest tissue, as in T1 ({facts})"
+    return "T2", f"the deep head is dark compared with the brightest tissue, as in T2 ({facts})"
 
 
 def _stats(data: np.ndarray) -> tuple[float | None, float | None, dict[str, float], int]:
@@ -347,7 +431,7 @@ def image_info(path: str | Path, series_uid: str | None = None) -> ImageInfo:
     if _is_dicom_input(path):
         vol = _dicom.read_dicom_series(path, series_uid)
         vmin, vmax, pct, n_bad = _stats(vol.data)
-        guess, reason, n_u = guess_modality(vol.data, vol.meta)
+        guess, reason, n_u = guess_modality(vol.data, vol.meta, spacing=vol.spacing)
         problems = []
         if vol.data.ndim == 4:
             problems.append(f"4-D with {vol.data.shape[3]} volumes")
@@ -394,7 +478,8 @@ def image_info(path: str | Path, series_uid: str | None = None) -> ImageInfo:
         if n_bad:
             problems.append(f"{n_bad:,} NaN/inf voxels")
         if data.ndim >= 3 and min(data.shape[:3]) >= 2:
-            guess, reason, n_u = guess_modality(data if data.ndim == 3 or data.shape[3] > 1 else data[..., 0])
+            guess, reason, n_u = guess_modality(data if data.ndim == 3 or data.shape[3] > 1 else data[..., 0],
+                                                spacing=np.sqrt((facts.affine[:3, :3] ** 2).sum(axis=0)))
         else:
             guess, reason = "other", "not a 3-D volume"
     aff = facts.affine

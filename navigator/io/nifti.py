@@ -118,6 +118,8 @@ def _diagnose_unreadable(path: Path, exc: Exception) -> InputError:
         return InputError(path, f"cannot be read ({e.strerror or e})")
     if size == 0:
         return InputError(path, "is an empty file, not an image")
+    if path.name.lower().endswith(".gz") and head[:2] != b"\x1f\x8b":
+        return InputError(path, "is named .gz but is not gzip-compressed (renamed or damaged file?)")
     if head[:2] == b"\x1f\x8b":
         try:
             with gzip.open(path, "rb") as fh:
@@ -131,9 +133,29 @@ def _diagnose_unreadable(path: Path, exc: Exception) -> InputError:
         return InputError(path, f"is gzip-compressed but holds no readable NIfTI header ({exc})")
     if 0 <= size < 348:
         return InputError(path, f"is too short to be a NIfTI image ({size} bytes)")
+    if path.suffix.lower() in (".dcm", ".ima", ".dicom"):
+        return InputError(path, "is not a DICOM file (no DICM marker) nor a NIfTI image")
     if isinstance(exc, ImageFileError):
         return InputError(path, f"is not a NIfTI image (no valid NIfTI header; {exc})")
     return InputError(path, f"cannot be read: corrupt or truncated file ({' '.join(str(exc).split())})")
+
+
+class _quiet_nibabel:
+    """Silence nibabel's own logger (it prints header problems to stderr) inside the block."""
+
+    _NAMES = ("nibabel", "nibabel.global")
+
+    def __enter__(self):
+        self._loggers = [logging.getLogger(n) for n in self._NAMES]
+        self._was = [lg.level for lg in self._loggers]
+        for lg in self._loggers:
+            lg.setLevel(logging.CRITICAL + 1)
+        return self
+
+    def __exit__(self, *exc):
+        for lg, was in zip(self._loggers, self._was):
+            lg.setLevel(was)
+        return False
 
 
 def open_image(path: str | Path):
@@ -150,7 +172,8 @@ def open_image(path: str | Path):
     if path.is_dir():
         raise InputError(path, "is a folder, not an image file")
     try:
-        img = nib.load(str(path), mmap=False)
+        with _quiet_nibabel():  # nibabel logs header faults itself; we report them as one line
+            img = nib.load(str(path), mmap=False)
     except (ImageFileError, OSError, EOFError, zlib.error) as exc:
         raise _diagnose_unreadable(path, exc) from exc
     except Exception as exc:
@@ -179,6 +202,16 @@ def _affine_ok(aff: np.ndarray | None) -> bool:
         return False
     norms = np.sqrt((aff[:3, :3] ** 2).sum(axis=0))
     return bool(np.all(norms > 1e-6) and abs(np.linalg.det(aff[:3, :3])) > 1e-12)
+
+
+def _affine_problem(aff: np.ndarray) -> str:
+    """Why a voxel->world matrix cannot be used (for messages)."""
+    if not np.all(np.isfinite(aff)):
+        return "it holds NaN or infinite values"
+    norms = np.sqrt((aff[:3, :3] ** 2).sum(axis=0))
+    if np.any(norms <= 1e-6):
+        return f"voxel axis {int(np.argmin(norms))} has zero length (a voxel size of 0)"
+    return "it is not invertible (determinant 0: the voxel axes lie in a plane)"
 
 
 def _raw_pixdim(img) -> tuple[float, ...]:
@@ -257,7 +290,8 @@ def header_facts(img, path: str | Path) -> HeaderFacts:
             aff, transform = qform, "qform"
         elif sform is not None or qform is not None:
             aff, transform = np.asarray(hdr.get_base_affine(), float), "none"
-            problems.append("sform/qform is degenerate (zero or negative voxel size or non-finite values)")
+            bad = sform if sform is not None else qform
+            problems.append(f"{'sform' if sform is not None else 'qform'} is unusable: {_affine_problem(bad)}")
         else:
             aff, transform = np.asarray(hdr.get_base_affine(), float), "none"
             warnings.append(
@@ -286,8 +320,9 @@ def header_facts(img, path: str | Path) -> HeaderFacts:
         factor = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}.get(unit)
         if factor is not None and zoom_t > 0:
             tr = zoom_t * factor
-    for w in warnings:
-        log.warning("%s: %s", path, w)
+    if not problems:  # an unusable image gets its one-line error; notes would only bury it
+        for w in warnings:
+            log.warning("%s: %s", path, w)
     return HeaderFacts(
         repetition_time_s=tr,
         path=path,

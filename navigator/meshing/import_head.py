@@ -69,7 +69,7 @@ def import_simnibs(m2m_dir: str | Path, out_dir: str | Path, progress: Progress 
         raise InputError(files.folder, "no T1 image found (T1.nii.gz or T1fs_conform.nii.gz)")
     prog.update(0.0, "reading head mesh")
     t0 = time.perf_counter()
-    source_mesh = read_msh(files.mesh)
+    source_mesh = read_msh(files.mesh, check=True)
     try:
         head, generated = head_mesh_for_workspace(source_mesh)
     except NavigatorError as exc:
@@ -163,7 +163,7 @@ def import_mesh(path: str | Path, out_dir: str | Path, subject_id: str | None = 
     path = Path(path)
     prog.update(0.0, "reading mesh")
     t0 = time.perf_counter()
-    mesh = read_msh(path)
+    mesh = read_msh(path, check=True)
     try:
         head, generated = head_mesh_for_workspace(mesh)
     except NavigatorError as exc:

@@ -107,23 +107,27 @@ def mesh_workspace(ws: Workspace, *, progress: Progress | None = None, force: bo
     progress.update(0.85, "extracting surfaces")
     surfaces = extract_surfaces(mesh)
     progress.update(0.92, "writing files")
-    out_mesh = ws.path("mesh")
-    write_mesh(mesh, out_mesh)
-    outputs: list[Path] = [out_mesh]
-    for name, key in SURFACE_KEYS.items():
-        p = ws.path(key)
-        if name in surfaces:
-            write_surface(surfaces[name], p)
-            outputs.append(p)
-        elif p.exists():
-            p.unlink()  # a stale surface from an earlier run would contradict this mesh
-    report["surfaces"] = {n: {"vertices": len(s.vertices), "faces": len(s.faces)} for n, s in surfaces.items()}
-    report["parameters"] = recorded
-    report["seconds"] = time.monotonic() - t0
-    qpath = ws.root / QUALITY_FILE
-    atomic_write_json(qpath, report)
-    outputs.append(qpath)
-    ws.record_step(STEP, recorded, inputs=[labels_path], outputs=outputs, seconds=time.monotonic() - t0)
+    # outputs are staged and committed together with the manifest record: a crash or kill
+    # leaves the previous mesh, surfaces and record (navigator.core.step_commit)
+    with ws.step_commit(STEP) as tx:
+        out_mesh = ws.path("mesh")
+        write_mesh(mesh, tx.stage(out_mesh))
+        outputs: list[Path] = [out_mesh]
+        for name, key in SURFACE_KEYS.items():
+            p = ws.path(key)
+            if name in surfaces:
+                write_surface(surfaces[name], tx.stage(p))
+                outputs.append(p)
+            else:
+                tx.remove(p)  # a stale surface from an earlier run would contradict this mesh
+        report["surfaces"] = {n: {"vertices": len(s.vertices), "faces": len(s.faces)}
+                              for n, s in surfaces.items()}
+        report["parameters"] = recorded
+        report["seconds"] = time.monotonic() - t0
+        qpath = ws.root / QUALITY_FILE
+        atomic_write_json(tx.stage(qpath), report)
+        outputs.append(qpath)
+        tx.commit(recorded, inputs=[labels_path], outputs=outputs, seconds=time.monotonic() - t0)
     progress.update(1.0, "done")
     return True
 

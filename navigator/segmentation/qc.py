@@ -1,4 +1,4 @@
-"""Segmentation quality control: metrics (JSON) and a label-contour montage (PNG).
+"""Segmentation quality control: metrics, normal adult ranges and a plain verdict (JSON).
 
 Metrics (all from the final labels on the T1 grid):
 
@@ -9,22 +9,44 @@ Metrics (all from the final labels on the T1 grid):
 * ``topology``: the checks of :mod:`navigator.segmentation.cleanup`.
 * ``registration``: final Mattes MI of the affine step, affine scale factors, and the Dice
   overlap of the warped template brain mask with the segmented brain (WM + GM + enclosed CSF).
+* ``face_bone_thickness_mm``: mean thickness of the bone pieces below the skull base
+  (:func:`face_bone_thickness`); about one voxel when bone is speckled through muscle and fat.
+* ``distant_csf_ml``: CSF farther than 10 mm from any brain voxel (:func:`distant_csf_ml`).
+* ``medial_cortex``: grey-matter fraction of the GM + CSF voxels next to the midline
+  (:func:`medial_gm_fraction`) and the MNI152 template's value for the same band.
+* ``views``: where the QC figure cuts the head (left DLPFC target and midline, subject RAS mm,
+  and the MNI axes in subject space), so the figure can be redrawn from the JSON.
+* ``verdict``: ``plausible`` (bool), a one-line ``summary`` ("plausible" or "check: ...") and
+  the ``findings`` behind it: every measure compared with its normal adult range
+  (:data:`NORMAL_RANGES`, sources in ``docs/segmentation.md``) and every failed topology check,
+  each naming the region to look at.
+
+Figures are drawn by :mod:`navigator.segmentation.qc_figure`.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from navigator.core.tissues import BONE, COMPACT_BONE, CSF, GM, SPONGY_BONE, TISSUES, WM
-from navigator.core.transforms import apply_affine
+from navigator.core.tissues import BONE, COMPACT_BONE, CSF, EYES, GM, SCALP, SPONGY_BONE, TISSUES, WM
 from navigator.core.volume import Volume
+from navigator.segmentation.validation import skull_thickness_samples
 
-_COLORS = {1: "#f0f0f0", 2: "#7f7f7f", 3: "#1f77ff", 4: "#ffd700", 5: "#ff9f80", 6: "#00c000",
-           7: "#ffff00", 8: "#ff4040"}
+#: The left DLPFC target the QC figure cuts through (MNI152 mm; Fox et al. 2012, the library's "fox").
+DLPFC_MNI = (-38.0, 44.0, 26.0)
+
+#: The medial band checked for cortex labelled CSF (MNI mm): |x| <= 2, -60 <= y <= 45, 0 <= z <= 60
+#: (where the medial frontal and parietal cortex of both hemispheres meet at the falx).
+MEDIAL_BAND_MNI = {"abs_x_max": 2.0, "y": (-60.0, 45.0), "z": (0.0, 60.0)}
+
+#: A medial GM fraction below this share of the MNI152 template's value (a quarter less grey
+#: matter at the midline than the population average) is reported.
+MEDIAL_MIN_SHARE_OF_TEMPLATE = 0.75
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -42,25 +64,331 @@ def skull_thickness(labels: Volume, s2m_points=None) -> tuple[float, float, int]
     lab = labels.data
     bone = np.isin(lab, (BONE, COMPACT_BONE, SPONGY_BONE))
     ic = np.isin(lab, (WM, GM, CSF))
-    inner = bone & ndi.binary_dilation(ic)
-    sp = labels.spacing
-    dist = ndi.distance_transform_edt(bone | ic, sampling=sp)
-    idx = np.argwhere(inner)
-    if len(idx) == 0:
-        return float("nan"), float("nan"), 0
+    region = None
     if s2m_points is not None:
-        mni = s2m_points(labels.voxel_to_world(idx.astype(float)))
-        idx = idx[mni[:, 2] > 0]
-    if len(idx) == 0:
-        return float("nan"), float("nan"), 0
+        inner = np.argwhere(bone & ndi.binary_dilation(ic))
+        region = np.zeros(lab.shape, bool)
+        if len(inner):
+            mni = s2m_points(labels.voxel_to_world(inner.astype(float)))
+            keep = inner[mni[:, 2] > 0]
+            region[tuple(keep.T)] = True
     # centre-to-centre distance to the first non-bone, non-intracranial voxel: for a layer of
     # n voxels along the normal this is n voxel sizes, i.e. the layer's thickness
-    t = dist[tuple(idx.T)]
-    return float(np.median(t)), float(np.percentile(t, 5)), int(len(t))
+    t = skull_thickness_samples(bone, ic, labels.spacing, region)
+    if t.size == 0:
+        return float("nan"), float("nan"), 0
+    return float(np.median(t)), float(np.percentile(t, 5)), int(t.size)
 
 
-def segmentation_metrics(labels: Volume, reg, topo, cls, tm, mi: float) -> dict[str, Any]:
-    """JSON-ready metrics dictionary (see module docstring)."""
+# ---------------------------------------------------------------------------- normal ranges
+@dataclass(frozen=True)
+class NormalRange:
+    """Normal adult range of one QC measure.
+
+    Attributes:
+        key: measure name in :func:`qc_measures` (e.g. ``intracranial_volume_ml``).
+        label: short human name.
+        low, high: inclusive bounds (NaN-free); ``unit`` their unit.
+        region: where to look in the images when the value is outside the range.
+        source: where the range comes from (details in ``docs/segmentation.md``).
+    """
+
+    key: str
+    label: str
+    low: float
+    high: float
+    unit: str
+    region: str
+    source: str
+
+
+#: Normal adult ranges (SimNIBS labels; scalp = all extracranial soft tissue above the neck cut).
+NORMAL_RANGES: tuple[NormalRange, ...] = (
+    NormalRange("intracranial_volume_ml", "intracranial volume", 1100, 1900, "ml",
+                "inner skull boundary (all around the brain)",
+                "Matsumae 1996: 1469 +- 102 ml (men), 1289 +- 111 ml (women); Ahmad: 1397 +- 133 ml"),
+    NormalRange("brain_volume_ml", "brain (WM + GM)", 900, 1650, "ml", "brain outline, CSF layer",
+                "Matsumae 1996: 1302 +- 112 ml (men), 1143 +- 105 ml (women)"),
+    NormalRange("wm_ml", "white matter", 330, 750, "ml", "white matter / grey matter boundary",
+                "brain volume and GM/WM ratio 1.1-1.5 (Miller 1980), 1.2-1.9 with cerebellar and deep grey matter"),
+    NormalRange("gm_ml", "grey matter", 450, 1000, "ml", "cortex (grey matter) and the CSF layer",
+                "brain volume minus white matter (as above)"),
+    NormalRange("gm_wm_ratio", "GM / WM ratio", 1.0, 2.1, "", "white matter / grey matter boundary",
+                "Miller 1980 (cerebrum 1.1-1.5) plus cerebellar cortex and deep grey nuclei"),
+    NormalRange("csf_ml", "CSF", 100, 600, "ml", "CSF layer and ventricles",
+                "Yamada 2023: 265 ml (20s) to 488 ml (over 80); Matsumae 1996: 11 % of the intracranial volume"),
+    NormalRange("brain_fraction", "brain / intracranial volume", 0.65, 0.93, "",
+                "cortex vs CSF (cortex labelled CSF, or CSF labelled cortex?)",
+                "Ahmad: 0.89 +- 0.02 (over 40 years); Matsumae 1996: 0.886; Yamada 2023: 0.66-0.81 (with age)"),
+    NormalRange("bone_ml", "skull (compact + spongy bone)", 300, 900, "ml",
+                "skull: face and neck (bone speckle?) and the vault",
+                "issue 20: 500-700 ml for a whole adult head; widened for head size and field of view"),
+    NormalRange("skull_thickness_median_mm", "vault skull thickness (median)", 3.0, 12.0, "mm",
+                "skull over the vault (inner and outer table)",
+                "De Boer 2016 (1097 autopsies), Lynnerup 2005: adult vault 4-10 mm, median about 6-7 mm"),
+    NormalRange("scalp_to_bone_ratio", "scalp / bone volume", 1.0, 20.0, "", "scalp and face (soft tissue "
+                "labelled bone?)", "issue 20: a head has more soft tissue than bone"),
+    NormalRange("eyes_ml", "eyes (both)", 8, 20, "ml", "orbits",
+                "an adult eye ball is about 6.5-7.5 ml (axial length ~24 mm)"),
+    NormalRange("distant_csf_ml", "CSF more than 10 mm from brain", 0.0, 5.0, "ml",
+                "face and neck (soft tissue labelled CSF?)",
+                "anatomy: subarachnoid CSF lies within a few mm of the cortex, ventricles and cisterns are "
+                "surrounded by brain, the spinal CSF by the cord (Colin27 reference and phantom truth: 0 ml)"),
+    NormalRange("face_bone_thickness_mm", "face/neck bone mean thickness", 4.5, 40.0, "mm",
+                "face and neck (bone speckle in soft tissue?)",
+                "judgement: mandible, skull base and vertebrae are several mm thick; scattered bone voxels "
+                "in muscle and fat make bone pieces thin (Colin27 reference 5.5 mm, phantom truth 7.4 mm)"),
+)
+
+#: The face/neck region of :func:`face_bone_thickness`: more than this far (mm) below the
+#: intracranial centroid along the head's superior axis (below the skull base and orbits).
+FACE_BELOW_CENTROID_MM = 20.0
+
+
+@dataclass
+class QcFinding:
+    """One QC check: a measure against its range, or a topology check.
+
+    ``ok`` is None when the value could not be measured (reported, not failed).
+    """
+
+    check: str
+    ok: bool | None
+    value: float | None
+    expected: str
+    region: str
+    message: str
+
+
+@dataclass
+class QcVerdict:
+    """The plain verdict: plausible, or which regions to check (and why)."""
+
+    plausible: bool
+    summary: str
+    findings: list[QcFinding] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[QcFinding]:
+        """Findings that failed."""
+        return [f for f in self.findings if f.ok is False]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dictionary (NaN values become None)."""
+        d = asdict(self)
+        for f in d["findings"]:
+            if isinstance(f["value"], float) and not np.isfinite(f["value"]):
+                f["value"] = None
+        return d
+
+
+_TOPOLOGY_CHECKS = {
+    "csf_separates_brain": ("CSF layer", "brain touches skull or scalp: check the cortex surface for a missing CSF layer"),
+    "skull_closed": ("skull", "the skull is open: check the vault for holes"),
+    "scalp_closed": ("scalp", "outside air touches bone or eyes: check the scalp and face"),
+    "no_islands": ("islands", "detached islands of tissue remain: check the face and neck for speckle"),
+    "neck_cut_consistent": ("neck cut", "tissue below the neck cut: check the neck"),
+}
+
+
+def _fmt(x: float, unit: str) -> str:
+    if unit == "ml":
+        return f"{x:.0f} ml"
+    if unit == "mm":
+        return f"{x:.1f} mm"
+    return f"{x:.2f}"
+
+
+def face_bone_thickness(labels: np.ndarray, affine: np.ndarray, up: np.ndarray | None = None) -> float | None:
+    """Mean thickness (mm) of the bone pieces in the face and neck: 2 x bone volume / area of the
+    bone-soft tissue interface (6-neighbour faces between bone 4/7/8 and scalp/eyes 5/6), over
+    the voxels more than :data:`FACE_BELOW_CENTROID_MM` below the intracranial centroid along
+    ``up`` (the head's superior axis, unit vector in world RAS; world +z if None). For a plate of
+    thickness t embedded in soft tissue this is t; bone speckle (isolated voxels in muscle and
+    fat) makes it about one voxel. None when the region holds no bone in contact with soft tissue.
+    """
+    from navigator.segmentation.validation import world_superior
+
+    lab = np.asarray(labels)
+    ic = np.isin(lab, (WM, GM, CSF))
+    if not ic.any():
+        return None
+    a = np.asarray(affine, float)
+    u = np.array([0.0, 0.0, 1.0]) if up is None else np.asarray(up, float) / np.linalg.norm(up)
+    zc = float(u @ (a[:3, :3] @ np.argwhere(ic).mean(axis=0) + a[:3, 3]))
+    region = world_superior(lab.shape, a, u) < zc - FACE_BELOW_CENTROID_MM
+    bone = np.isin(lab, (BONE, COMPACT_BONE, SPONGY_BONE)) & region
+    soft = np.isin(lab, (SCALP, EYES)) & region
+    sp = np.sqrt((a[:3, :3] ** 2).sum(axis=0))
+    area = 0.0
+    for ax in range(3):
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[ax] = slice(0, -1)
+        hi[ax] = slice(1, None)
+        faces = np.count_nonzero(bone[tuple(lo)] & soft[tuple(hi)]) + np.count_nonzero(soft[tuple(lo)] & bone[tuple(hi)])
+        area += faces * float(np.prod(np.delete(sp, ax)))
+    if area <= 0:
+        return None
+    return 2.0 * float(bone.sum()) * float(np.prod(sp)) / area
+
+
+def distant_csf_ml(labels: np.ndarray, spacing: np.ndarray, distance_mm: float = 10.0) -> float:
+    """Volume (ml) of CSF voxels farther than ``distance_mm`` from any WM or GM voxel (Euclidean,
+    anisotropic ``spacing`` in mm honoured): CSF where no CSF space can be (face, neck)."""
+    lab = np.asarray(labels)
+    csf = lab == CSF
+    if not csf.any():
+        return 0.0
+    sp = np.asarray(spacing, float)
+    dist = ndi.distance_transform_edt(~np.isin(lab, (WM, GM)), sampling=sp)
+    return float(np.count_nonzero(csf & (dist > distance_mm))) * float(np.prod(sp)) / 1000.0
+
+
+def qc_measures(volumes_by_tag: dict[int, float], thickness_median_mm: float | None,
+                face_bone_thickness_mm: float | None = None, distant_csf: float | None = None) -> dict[str, float]:
+    """The measures :data:`NORMAL_RANGES` refer to, from tissue volumes (ml, by SimNIBS tag), the
+    median vault skull thickness (mm), the face/neck bone thickness (mm,
+    :func:`face_bone_thickness`) and the distant CSF (ml, :func:`distant_csf_ml`). Ratios with a
+    zero denominator and missing values are NaN."""
+    v = {t: float(volumes_by_tag.get(t, 0.0)) for t in range(1, 11)}
+    icv = v[WM] + v[GM] + v[CSF]
+    bone = v[BONE] + v[COMPACT_BONE] + v[SPONGY_BONE]
+    nan = float("nan")
+    return {
+        "intracranial_volume_ml": icv,
+        "brain_volume_ml": v[WM] + v[GM],
+        "wm_ml": v[WM],
+        "gm_ml": v[GM],
+        "gm_wm_ratio": v[GM] / v[WM] if v[WM] > 0 else nan,
+        "csf_ml": v[CSF],
+        "brain_fraction": (v[WM] + v[GM]) / icv if icv > 0 else nan,
+        "bone_ml": bone,
+        "skull_thickness_median_mm": nan if thickness_median_mm is None else float(thickness_median_mm),
+        "scalp_to_bone_ratio": v[SCALP] / bone if bone > 0 else nan,
+        "eyes_ml": v[EYES],
+        "face_bone_thickness_mm": nan if face_bone_thickness_mm is None else float(face_bone_thickness_mm),
+        "distant_csf_ml": nan if distant_csf is None else float(distant_csf),
+    }
+
+
+def assess(measures: dict[str, float], topology: dict[str, Any] | None = None,
+           medial: dict[str, Any] | None = None, ranges: tuple[NormalRange, ...] = NORMAL_RANGES) -> QcVerdict:
+    """The verdict: every measure against its normal range, the topology checks and the medial
+    cortex check (``medial``: the ``medial_cortex`` metrics entry).
+
+    A measure that is missing or NaN is reported as "not measured" and does not fail; eyes
+    outside the field of view give 0 ml and do fail (a reason to look at the orbits).
+    """
+    findings: list[QcFinding] = []
+    for r in ranges:
+        x = measures.get(r.key)
+        expected = f"{r.low:g}-{r.high:g}" + (f" {r.unit}" if r.unit else "")
+        if x is None or not np.isfinite(x):
+            findings.append(QcFinding(r.label, None, None, expected, r.region, f"{r.label}: not measured"))
+            continue
+        ok = r.low <= x <= r.high
+        side = "" if ok else (" (below)" if x < r.low else " (above)")
+        findings.append(QcFinding(r.label, ok, float(x), expected, r.region,
+                                  f"{r.label} {_fmt(x, r.unit)}{side}, normal {expected}"))
+    for key, (label, why) in _TOPOLOGY_CHECKS.items():
+        if topology is None or key not in topology:
+            continue
+        ok = bool(topology[key])
+        msg = f"topology: {label} ok" if ok else f"topology: {why}"
+        if key == "no_islands" and not ok:
+            isl = {TISSUES[int(t)].name: n for t, n in (topology.get("islands") or {}).items() if n}
+            if isl:
+                msg += " (" + ", ".join(f"{n} {name}" for name, n in isl.items()) + ")"
+        findings.append(QcFinding(f"topology {label}", ok, None, "passes", label, msg))
+    if medial and medial.get("gm_fraction") is not None:
+        x = float(medial["gm_fraction"])
+        tmpl = float(medial.get("template_gm_fraction") or 0.0)
+        lo = MEDIAL_MIN_SHARE_OF_TEMPLATE * tmpl
+        ok = x >= lo
+        findings.append(QcFinding(
+            "medial cortex", ok, x, f">= {lo:.2f}", "medial cortex along the midline (mid-sagittal view)",
+            f"medial cortex: {x:.2f} of the GM + CSF next to the midline is grey matter"
+            + ("" if ok else f" (template {tmpl:.2f}): cortex labelled CSF?")))
+    bad = [f for f in findings if f.ok is False]
+    if not bad:
+        return QcVerdict(True, "plausible", findings)
+    regions: list[str] = []
+    for f in bad:
+        if f.region not in regions:
+            regions.append(f.region)
+    return QcVerdict(False, "check: " + "; ".join(regions), findings)
+
+
+def medial_gm_fraction(labels: np.ndarray, mni_coords: np.ndarray) -> tuple[float | None, int]:
+    """(GM / (GM + CSF), number of GM + CSF voxels) in :data:`MEDIAL_BAND_MNI`.
+
+    ``labels`` are SimNIBS labels, ``mni_coords`` the (..., 3) MNI mm of every voxel (same grid).
+    A healthy medial cortex is mostly grey matter there; a segmentation that labels the medial
+    cortex CSF gives a low fraction. None when the band holds no GM or CSF.
+    """
+    b = MEDIAL_BAND_MNI
+    x, y, z = (mni_coords[..., k] for k in range(3))
+    band = (np.abs(x) <= b["abs_x_max"]) & (y >= b["y"][0]) & (y <= b["y"][1]) & (z >= b["z"][0]) & (z <= b["z"][1])
+    lab = labels[band]
+    n_gm = int(np.count_nonzero(lab == GM))
+    n = n_gm + int(np.count_nonzero(lab == CSF))
+    return (n_gm / n if n else None), n
+
+
+def medial_band_box(labels: Volume, mni_to_subject) -> tuple[slice, slice, slice]:
+    """Voxel box of ``labels`` holding :data:`MEDIAL_BAND_MNI` (+ 5 mm), from the subject
+    positions of the band's corners (``mni_to_subject``: (N, 3) MNI mm -> subject RAS mm)."""
+    b = MEDIAL_BAND_MNI
+    m = 5.0
+    corners = np.array([[x, y, z] for x in (-b["abs_x_max"] - m, b["abs_x_max"] + m)
+                        for y in (b["y"][0] - m, b["y"][1] + m) for z in (b["z"][0] - m, b["z"][1] + m)])
+    ijk = labels.world_to_voxel(mni_to_subject(corners))
+    lo = np.clip(np.floor(ijk.min(axis=0)).astype(int), 0, None)
+    hi = np.minimum(np.ceil(ijk.max(axis=0)).astype(int) + 1, labels.shape)
+    hi = np.maximum(hi, lo)
+    return tuple(slice(int(a_), int(b_)) for a_, b_ in zip(lo, hi))  # type: ignore[return-value]
+
+
+def template_medial_gm_fraction(tm) -> float:
+    """GM / (GM + CSF) of the MNI152 template priors in :data:`MEDIAL_BAND_MNI`."""
+    b = MEDIAL_BAND_MNI
+    # only the voxels of the band's bounding box (the template grid is axis-aligned with MNI)
+    inv = np.linalg.inv(tm.affine)
+    corners = np.array([[sx * b["abs_x_max"], y, z] for sx in (-1, 1) for y in b["y"] for z in b["z"]])
+    ijk = corners @ inv[:3, :3].T + inv[:3, 3]
+    lo = np.clip(np.floor(ijk.min(axis=0)).astype(int) - 1, 0, None)
+    hi = np.minimum(np.ceil(ijk.max(axis=0)).astype(int) + 2, tm.gm.shape)
+    box = tuple(slice(int(a_), int(b_)) for a_, b_ in zip(lo, hi))
+    idx = np.stack(np.meshgrid(*[np.arange(a_, b_) for a_, b_ in zip(lo, hi)], indexing="ij"), -1).astype(float)
+    mni = idx @ tm.affine[:3, :3].T + tm.affine[:3, 3]
+    x, y, z = (mni[..., k] for k in range(3))
+    band = (np.abs(x) <= b["abs_x_max"]) & (y >= b["y"][0]) & (y <= b["y"][1]) & (z >= b["z"][0]) & (z <= b["z"][1])
+    gm = float(tm.gm[box][band].sum())
+    csf = float(tm.csf[box][band].sum())
+    return gm / (gm + csf) if gm + csf > 0 else float("nan")
+
+
+def qc_views(reg, labels: Volume) -> dict[str, Any]:
+    """Where the QC figure cuts the head (subject RAS mm): the left DLPFC target (MNI
+    :data:`DLPFC_MNI` through the registration), a point on the midline (the subject position of
+    MNI (0, -18, 20)), and ``mni_axes_subject``: rows are the MNI x, y, z directions in subject
+    space (rotation part of the affine registration, scaling removed)."""
+    target = reg.mni_to_subject(np.array([DLPFC_MNI]))[0]
+    mid = reg.mni_to_subject(np.array([[0.0, -18.0, 20.0]]))[0]
+    u, _, vt = np.linalg.svd(reg.affine_s2m[:3, :3])
+    rot = u @ vt  # subject direction -> MNI direction; rows = MNI axes in subject space
+    return {"dlpfc_target": {"name": "left DLPFC (Fox 2012)", "mni": list(DLPFC_MNI),
+                             "subject_ras_mm": [round(float(c), 2) for c in target]},
+            "midline_point_subject_ras_mm": [round(float(c), 2) for c in mid],
+            "mni_axes_subject": [[round(float(c), 5) for c in row] for row in rot]}
+
+
+def segmentation_metrics(labels: Volume, reg, topo, tissue_means: np.ndarray, tm, mi: float) -> dict[str, Any]:
+    """JSON-ready metrics dictionary (see module docstring).
+
+    The dictionary is also recorded in ``labels.meta["qc"]``, where :func:`save_montage` finds it.
+    """
     lab = labels.data
     vox_ml = float(np.prod(labels.spacing)) / 1000.0
     counts = np.bincount(lab.ravel(), minlength=11)
@@ -79,13 +407,32 @@ def segmentation_metrics(labels: Volume, reg, topo, cls, tm, mi: float) -> dict[
     tb = warp_template_to_subject(tm.brain.astype(np.float32), tm.affine, coords) > 0.5
     sb = ndi.binary_fill_holes((sub == WM) | (sub == GM))
     scales = np.linalg.svd(reg.affine_s2m[:3, :3], compute_uv=False)
-    return {
+    # the medial band at full resolution (it is a few mm wide): MNI coordinates of its box only
+    box = medial_band_box(labels, reg.mni_to_subject)
+    box_aff = labels.affine.copy()
+    box_aff[:3, 3] = labels.voxel_to_world(np.array([[s_.start for s_ in box]], float))[0]
+    box_shape = tuple(s_.stop - s_.start for s_ in box)
+    if min(box_shape) > 0:
+        frac, n_med = medial_gm_fraction(lab[box], reg.subject_grid_to_mni(box_aff, box_shape))
+    else:
+        frac, n_med = None, 0
+    medial = {"gm_fraction": None if frac is None else round(frac, 3), "voxels": n_med,
+              "template_gm_fraction": round(template_medial_gm_fraction(tm), 3),
+              "band_mni": "|x| <= 2, -60 <= y <= 45, 0 <= z <= 60 mm"}
+    topo_json = topo.to_json()
+    by_tag = {t: float(counts[t]) * vox_ml for t in range(min(len(counts), 11))}
+    from navigator.segmentation.validation import head_superior_axis
+
+    face_t = face_bone_thickness(lab, labels.affine, head_superior_axis(reg.affine_s2m))
+    far_csf = distant_csf_ml(lab, labels.spacing)
+    verdict = assess(qc_measures(by_tag, med if n else None, face_t, far_csf), topo_json, medial)
+    result = {
         "volumes_ml": volumes,
         "intracranial_volume_ml": round(icv, 1),
         "brain_volume_ml": round(float(counts[WM] + counts[GM]) * vox_ml, 1),
         "skull_thickness_mm": {"median": round(med, 2), "p5": round(p5, 2), "samples": n,
                                "region": "cranial vault (MNI z > 0)"},
-        "topology": topo.to_json(),
+        "topology": topo_json,
         "registration": {
             "affine_mattes_mi": round(float(mi), 4),
             "affine_scales": [round(float(s), 3) for s in scales],
@@ -93,104 +440,54 @@ def segmentation_metrics(labels: Volume, reg, topo, cls, tm, mi: float) -> dict[
             "nonlinear_max_displacement_mm": round(float(np.abs(reg.disp).max()), 2) if reg.disp is not None
             else 0.0,
         },
-        "tissue_means_t1": {"wm": round(float(cls.means[0, 0]), 3), "gm": round(float(cls.means[1, 0]), 3),
-                            "csf": round(float(cls.means[2, 0]), 3)},
+        "tissue_means_t1": {"wm": round(float(tissue_means[0, 0]), 3), "gm": round(float(tissue_means[1, 0]), 3),
+                            "csf": round(float(tissue_means[2, 0]), 3)},
         "voxel_size_mm": [round(float(s), 3) for s in labels.spacing],
+        "medial_cortex": medial,
+        "face_bone_thickness_mm": None if face_t is None else round(face_t, 2),
+        "distant_csf_ml": round(far_csf, 2),
+        "views": qc_views(reg, labels),
+        "verdict": verdict.to_json(),
     }
+    # the QC figure drawn later from these labels (save_montage) shows this verdict and these views
+    labels.meta["qc"] = result
+    return result
 
 
-def _center_of(labels: np.ndarray) -> np.ndarray:
-    ic = np.isin(labels, (WM, GM))
-    if ic.any():
-        return np.round(np.argwhere(ic).mean(axis=0)).astype(int)
-    return np.array(labels.shape) // 2
+def labels_verdict(labels: Volume) -> QcVerdict:
+    """The verdict from a label image alone (volumes and whole-skull thickness; no topology,
+    registration or medial check), for label maps made elsewhere."""
+    vox_ml = float(np.prod(labels.spacing)) / 1000.0
+    counts = np.bincount(np.asarray(labels.data, np.int64).ravel(), minlength=11)
+    med, _, n = skull_thickness(labels)
+    lab = np.asarray(labels.data)
+    face_t = face_bone_thickness(lab, labels.affine)
+    return assess(qc_measures({t: float(counts[t]) * vox_ml for t in range(11)}, med if n else None, face_t,
+                              distant_csf_ml(lab, labels.spacing)))
 
 
-def save_montage(t1: Volume, labels: Volume, path: str | Path, title: str = "", slices_per_view: int = 3,
-                 dpi: int = 90) -> Path:
-    """PNG montage: axial, coronal and sagittal slices of the T1 with label contours.
+def verdict_lines(qc: dict[str, Any]) -> list[str]:
+    """Plain-text lines for a terminal from a QC JSON dictionary: the verdict, then one line per
+    failed check (empty when the JSON predates the verdict)."""
+    v = qc.get("verdict")
+    if not v:
+        return []
+    lines = [f"segmentation QC verdict: {v['summary']}"]
+    lines += [f"  - {f['message']}" for f in v.get("findings", []) if f.get("ok") is False]
+    return lines
 
-    Rows are views (axial, coronal, sagittal); columns are slices through the brain centre
-    and +-25 mm. Voxel aspect follows the grid spacing. Written atomically.
+
+def save_montage(t1: Volume, labels: Volume, path: str | Path, title: str = "",
+                 metrics: dict[str, Any] | None = None, dpi: int = 80) -> Path:
+    """The QC figure (PNG); see :func:`navigator.segmentation.qc_figure.save_qc_report`.
+
+    ``metrics`` defaults to the ones :func:`segmentation_metrics` recorded in ``labels.meta["qc"]``;
+    without a verdict there, the verdict of the labels alone (:func:`labels_verdict`) is shown.
     """
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
+    from navigator.segmentation.qc_figure import save_qc_report
 
-    from navigator.core.atomic import atomic_path
-
-    img = np.asarray(t1.data, np.float32)
-    lab = labels.data
-    c = _center_of(lab)
-    sp = labels.spacing
-    vmax = float(np.percentile(img[lab > 0], 99.5)) if (lab > 0).any() else float(img.max() or 1)
-    offsets = np.linspace(-25, 25, slices_per_view) if slices_per_view > 1 else [0.0]
-    views = [("axial", 2), ("coronal", 1), ("sagittal", 0)]
-    fig = Figure(figsize=(4.2 * len(offsets), 12.5))
-    axes = fig.subplots(3, len(offsets), squeeze=False)
-    tags = [t for t in _COLORS if (lab == t).any()]
-    for r, (name, ax_i) in enumerate(views):
-        for col, off in enumerate(offsets):
-            idx = int(np.clip(c[ax_i] + round(off / sp[ax_i]), 0, lab.shape[ax_i] - 1))
-            sl = [slice(None)] * 3
-            sl[ax_i] = idx
-            im2 = img[tuple(sl)].T
-            lb2 = lab[tuple(sl)].T
-            other = [a for a in range(3) if a != ax_i]
-            aspect = sp[other[1]] / sp[other[0]]
-            ax = axes[r, col]
-            ax.imshow(im2, cmap="gray", origin="lower", vmin=0, vmax=vmax, aspect=aspect, interpolation="nearest")
-            for t in tags:
-                m = (lb2 == t).astype(float)
-                if m.any():
-                    ax.contour(m, levels=[0.5], colors=[_COLORS[t]], linewidths=0.8)
-            ax.set_title(f"{name} {idx}" + (" (R on right)" if name != "sagittal" else " (A on right)"), fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
-    handles = [Line2D([0], [0], color=_COLORS[t], lw=2, label=f"{t} {TISSUES[t].name}") for t in tags]
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=9, frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    return path
-
-
-def save_plane_screenshot(t1: Volume, labels: Volume, path: str | Path, view: str, dpi: int = 110) -> Path:
-    """One large slice (``view`` = axial/coronal/sagittal) through the brain centre with a
-    semi-transparent label overlay; used for the documentation screenshots."""
-    from matplotlib.colors import ListedColormap
-    from matplotlib.figure import Figure
-
-    from navigator.core.atomic import atomic_path
-
-    ax_i = {"axial": 2, "coronal": 1, "sagittal": 0}[view]
-    lab = labels.data
-    c = _center_of(lab)
-    sl = [slice(None)] * 3
-    sl[ax_i] = int(c[ax_i])
-    im2 = np.asarray(t1.data, np.float32)[tuple(sl)].T
-    lb2 = lab[tuple(sl)].T.astype(float)
-    sp = labels.spacing
-    other = [a for a in range(3) if a != ax_i]
-    aspect = sp[other[1]] / sp[other[0]]
-    colors = ["#000000"] + [_COLORS.get(t, "#ff00ff") for t in range(1, 9)]
-    cmap = ListedColormap(colors)
-    fig = Figure(figsize=(10, 5.4))
-    axes = fig.subplots(1, 2)
-    vmax = float(np.percentile(im2[lb2 > 0], 99.5)) if (lb2 > 0).any() else 1.0
-    for ax in axes:
-        ax.imshow(im2, cmap="gray", origin="lower", vmin=0, vmax=vmax, aspect=aspect)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    masked = np.ma.masked_where(lb2 == 0, lb2)
-    axes[1].imshow(masked, cmap=cmap, vmin=0, vmax=8, alpha=0.45, origin="lower", aspect=aspect,
-                   interpolation="nearest")
-    axes[0].set_title(f"{view} T1")
-    axes[1].set_title(f"{view} labels")
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    return path
+    if metrics is None:
+        metrics = labels.meta.get("qc")
+    if not (metrics or {}).get("verdict"):
+        metrics = {**(metrics or {}), "verdict": labels_verdict(labels).to_json()}
+    return save_qc_report(t1, labels, path, title=title, metrics=metrics, dpi=dpi)

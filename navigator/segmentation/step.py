@@ -64,19 +64,21 @@ def segment_workspace(ws: Workspace, *, progress: Progress | None = None, force:
     progress.update(0.96, "writing results")
     import numpy as np
 
-    save_nifti(res.labels, ws.path("labels"), dtype=np.uint8)
-    outputs: list[Path] = [ws.path("labels")]
-    outputs += save_mni_transform(res.transform, ws.path("transforms"))
-    qc_dir = ws.path("qc")
-    qc_dir.mkdir(parents=True, exist_ok=True)
-    png = save_montage(res.t1, res.labels, qc_dir / QC_PNG, title=f"{ws.subject_id}: segmentation")
-    report = {"subject_id": ws.subject_id, "t1": ws.relpath(t1_path),
-              "t2": ws.relpath(t2_path) if t2_path is not None else None,
-              "labels_grid": "grid of input/T1.nii.gz reoriented to RAS (no resampling)",
-              **res.metrics, "warnings": res.warnings}
-    atomic_write_json(qc_dir / QC_JSON, report)
-    outputs += [png, qc_dir / QC_JSON]
-    ws.record_step(STEP_NAME, parameters, inputs, outputs, seconds=round(time.perf_counter() - t0, 2))
+    # outputs are staged and committed together with the manifest record: a crash or kill
+    # leaves the previous labels, transforms, QC and record (navigator.core.step_commit)
+    with ws.step_commit(STEP_NAME) as tx:
+        save_nifti(res.labels, tx.stage(ws.path("labels")), dtype=np.uint8)
+        outputs: list[Path] = [ws.path("labels")]
+        outputs += [tx.staged_final(p) for p in save_mni_transform(res.transform, tx.stage(ws.path("transforms")))]
+        qc_dir = ws.path("qc")
+        png = save_montage(res.t1, res.labels, tx.stage(qc_dir / QC_PNG), title=f"{ws.subject_id}: segmentation")
+        report = {"subject_id": ws.subject_id, "t1": ws.relpath(t1_path),
+                  "t2": ws.relpath(t2_path) if t2_path is not None else None,
+                  "labels_grid": "grid of input/T1.nii.gz reoriented to RAS (no resampling)",
+                  **res.metrics, "warnings": res.warnings}
+        atomic_write_json(tx.stage(qc_dir / QC_JSON), report)
+        outputs += [tx.staged_final(png), qc_dir / QC_JSON]
+        tx.commit(parameters, inputs, outputs, seconds=round(time.perf_counter() - t0, 2))
     progress.update(1.0, "segmentation written")
     return True
 

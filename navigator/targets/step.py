@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -47,23 +48,24 @@ def head_coordinates_workspace(ws: Workspace, *, progress: Progress | None = Non
     ctx = HeadContext(ws)
     progress.update(0.05, "fiducials")
     fid = load_fiducials(fid_path) if user_fid else find_fiducials(ctx.scalp, ctx.require_transform())
-    if not user_fid:
-        save_fiducials(fid, fid_path)
     progress.update(0.3, "EEG 10-10 positions")
     eeg = construct_10_10(ctx.scalp, fid)
-    write_positions(ws, eeg)
+    # outputs are staged and committed together with the manifest record (navigator.core.step_commit)
+    with ws.step_commit(STEP) as tx:
+        if not user_fid:
+            save_fiducials(fid, tx.stage(fid_path))
+        write_positions(ws, eeg, tx.stage(ws.path("eeg")))
+        tx.commit(params, inputs=inputs, outputs=[fid_path, ws.path("eeg")], seconds=time.perf_counter() - t0)
     progress.update(1.0, "done")
-    ws.record_step(STEP, params, inputs=inputs, outputs=[fid_path, ws.path("eeg")],
-                   seconds=time.perf_counter() - t0)
     return True
 
 
-def write_positions(ws: Workspace, eeg) -> None:
-    """Write EEG positions to targets/eeg.csv in SimNIBS's EEG CSV format."""
+def write_positions(ws: Workspace, eeg, path: Path | None = None) -> None:
+    """Write EEG positions to ``path`` (default targets/eeg.csv) in SimNIBS's EEG CSV format."""
     from navigator.io.eeg_positions import EegPositions as CapFile, write_eeg_csv
 
     fid_names = {"Nz": "Nz", "Iz": "Iz", "LPA": "LPA", "RPA": "RPA"}
     names = [n for n in eeg.names() if n not in fid_names]
     cap = CapFile(names=names, positions=np.array([eeg[n] for n in names]),
                   fiducials={k: np.asarray(eeg[k]) for k in fid_names})
-    write_eeg_csv(cap, ws.path("eeg"))
+    write_eeg_csv(cap, ws.path("eeg") if path is None else path)

@@ -5,12 +5,15 @@ The induced field is linear in dI/dt, so pulses whose coil poses agree within ``
 ``group_deg`` share one FEM solve at 1 A/us and are scaled by their own dI/dt; the FEM matrix
 and its preconditioner are assembled once for all of them. Outputs (in ``out_dir``):
 
-- ``pulses.csv``: one row per tracked pulse: time, pose group, dI/dt, %MSO, mean |E| in the
-  target region (V/m), pose centre (subject RAS mm);
+- ``pulses.csv``: one row per tracked pulse: time, pose group, the dI/dt it was simulated with
+  and where that came from (the log's dI/dt, the log's %MSO x the coil's maximum dI/dt, or
+  ``--didt``/``--intensity`` for pulses the log gives none), the logged dI/dt and %MSO, mean |E|
+  in the target region (V/m), pose centre (subject RAS mm);
 - ``fields.msh`` etc. (as a single TMS simulation) for the most frequent pose at its median
   dI/dt, with extra element fields ``magnE_mean`` and ``magnE_max`` over all pulses;
-- ``summary.json`` with the pulse counts (tracked, skipped untracked, pose groups) and the
-  distribution of the target field over pulses.
+- ``summary.json`` with the pulse counts (tracked, skipped untracked, pose groups), the
+  distribution of the target field over pulses, each pulse's dI/dt and its source
+  (``tms_delivered.intensity``) and the poses re-orthonormalized on reading.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import csv
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,26 +55,79 @@ def group_poses(poses: np.ndarray, group_mm: float = 1.0, group_deg: float = 2.0
     return ids
 
 
-def pulse_amplitudes(log_didt, log_mso, coil, didt: float | None, intensity: float | None, n: int) -> np.ndarray:
-    """dI/dt (A/s) of every pulse: from the log when it has it, else the given default."""
+#: Where a pulse's dI/dt came from (``PulseIntensities.source`` values).
+FROM_LOG_DIDT = "log dI/dt"
+FROM_LOG_MSO = "log %MSO x coil max dI/dt"
+FROM_DIDT_OPTION = "--didt"
+FROM_INTENSITY_OPTION = "--intensity (%MSO x coil max dI/dt)"
+
+
+@dataclass
+class PulseIntensities:
+    """dI/dt of every pulse and where it came from.
+
+    Attributes:
+        didt: (N,) A/s.
+        source: (N,) one of FROM_LOG_DIDT, FROM_LOG_MSO, FROM_DIDT_OPTION, FROM_INTENSITY_OPTION.
+    """
+
+    didt: np.ndarray
+    source: list[str]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.source:
+            out[s] = out.get(s, 0) + 1
+        return out
+
+    def describe(self) -> str:
+        """One line: how many pulses took their intensity from where, and the dI/dt range (A/us)."""
+        parts = []
+        for src, n in self.counts().items():
+            sel = np.array([s == src for s in self.source])
+            lo, hi = self.didt[sel].min() / 1e6, self.didt[sel].max() / 1e6
+            rng = f"{lo:.1f} A/us" if abs(hi - lo) < 0.05 else f"{lo:.1f}-{hi:.1f} A/us"
+            parts.append(f"{n} from {src} ({rng})")
+        return "pulse intensities: " + "; ".join(parts)
+
+
+def pulse_intensities(log_didt, log_mso, coil, didt: float | None, intensity: float | None,
+                      n: int, source: str | Path | None = None) -> PulseIntensities:
+    """dI/dt (A/s) of every pulse: the log's own dI/dt first, then its %MSO times the coil's
+    maximum dI/dt, then ``--didt`` / ``--intensity`` for pulses the log gives no intensity.
+    ``source`` (the log file) is named in the errors."""
+    where = f"{source}: " if source is not None else ""
     out = np.full(n, np.nan)
+    source = [""] * n
     if log_didt is not None:
         out = np.asarray(log_didt, float).copy()
+        for i in np.flatnonzero(np.isfinite(out)):
+            source[i] = FROM_LOG_DIDT
     if log_mso is not None and coil.max_didt:
-        missing = ~np.isfinite(out)
-        out[missing] = np.asarray(log_mso, float)[missing] / 100.0 * coil.max_didt
+        mso = np.asarray(log_mso, float)
+        for i in np.flatnonzero(~np.isfinite(out) & np.isfinite(mso)):
+            out[i] = mso[i] / 100.0 * coil.max_didt
+            source[i] = FROM_LOG_MSO
     missing = ~np.isfinite(out)
     if missing.any():
         if didt is not None:
-            out[missing] = didt
+            out[missing], fill = didt, FROM_DIDT_OPTION
         elif intensity is not None:
-            out[missing] = coil.didt_from_percent_mso(intensity)
+            out[missing], fill = coil.didt_from_percent_mso(intensity), FROM_INTENSITY_OPTION
         else:
-            raise NavigatorError(f"{int(missing.sum())} pulse(s) carry no intensity in the log; "
+            hint = "" if coil.max_didt or log_mso is None else " (the log's %MSO needs a coil with a known maximum dI/dt)"
+            raise NavigatorError(f"{where}{int(missing.sum())} pulse(s) carry no intensity in the log{hint}; "
                                  "give --didt or --intensity for them")
+        for i in np.flatnonzero(missing):
+            source[i] = fill
     if (out <= 0).any():
-        raise NavigatorError("pulse log holds non-positive intensities")
-    return out
+        raise NavigatorError(f"{where}non-positive pulse intensities (check --didt / --intensity)")
+    return PulseIntensities(out, source)
+
+
+def pulse_amplitudes(log_didt, log_mso, coil, didt: float | None, intensity: float | None, n: int) -> np.ndarray:
+    """dI/dt (A/s) of every pulse (see :func:`pulse_intensities`)."""
+    return pulse_intensities(log_didt, log_mso, coil, didt, intensity, n).didt
 
 
 def simulate_pulse_log_workspace(ws: Workspace, coil, poses_file: str | Path, *,
@@ -78,8 +135,12 @@ def simulate_pulse_log_workspace(ws: Workspace, coil, poses_file: str | Path, *,
                                  intensity: float | None = None, conductivity: dict[int, float] | None = None,
                                  target_spec: str | None = None, target_radius: float = 10.0,
                                  group_mm: float = 1.0, group_deg: float = 2.0, nifti: bool = True,
-                                 progress: Progress | None = None) -> dict[str, Any]:
-    """Re-simulate every tracked pulse of ``poses_file`` on the subject (see module docstring)."""
+                                 progress: Progress | None = None, pulse_log=None) -> dict[str, Any]:
+    """Re-simulate every tracked pulse of ``poses_file`` on the subject (see module docstring).
+
+    ``pulse_log``: the :class:`navigator.export.pulses.PulseLog` of ``poses_file`` if the caller
+    has read it already (the CLI does, to report a bad log before any work starts).
+    """
     from navigator.core.atomic import atomic_path
     from navigator.export.pulses import read_pulse_log
     from navigator.fem.outputs import TargetRegion, write_field_outputs
@@ -95,11 +156,13 @@ def simulate_pulse_log_workspace(ws: Workspace, coil, poses_file: str | Path, *,
     head = Head.of(ws)
     mesh = head.mesh  # fails with a clear message before anything else is read
     coil = load_coil(coil) if isinstance(coil, (str, Path)) else coil
-    plog = read_pulse_log(poses_file)
+    plog = pulse_log if pulse_log is not None else read_pulse_log(poses_file)
     poses = np.asarray(plog.poses, float).reshape(-1, 4, 4)
     if len(poses) == 0:
         raise NavigatorError(f"{poses_file}: no tracked pulses ({plog.n_skipped} untracked skipped)")
-    amps = pulse_amplitudes(plog.didt, plog.mso, coil, didt, intensity, len(poses))
+    intens = pulse_intensities(plog.didt, plog.mso, coil, didt, intensity, len(poses), poses_file)
+    amps = intens.didt
+    log.info("%s", intens.describe())
     groups = group_poses(poses, group_mm, group_deg)
     n_groups = int(groups.max()) + 1
     log.info("%d tracked pulses (%d untracked skipped) in %d pose groups", len(poses), plog.n_skipped, n_groups)
@@ -137,14 +200,20 @@ def simulate_pulse_log_workspace(ws: Workspace, coil, poses_file: str | Path, *,
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "pulses.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["pulse", "time_s", "name", "pose_group", "didt_A_per_s", "percent_mso",
+        w.writerow(["pulse", "time_s", "name", "pose_group", "didt_A_per_s", "intensity_source",
+                    "logged_didt_A_per_s", "logged_percent_mso", "percent_mso",
                     "target_mean_magnE_V_per_m", "centre_x_mm", "centre_y_mm", "centre_z_mm"])
+
+        def logged(values, i: int) -> str:
+            return "" if values is None or not np.isfinite(values[i]) else repr(float(values[i]))
+
         for i in range(len(poses)):
             t = float(plog.timestamps[i]) if plog.timestamps is not None and i < len(plog.timestamps) else ""
             name = plog.names[i] if i < len(plog.names) else ""
             mso = 100.0 * amps[i] / coil.max_didt if coil.max_didt else ""
             c = poses[i][:3, 3]
-            w.writerow([i, t, name, int(groups[i]), repr(float(amps[i])), mso,
+            w.writerow([i, t, name, int(groups[i]), repr(float(amps[i])), intens.source[i],
+                        logged(plog.didt, i), logged(plog.mso, i), mso,
                         repr(float(per_pulse[i])) if roi is not None else "", *map(float, c)])
     median_amp = float(np.median(amps[groups == main_group]))
     s = median_amp / UNIT_DIDT
@@ -158,7 +227,18 @@ def simulate_pulse_log_workspace(ws: Workspace, coil, poses_file: str | Path, *,
             "grouping": {"mm": group_mm, "deg": group_deg},
             "shown_pulse": {"pose_group": main_group, "pulses_in_group": int(counts[main_group]),
                             "didt_A_per_s": median_amp, "pose": poses[groups == main_group][0].tolist()},
-            "target_mean_magnE_over_pulses_V_per_m": stats, "seconds": time.perf_counter() - t_start}
+            "target_mean_magnE_over_pulses_V_per_m": stats,
+            "intensity": {"summary": intens.describe(), "counts_by_source": intens.counts(),
+                          "log_didt_source": plog.didt_source,
+                          "per_pulse": [{"pulse": i, "name": plog.names[i] if i < len(plog.names) else "",
+                                         "didt_A_per_s": float(amps[i]), "source": intens.source[i]}
+                                        for i in range(len(poses))]},
+            "pose_corrections": {"n": len(plog.pose_corrections),
+                                 "max_orthonormality_error": max((c.orthonormality_error for c in plog.pose_corrections),
+                                                                 default=0.0),
+                                 "max_correction_deg": max((c.correction_deg for c in plog.pose_corrections),
+                                                           default=0.0)},
+            "seconds": time.perf_counter() - t_start}
     summary = write_field_outputs(out_dir, mesh, main_fields.v * s, main_fields.E * s, sigma,
                                   grids=head.output_grids(nifti),
                                   target=region,

@@ -202,8 +202,18 @@ def place_coil(scalp: Surface, target: np.ndarray, *, handle_angle: float | None
 
 
 def parse_pose(text: str) -> np.ndarray:
-    """16 comma/space-separated numbers (row-major, world mm) -> validated 4x4 pose."""
-    from navigator.tms.primary import check_pose
+    """16 comma/space-separated numbers (row-major, world mm) -> rigid 4x4 pose.
+
+    The same rule as every importer (:func:`navigator.export.rigid.rigidify`): a rotation
+    rounded to a few decimals is accepted and re-orthonormalized; shear, scaling and reflections
+    are refused. Use :func:`parse_pose_checked` to also learn what was corrected.
+    """
+    return parse_pose_checked(text).matrix
+
+
+def parse_pose_checked(text: str):
+    """:func:`parse_pose` returning the :class:`navigator.export.rigid.RigidPose` (matrix and deviation)."""
+    from navigator.export.rigid import NotRigid, rigidify
 
     parts = [p for p in re.split(r"[,\s;]+", text.strip()) if p]
     try:
@@ -212,9 +222,10 @@ def parse_pose(text: str) -> np.ndarray:
         raise NavigatorError(f"--pose: not a list of numbers: {text!r}") from None
     if len(vals) != 16:
         raise NavigatorError(f"--pose needs 16 numbers (row-major 4x4), got {len(vals)}")
-    m = np.asarray(vals).reshape(4, 4)
-    check_pose(m)
-    return m
+    try:
+        return rigidify(np.asarray(vals).reshape(4, 4))
+    except NotRigid as exc:
+        raise NavigatorError(f"--pose is not a rigid pose: {exc}") from None
 
 
 def parse_vector(text: str, what: str = "vector") -> np.ndarray:

@@ -131,18 +131,18 @@ def vector_potential_coil_frame(coil: Coil, points_mm: np.ndarray, method: str =
     return out
 
 
-def check_pose(pose: np.ndarray, tol: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a 4x4 coil pose (rigid, right-handed); return (R (3, 3), centre (3,) mm)."""
-    m = np.asarray(pose, dtype=np.float64)
-    if m.shape != (4, 4) or not np.isfinite(m).all():
-        raise NavigatorError("coil pose must be a finite 4x4 matrix")
-    r = m[:3, :3]
-    if not np.allclose(m[3], [0, 0, 0, 1], atol=1e-9):
-        raise NavigatorError("coil pose: last row must be 0 0 0 1")
-    if not np.allclose(r.T @ r, np.eye(3), atol=tol) or np.linalg.det(r) < 0:
-        raise NavigatorError("coil pose: rotation part must be orthonormal and right-handed "
-                             "(columns = coil x, y (handle), z (into the head))")
-    return r, m[:3, 3]
+def check_pose(pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a 4x4 coil pose with the pose rule of :mod:`navigator.export.rigid` (rotation within
+    1e-2 of orthonormal, right-handed, last row 0 0 0 1); return (R (3, 3) re-orthonormalized,
+    centre (3,) mm)."""
+    from navigator.export.rigid import NotRigid, rigidify
+
+    try:
+        m = rigidify(pose).matrix
+    except NotRigid as exc:
+        raise NavigatorError(f"coil pose is not a rigid pose: {exc} (columns = coil x, y (handle), "
+                             "z (into the head), centre)") from None
+    return m[:3, :3], m[:3, 3]
 
 
 def primary_field(coil: Coil, pose: np.ndarray, points_mm: np.ndarray, didt: float,

@@ -200,7 +200,9 @@ def simulate_tms_workspace(ws: Workspace, coil: Coil | str, *, target_spec: str 
     if pose is not None:
         from navigator.tms.primary import check_pose
 
-        check_pose(pose)
+        rot, centre = check_pose(pose)  # rounded rotations re-orthonormalized (navigator.export.rigid)
+        pose = np.eye(4)
+        pose[:3, :3], pose[:3, 3] = rot, centre
         placement = CoilPlacement(pose=np.asarray(pose, float), target=None, handle=np.asarray(pose, float)[:3, 1],
                                   spec={"pose": np.asarray(pose, float).tolist()})
     else:

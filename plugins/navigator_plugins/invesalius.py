@@ -40,6 +40,7 @@ from navigator.export.conventions import (
 )
 from navigator.export.plan import CoilPose, ImageInfo, Plan, Target
 from navigator.export.registry import Plugin
+from navigator.export.vendor_text import number, read_text
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ COLUMNS = [
     "marker_type", "z_rotation", "z_offset",
     "x_world", "y_world", "z_world", "alpha_world", "beta_world", "gamma_world",
 ]
-COIL_TARGET, LANDMARK = 3, 1
+#: InVesalius MarkerType values (invesalius/data/markers/marker.py).
+FIDUCIAL, LANDMARK, BRAIN_TARGET, COIL_TARGET, COIL_POSE = 0, 1, 2, 3, 4
 
 
 def _euler_deg(rot: np.ndarray) -> list[str]:
@@ -105,51 +107,53 @@ def write_mkss(plan: Plan, path: Path, space: str | None = None) -> None:
 
 
 def _f(v: str, path: Path, what: str) -> float | None:
-    v = v.strip()
-    if v in ("None", "N/A", ""):
-        return None
-    try:
-        return float(v)
-    except ValueError:
-        raise InputError(path, f"{what}: not a number {v!r}") from None
+    return number(v, path, what)
 
 
 def read_mkss(path: Path) -> Plan:
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     first, _, rest = text.partition("\n")
-    if not first.startswith("##INVESALIUS3_MARKER_FILE_"):
+    first = first.strip()
+    if not first.upper().startswith("##INVESALIUS3_MARKER_FILE_"):
         raise InputError(path, "not an InVesalius marker file (first line is not ##INVESALIUS3_MARKER_FILE_n)")
     reader = csv.reader(io.StringIO(rest), delimiter="\t", quotechar='"')
     try:
         header = next(reader)
     except StopIteration:
         raise InputError(path, "no header row") from None
-    idx = {c: i for i, c in enumerate(header)}
+    idx = {c.strip().casefold(): i for i, c in enumerate(header)}
     for c in ("x_world", "y_world", "z_world", "label"):
         if c not in idx:
             raise InputError(path, f"no {c!r} column (navigator reads the world columns)")
     targets, poses = [], []
+    fiducials = 0
     for k, row in enumerate(reader):
         if not row:
             continue
         what = f"marker row {k + 1}"
         def get(c: str, row: list[str] = row) -> str:
-            return row[idx[c]] if c in idx and idx[c] < len(row) else ""
+            return row[idx[c]].strip() if c in idx and idx[c] < len(row) else ""
 
         name = get("label") or f"marker-{k}"
         pos = [_f(get(c), path, what) for c in ("x_world", "y_world", "z_world")]
         ang = [_f(get(c), path, what) for c in ("alpha_world", "beta_world", "gamma_world")]
         if any(v is None for v in pos):
             raise InputError(path, f"{what} ({name}): world position missing")
-        mtype = get("marker_type").strip()
-        if mtype and int(float(mtype)) in (COIL_TARGET, 4) and all(a is not None for a in ang):
+        mtype = _f(get("marker_type"), path, what)
+        if mtype is not None and int(mtype) == FIDUCIAL:
+            fiducials += 1  # registration points (LEI, REI, NAI), not stimulation targets
+            continue
+        if mtype is not None and int(mtype) in (COIL_TARGET, COIL_POSE) and all(a is not None for a in ang):
             m = np.eye(4)
             m[:3, :3] = matrix_from_euler_sxyz(*(math.radians(a) for a in ang))
             m[:3, 3] = pos
             poses.append(CoilPose(name, m))
         else:
             targets.append(Target(name, np.array(pos, float)))
-    return Plan(name=path.stem, targets=targets, coil_poses=poses, notes=f"imported from InVesalius ({first[2:]})")
+    notes = f"imported from InVesalius ({first[2:]})"
+    if fiducials:
+        notes += f"; {fiducials} fiducial(s) (registration points) left out"
+    return Plan(name=path.stem, targets=targets, coil_poses=poses, notes=notes)
 
 
 PLUGIN = Plugin(
@@ -162,5 +166,5 @@ PLUGIN = Plugin(
     carries=("targets", "coil_poses"),
     write=write_mkss,
     read=read_mkss,
-    sniff=lambda path, head: head.startswith("##INVESALIUS3_MARKER_FILE_"),
+    sniff=lambda path, head: head.lstrip("\ufeff").upper().startswith("##INVESALIUS3_MARKER_FILE_"),
 )

@@ -35,6 +35,7 @@ from navigator.export.conventions import (
 )
 from navigator.export.plan import CoilPose, Electrode, Montage, Plan, Target
 from navigator.export.registry import Plugin
+from navigator.export.vendor_text import enum_is, enum_key, read_text
 
 ROT = [f"r{i}{j}" for i in range(3) for j in range(3)]
 CSV_COLUMNS = ["kind", "name", "x", "y", "z", *ROT, "target", "coil", "didt_A_per_s", "mso_percent",
@@ -74,35 +75,37 @@ def write_csv(plan: Plan, path: Path, space: str) -> None:
 
 
 def read_csv(path: Path) -> Plan:
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_text(path)
     meta: dict[str, str] = {}
     body = []
     for line in text.splitlines():
         if line.startswith("#"):
             k, _, v = line[1:].partition(":")
-            meta[k.strip()] = v.strip()
+            meta[k.strip().casefold()] = v.strip()
         elif line.strip():
             body.append(line)
     system = meta.get("coordinate_system", "").split(" ")[0].lower()
     if system not in ("ras", "lps"):
         raise InputError(path, "CSV does not state '# coordinate_system: RAS|LPS'")
-    if not meta.get("coil_axes", "").startswith(OUR_COIL_AXES + ":"):
+    if not meta.get("coil_axes", "").casefold().startswith(OUR_COIL_AXES + ":"):
         raise InputError(path, f"CSV does not state '# coil_axes: {OUR_COIL_AXES}: ...'")
-    rows = list(csv.DictReader(body))
+    rows = [{str(k).strip().casefold(): (v or "").strip() for k, v in r.items() if k is not None}
+            for r in csv.DictReader(body)]
     targets, poses = [], []
     f3 = lambda r, keys: None if not r.get(keys[0]) else np.array([float(r[k]) for k in keys])
     try:
         for r in rows:
             pos = np.array([float(r[c]) for c in ("x", "y", "z")])
-            if r["kind"] == "coil_pose":
+            kind = enum_key(r["kind"])
+            if kind == "coilpose":
                 m = np.eye(4)
                 m[:3, :3] = np.array([float(r[c]) for c in ROT]).reshape(3, 3)
                 m[:3, 3] = pos
                 poses.append(CoilPose(r["name"], pose_from_space(m, system), r.get("target") or None,
                                       r.get("coil") or None,
-                                      float(r["didt_A_per_s"]) if r.get("didt_A_per_s") else None,
+                                      float(r["didt_a_per_s"]) if r.get("didt_a_per_s") else None,
                                       float(r["mso_percent"]) if r.get("mso_percent") else None))
-            elif r["kind"] == "target":
+            elif kind == "target":
                 e = f3(r, ("entry_x", "entry_y", "entry_z"))
                 d = f3(r, ("dir_x", "dir_y", "dir_z"))
                 targets.append(Target(r["name"], point_from_space(pos, system),
@@ -154,15 +157,15 @@ def write_json(plan: Plan, path: Path, space: str) -> None:
 
 def read_json(path: Path) -> Plan:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        doc = json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
         raise InputError(path, f"not valid JSON ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != "navigator-points":
         raise InputError(path, "not a navigator points JSON (format != 'navigator-points')")
     space = str(doc.get("coordinate_system", "")).lower()
     if space not in ("ras", "lps"):
         raise InputError(path, f"unsupported coordinate_system {doc.get('coordinate_system')!r}")
-    if doc.get("coil_axes") != OUR_COIL_AXES:
+    if not enum_is(doc.get("coil_axes"), OUR_COIL_AXES):
         raise InputError(path, f"unsupported coil_axes {doc.get('coil_axes')!r}")
     opt = lambda v: None if v is None else point_from_space(np.array(v, float), space)
     try:
@@ -192,7 +195,7 @@ CSV_PLUGIN = Plugin(
     carries=("targets", "coil_poses", "entries"),
     write=write_csv,
     read=read_csv,
-    sniff=lambda path, head: "# coil_axes: navigator:" in head,
+    sniff=lambda path, head: "# coil_axes: navigator:" in head.casefold(),
 )
 
 JSON_PLUGIN = Plugin(

@@ -36,6 +36,7 @@ from navigator.export.conventions import (
 )
 from navigator.export.plan import CoilPose, Plan, Target
 from navigator.export.registry import Plugin
+from navigator.export.vendor_text import enum_is, enum_key, key_get, number, read_text
 
 SCHEMA = ("https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/"
           "Resources/Schema/markups-schema-v1.0.3.json#")
@@ -79,32 +80,50 @@ def write_mrk_json(plan: Plan, path: Path, space: str) -> None:
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
 
 
+def _markups_space(value, path: Path) -> str:
+    if value is None or str(value).strip() == "":
+        return "lps"
+    if enum_is(value, "LPS", "RAS"):
+        return enum_key(value)
+    if str(value).strip() in ("0", "1"):  # vtkMRMLStorageNode: 0 = RAS, 1 = LPS
+        return "ras" if str(value).strip() == "0" else "lps"
+    raise InputError(path, f"unsupported coordinateSystem {value!r} (LPS or RAS)")
+
+
 def read_mrk_json(path: Path) -> Plan:
+    """Point lists of a Slicer markups JSON: oriented points of "navigator coil poses" (or with
+    description "coil pose") become coil poses, the others targets; undefined points are skipped."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        doc = json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
         raise InputError(path, f"not valid JSON ({exc})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("markups"), list):
+    markups = key_get(doc, "markups")
+    if not isinstance(markups, list):
         raise InputError(path, "not a Slicer markups file (no 'markups' list)")
     targets, poses = [], []
-    for mk in doc["markups"]:
-        space = str(mk.get("coordinateSystem", "LPS")).lower()
-        if space not in ("lps", "ras"):
-            raise InputError(path, f"unsupported coordinateSystem {mk.get('coordinateSystem')!r}")
-        if mk.get("coordinateUnits", "mm") not in ("mm", ["mm", "UCUM", "millimeter"]):
-            raise InputError(path, f"unsupported coordinateUnits {mk.get('coordinateUnits')!r}")
-        is_pose_list = mk.get("name") == POSES_LIST
-        for k, cp in enumerate(mk.get("controlPoints", [])):
-            name = str(cp.get("label") or f"F-{k + 1}")
-            if cp.get("position") is None:
+    for mk in markups:
+        space = _markups_space(key_get(mk, "coordinateSystem"), path)
+        units = key_get(mk, "coordinateUnits", default="mm")
+        if not (enum_is(units, "mm", "millimeter", "millimetre")
+                or (isinstance(units, list) and units and enum_is(units[0], "mm"))):
+            raise InputError(path, f"unsupported coordinateUnits {units!r} (mm)")
+        is_pose_list = str(key_get(mk, "name", default="")).strip() == POSES_LIST
+        for k, cp in enumerate(key_get(mk, "controlPoints", default=[]) or []):
+            name = str(key_get(cp, "label") or f"F-{k + 1}")
+            status = key_get(cp, "positionStatus", default="defined")
+            position = key_get(cp, "position")
+            if position is None or not enum_is(status, "defined", "preview"):
                 continue
-            pos = np.array(cp["position"], dtype=float)
-            if is_pose_list or cp.get("description") == "coil pose":
-                o = cp.get("orientation")
+            pos = np.array([number(v, path, f"point {name!r} position") for v in position], dtype=float)
+            if pos.shape != (3,):
+                raise InputError(path, f"point {name!r}: position must be 3 numbers")
+            if is_pose_list or enum_is(key_get(cp, "description", default=""), "coil pose"):
+                o = key_get(cp, "orientation")
                 if o is None or len(o) != 9:
                     raise InputError(path, f"coil pose {name!r} has no 3x3 orientation")
                 m = np.eye(4)
-                m[:3, :3] = np.array(o, dtype=float).reshape(3, 3)
+                m[:3, :3] = np.array([number(v, path, f"coil pose {name!r} orientation") for v in o],
+                                     dtype=float).reshape(3, 3)
                 m[:3, 3] = pos
                 poses.append(CoilPose(name, pose_from_space(m, space)))
             else:
@@ -155,7 +174,7 @@ def write_fcsv(plan: Plan, path: Path, space: str) -> None:
 
 
 def read_fcsv(path: Path) -> Plan:
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     space = "lps"
     columns = ["id", "x", "y", "z", "ow", "ox", "oy", "oz", "vis", "sel", "lock", "label", "desc", "associatedNodeID"]
     data_lines = []
@@ -163,14 +182,12 @@ def read_fcsv(path: Path) -> Plan:
     for line in text.splitlines():
         if line.startswith("#"):
             body = line[1:].strip()
-            if body.startswith("Markups fiducial file version"):
+            low = body.casefold()
+            if low.startswith("markups fiducial file version"):
                 saw_header = True
-            elif body.startswith("CoordinateSystem"):
-                value = body.split("=", 1)[1].strip().upper()
-                space = {"0": "RAS", "1": "LPS"}.get(value, value).lower()
-                if space not in ("ras", "lps"):
-                    raise InputError(path, f"unsupported CoordinateSystem {value!r}")
-            elif body.startswith("columns"):
+            elif low.startswith("coordinatesystem"):
+                space = _markups_space(body.split("=", 1)[1].strip() if "=" in body else "", path)
+            elif low.startswith("columns"):
                 columns = [c.strip() for c in body.split("=", 1)[1].split(",")]
             continue
         if line.strip():
@@ -182,9 +199,11 @@ def read_fcsv(path: Path) -> Plan:
     for k, row in enumerate(csv.reader(data_lines)):
         try:
             pos = np.array([float(row[idx[c]]) for c in ("x", "y", "z")])
+            if not np.all(np.isfinite(pos)):
+                raise ValueError("position is not 3 finite numbers")
             name = row[idx["label"]] if "label" in idx else f"F-{k + 1}"
             desc = row[idx["desc"]] if "desc" in idx and idx["desc"] < len(row) else ""
-            if desc == "coil pose":
+            if enum_is(desc, "coil pose"):
                 m = np.eye(4)
                 m[:3, :3] = _from_wxyz(*(float(row[idx[c]]) for c in ("ow", "ox", "oy", "oz")))
                 m[:3, 3] = pos
@@ -221,5 +240,5 @@ FCSV_PLUGIN = Plugin(
     carries=("targets", "coil_poses"),
     write=write_fcsv,
     read=read_fcsv,
-    sniff=lambda path, head: head.startswith("# Markups fiducial file version"),
+    sniff=lambda path, head: head.lstrip("\ufeff").casefold().startswith("# markups fiducial file version"),
 )

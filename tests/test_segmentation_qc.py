@@ -1,0 +1,158 @@
+"""Segmentation QC: normal ranges and the verdict (navigator.segmentation.qc) and the report figure
+(navigator.segmentation.qc_figure), on synthetic measures and label images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from navigator.core.volume import Volume
+from navigator.segmentation import qc
+from navigator.segmentation.qc_figure import report_planes, save_qc_report
+
+#: a typical adult head (ml by SimNIBS tag): WM, GM, CSF, scalp, eyes, compact, spongy bone
+NORMAL = {1: 520.0, 2: 700.0, 3: 280.0, 5: 1200.0, 6: 14.0, 7: 380.0, 8: 170.0}
+TOPO_OK = {"csf_separates_brain": True, "skull_closed": True, "scalp_closed": True, "no_islands": True,
+           "neck_cut_consistent": True, "islands": {}}
+
+
+def test_normal_head_is_plausible():
+    v = qc.assess(qc.qc_measures(NORMAL, 6.2), TOPO_OK, {"gm_fraction": 0.55, "template_gm_fraction": 0.6})
+    assert v.plausible and v.summary == "plausible" and not v.problems
+    # every range and every topology check is listed, plus the medial check
+    assert len(v.findings) == len(qc.NORMAL_RANGES) + 5 + 1
+    assert qc.verdict_lines({"verdict": v.to_json()}) == ["segmentation QC verdict: plausible"]
+
+
+def test_the_issue_mprage_is_flagged_with_regions():
+    # issue 20's real MPRAGE: 1430 ml bone, 553 ml scalp, WM 376 ml, scalp islands
+    vols = {**NORMAL, 1: 376.0, 2: 820.0, 5: 553.0, 7: 900.0, 8: 530.0}
+    topo = {**TOPO_OK, "no_islands": False, "islands": {"5": 3, "7": 0}}
+    v = qc.assess(qc.qc_measures(vols, 5.0), topo)
+    assert not v.plausible and v.summary.startswith("check: ")
+    failed = {f.check for f in v.problems}
+    assert failed == {"skull (compact + spongy bone)", "scalp / bone volume", "GM / WM ratio", "topology islands"}
+    assert "face and neck" in v.summary and "scalp" in v.summary
+    msgs = " | ".join(f.message for f in v.problems)
+    assert "1430 ml (above)" in msgs and "3 scalp" in msgs
+    lines = qc.verdict_lines({"verdict": v.to_json()})
+    assert lines[0].startswith("segmentation QC verdict: check:") and len(lines) == 1 + len(v.problems)
+
+
+def test_unmeasured_values_do_not_fail_and_medial_cortex_can():
+    v = qc.assess(qc.qc_measures(NORMAL, None), None, {"gm_fraction": 0.2, "template_gm_fraction": 0.6})
+    thick = next(f for f in v.findings if f.check.startswith("vault skull thickness"))
+    assert thick.ok is None and "not measured" in thick.message
+    assert [f.check for f in v.problems] == ["medial cortex"]
+    assert "midline" in v.summary
+    assert v.to_json()["findings"][0]["value"] == pytest.approx(1500.0)
+    # missing eyes (0 ml) fail: a reason to look at the orbits
+    v2 = qc.assess(qc.qc_measures({**NORMAL, 6: 0.0}, 6.0))
+    assert [f.check for f in v2.problems] == ["eyes (both)"]
+
+
+def test_medial_gm_fraction_counts_the_band_only():
+    shape = (21, 40, 40)
+    mni = np.stack(np.meshgrid(np.arange(-10, 11), np.arange(-70, 90, 4), np.arange(-20, 140, 4),
+                               indexing="ij"), -1).astype(np.float32)
+    lab = np.full(shape, 3, np.uint8)  # CSF everywhere
+    lab[np.abs(mni[..., 0]) == 1] = 2  # GM at x = +-1 mm
+    lab[np.abs(mni[..., 0]) > 2] = 2  # outside the band: must not count
+    frac, n = qc.medial_gm_fraction(lab, mni)
+    band = (np.abs(mni[..., 0]) <= 2) & (mni[..., 1] >= -60) & (mni[..., 1] <= 45) & (mni[..., 2] >= 0) & (
+        mni[..., 2] <= 60)
+    assert n == band.sum() and frac == pytest.approx(2 / 5)  # x = -1, 1 of -2..2
+
+
+def _sphere_labels(n=120):
+    g = (np.indices((n, n, n)) - (n - 1) / 2).astype(np.float32)
+    r = np.sqrt((g ** 2).sum(0))
+    lab = np.zeros((n, n, n), np.uint8)
+    lab[r <= 55] = 5
+    lab[r <= 49] = 7
+    lab[(r <= 47) & (r > 44)] = 8
+    lab[r <= 42] = 3
+    lab[r <= 39] = 2
+    lab[r <= 33] = 1
+    aff = np.eye(4)
+    aff[:3, 3] = -(n - 1) / 2
+    t1 = np.select([lab == 1, lab == 2, lab == 3, lab == 5, lab == 8], [0.8, 0.55, 0.15, 0.7, 0.5], 0.05)
+    return Volume(lab, aff), Volume(t1.astype(np.float32), aff)
+
+
+def test_report_planes_follow_the_head_axes_and_pass_through_the_target():
+    labels, _ = _sphere_labels()
+    a = np.deg2rad(20.0)  # head pitched 20 degrees about the left-right axis
+    rot = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    target = np.array([-30.0, 25.0, 20.0])
+    views = {"mni_axes_subject": rot.tolist(), "dlpfc_target": {"subject_ras_mm": target.tolist()},
+             "midline_point_subject_ras_mm": [0.0, 0.0, 0.0]}
+    planes = report_planes(labels, views)
+    assert [p["name"].split()[0] for p in planes] == ["axial", "coronal", "sagittal", "mid-sagittal"]
+    for p in planes[:3]:
+        normal = np.cross(p["e_u"], p["e_v"])
+        assert abs(float((target - p["origin"]) @ normal)) < 1e-9  # the target is on the plane
+        assert p["mark"] is not None
+    mid = planes[3]
+    assert np.allclose(np.abs(np.cross(mid["e_u"], mid["e_v"])), np.abs(rot[0])) and mid["mark"] is None
+    np.testing.assert_allclose(planes[0]["e_v"], rot[1])  # axial panel: up = anterior of the head
+    # without a registration: grid axes through the brain centre, no target
+    plain = report_planes(labels, None)
+    assert all(p["mark"] is None for p in plain) and np.allclose(plain[0]["e_u"], [1, 0, 0])
+
+
+def test_qc_report_png(tmp_path):
+    labels, t1 = _sphere_labels()
+    p = qc.save_montage(t1, labels, tmp_path / "qc.png", title="sphere")  # verdict from the labels alone
+    assert p.stat().st_size > 30_000
+    with pytest.raises(ValueError, match="needs the QC verdict"):
+        save_qc_report(t1, labels, tmp_path / "qc0.png")
+    # with metrics (views and verdict) as recorded by segmentation_metrics in labels.meta
+    verdict = qc.assess(qc.qc_measures(NORMAL, 6.0), TOPO_OK).to_json()
+    labels.meta["qc"] = {"verdict": verdict, "views": {"mni_axes_subject": np.eye(3).tolist(),
+                                                       "dlpfc_target": {"subject_ras_mm": [-30, 20, 25]},
+                                                       "midline_point_subject_ras_mm": [0, 0, 0]}}
+    p2 = qc.save_montage(t1, labels, tmp_path / "qc2.png", title="sphere with metrics")
+    assert p2.stat().st_size > 30_000
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(str(p2))
+    # the verdict word is drawn in the plausible colour (green) in the top-left corner
+    corner = img[: img.shape[0] // 8, : img.shape[1] // 5, :3]
+    green = (corner[..., 1] > 0.5) & (corner[..., 0] < 0.3) & (corner[..., 2] < 0.4)
+    assert green.sum() > 200
+
+
+def test_face_bone_thickness_tells_plates_from_speckle():
+    lab = np.zeros((60, 60, 100), np.uint8)
+    lab[10:50, 10:50, 60:95] = 1  # "brain": intracranial centroid at z = 77
+    lab[5:55, 5:55, 5:40] = 5  # soft tissue of the face/neck, below centroid - 20 mm
+    aff = np.eye(4)
+    plate = lab.copy()
+    plate[5:55, 5:55, 20:26] = 7  # a 6 mm bone plate across the soft tissue (edges touch air only)
+    assert qc.face_bone_thickness(plate, aff) == pytest.approx(6.0)
+    speck = lab.copy()
+    rng = np.random.default_rng(0)
+    pts = rng.integers([6, 6, 6], [54, 54, 39], size=(600, 3))
+    speck[tuple(pts.T)] = 8  # isolated bone voxels in the soft tissue
+    assert qc.face_bone_thickness(speck, aff) < 0.5
+    # the same plate above the face region (next to the brain) is not counted
+    high = lab.copy()
+    high[10:50, 10:50, 56:60] = 7
+    assert qc.face_bone_thickness(high, aff) is None
+    m = qc.qc_measures(NORMAL, 6.0, qc.face_bone_thickness(speck, aff))
+    v = qc.assess(m, TOPO_OK)
+    assert [f.check for f in v.problems] == ["face/neck bone mean thickness"] and "speckle" in v.summary
+
+
+def test_distant_csf_counts_csf_away_from_brain_only():
+    lab = np.zeros((80, 40, 40), np.uint8)
+    lab[5:35, 5:35, 5:35] = 2  # brain
+    lab[4:36, 4:36, 4] = 3  # a CSF sheet on it: near
+    lab[60:70, 10:20, 10:20] = 3  # 1000 voxels of CSF 25-35 voxels away
+    sp = np.array([1.0, 1.0, 1.0])
+    assert qc.distant_csf_ml(lab, sp) == pytest.approx(1.0)
+    assert qc.distant_csf_ml(lab, sp * 0.5) == pytest.approx(0.125)  # 12.5-17.5 mm away at 0.5 mm voxels
+    assert qc.distant_csf_ml(lab, sp * 0.25) == 0.0  # 6.25-8.75 mm away: within 10 mm
+    v = qc.assess(qc.qc_measures(NORMAL, 6.0, 6.0, 12.0), TOPO_OK)
+    assert [f.check for f in v.problems] == ["CSF more than 10 mm from brain"] and "labelled CSF" in v.summary
