@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 #: JSON keys whose values change from run to run (wall clock, machine)
-VOLATILE = {"created", "created_at", "added", "completed", "modified", "updated", "date", "time", "timestamp", "host", "hostname",
+VOLATILE = {"created", "created_at", "added", "completed", "last_commit", "modified", "updated", "date", "time", "timestamp", "host", "hostname",
             "python", "platform", "placements_per_s"}
 
 
