@@ -206,3 +206,25 @@ def test_parametric_d70_matches_measured_model():
     seg = figure_of_eight_coil("D70s", e.geometry, wing_spacing=e.wing_spacing, representation="segments")
     a_seg = np.linalg.norm(vector_potential_coil_frame(seg, pts), axis=1)
     assert np.abs(a_seg - a_ref).max() / a_ref.max() < 0.10
+
+
+def test_cli_coils_export_round_trips(tmp_path, capsys):
+    """`navigator coils export`: a .ccd reads back as the same dipoles; a NIfTI coil holds the
+    coil's vector potential at its grid nodes (GridField.sample returns it there; both sides are
+    FMM evaluations with eps 1e-3)."""
+    from navigator.cli import main
+    from navigator.tms.library import load_coil
+
+    coil = load_coil("Magstim_D70")
+    assert main(["coils", "export", "Magstim_D70", str(tmp_path / "d70.ccd")]) == 0
+    back = load_coil(str(tmp_path / "d70.ccd"))
+    np.testing.assert_allclose(back.dipole_positions, coil.dipole_positions, atol=1e-6)
+    np.testing.assert_allclose(back.dipole_moments, coil.dipole_moments, rtol=1e-6, atol=1e-12)
+    assert main(["coils", "export", "Magstim_D70", str(tmp_path / "d70.nii.gz"), "--resolution", "25"]) == 0
+    grid = read_nifti_coil(tmp_path / "d70.nii.gz").grid
+    assert grid.data.shape == (13, 13, 11, 3)
+    nodes = np.array([[-150.0, -150.0, -50.0], [0.0, 0.0, 25.0], [50.0, -25.0, 100.0]])
+    expected = vector_potential_coil_frame(coil, nodes)  # FMM-evaluated (eps 1e-3), as the export
+    np.testing.assert_allclose(grid.sample(nodes), expected, atol=2e-3 * np.abs(expected).max())
+    assert main(["coils", "export", "Magstim_D70", str(tmp_path / "d70.txt")]) == 1
+    assert "unknown coil format" in capsys.readouterr().err
