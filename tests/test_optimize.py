@@ -52,7 +52,6 @@ def test_reciprocity_identity_is_exact(head, small_coil):
         assert np.allclose(rec, direct, rtol=1e-5, atol=1e-7 * np.abs(direct).max())
 
 
-@pytest.mark.slow
 def test_reciprocity_random_placements_within_1_percent(head, small_coil):
     """20 random placements (10 random centres x 2 random angles): optimizer scores vs direct FEM."""
     _mesh, _sigma, system, roi, scalp = head
@@ -76,7 +75,6 @@ def test_reciprocity_random_placements_within_1_percent(head, small_coil):
     assert np.abs(rec_n.scores - d_n).max() < 0.01 * np.abs(d_n).max()
 
 
-@pytest.mark.slow
 def test_coarse_grid_best_equals_exhaustive_direct(head, small_coil):
     """5 centres x 4 angles around a point 6 mm beside the target (no symmetric ties; the
     runner-up is ~3 % below the best on this deterministic mesh): reciprocity picks the exhaustive direct search's best."""

@@ -283,7 +283,6 @@ def test_phantom_contrast(phantom_ras):
     assert max(means) / min(means) > 1.05
 
 
-@pytest.mark.slow
 def test_phantom_seeds_deterministic_and_different(phantom_ws):
     a = generate_phantom(1)
     stored = np.asarray(nib.load(str(phantom_ws.path("t1"))).dataobj)

@@ -68,7 +68,6 @@ def test_phantom_workspace_dice_registration_and_skip(phantom_ws, tmp_path):
     assert segment_workspace(ws) is False
 
 
-@pytest.mark.slow
 def test_skull_stripped_input_is_rejected():
     """The MNI template itself is a brain-only image: a clear InputError, not a bad head."""
     from navigator.core.errors import InputError

@@ -87,7 +87,6 @@ def test_fem_sphere_against_analytic(test_errors):
     assert rdm < 0.5 * rdm_el, (rdm, rdm_el)
 
 
-@pytest.mark.slow
 def test_fem_sphere_improves_under_refinement(tmp_path, test_errors):
     (rdm6, _) = test_errors[0]["recovered"]
     errors8, n_tets = _sphere_errors(tmp_path, 8.0)
