@@ -96,3 +96,37 @@ def test_negative_electrode_spec_is_a_value() -> None:
     args = build_parser().parse_args(["simulate", "tdcs", "x", "-e", "-40,20,60:-1:disc:12", "-e", "F3:1",
                                       "--out", "o"])
     assert "-40,20,60:-1:disc:12" in str(args)
+
+
+def _main_calls_in_fast_tests():
+    """(command path, file) of every ``main([...])`` call with a literal argument list in a test or
+    fixture that is not marked slow (the first words that are not options)."""
+    import ast
+
+    def is_slow(decorators) -> bool:
+        return any("slow" in ast.unparse(d) for d in decorators)
+
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        if any(isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "pytestmark" for t in n.targets)
+               and "slow" in ast.unparse(n.value) for n in tree.body):
+            continue
+        for fn in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+            if is_slow(fn.decorator_list):
+                continue
+            for call in (n for n in ast.walk(fn) if isinstance(n, ast.Call)):
+                if getattr(call.func, "id", getattr(call.func, "attr", None)) != "main" or not call.args:
+                    continue
+                if not isinstance(call.args[0], ast.List):
+                    continue
+                words = [e.value for e in call.args[0].elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+                yield tuple(w for w in words if not w.startswith("-")), path.name
+
+
+def test_every_command_runs_in_the_fast_tests() -> None:
+    """Each command (and sub-command) of the CLI is run by at least one test not marked slow."""
+    commands = {path for path, _ in _all_subparsers(build_parser())}
+    leaves = {c for c in commands if not any(o[:len(c)] == c and len(o) > len(c) for o in commands)}
+    called = {words for words, _ in _main_calls_in_fast_tests()}
+    missing = sorted(" ".join(c) for c in leaves if not any(w[:len(c)] == c for w in called))
+    assert not missing, f"commands no fast test runs: {missing}"
