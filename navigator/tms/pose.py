@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from navigator.core.errors import InputError, NavigatorError
+from navigator.core.errors import NavigatorError
 from navigator.core.surface import Surface
 from navigator.targets.head import Head
 
