@@ -310,3 +310,41 @@ def test_cli_target_json(tmp_path, capsys) -> None:
     assert main(["fiducials", str(ws.root), "--lpa", "-90,0,0", "--rpa", "90,0,0", "--nasion", "0,90,0",
                  "--inion", "0,-90,0"]) == 0
     assert main(["fiducials", str(ws.root), "--lpa", "90,0,0"]) == 1  # left/right swapped is refused
+
+
+def test_head_reuses_the_recorded_targets_only_while_current(tmp_path) -> None:
+    """The targets step records resolved targets; a later Head returns them as recorded while the
+    files they came from are unchanged, and resolves again when one changed."""
+    from navigator.core.workspace import Workspace
+    from navigator.io.surfaces import write_surface
+    from navigator.targets.head import RESOLVED, Head
+    from navigator.targets.resolve import resolve_target
+
+    ws, step = _workspace_with_head(tmp_path)
+    assert step(ws) is True
+    names = ["fox", "eeg:F3", "subject:-30,40,50"]
+    head = Head.of(Workspace.open(ws.root))
+    assert head.resolve_targets(names) is True
+    assert head.resolve_targets(names) is False  # current: nothing to do
+    assert (ws.root / RESOLVED).exists()
+    later = Head.of(Workspace.open(ws.root))
+    assert set(later.resolved) == set(names)
+    for name in names:
+        assert later.target(name) is later.resolved[name]
+        assert later.target(name).to_json() == resolve_target(later, name).to_json()
+    # the scalp changes (e.g. the subject was meshed again): the record is stale, targets resolve anew
+    write_surface(sphere_surface(radius=R + 5.0), ws.path("scalp"))
+    fresh = Head.of(Workspace.open(ws.root))
+    assert fresh.resolved == {}
+    entry = np.asarray(fresh.target("subject:-30,40,50").scalp_entry)
+    assert abs(np.linalg.norm(entry) - (R + 5.0)) < 1.0
+    # a user target edited after the step is not shadowed by the record of its old position
+    head2 = Head.of(Workspace.open(ws.root))
+    head2.save_user_target("mine", {"point": [-30.0, 40.0, 50.0], "space": "subject", "kind": "cortical"})
+    assert head2.resolve_targets(["mine"]) is True
+    old = np.asarray(Head.of(Workspace.open(ws.root)).target("mine").point)
+    head2.save_user_target("mine", {"point": [30.0, 40.0, 50.0], "space": "subject", "kind": "cortical"})
+    moved = Head.of(Workspace.open(ws.root))
+    assert moved.resolved == {}
+    np.testing.assert_allclose(old, [-30.0, 40.0, 50.0])
+    np.testing.assert_allclose(moved.target("mine").point, [30.0, 40.0, 50.0])
