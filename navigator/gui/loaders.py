@@ -96,10 +96,13 @@ def load_subject(ws: Workspace, progress: Progress | None = None) -> SubjectData
             data.image = ras_volume(lab.with_data(np.asarray(lab.data, np.float32)))
         data.labels = resample_to(lab, data.image, order=0).astype(np.uint8)
     progress.update(0.5, "reading surfaces")
+    from navigator.targets.head import Head
+
+    head = data.ctx = Head.of(ws)  # the subject's head session: what is read here is read once
     if ws.has("scalp"):
-        data.scalp = read_surface(ws.path("scalp"))
+        data.scalp = head.scalp
     if ws.has("middle_gm"):
-        data.cortex = read_surface(ws.path("middle_gm"))
+        data.cortex = head.cortex
     elif ws.has("gm_surface"):
         data.cortex = read_surface(ws.path("gm_surface"))
     data.has_mesh = ws.has("mesh")
@@ -109,32 +112,22 @@ def load_subject(ws: Workspace, progress: Progress | None = None) -> SubjectData
     progress.update(0.8, "reading head coordinates")
     if ws.has("fiducials"):
         try:
-            from navigator.targets.fiducials import load_fiducials
-
-            fid = load_fiducials(ws.path("fiducials"))
-            data.fiducials = {k: np.asarray(v, float) for k, v in fid.as_dict().items()}
+            data.fiducials = {k: np.asarray(v, float) for k, v in head.fiducials.as_dict().items()}
         except NavigatorError as exc:
             data.messages.append(str(exc))
-    if ws.has("eeg"):
+    if head.has_eeg:
         try:
-            from navigator.tes.montage import read_eeg_positions
-
-            data.eeg = {k: np.asarray(v, float) for k, v in read_eeg_positions(ws.path("eeg")).items()}
+            data.eeg = {k: np.asarray(v, float) for k, v in head.eeg.positions.items()}
         except NavigatorError as exc:
             data.messages.append(str(exc))
     if data.image is None and data.scalp is None:
         raise NavigatorError(f"{ws.root}: workspace holds no image and no surfaces to show")
     progress.update(0.9, "preparing target lookup")
-    from navigator.targets.head import Head
-
-    data.ctx = Head.of(ws)
-    _ = data.ctx.transform  # loads the MNI deformation fields (large) here, not on the UI thread
+    _ = head.transform  # loads the MNI deformation fields (large) here, not on the UI thread
     if data.scalp is not None:
-        data.ctx.__dict__["scalp"] = data.scalp
-        _ = data.ctx.scalp_query
-    if ws.has("middle_gm"):
-        data.ctx.__dict__["cortex"] = data.cortex
-        _ = data.ctx.cortex_query
+        _ = head.scalp_query
+    if data.cortex is not None and ws.has("middle_gm"):
+        _ = head.cortex_query
     progress.update(1.0, "loaded")
     return data
 
