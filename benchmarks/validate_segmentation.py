@@ -21,7 +21,8 @@ or of ``--transforms`` (a workspace's ``transforms/`` folder) with ``--labels``;
 otherwise (then a head pitched by a few degrees tilts the vault boundary with it).
 
 Prints Dice per class, volumes, intracranial volume and Dice, vault skull Dice and thickness,
-and the gates of issue 20 (PASS/FAIL). The method (vault plane, thickness) is documented in
+the gates of issue 20 (PASS/FAIL) and the QC verdict of our labels (docs/segmentation.md,
+Quality control; from the labels alone with ``--labels``). The method (vault plane, thickness) is documented in
 ``docs/segmentation.md``. Exit status: 0 when scored (whatever the gates say), 1 on a bad input.
 """
 
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         t1 = load_image(args.t1)
         info = {"t1": str(args.t1), "reference": str(args.reference), "mapping": mapping.name}
         up = None
+        verdict = None
         if args.labels:
             labels_path, transforms = Path(args.labels), args.transforms
             if labels_path.is_dir():
@@ -125,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             seconds = round(time.perf_counter() - t0, 1)
             labels = res.labels
             up = V.head_superior_axis(res.registration.affine_s2m)
+            verdict = res.metrics.get("verdict")
             info["labels"] = "segment_head (in memory)"
             for w in res.warnings:
                 print(f"segmentation warning: {w}", file=sys.stderr)
@@ -141,10 +144,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"T1 {args.t1}\nreference {args.reference}\nlabels {info['labels']}"
           + (f" ({seconds} s)" if seconds is not None else ""))
     print(V.format_table(result))
+    if verdict is None:  # existing labels: the QC verdict from the labels alone
+        from navigator.segmentation.qc import labels_verdict
+
+        verdict = labels_verdict(labels).to_json()
+    from navigator.segmentation.qc import verdict_lines
+
+    print("\n".join(verdict_lines({"verdict": verdict})))
     if args.json:
         from navigator.core.atomic import atomic_write_json
 
-        atomic_write_json(Path(args.json), {**info, "segmentation_seconds": seconds, **result.to_json()})
+        atomic_write_json(Path(args.json), {**info, "segmentation_seconds": seconds, **result.to_json(),
+                                            "qc_verdict": verdict})
         print(f"figures written to {args.json}")
     if args.overlays:
         from navigator.segmentation.qc_figure import save_agreement_overlays
