@@ -59,9 +59,10 @@ def test_medial_gm_fraction_counts_the_band_only():
     lab[np.abs(mni[..., 0]) == 1] = 2  # GM at x = +-1 mm
     lab[np.abs(mni[..., 0]) > 2] = 2  # outside the band: must not count
     frac, n = qc.medial_gm_fraction(lab, mni)
-    band = (np.abs(mni[..., 0]) <= 2) & (mni[..., 1] >= -60) & (mni[..., 1] <= 45) & (mni[..., 2] >= 0) & (
-        mni[..., 2] <= 60)
-    assert n == band.sum() and frac == pytest.approx(2 / 5)  # x = -1, 1 of -2..2
+    b = qc.MEDIAL_BAND_MNI
+    band = (np.abs(mni[..., 0]) <= b["abs_x_max"]) & (mni[..., 1] >= b["y"][0]) & (mni[..., 1] <= b["y"][1]) & (
+        mni[..., 2] >= b["z"][0]) & (mni[..., 2] <= b["z"][1])
+    assert 0 < n == band.sum() and frac == pytest.approx(2 / 5)  # x = -1, 1 of -2..2
 
 
 def _sphere_labels(n=120):

@@ -40,13 +40,14 @@ from navigator.segmentation.validation import skull_thickness_samples
 #: The left DLPFC target the QC figure cuts through (MNI152 mm; Fox et al. 2012, the library's "fox").
 DLPFC_MNI = (-38.0, 44.0, 26.0)
 
-#: The medial band checked for cortex labelled CSF (MNI mm): |x| <= 2, -60 <= y <= 45, 0 <= z <= 60
-#: (where the medial frontal and parietal cortex of both hemispheres meet at the falx).
-MEDIAL_BAND_MNI = {"abs_x_max": 2.0, "y": (-60.0, 45.0), "z": (0.0, 60.0)}
+#: The medial band checked for cortex labelled CSF (MNI mm): |x| <= 2, -70 <= y <= 40, 30 <= z <= 70
+#: (where the medial frontal and parietal cortex of both hemispheres meet at the falx, above the
+#: cingulate gyrus).
+MEDIAL_BAND_MNI = {"abs_x_max": 2.0, "y": (-70.0, 40.0), "z": (30.0, 70.0)}
 
-#: A medial GM fraction below this share of the MNI152 template's value (a quarter less grey
+#: A medial GM fraction below this share of the MNI152 template's value (a fifth less grey
 #: matter at the midline than the population average) is reported.
-MEDIAL_MIN_SHARE_OF_TEMPLATE = 0.75
+MEDIAL_MIN_SHARE_OF_TEMPLATE = 0.8
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -418,7 +419,7 @@ def segmentation_metrics(labels: Volume, reg, topo, tissue_means: np.ndarray, tm
         frac, n_med = None, 0
     medial = {"gm_fraction": None if frac is None else round(frac, 3), "voxels": n_med,
               "template_gm_fraction": round(template_medial_gm_fraction(tm), 3),
-              "band_mni": "|x| <= 2, -60 <= y <= 45, 0 <= z <= 60 mm"}
+              "band_mni": "|x| <= 2, -70 <= y <= 40, 30 <= z <= 70 mm"}
     topo_json = topo.to_json()
     by_tag = {t: float(counts[t]) * vox_ml for t in range(min(len(counts), 11))}
     from navigator.segmentation.validation import head_superior_axis

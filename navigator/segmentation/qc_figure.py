@@ -325,8 +325,11 @@ def save_qc_report(t1: Volume, labels: Volume, path: str | Path, title: str = ""
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_aspect("equal")
+    from matplotlib.patches import Patch
+
     tags = [t for t in _COLORS if (lab == t).any()]
-    handles = [plt.Line2D([0], [0], color=_COLORS[t], lw=6, label=f"{t} {TISSUES[t].name}") for t in tags]
+    handles: list[Any] = [Patch(facecolor=_COLORS[t], edgecolor="#333333", label=f"{t} {TISSUES[t].name}")
+                          for t in tags]
     if any(p["mark"] is not None for p in planes):
         handles.append(plt.Line2D([0], [0], color="#00ffff", marker="+", ms=12, lw=0, mew=2, label="DLPFC target"))
     fig.legend(handles=handles, loc="lower right", ncol=len(handles), fontsize=9.5, frameon=False,
