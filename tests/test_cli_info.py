@@ -241,3 +241,13 @@ def test_modality_guess_sample_subjects(tmp_path, capsys):
         p = save_nifti(Volume(img, ph.affine), tmp_path / f"phantom_{name}.nii.gz")
         d = _info_json(p, capsys)
         assert d["modality_guess"] == expect, (name, d["modality_reason"])
+
+
+def test_modality_guess_tolerates_nan_voxels():
+    from navigator.io.images import guess_modality
+
+    for contrast, expect in ((_T1, "T1"), (_T2, "T2")):
+        data, aff = _ellipsoid_head(contrast, (2.0, 2.0, 2.0))
+        data = data.astype(np.float32)
+        data[np.random.default_rng(3).random(data.shape) < 0.1] = np.nan  # 10 % NaN everywhere
+        assert guess_modality(data, spacing=(2.0, 2.0, 2.0))[0] == expect
