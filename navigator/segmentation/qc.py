@@ -385,11 +385,15 @@ def qc_views(reg, labels: Volume) -> dict[str, Any]:
             "mni_axes_subject": [[round(float(c), 5) for c in row] for row in rot]}
 
 
-def segmentation_metrics(labels: Volume, reg, topo, tissue_means: np.ndarray, tm, mi: float) -> dict[str, Any]:
+def segmentation_metrics(labels: Volume, reg, topo, tissue_means: Any, tm, mi: float) -> dict[str, Any]:
     """JSON-ready metrics dictionary (see module docstring).
+
+    ``tissue_means``: (classes, channels) fitted means with WM, GM, CSF first (normalised T1 in
+    channel 0), or an object holding them as ``.means`` (the brain mixture's result).
 
     The dictionary is also recorded in ``labels.meta["qc"]``, where :func:`save_montage` finds it.
     """
+    means = np.atleast_2d(np.asarray(getattr(tissue_means, "means", tissue_means), float))
     lab = labels.data
     vox_ml = float(np.prod(labels.spacing)) / 1000.0
     counts = np.bincount(lab.ravel(), minlength=11)
@@ -441,8 +445,8 @@ def segmentation_metrics(labels: Volume, reg, topo, tissue_means: np.ndarray, tm
             "nonlinear_max_displacement_mm": round(float(np.abs(reg.disp).max()), 2) if reg.disp is not None
             else 0.0,
         },
-        "tissue_means_t1": {"wm": round(float(tissue_means[0, 0]), 3), "gm": round(float(tissue_means[1, 0]), 3),
-                            "csf": round(float(tissue_means[2, 0]), 3)},
+        "tissue_means_t1": {"wm": round(float(means[0, 0]), 3), "gm": round(float(means[1, 0]), 3),
+                            "csf": round(float(means[2, 0]), 3)},
         "voxel_size_mm": [round(float(s), 3) for s in labels.spacing],
         "medial_cortex": medial,
         "face_bone_thickness_mm": None if face_t is None else round(face_t, 2),
