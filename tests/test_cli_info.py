@@ -131,7 +131,8 @@ def _ellipsoid_head(contrast: dict, spacing=(1.0, 1.0, 1.0), neck: bool = True, 
     sp = np.asarray(spacing, float)
     shape = tuple(int(round(n / s)) for n, s in zip((170, 210, 230), sp))
     g = [((np.arange(n) - (n - 1) / 2) * s).astype(np.float32) for n, s in zip(shape, sp)]
-    x, y, z = g[0][:, None, None], g[1][None, :, None], g[2][None, None, :] - 25.0  # head centre above the grid centre
+    # open grids; the head centre 25 mm above the grid centre, the neck below
+    x, y, z = g[0][:, None, None], g[1][None, :, None], g[2][None, None, :] - 25.0
 
     def ell(a, b, c, zc=0.0):
         return (x / a) ** 2 + (y / b) ** 2 + ((z - zc) / c) ** 2 <= 1
