@@ -487,3 +487,22 @@ def test_siemens_mosaic_matches_dcm2niix(tmp_path, tmp_dicom_series):
     vol = load_image(tmp_path / "mosaic", allow_4d=True)
     ours = vol.voxel_to_world(np.argwhere(vol.data[..., 0] == 7000))[0]
     np.testing.assert_allclose(ours, ref_world, atol=1e-3)
+
+
+def test_unusable_object_beside_a_good_series_is_skipped(tmp_path, tmp_dicom_series, caplog):
+    """A multi-frame object without plane geometry (e.g. a screen capture) in the folder of a good
+    series is skipped with a warning; alone it is refused with its own reason."""
+    import shutil as _shutil
+
+    corpus = Path(__file__).parent / "bad_inputs" / "dicom" / "multiframe_no_geometry.dcm"
+    data = _phantom()
+    tmp_dicom_series(tmp_path / "d", data)
+    _shutil.copyfile(corpus, tmp_path / "d" / "capture.dcm")
+    with caplog.at_level("WARNING", logger="navigator"):
+        vol = read_dicom_series(tmp_path / "d")
+    np.testing.assert_array_equal(vol.data, data)
+    assert "capture.dcm" in caplog.text and "without functional groups" in caplog.text
+    (tmp_path / "alone").mkdir()
+    _shutil.copyfile(corpus, tmp_path / "alone" / "capture.dcm")
+    with pytest.raises(InputError, match="capture.dcm: is a multi-frame DICOM"):
+        read_dicom_series(tmp_path / "alone")
