@@ -510,3 +510,25 @@ def test_unusable_object_beside_a_good_series_is_skipped(tmp_path, tmp_dicom_ser
     _shutil.copyfile(corpus, tmp_path / "alone" / "capture.dcm")
     with pytest.raises(InputError, match="capture.dcm: is a multi-frame DICOM"):
         read_dicom_series(tmp_path / "alone")
+
+
+@pytest.mark.parametrize("variant", ["enhanced", "jpeg-lossless", "mosaic"])
+def test_left_marker_lands_at_negative_x_in_every_variant(tmp_path, tmp_dicom_series, variant):
+    """The left/right test of the classic reader, on each scanner variant: patient-left (+x in
+    DICOM LPS) must become x < 0 in RAS."""
+    import dicom_variants
+
+    data = np.zeros((NX, NY, NZ), np.int16)
+    data[13, 4, 6] = 1000  # LPS x = -7.5 + 13 = +5.5: the patient's left
+    files = tmp_dicom_series(tmp_path / "plain", data, origin=(-7.5, -6.5, -9.0))
+    if variant == "enhanced":
+        dicom_variants.to_enhanced(files, tmp_path / "v" / "e.dcm")
+    elif variant == "mosaic":
+        dicom_variants.to_mosaic(files, tmp_path / "v", n_volumes=1, csa=True)
+    else:
+        pytest.importorskip("gdcm")
+        dicom_variants.transcode(files, tmp_path / "v", variant)
+    vol = load_image(tmp_path / "v")
+    ijk = np.argwhere(vol.data == 1000)
+    assert len(ijk) == 1
+    np.testing.assert_allclose(vol.voxel_to_world(ijk)[0], [-5.5, 2.5, 3.0], atol=1e-6)
