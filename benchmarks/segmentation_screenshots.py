@@ -228,7 +228,7 @@ def main(argv=None) -> int:
 
     # the QC report as `navigator segment` writes it (verdict from the labels alone with --labels)
     p = save_montage(shown, lab_vol, out / "segmentation_qc_report.png", title=f"{name}: segmentation QC",
-                     dpi=args.dpi)
+                     dpi=min(args.dpi, 80))
     print("wrote", p)
     return 0
 

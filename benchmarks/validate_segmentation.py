@@ -21,8 +21,10 @@ or of ``--transforms`` (a workspace's ``transforms/`` folder) with ``--labels``;
 otherwise (then a head pitched by a few degrees tilts the vault boundary with it).
 
 Prints Dice per class, volumes, intracranial volume and Dice, vault skull Dice and thickness,
-and the gates of issue 20 (PASS/FAIL). The method (vault plane, thickness) is documented in
-``docs/segmentation.md``. Exit status: 0 when scored (whatever the gates say), 1 on a bad input.
+the gates of issue 20 (PASS/FAIL) and the QC verdict of our labels (docs/segmentation.md,
+Quality control; from the labels alone with ``--labels``). The method (vault plane, thickness)
+is documented in ``docs/segmentation.md``. Exit status: 0 when scored (whatever the gates say),
+1 on a bad input.
 """
 
 from __future__ import annotations
@@ -76,14 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("t1", help="T1-weighted image (NIfTI/MGH or DICOM folder)")
     ap.add_argument("reference", help="reference label image in the same world space")
     ap.add_argument("--mapping", required=True, help="'charm5' or a JSON/TOML mapping file")
-    ap.add_argument("--labels", help="score this existing label image (SimNIBS labels) instead of segmenting; "
-                    "a subject workspace folder means its labels/labels.nii.gz and transforms/")
+    ap.add_argument("--labels", help="score this existing label image (SimNIBS labels) instead of "
+                    "segmenting; a subject workspace folder means its labels/labels.nii.gz and transforms/")
     ap.add_argument("--t2", help="T2 image for the segmentation (same world space)")
     ap.add_argument("--json", help="write the figures to this JSON file")
     ap.add_argument("--overlays", help="write three-plane overlays (ours | reference | disagreement) here")
     ap.add_argument("--save-labels", help="write the segmentation's labels to this NIfTI (when segmenting)")
-    ap.add_argument("--transforms", help="subject<->MNI transforms folder (a workspace's transforms/) giving the "
-                    "head's superior axis for the vault plane when scoring --labels")
+    ap.add_argument("--transforms", help="subject<->MNI transforms folder (a workspace's transforms/) giving "
+                    "the head's superior axis for the vault plane when scoring --labels")
     ap.add_argument("--vault-offset-mm", type=float, default=None,
                     help="vault plane height above the reference intracranial centroid (default 10)")
     args = ap.parse_args(argv)
@@ -99,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         t1 = load_image(args.t1)
         info = {"t1": str(args.t1), "reference": str(args.reference), "mapping": mapping.name}
         up = None
+        verdict = None
         if args.labels:
             labels_path, transforms = Path(args.labels), args.transforms
             if labels_path.is_dir():
@@ -125,13 +128,16 @@ def main(argv: list[str] | None = None) -> int:
             seconds = round(time.perf_counter() - t0, 1)
             labels = res.labels
             up = V.head_superior_axis(res.registration.affine_s2m)
+            verdict = res.metrics.get("verdict")
             info["labels"] = "segment_head (in memory)"
             for w in res.warnings:
                 print(f"segmentation warning: {w}", file=sys.stderr)
             if args.save_labels:
                 save_nifti(labels, args.save_labels, dtype=np.uint8)
                 print(f"labels written to {args.save_labels}", file=sys.stderr)
-        kw = {"up": up} if args.vault_offset_mm is None else {"up": up, "vault_offset_mm": args.vault_offset_mm}
+        kw: dict = {"up": up}
+        if args.vault_offset_mm is not None:
+            kw["vault_offset_mm"] = args.vault_offset_mm
         result, ours_c, ref_c = V.score_segmentation(np.asarray(labels.data), labels.affine,
                                                      np.asarray(ref.data), ref.affine, mapping, **kw)
     except (NavigatorError, ValueError, OSError) as exc:
@@ -141,10 +147,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"T1 {args.t1}\nreference {args.reference}\nlabels {info['labels']}"
           + (f" ({seconds} s)" if seconds is not None else ""))
     print(V.format_table(result))
+    if verdict is None:  # existing labels: the QC verdict from the labels alone
+        from navigator.segmentation.qc import labels_verdict
+
+        verdict = labels_verdict(labels).to_json()
+    from navigator.segmentation.qc import verdict_lines
+
+    print("\n".join(verdict_lines({"verdict": verdict})))
     if args.json:
         from navigator.core.atomic import atomic_write_json
 
-        atomic_write_json(Path(args.json), {**info, "segmentation_seconds": seconds, **result.to_json()})
+        atomic_write_json(Path(args.json), {**info, "segmentation_seconds": seconds, **result.to_json(),
+                                            "qc_verdict": verdict})
         print(f"figures written to {args.json}")
     if args.overlays:
         from navigator.segmentation.qc_figure import save_agreement_overlays

@@ -131,7 +131,8 @@ def _ellipsoid_head(contrast: dict, spacing=(1.0, 1.0, 1.0), neck: bool = True, 
     sp = np.asarray(spacing, float)
     shape = tuple(int(round(n / s)) for n, s in zip((170, 210, 230), sp))
     g = [((np.arange(n) - (n - 1) / 2) * s).astype(np.float32) for n, s in zip(shape, sp)]
-    x, y, z = g[0][:, None, None], g[1][None, :, None], g[2][None, None, :] - 25.0  # head centre above the grid centre
+    # open grids; the head centre 25 mm above the grid centre, the neck below
+    x, y, z = g[0][:, None, None], g[1][None, :, None], g[2][None, None, :] - 25.0
 
     def ell(a, b, c, zc=0.0):
         return (x / a) ** 2 + (y / b) ** 2 + ((z - zc) / c) ** 2 <= 1
@@ -241,3 +242,13 @@ def test_modality_guess_sample_subjects(tmp_path, capsys):
         p = save_nifti(Volume(img, ph.affine), tmp_path / f"phantom_{name}.nii.gz")
         d = _info_json(p, capsys)
         assert d["modality_guess"] == expect, (name, d["modality_reason"])
+
+
+def test_modality_guess_tolerates_nan_voxels():
+    from navigator.io.images import guess_modality
+
+    for contrast, expect in ((_T1, "T1"), (_T2, "T2")):
+        data, aff = _ellipsoid_head(contrast, (2.0, 2.0, 2.0))
+        data = data.astype(np.float32)
+        data[np.random.default_rng(3).random(data.shape) < 0.1] = np.nan  # 10 % NaN everywhere
+        assert guess_modality(data, spacing=(2.0, 2.0, 2.0))[0] == expect

@@ -115,3 +115,25 @@ def test_convert_with_relative_paths(tmp_path, monkeypatch, tmp_dicom_series):
     monkeypatch.chdir(tmp_path)
     assert main(["convert", "dcm", "--out", "out/t1.nii.gz", "-q"]) == 0
     np.testing.assert_array_equal(np.asarray(nib.load("out/t1.nii.gz").dataobj), data)
+
+
+def test_workspace_commands_from_the_parent_folder(tmp_path, monkeypatch, capsys):
+    """A session on a sphere head with relative paths only: import, fiducials (EEG positions
+    step), target, TMS simulation with a relative --out recorded under the workspace."""
+    from navigator.fem.spheres import concentric_sphere_mesh
+    from navigator.io.gmsh import write_msh
+
+    write_msh(concentric_sphere_mesh(radii=(85.0, 90.0, 95.0), tags=(3, 4, 5), size=14.0), tmp_path / "sphere.msh")
+    monkeypatch.chdir(tmp_path)
+    run = [["import-mesh", "sphere.msh", "--out", "ws"], ["workspace", "ws"],
+           ["fiducials", "ws", "--nasion", "0,95,0", "--inion", "0,-95,0", "--lpa", "-95,0,0", "--rpa", "95,0,0"],
+           ["simulate", "tms", "ws", "--coil", "Magstim_D70", "--target", "eeg:Cz", "--intensity", "50",
+            "--out", "ws/simulations/cz", "--no-nifti"]]
+    for argv in run:
+        assert main([*argv, "-q"]) == 0, (argv, capsys.readouterr().err)
+    assert main(["target", "ws", "eeg:F3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "eeg:F3"
+    ws = Workspace.open("ws", verify_hashes=True)
+    assert {"mesh", "head-coordinates", "simulate_tms:simulations/cz"} <= set(ws.steps())
+    assert "simulations/cz/summary.json" in ws.step("simulate_tms:simulations/cz").outputs
+    assert not (tmp_path / "ws" / ".staging").exists()

@@ -350,6 +350,10 @@ def test_compressed_series_reads_like_the_plain_series(tmp_path, syntax):
     out = transcode(files, tmp_path / syntax, syntax)
     ts = pydicom.dcmread(str(out[0]), stop_before_pixels=True).file_meta.TransferSyntaxUID
     assert ts.is_compressed or ts.is_deflated
+    if syntax != "deflate":  # the runtime decoders (pylibjpeg family) suffice; gdcm is only a test tool
+        ds = pydicom.dcmread(str(out[0]))
+        ds.pixel_array_options(decoding_plugin="pylibjpeg")
+        np.testing.assert_array_equal(ds.pixel_array, pydicom.dcmread(str(files[0])).pixel_array)
     _assert_same_volume(read_dicom_series(tmp_path / syntax), read_dicom_series(tmp_path / "plain"))
     # left stays left: the world position of a voxel is the same as in the source NIfTI
     vol = load_image(tmp_path / syntax)
@@ -487,3 +491,44 @@ def test_siemens_mosaic_matches_dcm2niix(tmp_path, tmp_dicom_series):
     vol = load_image(tmp_path / "mosaic", allow_4d=True)
     ours = vol.voxel_to_world(np.argwhere(vol.data[..., 0] == 7000))[0]
     np.testing.assert_allclose(ours, ref_world, atol=1e-3)
+
+
+def test_unusable_object_beside_a_good_series_is_skipped(tmp_path, tmp_dicom_series, caplog):
+    """A multi-frame object without plane geometry (e.g. a screen capture) in the folder of a good
+    series is skipped with a warning; alone it is refused with its own reason."""
+    import shutil as _shutil
+
+    corpus = Path(__file__).parent / "bad_inputs" / "dicom" / "multiframe_no_geometry.dcm"
+    data = _phantom()
+    tmp_dicom_series(tmp_path / "d", data)
+    _shutil.copyfile(corpus, tmp_path / "d" / "capture.dcm")
+    with caplog.at_level("WARNING", logger="navigator"):
+        vol = read_dicom_series(tmp_path / "d")
+    np.testing.assert_array_equal(vol.data, data)
+    assert "capture.dcm" in caplog.text and "without functional groups" in caplog.text
+    (tmp_path / "alone").mkdir()
+    _shutil.copyfile(corpus, tmp_path / "alone" / "capture.dcm")
+    with pytest.raises(InputError, match="capture.dcm: is a multi-frame DICOM"):
+        read_dicom_series(tmp_path / "alone")
+
+
+@pytest.mark.parametrize("variant", ["enhanced", "jpeg-lossless", "mosaic"])
+def test_left_marker_lands_at_negative_x_in_every_variant(tmp_path, tmp_dicom_series, variant):
+    """The left/right test of the classic reader, on each scanner variant: patient-left (+x in
+    DICOM LPS) must become x < 0 in RAS."""
+    import dicom_variants
+
+    data = np.zeros((NX, NY, NZ), np.int16)
+    data[13, 4, 6] = 1000  # LPS x = -7.5 + 13 = +5.5: the patient's left
+    files = tmp_dicom_series(tmp_path / "plain", data, origin=(-7.5, -6.5, -9.0))
+    if variant == "enhanced":
+        dicom_variants.to_enhanced(files, tmp_path / "v" / "e.dcm")
+    elif variant == "mosaic":
+        dicom_variants.to_mosaic(files, tmp_path / "v", n_volumes=1, csa=True)
+    else:
+        pytest.importorskip("gdcm")
+        dicom_variants.transcode(files, tmp_path / "v", variant)
+    vol = load_image(tmp_path / "v")
+    ijk = np.argwhere(vol.data == 1000)
+    assert len(ijk) == 1
+    np.testing.assert_allclose(vol.voxel_to_world(ijk)[0], [-5.5, 2.5, 3.0], atol=1e-6)

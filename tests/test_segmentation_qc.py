@@ -31,7 +31,8 @@ def test_the_issue_mprage_is_flagged_with_regions():
     v = qc.assess(qc.qc_measures(vols, 5.0), topo)
     assert not v.plausible and v.summary.startswith("check: ")
     failed = {f.check for f in v.problems}
-    assert failed == {"skull (compact + spongy bone)", "scalp / bone volume", "GM / WM ratio", "topology islands"}
+    assert failed == {"skull (compact + spongy bone)", "scalp / bone volume", "GM / WM ratio",
+                      "topology islands"}
     assert "face and neck" in v.summary and "scalp" in v.summary
     msgs = " | ".join(f.message for f in v.problems)
     assert "1430 ml (above)" in msgs and "3 scalp" in msgs
@@ -59,9 +60,11 @@ def test_medial_gm_fraction_counts_the_band_only():
     lab[np.abs(mni[..., 0]) == 1] = 2  # GM at x = +-1 mm
     lab[np.abs(mni[..., 0]) > 2] = 2  # outside the band: must not count
     frac, n = qc.medial_gm_fraction(lab, mni)
-    band = (np.abs(mni[..., 0]) <= 2) & (mni[..., 1] >= -60) & (mni[..., 1] <= 45) & (mni[..., 2] >= 0) & (
-        mni[..., 2] <= 60)
-    assert n == band.sum() and frac == pytest.approx(2 / 5)  # x = -1, 1 of -2..2
+    b = qc.MEDIAL_BAND_MNI
+    x, y, z = mni[..., 0], mni[..., 1], mni[..., 2]
+    band = (np.abs(x) <= b["abs_x_max"]) & (y >= b["y"][0]) & (y <= b["y"][1])
+    band &= (z >= b["z"][0]) & (z <= b["z"][1])
+    assert 0 < n == band.sum() and frac == pytest.approx(2 / 5)  # x = -1, 1 of -2..2
 
 
 def _sphere_labels(n=120):

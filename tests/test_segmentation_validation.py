@@ -163,9 +163,11 @@ def test_unknown_labels_and_bad_mappings_are_refused():
     with pytest.raises(ValueError, match="missing key"):
         V.mapping_from_dict({"classes": {"1": "WM"}})
     with pytest.raises(ValueError, match="undefined classes"):
-        V.mapping_from_dict({"classes": {"1": "WM"}, "ours": {"1": 3}, "reference": {"1": 1}, "intracranial": [1]})
+        V.mapping_from_dict({"classes": {"1": "WM"}, "ours": {"1": 3}, "reference": {"1": 1},
+                             "intracranial": [1]})
     with pytest.raises(ValueError, match="intracranial"):
-        V.mapping_from_dict({"classes": {"1": "WM"}, "ours": {"1": 1}, "reference": {"1": 1}, "intracranial": [2]})
+        V.mapping_from_dict({"classes": {"1": "WM"}, "ours": {"1": 1}, "reference": {"1": 1},
+                             "intracranial": [2]})
     with pytest.raises(ValueError, match="not an integer label image"):
         V.map_labels(np.array([0.5, 1.0]), {0: 0, 1: 1})
 

@@ -237,7 +237,8 @@ class StepCommit:
                 _move(ws.root / rel, self.folder / "old" / rel)
             for rel in install:
                 _move(self.new_root / rel, ws.root / rel)
-            _fsync_dir(ws.root)
+            for folder in sorted({(ws.root / rel).parent for rel in install} | {ws.root}):
+                _fsync_dir(folder)  # the renames reach the disk before the manifest names them
             atomic_write_json(ws.manifest_path, new_manifest)  # the commit point
         except BaseException:
             _roll_back(ws.root, self.folder, journal)

@@ -359,7 +359,7 @@ def _contrast_cues(data: np.ndarray, spacing: Any = None) -> _ContrastCues | Non
     centre = deep.mean(axis=0) * sp_c
     grid = np.ogrid[tuple(slice(0, n) for n in depth.shape)]
     r2 = sum(((g * s_) - c_) ** 2 for g, s_, c_ in zip(grid, sp_c, centre))
-    core = (depth >= core_depth) & (r2 <= (0.6 * dmax) ** 2)
+    core = (depth >= core_depth) & (r2 <= (0.6 * dmax) ** 2) & finite
     if core.sum() < 50:
         return None
     c = d[core]
@@ -375,7 +375,7 @@ def _contrast_cues(data: np.ndarray, spacing: Any = None) -> _ContrastCues | Non
         pos = (peak - p2) / (p98 - p2)
     base = max(peak - lo, 1e-6 * max(abs(hi), 1.0))
     rel = (c - lo) / base
-    top = float(np.percentile(d[fg], 99))
+    top = float(np.percentile(d[fg & finite], 99))
     return _ContrastCues(
         peak_position=float(pos),
         core_to_top=float(base / max(top - lo, 1e-6 * max(abs(hi), 1.0))),

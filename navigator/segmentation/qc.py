@@ -40,13 +40,14 @@ from navigator.segmentation.validation import skull_thickness_samples
 #: The left DLPFC target the QC figure cuts through (MNI152 mm; Fox et al. 2012, the library's "fox").
 DLPFC_MNI = (-38.0, 44.0, 26.0)
 
-#: The medial band checked for cortex labelled CSF (MNI mm): |x| <= 2, -60 <= y <= 45, 0 <= z <= 60
-#: (where the medial frontal and parietal cortex of both hemispheres meet at the falx).
-MEDIAL_BAND_MNI = {"abs_x_max": 2.0, "y": (-60.0, 45.0), "z": (0.0, 60.0)}
+#: The medial band checked for cortex labelled CSF (MNI mm): |x| <= 2, -70 <= y <= 40, 30 <= z <= 70
+#: (where the medial frontal and parietal cortex of both hemispheres meet at the falx, above the
+#: cingulate gyrus).
+MEDIAL_BAND_MNI = {"abs_x_max": 2.0, "y": (-70.0, 40.0), "z": (30.0, 70.0)}
 
-#: A medial GM fraction below this share of the MNI152 template's value (a quarter less grey
+#: A medial GM fraction below this share of the MNI152 template's value (a fifth less grey
 #: matter at the midline than the population average) is reported.
-MEDIAL_MIN_SHARE_OF_TEMPLATE = 0.75
+MEDIAL_MIN_SHARE_OF_TEMPLATE = 0.8
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -110,16 +111,19 @@ NORMAL_RANGES: tuple[NormalRange, ...] = (
     NormalRange("brain_volume_ml", "brain (WM + GM)", 900, 1650, "ml", "brain outline, CSF layer",
                 "Matsumae 1996: 1302 +- 112 ml (men), 1143 +- 105 ml (women)"),
     NormalRange("wm_ml", "white matter", 330, 750, "ml", "white matter / grey matter boundary",
-                "brain volume and GM/WM ratio 1.1-1.5 (Miller 1980), 1.2-1.9 with cerebellar and deep grey matter"),
+                "brain volume and GM/WM ratio 1.1-1.5 (Miller 1980), 1.2-1.9 with cerebellar and deep "
+                "grey matter"),
     NormalRange("gm_ml", "grey matter", 450, 1000, "ml", "cortex (grey matter) and the CSF layer",
                 "brain volume minus white matter (as above)"),
     NormalRange("gm_wm_ratio", "GM / WM ratio", 1.0, 2.1, "", "white matter / grey matter boundary",
                 "Miller 1980 (cerebrum 1.1-1.5) plus cerebellar cortex and deep grey nuclei"),
     NormalRange("csf_ml", "CSF", 100, 600, "ml", "CSF layer and ventricles",
-                "Yamada 2023: 265 ml (20s) to 488 ml (over 80); Matsumae 1996: 11 % of the intracranial volume"),
+                "Yamada 2023: 265 ml (20s) to 488 ml (over 80); Matsumae 1996: 11 % of the intracranial "
+                "volume"),
     NormalRange("brain_fraction", "brain / intracranial volume", 0.65, 0.93, "",
                 "cortex vs CSF (cortex labelled CSF, or CSF labelled cortex?)",
-                "Ahmad: 0.89 +- 0.02 (over 40 years); Matsumae 1996: 0.886; Yamada 2023: 0.66-0.81 (with age)"),
+                "Ahmad: 0.89 +- 0.02 (over 40 years); Matsumae 1996: 0.886; Yamada 2023: 0.66-0.81 "
+                "(with age)"),
     NormalRange("bone_ml", "skull (compact + spongy bone)", 300, 900, "ml",
                 "skull: face and neck (bone speckle?) and the vault",
                 "issue 20: 500-700 ml for a whole adult head; widened for head size and field of view"),
@@ -133,7 +137,8 @@ NORMAL_RANGES: tuple[NormalRange, ...] = (
     NormalRange("distant_csf_ml", "CSF more than 10 mm from brain", 0.0, 5.0, "ml",
                 "face and neck (soft tissue labelled CSF?)",
                 "anatomy: subarachnoid CSF lies within a few mm of the cortex, ventricles and cisterns are "
-                "surrounded by brain, the spinal CSF by the cord (Colin27 reference and phantom truth: 0 ml)"),
+                "surrounded by brain, the spinal CSF by the cord (Colin27 reference and phantom truth: "
+                "0 ml)"),
     NormalRange("face_bone_thickness_mm", "face/neck bone mean thickness", 4.5, 40.0, "mm",
                 "face and neck (bone speckle in soft tissue?)",
                 "judgement: mandible, skull base and vertebrae are several mm thick; scattered bone voxels "
@@ -183,7 +188,8 @@ class QcVerdict:
 
 
 _TOPOLOGY_CHECKS = {
-    "csf_separates_brain": ("CSF layer", "brain touches skull or scalp: check the cortex surface for a missing CSF layer"),
+    "csf_separates_brain": ("CSF layer",
+                            "brain touches skull or scalp: check the cortex surface for a missing CSF layer"),
     "skull_closed": ("skull", "the skull is open: check the vault for holes"),
     "scalp_closed": ("scalp", "outside air touches bone or eyes: check the scalp and face"),
     "no_islands": ("islands", "detached islands of tissue remain: check the face and neck for speckle"),
@@ -226,7 +232,8 @@ def face_bone_thickness(labels: np.ndarray, affine: np.ndarray, up: np.ndarray |
         hi = [slice(None)] * 3
         lo[ax] = slice(0, -1)
         hi[ax] = slice(1, None)
-        faces = np.count_nonzero(bone[tuple(lo)] & soft[tuple(hi)]) + np.count_nonzero(soft[tuple(lo)] & bone[tuple(hi)])
+        faces = (np.count_nonzero(bone[tuple(lo)] & soft[tuple(hi)])
+                 + np.count_nonzero(soft[tuple(lo)] & bone[tuple(hi)]))
         area += faces * float(np.prod(np.delete(sp, ax)))
     if area <= 0:
         return None
@@ -246,7 +253,8 @@ def distant_csf_ml(labels: np.ndarray, spacing: np.ndarray, distance_mm: float =
 
 
 def qc_measures(volumes_by_tag: dict[int, float], thickness_median_mm: float | None,
-                face_bone_thickness_mm: float | None = None, distant_csf: float | None = None) -> dict[str, float]:
+                face_bone_thickness_mm: float | None = None,
+                distant_csf: float | None = None) -> dict[str, float]:
     """The measures :data:`NORMAL_RANGES` refer to, from tissue volumes (ml, by SimNIBS tag), the
     median vault skull thickness (mm), the face/neck bone thickness (mm,
     :func:`face_bone_thickness`) and the distant CSF (ml, :func:`distant_csf_ml`). Ratios with a
@@ -273,7 +281,8 @@ def qc_measures(volumes_by_tag: dict[int, float], thickness_median_mm: float | N
 
 
 def assess(measures: dict[str, float], topology: dict[str, Any] | None = None,
-           medial: dict[str, Any] | None = None, ranges: tuple[NormalRange, ...] = NORMAL_RANGES) -> QcVerdict:
+           medial: dict[str, Any] | None = None,
+           ranges: tuple[NormalRange, ...] = NORMAL_RANGES) -> QcVerdict:
     """The verdict: every measure against its normal range, the topology checks and the medial
     cortex check (``medial``: the ``medial_cortex`` metrics entry).
 
@@ -320,6 +329,13 @@ def assess(measures: dict[str, float], topology: dict[str, Any] | None = None,
     return QcVerdict(False, "check: " + "; ".join(regions), findings)
 
 
+def _in_band(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Boolean mask of MNI coordinates inside :data:`MEDIAL_BAND_MNI`."""
+    b = MEDIAL_BAND_MNI
+    return ((np.abs(x) <= b["abs_x_max"]) & (y >= b["y"][0]) & (y <= b["y"][1])
+            & (z >= b["z"][0]) & (z <= b["z"][1]))
+
+
 def medial_gm_fraction(labels: np.ndarray, mni_coords: np.ndarray) -> tuple[float | None, int]:
     """(GM / (GM + CSF), number of GM + CSF voxels) in :data:`MEDIAL_BAND_MNI`.
 
@@ -327,9 +343,8 @@ def medial_gm_fraction(labels: np.ndarray, mni_coords: np.ndarray) -> tuple[floa
     A healthy medial cortex is mostly grey matter there; a segmentation that labels the medial
     cortex CSF gives a low fraction. None when the band holds no GM or CSF.
     """
-    b = MEDIAL_BAND_MNI
     x, y, z = (mni_coords[..., k] for k in range(3))
-    band = (np.abs(x) <= b["abs_x_max"]) & (y >= b["y"][0]) & (y <= b["y"][1]) & (z >= b["z"][0]) & (z <= b["z"][1])
+    band = _in_band(x, y, z)
     lab = labels[band]
     n_gm = int(np.count_nonzero(lab == GM))
     n = n_gm + int(np.count_nonzero(lab == CSF))
@@ -360,10 +375,11 @@ def template_medial_gm_fraction(tm) -> float:
     lo = np.clip(np.floor(ijk.min(axis=0)).astype(int) - 1, 0, None)
     hi = np.minimum(np.ceil(ijk.max(axis=0)).astype(int) + 2, tm.gm.shape)
     box = tuple(slice(int(a_), int(b_)) for a_, b_ in zip(lo, hi))
-    idx = np.stack(np.meshgrid(*[np.arange(a_, b_) for a_, b_ in zip(lo, hi)], indexing="ij"), -1).astype(float)
+    axes = [np.arange(a_, b_) for a_, b_ in zip(lo, hi)]
+    idx = np.stack(np.meshgrid(*axes, indexing="ij"), -1).astype(float)
     mni = idx @ tm.affine[:3, :3].T + tm.affine[:3, 3]
     x, y, z = (mni[..., k] for k in range(3))
-    band = (np.abs(x) <= b["abs_x_max"]) & (y >= b["y"][0]) & (y <= b["y"][1]) & (z >= b["z"][0]) & (z <= b["z"][1])
+    band = _in_band(x, y, z)
     gm = float(tm.gm[box][band].sum())
     csf = float(tm.csf[box][band].sum())
     return gm / (gm + csf) if gm + csf > 0 else float("nan")
@@ -384,11 +400,15 @@ def qc_views(reg, labels: Volume) -> dict[str, Any]:
             "mni_axes_subject": [[round(float(c), 5) for c in row] for row in rot]}
 
 
-def segmentation_metrics(labels: Volume, reg, topo, tissue_means: np.ndarray, tm, mi: float) -> dict[str, Any]:
+def segmentation_metrics(labels: Volume, reg, topo, tissue_means: Any, tm, mi: float) -> dict[str, Any]:
     """JSON-ready metrics dictionary (see module docstring).
+
+    ``tissue_means``: (classes, channels) fitted means with WM, GM, CSF first (normalised T1 in
+    channel 0), or an object holding them as ``.means`` (the brain mixture's result).
 
     The dictionary is also recorded in ``labels.meta["qc"]``, where :func:`save_montage` finds it.
     """
+    means = np.atleast_2d(np.asarray(getattr(tissue_means, "means", tissue_means), float))
     lab = labels.data
     vox_ml = float(np.prod(labels.spacing)) / 1000.0
     counts = np.bincount(lab.ravel(), minlength=11)
@@ -418,7 +438,7 @@ def segmentation_metrics(labels: Volume, reg, topo, tissue_means: np.ndarray, tm
         frac, n_med = None, 0
     medial = {"gm_fraction": None if frac is None else round(frac, 3), "voxels": n_med,
               "template_gm_fraction": round(template_medial_gm_fraction(tm), 3),
-              "band_mni": "|x| <= 2, -60 <= y <= 45, 0 <= z <= 60 mm"}
+              "band_mni": "|x| <= 2, -70 <= y <= 40, 30 <= z <= 70 mm"}
     topo_json = topo.to_json()
     by_tag = {t: float(counts[t]) * vox_ml for t in range(min(len(counts), 11))}
     from navigator.segmentation.validation import head_superior_axis
@@ -440,8 +460,8 @@ def segmentation_metrics(labels: Volume, reg, topo, tissue_means: np.ndarray, tm
             "nonlinear_max_displacement_mm": round(float(np.abs(reg.disp).max()), 2) if reg.disp is not None
             else 0.0,
         },
-        "tissue_means_t1": {"wm": round(float(tissue_means[0, 0]), 3), "gm": round(float(tissue_means[1, 0]), 3),
-                            "csf": round(float(tissue_means[2, 0]), 3)},
+        "tissue_means_t1": {"wm": round(float(means[0, 0]), 3), "gm": round(float(means[1, 0]), 3),
+                            "csf": round(float(means[2, 0]), 3)},
         "voxel_size_mm": [round(float(s), 3) for s in labels.spacing],
         "medial_cortex": medial,
         "face_bone_thickness_mm": None if face_t is None else round(face_t, 2),

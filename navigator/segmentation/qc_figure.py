@@ -98,8 +98,9 @@ def save_agreement_overlays(ours: Volume, reference: Volume, classes: dict[int, 
         raise ValueError(f"class images differ in shape: {a.shape} vs {b.shape}")
     n = max(max(classes), int(a.max(initial=0)), int(b.max(initial=0))) + 1
     fallback = matplotlib.colormaps.get_cmap("tab10")
-    colors = ["#000000"] + [_CLASS_COLORS.get(classes.get(c, "").lower(), matplotlib.colors.to_hex(fallback(c % 10)))
-                            for c in range(1, n)]
+    colors = ["#000000"] + [
+        _CLASS_COLORS.get(classes.get(c, "").lower(), matplotlib.colors.to_hex(fallback(c % 10)))
+        for c in range(1, n)]
     cmap = ListedColormap(colors)
     bg = None if image is None else np.asarray(image.data, np.float32)
     vmax = float(np.percentile(bg[b > 0], 99.5)) if bg is not None and (b > 0).any() else 1.0
@@ -128,7 +129,8 @@ def save_agreement_overlays(ours: Volume, reference: Volume, classes: dict[int, 
                           origin="lower", aspect=aspect, interpolation="nearest")
             else:
                 diff = (a2 != b2).astype(float)
-                ax.imshow(np.ma.masked_where(diff == 0, diff), cmap=ListedColormap(["#ff00ff"]), vmin=0, vmax=1,
+                ax.imshow(np.ma.masked_where(diff == 0, diff), cmap=ListedColormap(["#ff00ff"]), vmin=0,
+                          vmax=1,
                           alpha=0.8, origin="lower", aspect=aspect, interpolation="nearest")
                 frac = float(diff.sum()) / max(1, int(((a2 > 0) | (b2 > 0)).sum()))
                 what = f"disagreement ({frac * 100:.0f} % of head pixels)"
@@ -142,7 +144,8 @@ def save_agreement_overlays(ours: Volume, reference: Volume, classes: dict[int, 
             ax.set_title(f"{name} {int(c[ax_i])}: {what}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
-    handles = [Line2D([0], [0], color=colors[k], lw=6, label=f"{k} {classes[k]}") for k in sorted(classes)]
+    handles = [Line2D([0], [0], color=colors[k], lw=6, label=f"{k} {classes[k]}")
+               for k in sorted(classes)]
     handles.append(Line2D([0], [0], color="#ff00ff", lw=6, label="classes differ"))
     if vault_plane_z_mm is not None:
         handles.append(Line2D([0], [0], color="#00ffff", lw=1.5, ls="--", label="vault plane"))
@@ -210,10 +213,14 @@ def report_planes(labels: Volume, views: dict[str, Any] | None) -> list[dict[str
     ex, ey, ez = axes
     through = target if target is not None else centre - 35.0 * ex
     planes = [
-        {"name": f"axial through {tname}", "point": through, "e_u": ex, "e_v": ey, "letters": ("L", "R", "P", "A")},
-        {"name": f"coronal through {tname}", "point": through, "e_u": ex, "e_v": ez, "letters": ("L", "R", "I", "S")},
-        {"name": f"sagittal through {tname}", "point": through, "e_u": ey, "e_v": ez, "letters": ("P", "A", "I", "S")},
-        {"name": "mid-sagittal (midline)", "point": mid, "e_u": ey, "e_v": ez, "letters": ("P", "A", "I", "S")},
+        {"name": f"axial through {tname}", "point": through, "e_u": ex, "e_v": ey,
+         "letters": ("L", "R", "P", "A")},
+        {"name": f"coronal through {tname}", "point": through, "e_u": ex, "e_v": ez,
+         "letters": ("L", "R", "I", "S")},
+        {"name": f"sagittal through {tname}", "point": through, "e_u": ey, "e_v": ez,
+         "letters": ("P", "A", "I", "S")},
+        {"name": "mid-sagittal (midline)", "point": mid, "e_u": ey, "e_v": ez,
+         "letters": ("P", "A", "I", "S")},
     ]
     for p in planes:
         p["mark"] = target if (target is not None and "DLPFC" in p["name"]) else None
@@ -282,7 +289,10 @@ def save_qc_report(t1: Volume, labels: Volume, path: str | Path, title: str = ""
                  transform=axt.transAxes)
         y -= 0.045
     for f in verdict.get("findings", []):
-        mark, col = ("ok", "#333333") if f["ok"] else (("--", "#888888") if f["ok"] is None else ("X", _BAD_COLOR))
+        if f["ok"] is None:
+            mark, col = "--", "#888888"
+        else:
+            mark, col = ("ok", "#333333") if f["ok"] else ("X", _BAD_COLOR)
         for k, line in enumerate(textwrap.wrap(f["message"], 58)):
             axt.text(0.0, y, f"{mark:>2}  " + line if k == 0 else "    " + line, color=col, fontsize=9,
                      family="monospace", va="top", transform=axt.transAxes)
@@ -322,10 +332,14 @@ def save_qc_report(t1: Volume, labels: Volume, path: str | Path, title: str = ""
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_aspect("equal")
+    from matplotlib.patches import Patch
+
     tags = [t for t in _COLORS if (lab == t).any()]
-    handles = [Line2D([0], [0], color=_COLORS[t], lw=6, label=f"{t} {TISSUES[t].name}") for t in tags]
+    handles: list[Any] = [Patch(facecolor=_COLORS[t], edgecolor="#333333", label=f"{t} {TISSUES[t].name}")
+                          for t in tags]
     if any(p["mark"] is not None for p in planes):
-        handles.append(Line2D([0], [0], color="#00ffff", marker="+", ms=12, lw=0, mew=2, label="DLPFC target"))
+        handles.append(Line2D([0], [0], color="#00ffff", marker="+", ms=12, lw=0, mew=2,
+                                  label="DLPFC target"))
     fig.legend(handles=handles, loc="lower right", ncol=len(handles), fontsize=9.5, frameon=False,
                bbox_to_anchor=(0.995, 0.0), handlelength=1.5, columnspacing=1.2)
     if title:

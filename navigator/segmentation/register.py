@@ -225,8 +225,6 @@ def nonlinear_register(subject_tissue: np.ndarray, subject_affine: np.ndarray, a
                        smoothing_mm: float = 3.0, progress: Progress | None = None) -> Registration:
     """Demons registration of the subject tissue image (on ``subject_affine``'s grid) to the
     template tissue image, on a ``spacing`` mm MNI grid; multi-resolution (4 mm, then 2 mm)."""
-    import SimpleITK as sitk
-
     progress = ensure_progress(progress)
     fixed_np, grid_aff = _downsample_template(tissue_image(tmpl.csf, tmpl.gm, tmpl.wm), tmpl.affine, spacing)
     shape = fixed_np.shape
@@ -237,36 +235,8 @@ def nonlinear_register(subject_tissue: np.ndarray, subject_affine: np.ndarray, a
     sm = ndi.gaussian_filter(subject_tissue, 0.5)
     moving_np = ndi.map_coordinates(sm, vox, order=1, mode="constant", cval=0.0).reshape(shape).astype(np.float32)
 
-    def as_img(a):
-        img = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(a, (2, 1, 0))))
-        img.SetSpacing([float(spacing)] * 3)
-        return img
-
-    fixed = as_img(fixed_np)
-    moving = as_img(moving_np)
-    disp_img = None
-    levels = [(2, iterations[0]), (1, iterations[1])]
-    for li, (shrink, iters) in enumerate(levels):
-        progress.update(0.1 + 0.8 * li / len(levels), f"nonlinear registration: level {li + 1}/{len(levels)}")
-        f_l = sitk.Shrink(sitk.SmoothingRecursiveGaussian(fixed, 0.5 * spacing * shrink), [shrink] * 3) \
-            if shrink > 1 else fixed
-        m_l = sitk.Shrink(sitk.SmoothingRecursiveGaussian(moving, 0.5 * spacing * shrink), [shrink] * 3) \
-            if shrink > 1 else moving
-        demons = sitk.DiffeomorphicDemonsRegistrationFilter()
-        demons.SetNumberOfIterations(iters)
-        demons.SetStandardDeviations(smoothing_mm / (spacing * shrink))
-        demons.SetSmoothDisplacementField(True)
-        demons.SetSmoothUpdateField(True)
-        demons.SetUpdateFieldStandardDeviations(1.0)
-        demons.SetMaximumUpdateStepLength(2.0)
-        demons.AddCommand(sitk.sitkIterationEvent, progress.check)
-        if disp_img is None:
-            disp_img = demons.Execute(f_l, m_l)
-        else:
-            init = sitk.Resample(disp_img, f_l, sitk.Transform(), sitk.sitkLinear, 0.0, disp_img.GetPixelID())
-            disp_img = demons.Execute(f_l, m_l, init)
-    assert disp_img is not None
-    disp = np.transpose(sitk.GetArrayFromImage(disp_img), (2, 1, 0, 3)).astype(np.float32)
+    disp = demons_on_grid(fixed_np, moving_np, float(spacing), iterations, smoothing_mm,
+                          progress=progress.sub(0.1, 0.9, "nonlinear registration"))
     # Array axes of the MNI grid are RAS-aligned with positive spacing, so components are RAS mm.
     progress.update(0.92, "nonlinear registration: inverting the field")
     inv = invert_displacement(disp, float(spacing))
@@ -300,3 +270,48 @@ def warp_template_to_subject(data: np.ndarray, tmpl_affine: np.ndarray, mni_coor
     ijk = apply_affine(np.linalg.inv(tmpl_affine), mni_coords.reshape(-1, 3)).T
     out = ndi.map_coordinates(data, ijk, order=order, mode="constant", cval=0.0)
     return out.reshape(mni_coords.shape[:3]).astype(np.float32)
+
+
+def demons_on_grid(fixed_np: np.ndarray, moving_np: np.ndarray, spacing: float, iterations: tuple[int, ...],
+                   smoothing_mm: float, progress: Progress | None = None) -> np.ndarray:
+    """Diffeomorphic demons between two images on the same RAS-aligned grid (``spacing`` mm).
+
+    Returns the displacement field (X, Y, Z, 3) mm on that grid such that
+    ``moving(x + d(x)) ~ fixed(x)``; multi-resolution (one level per entry of ``iterations``,
+    coarsest first, each halving the shrink factor).
+    """
+    import SimpleITK as sitk
+
+    progress = ensure_progress(progress)
+
+    def as_img(a):
+        img = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(a, (2, 1, 0)), np.float32))
+        img.SetSpacing([float(spacing)] * 3)
+        return img
+
+    fixed, moving = as_img(fixed_np), as_img(moving_np)
+    disp_img = None
+    n = len(iterations)
+    for li, iters in enumerate(iterations):
+        shrink = 2 ** (n - 1 - li)
+        progress.update(li / n, f"nonlinear registration: level {li + 1}/{n}")
+        f_l = sitk.Shrink(sitk.SmoothingRecursiveGaussian(fixed, 0.5 * spacing * shrink), [shrink] * 3) \
+            if shrink > 1 else fixed
+        m_l = sitk.Shrink(sitk.SmoothingRecursiveGaussian(moving, 0.5 * spacing * shrink), [shrink] * 3) \
+            if shrink > 1 else moving
+        demons = sitk.DiffeomorphicDemonsRegistrationFilter()
+        demons.SetNumberOfIterations(int(iters))
+        demons.SetStandardDeviations(smoothing_mm / (spacing * shrink))
+        demons.SetSmoothDisplacementField(True)
+        demons.SetSmoothUpdateField(True)
+        demons.SetUpdateFieldStandardDeviations(1.0)
+        demons.SetMaximumUpdateStepLength(2.0)
+        demons.AddCommand(sitk.sitkIterationEvent, progress.check)
+        if disp_img is None:
+            disp_img = demons.Execute(f_l, m_l)
+        else:
+            init = sitk.Resample(disp_img, f_l, sitk.Transform(), sitk.sitkLinear, 0.0, disp_img.GetPixelID())
+            disp_img = demons.Execute(f_l, m_l, init)
+    assert disp_img is not None
+    progress.update(1.0, "nonlinear registration done")
+    return np.transpose(sitk.GetArrayFromImage(disp_img), (2, 1, 0, 3)).astype(np.float32)

@@ -198,14 +198,16 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float("nan") if s == 0 else 2.0 * float(np.count_nonzero(a & b)) / s
 
 
-def world_superior(shape: tuple[int, int, int], affine: np.ndarray, up: np.ndarray | None = None) -> np.ndarray:
+def world_superior(shape: tuple[int, int, int], affine: np.ndarray,
+                   up: np.ndarray | None = None) -> np.ndarray:
     """Height (mm) of every voxel centre of a grid along ``up`` (unit vector in world RAS; default
     world +z, i.e. the RAS z coordinate), as a float32 array."""
     a = np.asarray(affine, float)
     u = np.array([0.0, 0.0, 1.0]) if up is None else np.asarray(up, float)
     row = u @ a[:3, :3]
     i, j, k = (np.arange(n, dtype=np.float64) for n in shape[:3])
-    z = row[0] * i[:, None, None] + row[1] * j[None, :, None] + row[2] * k[None, None, :] + float(u @ a[:3, 3])
+    z = row[0] * i[:, None, None] + row[1] * j[None, :, None] + row[2] * k[None, None, :]
+    z = z + float(u @ a[:3, 3])
     return z.astype(np.float32)
 
 
@@ -364,7 +366,8 @@ def gate_values(res: ValidationResult) -> dict[str, float]:
     return v
 
 
-def evaluate_gates(res: ValidationResult, gates: Mapping[str, tuple[str, float]] = ISSUE20_GATES) -> list[Gate]:
+def evaluate_gates(res: ValidationResult,
+                   gates: Mapping[str, tuple[str, float]] = ISSUE20_GATES) -> list[Gate]:
     """Gates whose figure exists in ``res`` (a class absent from the mapping is skipped);
     a NaN figure fails."""
     vals = gate_values(res)
@@ -438,11 +441,13 @@ def score_classes(ours: np.ndarray, reference: np.ndarray, spacing: np.ndarray, 
     res = ValidationResult(
         mapping=mapping.name, classes=classes, icv_ours_ml=icv_o, icv_reference_ml=icv_r,
         icv_difference=(icv_o - icv_r) / icv_r if icv_r > 0 else float("nan"),
-        intracranial_dice=dice(ic_ours, ic_ref), vault_plane_z_mm=plane, vault_offset_mm=float(vault_offset_mm),
-        vault_up_ras=[round(float(x), 5) for x in u], vault_tilt_deg=float(np.degrees(np.arccos(np.clip(u[2], -1, 1)))),
+        intracranial_dice=dice(ic_ours, ic_ref), vault_plane_z_mm=plane,
+        vault_offset_mm=float(vault_offset_mm), vault_up_ras=[round(float(x), 5) for x in u],
+        vault_tilt_deg=float(np.degrees(np.arccos(np.clip(u[2], -1, 1)))),
         vault_skull_dice=vdice, thickness_ours_mm=med_o, thickness_reference_mm=med_r,
         thickness_difference_mm=med_o - med_r, thickness_samples_ours=int(t_o.size),
-        thickness_samples_reference=int(t_r.size), voxel_size_mm=[float(s) for s in sp], evaluated_fraction=frac)
+        thickness_samples_reference=int(t_r.size), voxel_size_mm=[float(s) for s in sp],
+        evaluated_fraction=frac)
     if gates is not None:
         res.gates = evaluate_gates(res, gates)
     return res
@@ -495,7 +500,8 @@ def format_table(res: ValidationResult) -> str:
     for c in res.classes:
         diff = (c.volume_ours_ml - c.volume_reference_ml) / c.volume_reference_ml * 100 \
             if c.volume_reference_ml > 0 else float("nan")
-        lines.append(f"{c.name:<12}{f(c.dice, '.3f'):>8}{c.volume_ours_ml:>11.1f}{c.volume_reference_ml:>11.1f}"
+        lines.append(f"{c.name:<12}{f(c.dice, '.3f'):>8}"
+                     f"{c.volume_ours_ml:>11.1f}{c.volume_reference_ml:>11.1f}"
                      f"{f(diff, '+.1f'):>9}   {verdict('dice ' + c.name)}")
     lines += [
         f"intracranial volume: ours {res.icv_ours_ml:.1f} ml, reference {res.icv_reference_ml:.1f} ml, "
@@ -503,17 +509,19 @@ def format_table(res: ValidationResult) -> str:
         f"intracranial Dice: {f(res.intracranial_dice, '.3f')}   {verdict('intracranial dice')}",
         (f"cranial vault: world z > {res.vault_plane_z_mm:.1f} mm (reference intracranial centroid "
          f"+ {res.vault_offset_mm:g} mm)" if res.vault_tilt_deg < 1e-6 else
-         f"cranial vault: more than {res.vault_offset_mm:g} mm above the reference intracranial centroid along "
+         f"cranial vault: more than {res.vault_offset_mm:g} mm above the reference intracranial "
+         f"centroid along "
          f"the head's superior axis ({res.vault_tilt_deg:.1f} deg from world z; plane height "
          f"{res.vault_plane_z_mm:.1f} mm)"),
         f"vault skull Dice: {f(res.vault_skull_dice, '.3f')}   {verdict('vault skull dice')}",
         f"vault skull thickness (median over the inner table): ours {f(res.thickness_ours_mm, '.2f')} mm "
         f"({res.thickness_samples_ours} samples), reference {f(res.thickness_reference_mm, '.2f')} mm "
-        f"({res.thickness_samples_reference} samples), difference {f(res.thickness_difference_mm, '+.2f')} mm   "
+        f"({res.thickness_samples_reference} samples), "
+        f"difference {f(res.thickness_difference_mm, '+.2f')} mm   "
         f"{verdict('|thickness difference| mm')}",
     ]
     if res.gates:
         n_ok = sum(g.passed for g in res.gates)
-        lines.append(f"gates: {n_ok}/{len(res.gates)} passed"
-                     + ("" if res.passed else "; failed: " + ", ".join(g.name for g in res.gates if not g.passed)))
+        failed = ", ".join(g.name for g in res.gates if not g.passed)
+        lines.append(f"gates: {n_ok}/{len(res.gates)} passed" + ("" if res.passed else "; failed: " + failed))
     return "\n".join(lines)
