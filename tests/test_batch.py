@@ -191,3 +191,9 @@ def test_config_errors(tmp_path: Path) -> None:
     (tmp_path / "c.toml").write_text("[input\n")
     with pytest.raises(InputError, match="not valid TOML"):
         load_config(tmp_path / "c.toml")
+    (tmp_path / "d.toml").write_text('[input]\nsubjects = ["x.nii.gz"]\n[optimize_tms]\nradius = 4\nangle = 10\n')
+    with pytest.raises(InputError, match=r"\[optimize_tms\] unknown TMS optimization parameter\(s\): angle"):
+        load_config(tmp_path / "d.toml")
+    (tmp_path / "e.toml").write_text('[input]\nsubjects = ["x.nii.gz"]\n[optimize_tdcs]\nmode = "rings"\n')
+    with pytest.raises(InputError, match="unknown tDCS optimization mode"):
+        load_config(tmp_path / "e.toml")

@@ -93,6 +93,7 @@ def load_config(path: str | Path) -> BatchConfig:
         section = raw.get(key) or raw.get(name)
         if isinstance(section, dict):
             cfg.step_params[name] = section
+    _check_search_params(path, cfg)
     tgt = raw.get("targets", {})
     if "names" in tgt:
         cfg.targets = [str(t) for t in tgt["names"]]
@@ -101,3 +102,18 @@ def load_config(path: str | Path) -> BatchConfig:
     cfg.memory_per_worker_gb = dask.get("memory_per_worker_gb")
     cfg.retries = int(dask.get("retries", 2))
     return cfg
+
+
+def _check_search_params(path: Path, cfg: BatchConfig) -> None:
+    """The optimizer sections are TmsSearch / TdcsSearch parameters (plus the target and the
+    coil): an unknown name or value is an error naming the file, before any subject runs."""
+    from navigator.core.errors import NavigatorError
+    from navigator.optimize.tdcs import TdcsSearch
+    from navigator.optimize.tms import TmsSearch
+
+    for step, search, own in (("optimize-tms", TmsSearch, ("target", "coil")), ("optimize-tdcs", TdcsSearch, ("target",))):
+        params = {k: v for k, v in cfg.params(step).items() if k not in own}
+        try:
+            search.from_params(params)
+        except (NavigatorError, TypeError) as exc:
+            raise InputError(path, f"[{step.replace('-', '_')}] {exc}") from None
