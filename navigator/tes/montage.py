@@ -143,14 +143,6 @@ def load_montage(path: str | Path) -> Montage:
     return Montage(specs, cond, target)
 
 
-def read_eeg_positions(path: str | Path) -> dict[str, np.ndarray]:
-    """10-10 name -> (3,) subject mm from a SimNIBS EEG CSV, fiducial rows included
-    (parsed by :func:`navigator.io.eeg_positions.read_eeg_csv`)."""
-    from navigator.io.eeg_positions import read_eeg_csv
-
-    return {str(k): np.asarray(v, float).reshape(3) for k, v in read_eeg_csv(path).as_dict().items()}
-
-
 def lookup_position(name: str, positions: dict[str, np.ndarray], source: str) -> np.ndarray:
     """Case-insensitive lookup of a 10-10 name; NavigatorError listing a few known names."""
     table = {k.lower(): v for k, v in positions.items()}
