@@ -57,7 +57,7 @@ def run_tdcs(args) -> int:
             raise NavigatorError(f"bad --target {args.target!r}: expected X,Y,Z or X,Y,Z,RADIUS (mm)")
         target = TargetRegion(tuple(vals[:3]), vals[3] if len(vals) == 4 else 10.0)
     with cli_progress(args, "tDCS simulation") as progress:
-        res = simulate_tdcs_workspace(Workspace.open(args.subject_dir), specs, args.out, conductivity=conductivity, target=target,
+        res = simulate_tdcs_workspace(_workspace(args), specs, args.out, conductivity=conductivity, target=target,
                                       solver=args.solver, rtol=args.rtol or DEFAULT_RTOL,
                                       nifti=not args.no_nifti, progress=progress)
     s = res.summary
@@ -133,6 +133,15 @@ def _register_ac(subs) -> None:
     ti.set_defaults(func=run_ti)
 
 
+def _workspace(args) -> Workspace:
+    """The subject's workspace, opened once per command (its Head is shared by the target lookup
+    and the simulation)."""
+    ws = getattr(args, "_workspace", None)
+    if ws is None:
+        ws = args._workspace = Workspace.open(args.subject_dir)
+    return ws
+
+
 def _target_region(args, montage_target=None):
     """--target X,Y,Z[,R] or a target SPEC resolved on the subject (cortical point), else the montage's."""
     from navigator.core.errors import NavigatorError
@@ -153,7 +162,7 @@ def _target_region(args, montage_target=None):
         return TargetRegion(tuple(vals[:3]), vals[3] if len(vals) == 4 else args.target_radius)
     from navigator.targets.head import Head
 
-    t = Head.of(Workspace.open(args.subject_dir)).target(text)
+    t = Head.of(_workspace(args)).target(text)
     point = t.cortical_point if t.cortical_point is not None else t.point
     return TargetRegion(tuple(float(c) for c in point), args.target_radius, t.name)
 
@@ -200,7 +209,7 @@ def run_tacs(args) -> int:
     label = "tACS" if args.waveform == "tacs" else "tRNS"
     with cli_progress(args, f"{label} simulation") as progress:
         res = simulate_tacs_workspace(
-            Workspace.open(args.subject_dir), specs, args.out, waveform=args.waveform,
+            _workspace(args), specs, args.out, waveform=args.waveform,
             frequency_hz=getattr(args, "frequency", None), band_hz=band,
             amplitude=getattr(args, "amplitude", "peak"), conductivity=conductivity, target=target,
             solver=args.solver, rtol=args.rtol or DEFAULT_RTOL, nifti=not args.no_nifti, progress=progress)
@@ -261,7 +270,7 @@ def run_ti(args) -> int:
     direction = parse_direction(args.direction)
     target = _target_region(args, target)
     with cli_progress(args, "TI simulation") as progress:
-        res = simulate_ti_workspace(Workspace.open(args.subject_dir), pair1, pair2, args.out, direction=direction,
+        res = simulate_ti_workspace(_workspace(args), pair1, pair2, args.out, direction=direction,
                                     conductivity=conductivity, target=target, solver=args.solver,
                                     rtol=args.rtol or DEFAULT_RTOL, nifti=not args.no_nifti, progress=progress)
     s = res.summary
