@@ -1,10 +1,11 @@
 """The preparation pipeline: image -> workspace -> labels -> head mesh -> head coordinates.
 
 `prepare` creates (or reopens) a subject workspace and runs every preparation stage in order,
-skipping stages that are current (and, on request, segmentation when the workspace's labels
-were given by their source, e.g. a sample subject or an imported head model) (same inputs and parameters, outputs unchanged; see
-:meth:`navigator.core.workspace.Workspace.step_is_current`). Each stage is a function
-``stage(ws, *, progress=None, force=False) -> bool`` that returns whether it ran.
+skipping stages that are current (same inputs and parameters, outputs unchanged; see
+:meth:`navigator.core.workspace.Workspace.step_is_current`). On request it skips segmentation
+when the workspace's labels were given by their source (a sample subject, an imported head
+model). Each stage is a function ``stage(ws, *, progress=None, force=False) -> bool`` that
+returns whether it ran.
 """
 
 from __future__ import annotations
