@@ -27,6 +27,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--workspace", help="existing phantom workspace to take the T1 from")
     ap.add_argument("--t2", action="store_true", help="also pass the T2")
+    ap.add_argument("--method", choices=("intensity-rules", "head-priors"), default="intensity-rules",
+                    help="segmentation method (navigator segment --method)")
+    ap.add_argument("--image", help="a real T1 (NIfTI/DICOM) to put on the benchmark grid instead of a phantom")
     args = ap.parse_args(argv)
 
     from navigator.core.volume import Volume
@@ -35,7 +38,9 @@ def main(argv=None) -> int:
     from navigator.segmentation.preprocess import resample
 
     tmp = None
-    if args.workspace:
+    if args.image:
+        t1 = load_image(args.image)
+    elif args.workspace:
         ws_dir = Path(args.workspace)
     else:
         from navigator.samples.phantom import write_phantom
@@ -43,7 +48,8 @@ def main(argv=None) -> int:
         tmp = tempfile.TemporaryDirectory()
         ws_dir = Path(tmp.name) / "bench"
         write_phantom(ws_dir, seed=args.seed)
-    t1 = load_image(ws_dir / "input" / "T1.nii.gz")
+    if not args.image:
+        t1 = load_image(ws_dir / "input" / "T1.nii.gz")
     # 1 mm grid, 176 x 256 x 256 (R-L sagittal slices), centred on the head's bounding box
     lo, hi = t1.world_bounds()
     centre = 0.5 * (lo + hi)
@@ -53,16 +59,17 @@ def main(argv=None) -> int:
     bench = resample(t1, aff, shape, order=1)
     bench = Volume(bench.data.astype(np.float32), aff, source="benchmark T1 256x256x176")
     t2 = None
-    if args.t2:
+    if args.t2 and not args.image:
         t2 = resample(load_image(ws_dir / "input" / "T2.nii.gz"), aff, shape, order=1)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     c0 = time.process_time()
     w0 = time.perf_counter()
-    res = segment_head(bench, t2)
+    res = segment_head(bench, t2, params={"method": args.method})
     wall = time.perf_counter() - w0
     cpu = time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(f"grid: {shape} voxels, 1 mm; cores available: {os.cpu_count()}; T2: {bool(args.t2)}")
+    print(f"grid: {shape} voxels, 1 mm; cores available: {os.cpu_count()}; T2: {t2 is not None}; "
+          f"method: {args.method}; source: {args.image or 'phantom seed %d' % args.seed}")
     print(f"wall time: {wall:.1f} s   CPU time (all threads): {cpu:.1f} s")
     print(f"peak resident memory: {peak / 1024:.2f} GB (before segmentation {rss0 / 1024:.2f} GB)")
     print("stage timings (s): " + ", ".join(f"{k} {v}" for k, v in res.timings.items()))

@@ -63,6 +63,22 @@ def test_arc_length_on_sphere(sphere) -> None:
     assert arc[len(arc) // 2][2] > 80  # over the top, not under the chin
 
 
+def test_arc_over_a_broken_scalp_section(sphere) -> None:
+    """A hole in the scalp surface on the arc's way (a torn surface or a cut field of view on a
+    real scan) leaves the plane's section open there, so the section joins the points the other
+    way round: the arc still goes over the top through ``via`` (the circle projected onto the
+    surface, which steps round the hole's edge) instead of under the chin."""
+    c = sphere.vertices[sphere.faces].mean(axis=1)
+    keep = ~((np.abs(c[:, 0]) < 3.0) & (c[:, 2] > 80))  # a gap across the midline at the vertex
+    holed = Surface(sphere.vertices, sphere.faces[keep])
+    arc = surface_arc(holed, [0, R, 0], [0, -R, 0], [0, 0, R])
+    assert np.allclose(arc[0], [0, R, 0]) and np.allclose(arc[-1], [0, -R, 0])
+    assert polyline_length(arc) == pytest.approx(np.pi * R, rel=3e-2)
+    assert arc[len(arc) // 2][2] > 80 and np.abs(arc[:, 0]).max() < 4.0
+    r = np.linalg.norm(arc, axis=1)
+    assert np.abs(r - R).max() < 1.0  # on the surface
+
+
 def test_10_10_on_sphere_matches_spherical_geometry(sphere_eeg) -> None:
     _, eeg = sphere_eeg
     a = np.deg2rad(54.0)  # 30 % of a half great circle

@@ -13,6 +13,11 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="run even if the labels are up to date")
     p.add_argument("--no-t2", dest="use_t2", action="store_false",
                    help="ignore input/T2.nii.gz even if the workspace has one")
+    p.add_argument("--method", choices=("intensity-rules", "head-priors"), default=None,
+                   help="intensity-rules (the default for a new workspace): skull and scalp by intensity "
+                        "rules around the brain; head-priors: whole-head mixture with the shipped head "
+                        "priors, better on real T1-only scans (docs/segmentation.md). Without it the "
+                        "method the workspace was segmented with is kept (prepare keeps it too)")
     p.set_defaults(func=run)
 
 
@@ -22,7 +27,8 @@ def run(args) -> int:
 
     ws = Workspace.open(args.subject_dir)
     with cli_progress(args, "Segmenting") as progress:
-        ran = segment_workspace(ws, progress=progress, force=args.force, use_t2=args.use_t2)
+        kw = {"method": args.method} if args.method else {}
+        ran = segment_workspace(ws, progress=progress, force=args.force, use_t2=args.use_t2, **kw)
     out = console(args)
     if not ran:
         out.print("segmentation is up to date (use --force to run it again)")

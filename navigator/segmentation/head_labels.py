@@ -12,8 +12,8 @@ probable admissible class rather than a fixed one:
 * the intracranial space (brain + CSF, holes filled) is surrounded by skull: non-bone voxels
   outside it that the mixture finds more bone-like than anything intracranial stay as they
   are; the topology repair (:mod:`navigator.segmentation.cleanup`) closes what is left;
-* tissue with signal (marrow) enclosed between the inner and outer tables is spongy bone (8);
-  the signal-free skull is compact bone (7);
+* tissue with signal (marrow) between the inner and outer tables (inside the compact bone
+  closed by 3 mm) is spongy bone (8); the signal-free skull is compact bone (7);
 * eyes are at most the two largest eye-class blobs (each >= 2 ml).
 """
 
@@ -128,12 +128,13 @@ def labels_from_mixture(mix: HeadMixture, t1: np.ndarray, spacing: float,
     labels = np.zeros(region.shape, np.uint8)
     for name, lab_value in _TO_LABEL.items():
         labels[cls == _IDX[name]] = lab_value
-    # spongy bone: tissue with signal (marrow) enclosed between the inner and outer tables,
-    # i.e. inside the skull shell closed by 2 mm, and not touching anything but bone
+    # spongy bone: tissue with signal (marrow) between the inner and outer tables, i.e. inside
+    # the compact bone and intracranial space closed by 3 mm (fills diploe up to ~6 mm thick),
+    # not touching anything but bone
     skull = labels == COMPACT_BONE
-    shell = ndi.binary_fill_holes(_close(skull | intracranial, max(1, round(2.0 / spacing))))
-    enclosed = shell & ~intracranial & ~skull & np.isin(labels, (SCALP, CSF)) & (t1 > 0)
-    labels[enclosed & ndi.binary_erosion(shell & ~intracranial, structure=_SIX)] = SPONGY_BONE
+    closed = _close(skull | intracranial, max(1, round(3.0 / spacing)))
+    between = closed & ~intracranial & ~skull & np.isin(labels, (SCALP, CSF)) & (t1 > 0)
+    labels[between & ndi.binary_erosion(closed & ~intracranial, structure=_SIX)] = SPONGY_BONE
     return labels, intracranial
 
 

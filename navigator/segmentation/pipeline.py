@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from navigator.core.errors import InputError
 from navigator.core.progress import Progress, ensure_progress
 from navigator.core.tissues import EYES
-from navigator.core.transforms import MniTransform
+from navigator.core.transforms import MniTransform, apply_affine
 from navigator.core.volume import Volume
 from navigator.segmentation import (
     classify,
@@ -51,7 +52,14 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "demons_iterations": [40, 60],
     "neck_cut_mni_z": cleanup.NECK_CUT_MNI_Z,
     "field_spacing_mm": 2.0,
+    "method": "intensity-rules",
 }
+
+#: Segmentation methods (``params["method"]``): "intensity-rules" finds the skull and scalp by
+#: intensity rules around the brain mixture (the default, validated on the phantoms with and
+#: without T2); "head-priors" classifies the whole head with the shipped SAMSEG head priors
+#: (better on real T1-only scans: docs/segmentation.md, "Methods").
+METHODS = ("intensity-rules", "head-priors")
 
 
 @dataclass
@@ -111,6 +119,8 @@ def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None
         tick[0] = now
 
     _check_t1(t1, t1.source)
+    if p["method"] not in METHODS:
+        raise InputError(t1.source, f"unknown segmentation method {p['method']!r} (choose from {', '.join(METHODS)})")
     tm = load_templates()
 
     # ---- 1. working grid, head mask, bias correction ------------------------------------
@@ -160,36 +170,19 @@ def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None
                                       progress=progress.sub(0.45, 0.6, "MNI nonlinear"))
     lap("nonlinear_registration")
 
-    # ---- 5. whole-head tissue mixture with the head priors --------------------------------
-    # (the generous head mask of step 1 is the region: the air class of the mixture, fixed at
-    # the noise level of the air around the head, decides where the skin ends)
-    mni_coords = reg.subject_grid_to_mni(w_aff, w_shape)
-    hp = head_priors.warp_head_priors(mni_coords, region=head)
-    first = head_mixture.fit_head_mixture(t1n, hp, head, t2n, smoothing=0.0,
-                                          progress=progress.sub(0.6, 0.66, "head tissue mixture"))
-    lap("classify_first")
-    progress.update(0.66, "aligning the head priors")
-    mni_head = head_priors.align_priors_to_head(head_priors.head_tissue_image(first.full_posteriors()), w_aff,
-                                                reg, mni_coords, progress=progress.sub(0.66, 0.74, "head priors"))
-    del first
-    hp = head_priors.warp_head_priors(mni_head, region=head)
-    del mni_head, mni_coords
-    lap("align_head_priors")
-    mix = head_mixture.fit_head_mixture(t1n, hp, head, t2n, progress=progress.sub(0.74, 0.8, "head tissue mixture"))
-    lap("classify")
-
-    # ---- 6. labels with the anatomy's nesting ---------------------------------------------
-    progress.update(0.8, "skull and scalp")
-    wl, intracranial = head_labels.labels_from_mixture(mix, t1n, sp, hp)
-    del hp
+    # ---- 5-6. tissue labels on the working grid --------------------------------------------
+    if p["method"] == "head-priors":
+        wl, intracranial, tissue_means = _labels_head_priors(t1n, t2n, head, reg, w_aff, w_shape, sp, progress, lap)
+    else:
+        wl, intracranial, tissue_means = _labels_intensity_rules(t1n, t2n, head, reg, tm, w_aff, w_shape, sp,
+                                                                 progress, lap, warnings)
     icv_ml = intracranial.sum() * vox_ml
     if head_ml < 1.35 * icv_ml:
         raise InputError(t1.source, f"head volume {head_ml:.0f} ml is barely larger than the intracranial "
                          f"volume {icv_ml:.0f} ml: this looks like a skull-stripped (brain-only) image; "
                          "segmentation needs the whole head with skull and scalp")
-    if not (wl == EYES).any():
+    if not (wl == EYES).any() and not any("eyes not found" in w for w in warnings):
         warnings.append("eyes not found (field of view or contrast); no eye label")
-    lap("labels")
 
     # ---- 7. back to the T1 grid, neck cut, repairs ---------------------------------------
     progress.update(0.85, "topology repair")
@@ -210,7 +203,7 @@ def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None
     transform = reg.to_mni_transform(t1.affine, t1.shape, float(p["field_spacing_mm"]))
     from navigator.segmentation.qc import segmentation_metrics
 
-    metrics = segmentation_metrics(labels_vol, reg, topo, mix.brain_means(), tm, mi)
+    metrics = segmentation_metrics(labels_vol, reg, topo, tissue_means, tm, mi)
     metrics["warnings"] = list(warnings)
     timings["total"] = round(time.perf_counter() - t_start, 2)
     metrics["timings_s"] = timings
@@ -219,6 +212,52 @@ def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None
     progress.update(1.0, "segmentation done")
     return SegmentationResult(labels_vol, Volume(t1_out.astype(np.float32), t1.affine.copy()), reg, transform,
                               metrics, warnings, timings)
+
+
+def _labels_intensity_rules(t1n, t2n, head, reg, tm, w_aff, w_shape, sp, progress, lap, warnings):
+    """Brain mixture with the MNI152 priors, skull and scalp by intensity rules (the default)."""
+    mni_coords = reg.subject_grid_to_mni(w_aff, w_shape)
+    priors, region = _warp_priors(tm, mni_coords, head)
+    # the brain mixture uses the T1 only (the T2 serves the skull/CSF boundary below)
+    cls = classify.gmm_brain(t1n, priors, region, None, progress=progress.sub(0.6, 0.68, "tissue mixture"))
+    tmpl_brain = register.warp_template_to_subject(tm.brain.astype(np.float32), tm.affine, mni_coords) > 0.5
+    labels, intracranial = classify.brain_labels(cls, tmpl_brain, sp)
+    lap("classify")
+    progress.update(0.7, "skull and scalp")
+    # the generous head mask (kept for N4 and registration) ends one partial-volume layer
+    # outside the skin; the tissue labels use the surface at the air/tissue midpoint
+    head = preprocess.refine_head_surface(t1n, head, sp) | intracranial
+    dark_thr, _soft = _extracranial_levels(t1n, head, intracranial, cls)
+    eye_vox = apply_affine(np.linalg.inv(w_aff), reg.mni_to_subject(classify.EYE_CENTRES_MNI))
+    ext = classify.extracranial_labels(labels, intracranial, head, t1n, t2n, sp, eye_vox, dark_thr,
+                                       progress=progress.sub(0.7, 0.85, "skull and scalp"))
+    warnings.extend(ext.notes)
+    lap("extracranial")
+    return ext.labels, intracranial, cls.means[:3]
+
+
+def _labels_head_priors(t1n, t2n, head, reg, w_aff, w_shape, sp, progress, lap):
+    """Whole-head mixture with the SAMSEG head priors aligned to this head."""
+    # the generous head mask of step 1 is the region: the air class of the mixture, fixed at
+    # the noise level of the air around the head, decides where the skin ends
+    mni_coords = reg.subject_grid_to_mni(w_aff, w_shape)
+    hp = head_priors.warp_head_priors(mni_coords, region=head)
+    first = head_mixture.fit_head_mixture(t1n, hp, head, t2n, smoothing=0.0,
+                                          progress=progress.sub(0.6, 0.66, "head tissue mixture"))
+    lap("classify_first")
+    progress.update(0.66, "aligning the head priors")
+    mni_head = head_priors.align_priors_to_head(head_priors.head_tissue_image(first.full_posteriors()), w_aff,
+                                                reg, mni_coords, progress=progress.sub(0.66, 0.74, "head priors"))
+    del first
+    hp = head_priors.warp_head_priors(mni_head, region=head)
+    del mni_head, mni_coords
+    lap("align_head_priors")
+    mix = head_mixture.fit_head_mixture(t1n, hp, head, t2n, progress=progress.sub(0.74, 0.8, "head tissue mixture"))
+    lap("classify")
+    progress.update(0.8, "skull and scalp")
+    wl, intracranial = head_labels.labels_from_mixture(mix, t1n, sp, hp)
+    lap("labels")
+    return wl, intracranial, mix.brain_means()
 
 
 def _warp_priors(tm, mni_coords: np.ndarray, head: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -244,6 +283,24 @@ def _check_brain(cls: classify.BrainClasses, head: np.ndarray, vox_ml: float, so
                          "is this a T1-weighted MRI of a human head?")
     if cls.means.shape[0] >= 3 and not (cls.means[0, 0] > cls.means[2, 0]):
         raise InputError(source, "white matter is not brighter than CSF: the image does not look T1-weighted")
+
+
+def _extracranial_levels(t1n: np.ndarray, head: np.ndarray, intracranial: np.ndarray,
+                         cls: classify.BrainClasses) -> tuple[float, float]:
+    """(dark threshold, soft-tissue level) for the extracranial classification.
+
+    Dark = below the midpoint between the CSF mean and the soft-tissue level, where soft
+    tissue is the median of the head voxels more than 2 mm outside the intracranial space
+    that are brighter than CSF (scalp, muscle, fat).
+    """
+    csf_mean = float(cls.means[2, 0])
+    gm_mean = float(cls.means[1, 0])
+    outside = head & ~ndi.binary_dilation(intracranial, iterations=2)
+    vals = t1n[outside]
+    soft = float(np.median(vals[vals > csf_mean])) if (vals > csf_mean).any() else gm_mean
+    thr = min(0.5 * (csf_mean + soft), 0.5 * (csf_mean + gm_mean) + 0.1 * (gm_mean - csf_mean))
+    thr = max(thr, csf_mean + 0.25 * (gm_mean - csf_mean))
+    return thr, soft
 
 
 def _fov_warnings(t1: Volume, labels: np.ndarray, reg: register.Registration, cut: np.ndarray) -> list[str]:

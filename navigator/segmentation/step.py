@@ -43,7 +43,8 @@ def segment_workspace(ws: Workspace, *, progress: Progress | None = None, force:
     """Run the segmentation step on a workspace unless it is current; True if it ran.
 
     ``use_t2`` uses ``input/T2.nii.gz`` when present. Extra ``params`` override
-    :data:`navigator.segmentation.pipeline.DEFAULT_PARAMS` and are recorded in the manifest.
+    :data:`navigator.segmentation.pipeline.DEFAULT_PARAMS` and are recorded in the manifest;
+    without ``method`` the method recorded by the last segmentation of this workspace is kept.
     """
     from navigator.io.images import load_image, save_nifti
     from navigator.io.transforms import save_mni_transform
@@ -53,6 +54,12 @@ def segment_workspace(ws: Workspace, *, progress: Progress | None = None, force:
     progress = ensure_progress(progress)
     t1_path, t2_path = _inputs(ws, use_t2)
     inputs = [t1_path] + ([t2_path] if t2_path is not None else [])
+    if "method" not in params:
+        # the method the workspace was last segmented with stays (e.g. `navigator segment
+        # --method head-priors`, then `navigator prepare` for the rest)
+        rec = ws.step(STEP_NAME)
+        if rec is not None and rec.parameters.get("method"):
+            params = {**params, "method": rec.parameters["method"]}
     parameters = {**DEFAULT_PARAMS, **params, "use_t2": t2_path is not None}
     if not force and ws.step_is_current(STEP_NAME, parameters, inputs):
         progress.update(1.0, "segmentation is up to date")

@@ -40,6 +40,8 @@ class SurfaceQuery:
         face_out = np.empty(len(points), np.int64)
         for n, p in enumerate(points):
             faces = self.faces_of(near[n])
+            if faces.size == 0:  # nearest vertices belong to no face (a cropped surface)
+                faces = np.arange(len(self.surface.faces))
             tri = self.surface.vertices[self.surface.faces[faces]]
             cp = closest_point_on_triangles(p, tri)
             d = np.linalg.norm(cp - p, axis=1)
@@ -237,7 +239,9 @@ def surface_arc(surface: Surface, a: np.ndarray, b: np.ndarray, via: np.ndarray,
         if best is None or score < best[0]:
             best = (score, poly, sa, sb)
     if best is None or best[0] > 20.0:
-        raise NavigatorError("cannot build a scalp arc: the points are not on the scalp surface")
+        # the plane's section is broken up (holes or islands in the scalp surface, a cut neck
+        # or face): follow the circle through the three points, projected onto the surface
+        return _projected_circle_arc(surface, a, b, via)
     _, poly, sa, sb = best
     closed = np.allclose(poly[0], poly[-1])
     lo, hi = min(sa, sb), max(sa, sb)
@@ -251,10 +255,42 @@ def surface_arc(surface: Surface, a: np.ndarray, b: np.ndarray, via: np.ndarray,
     def via_dist(c):
         return locate_on_polyline(c, via)[1]
     arc = min(candidates, key=polyline_length if shortest else via_dist)
+    if not shortest and via_dist(arc) > 20.0:
+        # an open section (a hole in the surface on via's side): the way round through via
+        # is not in it
+        return _projected_circle_arc(surface, a, b, via)
     # orient from a to b
     if np.linalg.norm(arc[0] - a) > np.linalg.norm(arc[-1] - a):
         arc = arc[::-1]
     return arc
+
+
+def _projected_circle_arc(surface: Surface, a: np.ndarray, b: np.ndarray, via: np.ndarray,
+                          n: int = 400) -> np.ndarray:
+    """(n, 3) polyline from ``a`` to ``b`` through ``via``: the circle through the three points,
+    each sample moved to its closest point on ``surface`` (used where the plane section is not
+    one clean loop; the points stay within about a voxel of the plane on a smooth scalp)."""
+    center, radius, u, v = _circle_through(a, b, via)
+    ang = [np.arctan2((p - center) @ v, (p - center) @ u) for p in (a, via, b)]
+    t_via = (ang[1] - ang[0]) % (2 * np.pi)
+    t_b = (ang[2] - ang[0]) % (2 * np.pi)
+    span = t_b if t_via <= t_b else t_b - 2 * np.pi  # go round the side of ``via``
+    t = ang[0] + np.linspace(0.0, span, n)
+    pts = center + radius * (np.cos(t)[:, None] * u + np.sin(t)[:, None] * v)
+    on = SurfaceQuery(surface).closest_point(pts)[0]
+    on[0], on[-1] = a, b
+    return on
+
+
+def _circle_through(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """(centre, radius, u, v) of the circle through three points; u, v span its plane."""
+    ab, ac = b - a, c - a
+    n = np.cross(ab, ac)
+    n2 = float(n @ n)
+    center = a + (np.cross(n, ab) * (ac @ ac) + np.cross(ac, n) * (ab @ ab)) / (2.0 * n2)
+    u = (a - center) / np.linalg.norm(a - center)
+    v = np.cross(n / np.sqrt(n2), u)
+    return center, float(np.linalg.norm(a - center)), u, v
 
 
 def walk_in_plane(surface: Surface, start: np.ndarray, plane_normal: np.ndarray, direction: np.ndarray,
