@@ -29,7 +29,6 @@ def _box_mesh_text(flip: bool = False) -> str:
     return _msh22(nodes, tets)
 
 
-@pytest.mark.slow
 def test_mesh_with_relative_workspace_path(tmp_path, monkeypatch, capsys):
     """`navigator mesh sub-01` from the parent folder used to die recording the step
     (FileNotFoundError on sub-01/sub-01/labels/labels.nii.gz) after writing the new mesh."""
