@@ -92,16 +92,27 @@ class _Model:
         self.covs = np.tile(np.eye(n_features), (k, 1, 1))
         self.weights = np.ones(k)
 
+    def component_loglik(self, x: np.ndarray) -> np.ndarray:
+        """(K, N) log(w_k N(x; mu_k, Sigma_k)) of every component."""
+        logc = np.empty((len(self.cc), len(x)))
+        for j in range(len(self.cc)):
+            logc[j] = _log_gauss(x, self.means[j], self.covs[j]) + np.log(self.weights[j] + 1e-12)
+        return logc
+
+    def class_loglik(self, x: np.ndarray, n_classes: int) -> np.ndarray:
+        """(C, N) log p(x | class): log-sum-exp of each class's components."""
+        logc = self.component_loglik(x)
+        out = np.empty((n_classes, len(x)))
+        for c in range(n_classes):
+            sel = logc[self.cc == c]
+            m = sel.max(axis=0)
+            out[c] = m + np.log(np.exp(sel - m).sum(axis=0))
+        return out
+
     def e_step(self, x: np.ndarray, logpri: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(class posteriors (C, N), component responsibilities (K, N))."""
-        k = len(self.cc)
-        logc = np.empty((k, len(x)))
-        for j in range(k):
-            logc[j] = _log_gauss(x, self.means[j], self.covs[j]) + np.log(self.weights[j] + 1e-12)
-        logc += logpri[self.cc]
-        logc -= logc.max(axis=0, keepdims=True)
-        np.exp(logc, out=logc)
-        logc /= logc.sum(axis=0, keepdims=True)
+        logc = self.component_loglik(x)
+        logc = _softmax(logc + logpri[self.cc])
         post = np.zeros((logpri.shape[0], len(x)))
         np.add.at(post, self.cc, logc)
         return post, logc
@@ -191,38 +202,35 @@ def fit_head_mixture(t1: np.ndarray, priors: np.ndarray, region: np.ndarray, t2:
             break
 
     progress.update(0.85, "head tissue mixture: posteriors")
-    post = _chunked_e_step(model, x_all, logpri_all)
+    # log p(x | class) + log prior of every voxel, a chunk at a time; the posteriors and the
+    # mean-field rounds both start from it
+    base = np.concatenate([model.class_loglik(x_all[s:s + 1_000_000], len(CLASSES)).astype(np.float32)
+                           for s in range(0, len(x_all), 1_000_000)], axis=1)
+    base += logpri_all.astype(np.float32)
+    post = _softmax(base)
     if smoothing > 0:
         progress.update(0.92, "head tissue mixture: spatial smoothing")
-        post = _mean_field(post, logpri_all, model, x_all, region, smoothing)
+        post = _mean_field(post, base, region, smoothing)
     progress.update(1.0, "head tissue mixture done")
     covs = model.covs
     return HeadMixture(post.astype(np.float32), model.means.copy(),
                        np.array([np.diag(c) for c in covs]), cc, region)
 
 
-def _chunked_e_step(model: _Model, x: np.ndarray, logpri: np.ndarray, chunk: int = 1_000_000) -> np.ndarray:
-    """Class posteriors (C, N) float32 of every voxel, a chunk at a time."""
-    return np.concatenate([model.e_step(x[s:s + chunk], logpri[:, s:s + chunk])[0].astype(np.float32)
-                           for s in range(0, len(x), chunk)], axis=1)
+def _softmax(logp: np.ndarray) -> np.ndarray:
+    """Normalised exp over axis 0 (class posteriors from log scores)."""
+    out = logp - logp.max(axis=0, keepdims=True)
+    np.exp(out, out=out)
+    out /= out.sum(axis=0, keepdims=True)
+    return out
 
 
-def _mean_field(post: np.ndarray, logpri: np.ndarray, model: _Model, x: np.ndarray, region: np.ndarray,
-                beta: float, rounds: int = 2) -> np.ndarray:
-    """Posteriors with a Potts-like neighbourhood term, by two mean-field updates."""
+def _mean_field(post: np.ndarray, base: np.ndarray, region: np.ndarray, beta: float, rounds: int = 2) -> np.ndarray:
+    """Posteriors with a Potts-like neighbourhood term, by two mean-field updates.
+
+    ``base`` (C, N) is log p(x | class) + log prior of the region voxels.
+    """
     c = post.shape[0]
-    loglik = np.zeros_like(post, dtype=np.float32)
-    for s in range(0, len(x), 1_000_000):
-        xs = x[s:s + 1_000_000]
-        k = len(model.cc)
-        logc = np.empty((k, len(xs)))
-        for j in range(k):
-            logc[j] = _log_gauss(xs, model.means[j], model.covs[j]) + np.log(model.weights[j] + 1e-12)
-        for ci in range(c):
-            sel = logc[model.cc == ci]
-            m = sel.max(axis=0)
-            loglik[ci, s:s + len(xs)] = m + np.log(np.exp(sel - m).sum(axis=0))
-    base = loglik + logpri.astype(np.float32)
     grid = np.zeros(region.shape, np.float32)
     kernel = ndi.generate_binary_structure(3, 1).astype(np.float32)
     kernel[1, 1, 1] = 0
@@ -231,8 +239,5 @@ def _mean_field(post: np.ndarray, logpri: np.ndarray, model: _Model, x: np.ndarr
         for ci in range(c):
             grid[region] = post[ci]
             nb[ci] = ndi.convolve(grid, kernel, mode="constant")[region]
-        logp = base + beta * nb
-        logp -= logp.max(axis=0, keepdims=True)
-        np.exp(logp, out=logp)
-        post = logp / logp.sum(axis=0, keepdims=True)
+        post = _softmax(base + beta * nb)
     return post

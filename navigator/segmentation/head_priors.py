@@ -132,7 +132,7 @@ def align_priors_to_head(subject_tissue: np.ndarray, subject_affine: np.ndarray,
         reg: :class:`navigator.segmentation.register.Registration` with a nonlinear field.
         mni_coords: (X, Y, Z, 3) MNI152 mm of the subject voxels under ``reg``.
     """
-    from navigator.segmentation.register import demons_on_grid, invert_displacement
+    from navigator.segmentation.register import Registration, demons_on_grid, invert_displacement
 
     spacing = float(np.sqrt((reg.grid_affine[:3, :3] ** 2).sum(axis=0)).mean())
     shape = reg.disp.shape[:3]
@@ -143,13 +143,10 @@ def align_priors_to_head(subject_tissue: np.ndarray, subject_affine: np.ndarray,
     moving = ndi.map_coordinates(ndi.gaussian_filter(subject_tissue, 0.5), vox, order=1, mode="constant",
                                  cval=0.0).reshape(shape).astype(np.float32)
     disp = demons_on_grid(fixed, moving, spacing, iterations, smoothing_mm, progress=progress)
-    inv = invert_displacement(disp, spacing)
-    g = np.linalg.inv(reg.grid_affine)
+    # the correction is itself a map MNI -> MNI: identity affine plus the inverted field
+    correction = Registration(np.eye(4), reg.grid_affine, disp, invert_displacement(disp, spacing))
     pts = mni_coords.reshape(-1, 3)
     out = np.empty_like(pts)
     for s in range(0, len(pts), 2_000_000):
-        p = pts[s:s + 2_000_000].astype(np.float64)
-        ijk = (p @ g[:3, :3].T + g[:3, 3]).T
-        out[s:s + len(p)] = p + np.stack([ndi.map_coordinates(inv[..., c], ijk, order=1, mode="nearest")
-                                          for c in range(3)], axis=1)
+        out[s:s + 2_000_000] = correction.subject_to_mni(pts[s:s + 2_000_000].astype(np.float64))
     return out.reshape(mni_coords.shape)

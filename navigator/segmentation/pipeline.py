@@ -6,10 +6,12 @@ Stages (progress fraction in brackets):
 2. affine registration to MNI152 [0.15-0.35]
 3. preliminary tissue mixture with affinely warped priors [0.35-0.45]
 4. nonlinear (demons) registration of the tissue image [0.45-0.6]
-5. whole-head tissue mixture with the head priors (:mod:`~navigator.segmentation.head_priors`,
-   :mod:`~navigator.segmentation.head_mixture`), the priors aligned to this head's tissues,
-   and the mixture again [0.6-0.8]
-6. labels with the anatomy's nesting (:mod:`~navigator.segmentation.head_labels`) [0.8-0.85]
+5-6. tissue labels, by ``params["method"]`` (:data:`METHODS`) [0.6-0.85]:
+   "intensity-rules" (default): final brain mixture with the MNI152 priors, head surface at the
+   air/tissue midpoint, skull, scalp, eyes and air from intensities and geometry;
+   "head-priors": whole-head mixture with the head priors (:mod:`~navigator.segmentation.head_priors`,
+   :mod:`~navigator.segmentation.head_mixture`), the priors aligned to this head's tissues, the
+   mixture again, labels with the anatomy's nesting (:mod:`~navigator.segmentation.head_labels`)
 7. labels onto the T1 grid, neck cut, topology repair and checks [0.85-1]
 
 :func:`segment_head` raises :class:`~navigator.core.errors.InputError` for inputs that are not
@@ -58,7 +60,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
 #: Segmentation methods (``params["method"]``): "intensity-rules" finds the skull and scalp by
 #: intensity rules around the brain mixture (the default, validated on the phantoms with and
 #: without T2); "head-priors" classifies the whole head with the shipped SAMSEG head priors
-#: (better on real T1-only scans: docs/segmentation.md, "Methods").
+#: (better on real T1-only scans: docs/segmentation.md, "Method `head-priors`").
 METHODS = ("intensity-rules", "head-priors")
 
 
@@ -172,7 +174,8 @@ def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None
 
     # ---- 5-6. tissue labels on the working grid --------------------------------------------
     if p["method"] == "head-priors":
-        wl, intracranial, tissue_means = _labels_head_priors(t1n, t2n, head, reg, w_aff, w_shape, sp, progress, lap)
+        wl, intracranial, tissue_means = _labels_head_priors(t1n, t2n, head, reg, w_aff, w_shape, sp, progress, lap,
+                                                             warnings)
     else:
         wl, intracranial, tissue_means = _labels_intensity_rules(t1n, t2n, head, reg, tm, w_aff, w_shape, sp,
                                                                  progress, lap, warnings)
@@ -181,8 +184,6 @@ def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None
         raise InputError(t1.source, f"head volume {head_ml:.0f} ml is barely larger than the intracranial "
                          f"volume {icv_ml:.0f} ml: this looks like a skull-stripped (brain-only) image; "
                          "segmentation needs the whole head with skull and scalp")
-    if not (wl == EYES).any() and not any("eyes not found" in w for w in warnings):
-        warnings.append("eyes not found (field of view or contrast); no eye label")
 
     # ---- 7. back to the T1 grid, neck cut, repairs ---------------------------------------
     progress.update(0.85, "topology repair")
@@ -236,7 +237,7 @@ def _labels_intensity_rules(t1n, t2n, head, reg, tm, w_aff, w_shape, sp, progres
     return ext.labels, intracranial, cls.means[:3]
 
 
-def _labels_head_priors(t1n, t2n, head, reg, w_aff, w_shape, sp, progress, lap):
+def _labels_head_priors(t1n, t2n, head, reg, w_aff, w_shape, sp, progress, lap, warnings):
     """Whole-head mixture with the SAMSEG head priors aligned to this head."""
     # the generous head mask of step 1 is the region: the air class of the mixture, fixed at
     # the noise level of the air around the head, decides where the skin ends
@@ -256,6 +257,8 @@ def _labels_head_priors(t1n, t2n, head, reg, w_aff, w_shape, sp, progress, lap):
     lap("classify")
     progress.update(0.8, "skull and scalp")
     wl, intracranial = head_labels.labels_from_mixture(mix, t1n, sp, hp)
+    if not (wl == EYES).any():
+        warnings.append("eyes not found (field of view or contrast); no eye label")
     lap("labels")
     return wl, intracranial, mix.brain_means()
 
