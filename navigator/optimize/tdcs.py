@@ -30,6 +30,7 @@ from navigator.core.errors import NavigatorError
 from navigator.core.progress import Progress, ensure_progress
 from navigator.core.workspace import Workspace
 from navigator.export.plan import Montage, Plan
+from navigator.optimize.result import OptimizationResult
 from navigator.targets.head import Head
 from navigator.targets.resolve import ResolvedTarget
 
@@ -242,25 +243,16 @@ class TdcsSearch:
 
 
 @dataclass
-class TdcsOptimization:
-    """What :func:`optimize_tdcs_workspace` produced.
+class TdcsOptimization(OptimizationResult):
+    """What :func:`optimize_tdcs_workspace` produced: the :class:`OptimizationResult` fields
+    (out_dir with plan.json, summary.json, fields/; plan; numbers such as the field at the
+    target V/m and the currents mA; summary) and
 
     Attributes:
-        out_dir: the output folder (plan.json, summary.json, fields/).
         montage: the optimized montage (electrode positions subject RAS mm, currents mA).
-        plan: the plan written to plan.json. numbers: flat key numbers (field at target V/m,
-            currents mA, ...), as in summary.json "batch_numbers". summary: summary.json.
     """
 
-    out_dir: Path
     montage: Montage
-    plan: Plan
-    numbers: dict[str, Any]
-    summary: dict[str, Any]
-
-    @property
-    def fields_dir(self) -> Path:
-        return self.out_dir / "fields"
 
 
 def optimize_tdcs_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_dir: str | Path,
@@ -382,4 +374,4 @@ def optimize_tdcs_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_
     summary["files"] = ["plan.json", "summary.json", "fields/"]
     atomic_write_json(out / "summary.json", summary)
     progress.update(1.0, "done")
-    return TdcsOptimization(out, plan.montages[0], plan, numbers, summary)
+    return TdcsOptimization(out_dir=out, plan=plan, numbers=numbers, summary=summary, montage=plan.montages[0])

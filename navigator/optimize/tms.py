@@ -29,6 +29,7 @@ from navigator.core.workspace import Workspace
 from navigator.export.plan import CoilPose, ImageInfo, Plan, Target, save_plan
 from navigator.optimize import reciprocity as rc
 from navigator.optimize.grid import PlacementGrid, placement_grid
+from navigator.optimize.result import OptimizationResult
 from navigator.targets.head import Head
 from navigator.targets.resolve import ResolvedTarget
 from navigator.tms.coil import Coil
@@ -262,28 +263,17 @@ class TmsSearch:
 
 
 @dataclass
-class TmsOptimization:
-    """What :func:`optimize_tms_workspace` produced.
+class TmsOptimization(OptimizationResult):
+    """What :func:`optimize_tms_workspace` produced: the :class:`OptimizationResult` fields
+    (out_dir with plan.json, summary.json, score_map.*, fields/; plan with the optimized pose
+    and the standard F3 pose when known; numbers such as the field at the target V/m and the
+    dose % MSO; summary) and
 
     Attributes:
-        out_dir: the output folder (plan.json, summary.json, score_map.*, fields/).
         pose: 4x4 best coil pose [x y(handle) z(into the head) centre], subject RAS mm.
-        plan: the plan written to plan.json (optimized pose, and the standard F3 pose when known).
-        numbers: flat key numbers (field at target V/m, dose % MSO, ...), as in summary.json
-            "batch_numbers".
-        summary: the content of summary.json.
     """
 
-    out_dir: Path
     pose: np.ndarray
-    plan: Plan
-    numbers: dict[str, Any]
-    summary: dict[str, Any]
-
-    @property
-    def fields_dir(self) -> Path:
-        """The field outputs at the optimum (:func:`navigator.fem.outputs.write_field_outputs`)."""
-        return self.out_dir / "fields"
 
 
 def optimize_tms_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_dir: str | Path, coil: str | Coil = DEFAULT_COIL,
@@ -423,4 +413,4 @@ def optimize_tms_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_d
     }
     atomic_write_json(out / "summary.json", summary)
     progress.update(1.0, "done")
-    return TmsOptimization(out, opt.pose, plan, numbers, summary)
+    return TmsOptimization(out_dir=out, plan=plan, numbers=numbers, summary=summary, pose=opt.pose)
