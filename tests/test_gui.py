@@ -20,6 +20,7 @@ pytest.importorskip("pytestqt")
 pytestmark = pytest.mark.gui
 
 SIM_TIMEOUT_MS = 240_000
+TMS_KEY = "simulations/gui_tms"  # where the app's TMS simulation is stored (its key in the Results list)
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +143,8 @@ def test_fox_target_from_library(window, subject, qtbot):
     assert np.dot(pose[:3, 2], -c / np.linalg.norm(c)) > 0.9  # z into the head
     assert np.linalg.norm(w.slices.display.target_world - w.state.target_point) < 1e-9
     if w.view3d.available:
-        assert "target" in w.view3d.plotter.actors and "coil" in w.view3d.plotter.actors
+        assert "target" in w.view3d.plotter.actors, list(w.view3d.plotter.actors)
+        assert {"coil_casing", "coil_windings"} <= set(w.view3d.plotter.actors), list(w.view3d.plotter.actors)
 
 
 def test_undo_redo_target_and_pose(window, subject, qtbot):
@@ -193,7 +195,7 @@ def test_tms_simulation_keeps_ui_responsive(window, subject, qtbot):
 
     w = window
     ensure_fox(qtbot, w, subject)
-    w.state.results.pop("tms", None)
+    w.state.results.pop(TMS_KEY, None)
     ticks: list[float] = []
     finished: list[float] = []
     timer = QTimer()
@@ -208,7 +210,7 @@ def test_tms_simulation_keeps_ui_responsive(window, subject, qtbot):
     qtbot.wait(100)
     timer.stop()
     w.runner.done.disconnect()
-    assert "tms" in w.state.results, "TMS simulation did not produce a result"
+    assert TMS_KEY in w.state.results, "TMS simulation did not produce a result"
     t_done = finished[0]
     during = np.array([t for t in ticks if t <= t_done] + [t_done])
     after = [t for t in ticks if t > t_done]
@@ -219,7 +221,11 @@ def test_tms_simulation_keeps_ui_responsive(window, subject, qtbot):
     assert len(during) > 50
     assert longest_ms <= 200.0, f"UI thread stalled {longest_ms:.0f} ms during the simulation"
 
-    res = w.state.results["tms"]
+    res = w.state.results[TMS_KEY]
+    assert res.kind == "tms" and w.state.current_result == TMS_KEY
+    # the exact solve writes no volume maps unless asked; the slices get |E| sampled in memory
+    assert not (w.state.ws.root / TMS_KEY / "magnE.nii.gz").exists()
+    assert "FULL FEM RESULT" in w.view3d.banner.text()
     assert res.peak is not None and res.peak > 0
     assert res.target_field is not None and 0 < res.target_field <= res.summary["E_roi_max_V_per_m"]
     assert res.field_volume is not None and res.field_volume.max() > 0
@@ -237,12 +243,12 @@ def test_cancel_simulation(window, subject, qtbot):
     w = window
     ensure_fox(qtbot, w, subject)
     n = len(w.state.results)
-    before = w.state.results.get("tms")
+    before = w.state.results.get(TMS_KEY)
     w.simulate_tms()
     assert w.runner.busy
     w.cancel_button.click()
     wait_idle(qtbot, w, SIM_TIMEOUT_MS)
-    assert w.state.results.get("tms") is before and len(w.state.results) == n
+    assert w.state.results.get(TMS_KEY) is before and len(w.state.results) == n
     assert "cancelled" in w.statusBar().currentMessage()
 
 
@@ -269,7 +275,7 @@ def test_tdcs_simulation_with_preset(window, subject, qtbot):
     assert "+0.000" in p.sum_label.text()
     p.simulate.click()
     qtbot.waitUntil(lambda: not w.runner.busy, timeout=SIM_TIMEOUT_MS)
-    res = w.state.results.get("tdcs")
+    res = w.state.results.get("simulations/gui_tdcs")
     assert res is not None and res.peak > 0
     assert res.summary["electrodes"][0]["delivered_current_mA"] == pytest.approx(2.0, rel=1e-3)
 
@@ -297,7 +303,7 @@ def test_optimize_tms(window, subject, qtbot):
     # the pose shown is the one the optimizer wrote into its plan
     from navigator.export.plan import load_plan
 
-    plan = load_plan(w.state.ws.path("simulations") / "gui_tms_optimization" / "plan.json")
+    plan = load_plan(w.state.ws.path("plans") / "gui_tms_optimization" / "plan.json")
     np.testing.assert_allclose(w.state.explicit_pose, plan.coil_poses[0].matrix)
 
 

@@ -146,6 +146,33 @@ def job_optimize_tdcs(progress: Progress, subject_dir: str, target: str, out_dir
     return OptimizedTdcs(electrodes, result.numbers, field)
 
 
+def job_load_entry(progress: Progress, entry, grid: GridSpec | None) -> FieldResult:
+    """Read a result stored in the workspace (:class:`navigator.gui.session.ResultEntry`) for
+    display: its fields when it has some, else its plan's numbers; nothing is recomputed."""
+    import json
+
+    from navigator.core.errors import InputError
+
+    extra: dict[str, Any] = {}
+    if entry.kind.endswith("optimization") and (entry.folder / "summary.json").exists():
+        summary = json.loads((entry.folder / "summary.json").read_text(encoding="utf-8"))
+        extra = _scalars(summary.get("batch_numbers") or summary.get("numbers") or {})
+    if entry.fields_dir is None:
+        raise InputError(entry.folder, "this plan has no field results to show; use 'Use this plan' to load it")
+    res = load_field_result(entry.kind, entry.fields_dir, None if grid is None else grid.volume(), progress,
+                            extra=extra)
+    res.key = entry.key
+    return finish_result(res)
+
+
+def job_open_live_field(progress: Progress, head, coil, target):
+    """The live field engine for a subject, coil and target (precomputed and cached in the
+    workspace the first time: :func:`navigator.optimize.live_field.open_live_field`)."""
+    from navigator.optimize.live_field import open_live_field
+
+    return open_live_field(head, coil, target, progress=progress)
+
+
 def job_prepare(progress: Progress, subject_dir: str) -> dict[str, str]:
     """The preparation pipeline (segment, mesh, head coordinates); returns stage -> status."""
     from navigator.core.workspace import Workspace

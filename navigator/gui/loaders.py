@@ -188,6 +188,7 @@ class FieldResult:
     histogram_values: np.ndarray | None = None  # |E| samples (V/m) for the histogram
     histogram_weights: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None  # where it is stored, relative to the workspace ("simulations/tms")
 
     @property
     def peak(self) -> float | None:
@@ -225,13 +226,17 @@ def load_field_result(kind: str, out_dir: str | Path, grid: Volume | None,
         res.field_volume = resample_to(load_image(out / "magnE.nii.gz"), grid, order=1).astype(np.float32)
     if (out / "middle_gm_fields.surf.gii").exists():
         res.cortex = read_surface(out / "middle_gm_fields.surf.gii")
-    progress.update(0.7, "field histogram")
+    progress.update(0.5, "field histogram")
     if (out / "fields.msh").exists():
         from navigator.core.tissues import GM
         from navigator.io.gmsh import read_msh
 
         m = read_msh(out / "fields.msh")
         magn = m.tet_data.get("magnE")
+        if magn is not None and grid is not None and res.field_volume is None:
+            # no volume map written (the default): sample |E| on the display grid in memory
+            progress.update(0.7, "sampling |E| on the image grid")
+            res.field_volume = tets_on_grid(m, np.asarray(magn, float), grid)
         if magn is not None:
             sel = m.tet_tags == GM if np.any(m.tet_tags == GM) else np.ones(m.n_tets, bool)
             res.histogram_values = np.asarray(magn)[sel]
@@ -240,3 +245,18 @@ def load_field_result(kind: str, out_dir: str | Path, grid: Volume | None,
         res.histogram_values = np.asarray(res.cortex.data["magnE"])
     progress.update(1.0, "result loaded")
     return res
+
+
+def tets_on_grid(mesh, tet_values: np.ndarray, grid: Volume) -> np.ndarray:
+    """Per-tetrahedron values sampled at the voxel centres of ``grid`` (0 outside the mesh),
+    float32, without writing a file (:mod:`navigator.fem.sampling`)."""
+    from navigator.fem.sampling import fill_voxels, rasterize_tets
+
+    shape = tuple(int(v) for v in grid.shape[:3])
+    flat, tet, bary = rasterize_tets(mesh, np.asarray(grid.affine, float), shape, None)
+    out = np.zeros((int(np.prod(shape)), 1), np.float32)
+    v_out = np.zeros(int(np.prod(shape)), np.float32)
+    fill_voxels(flat, tet, bary, np.ascontiguousarray(mesh.tetrahedra, dtype=np.int64),
+                np.ascontiguousarray(tet_values.reshape(-1, 1), dtype=np.float64),
+                np.zeros(0, np.float64), out, v_out)
+    return out[:, 0].reshape(shape)

@@ -1,8 +1,18 @@
-"""The main window: three linked slices + 3-D view, side panels, menus, progress and cancel.
+"""The main window: an action table, the views and the panels, wired to the state.
 
-Every long step (loading, preparing, resolving targets, simulating, optimizing) runs on a
-worker thread (:mod:`navigator.gui.workers`); the UI thread only hands results to the views.
-Every user action is wrapped so that an error becomes a dialog, never a crash.
+* What the app *does* is in :class:`navigator.gui.controller.Controller` (no Qt). The window
+  exposes it through :data:`COMMANDS` (name -> call on the controller) and :data:`MENUS`
+  (menu entries and shortcuts naming a command); every command runs guarded, so an error
+  becomes a dialog and the window stays usable. Panels call ``window.<command>(...)``.
+* The views follow :class:`navigator.gui.state.PlanState`: slices, 3-D view, panels redraw on
+  its signals only (subject, target, pose, montage, intensity, results).
+* The window itself implements the controller's small :class:`navigator.gui.controller.Ui`
+  protocol (tasks with progress and cancel, status messages, the display grid, remembered
+  paths), persists geometry, splitters, last folders and coil in QSettings, and stores the
+  planning session in the workspace after every edit.
+
+Every long step runs on a worker thread or process (:mod:`navigator.gui.workers`); the live
+field runs on its own thread, latest pose only (:mod:`navigator.gui.live`).
 """
 
 from __future__ import annotations
@@ -10,31 +20,32 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PyQt6.QtCore import QSettings, Qt
+from PyQt6.QtCore import QSettings, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import (
     QCheckBox,
     QFileDialog,
-    QGridLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSlider,
     QSplitter,
     QTabWidget,
     QToolBar,
-    QWidget,
 )
 
 from navigator.core.errors import NavigatorError
 from navigator.gui import jobs, loaders  # noqa: F401 - jobs imported now, not on the first click
-from navigator.gui.dialogs import show_error, show_exception
+from navigator.gui.controller import Controller
+from navigator.gui.dialogs import error_message, show_error, show_exception
 from navigator.gui.panels.export import ExportPanel
 from navigator.gui.panels.results import ResultsPanel
 from navigator.gui.panels.target import TargetPanel
@@ -50,23 +61,93 @@ log = logging.getLogger("navigator.gui")
 MAX_RECENT = 8
 TISSUES = {0: "background", 1: "WM", 2: "GM", 3: "CSF", 4: "bone", 5: "scalp", 6: "eyes", 7: "compact bone",
            8: "spongy bone", 9: "blood", 10: "muscle"}
+#: coil moves of the keys in live mode: position step (mm), handle and tilt steps (deg)
+MOVE_MM, TURN_DEG, TILT_DEG = 2.0, 5.0, 2.0
+#: session writes wait this long after the last edit (ms)
+SESSION_DELAY_MS = 400
 
+#: command name -> what it does (the window ``w`` gives access to the controller and panels)
+COMMANDS: dict[str, Callable[..., Any]] = {
+    "open_path": lambda w, path, out_dir=None: w.controller.open_path(path, out_dir),
+    "open_workspace": lambda w, path: w.controller.open_workspace(path),
+    "prepare_head_model": lambda w: w.controller.prepare_head_model(),
+    "resolve_target": lambda w, spec, name=None: w.controller.resolve_target(spec, name),
+    "set_target_point": lambda w, world: w.controller.set_target_point(world),
+    "fmri_target": lambda w, path: w.controller.fmri_target(path),
+    "simulate_tms": lambda w: w.controller.simulate_tms(w.tms_panel.write_maps.isChecked()),
+    "simulate_tdcs": lambda w: w.controller.simulate_tdcs(),
+    "optimize_tms": lambda w: w.controller.optimize_tms(w.tms_panel.search()),
+    "optimize_tdcs": lambda w: w.controller.optimize_tdcs(w.tdcs_panel.search()),
+    "save_plan": lambda w, path=None: w.controller.save_plan(path),
+    "load_plan": lambda w, path: w.controller.load_plan(path),
+    "export_plan": lambda w, fmt, path, space: w.export_done(*w.controller.export_plan(fmt, path, space)),
+    "select_result": lambda w, key: w.controller.select_result(key),
+    "apply_result": lambda w, key: w.controller.apply_result(key),
+    "set_coil": lambda w, name: w.state.set_coil_name(name),
+    "set_intensity": lambda w, mode, mso, didt: w.state.set_intensity(mode, mso, didt),
+    "rotate_handle": lambda w, deg: w.controller.rotate_handle(deg),
+    "nudge": lambda w, dx, dy: w.controller.nudge(dx, dy),
+    "tilt": lambda w, axis, deg: w.controller.tilt(axis, deg),
+    "set_live": lambda w, on: w.set_live(on),
+    "toggle_live": lambda w: w.set_live(not w.controller.live_on),
+    "show_live_pose": lambda w, name: w.show_live_pose(name),
+    "cancel_task": lambda w: w.cancel_task(),
+    "open_dialog": lambda w: w.open_dialog(),
+    "open_folder_dialog": lambda w: w.open_folder_dialog(),
+    "save_plan_dialog": lambda w: w.save_plan_dialog(),
+    "load_plan_dialog": lambda w: w.load_plan_dialog(),
+    "screenshot_dialog": lambda w: w.screenshot_dialog(),
+    "show_help": lambda w: w.show_help(),
+}
 
-def guarded(fn: Callable) -> Callable:
-    """Run a UI action; any exception becomes an error dialog and the window stays usable."""
+#: menu -> entries (text, command, arguments, shortcut, object name); None = separator
+MENUS: list[tuple[str, list]] = [
+    ("&File", [("&Open image / workspace...", "open_dialog", (), QKeySequence.StandardKey.Open, "actionOpen"),
+               ("Open &DICOM or m2m folder...", "open_folder_dialog", (), "Ctrl+Shift+D", None),
+               "recent", None,
+               ("&Save plan...", "save_plan_dialog", (), QKeySequence.StandardKey.Save, "actionSavePlan"),
+               ("&Load plan...", "load_plan_dialog", (), "Ctrl+L", "actionLoadPlan"),
+               ("&Export plan", "export_current", (), "Ctrl+E", None), None,
+               ("Save &screenshot...", "screenshot_dialog", (), "Ctrl+Shift+S", None),
+               ("&Quit", "close", (), QKeySequence.StandardKey.Quit, None)]),
+    ("&Edit", ["undo"]),
+    ("&Subject", [("&Prepare head model", "prepare_head_model", (), "Ctrl+P", None),
+                  ("&Cancel running task", "cancel_task", (), "Esc", None)]),
+    ("&Plan", [("Simulate &TMS (full FEM)", "simulate_tms", (), "Ctrl+T", "actionSimulateTms"),
+               ("Simulate t&DCS", "simulate_tdcs", (), "Ctrl+D", None),
+               ("&Optimize TMS placement", "optimize_tms", (), "Ctrl+Shift+T", None),
+               ("Optimize tDCS &montage", "optimize_tdcs", (), None, None), None,
+               ("&Live field (drag the coil)", "toggle_live", (), "Ctrl+Shift+L", "actionLive"),
+               ("Rotate handle -5 deg", "rotate_handle", (-TURN_DEG,), "[", None),
+               ("Rotate handle +5 deg", "rotate_handle", (TURN_DEG,), "]", None),
+               ("Move coil forward (handle side back)", "nudge", (0.0, -MOVE_MM), "Alt+Up", None),
+               ("Move coil back", "nudge", (0.0, MOVE_MM), "Alt+Down", None),
+               ("Move coil left", "nudge", (-MOVE_MM, 0.0), "Alt+Left", None),
+               ("Move coil right", "nudge", (MOVE_MM, 0.0), "Alt+Right", None),
+               ("Tilt coil: handle up", "tilt", ("x", TILT_DEG), "Alt+Shift+Up", None),
+               ("Tilt coil: handle down", "tilt", ("x", -TILT_DEG), "Alt+Shift+Down", None),
+               ("Tilt coil: roll left", "tilt", ("y", -TILT_DEG), "Alt+Shift+Left", None),
+               ("Tilt coil: roll right", "tilt", ("y", TILT_DEG), "Alt+Shift+Right", None)]),
+    ("&View", [(f"{name} panel", "show_panel", (i,), f"Ctrl+{i + 1}", None)
+               for i, name in enumerate(("Target", "TMS", "tDCS", "Results", "Export"))]),
+    ("&Help", [("&Keyboard and mouse", "show_help", (), "F1", None)]),
+]
 
-    @functools.wraps(fn)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return fn(self, *args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - shown to the user
-            show_exception(self, exc)
-            return None
-
-    return wrapper
+HELP = ("Slices: left click moves the cursor; Ctrl+click sets the target; right-drag changes window/level; "
+        "wheel or PageUp/PageDown changes slice.\n3-D: drag rotates, wheel zooms, P over the cortex sets the "
+        "target.\nLive field (Ctrl+Shift+L, TMS panel): drag the coil over the scalp with the left mouse button; "
+        "Alt+arrows move it 2 mm, Alt+Shift+arrows tilt it 2 deg, [ and ] turn the handle 5 deg. The banner over "
+        "the 3-D view says whether the colours are the live approximation or a full FEM result.\n"
+        "Ctrl+Z / Ctrl+Shift+Z undo/redo target, coil, intensity, pose and montage edits.\nCtrl+O open, Ctrl+S "
+        "save plan, Ctrl+L load plan, Ctrl+E export, Ctrl+T simulate TMS, Ctrl+D simulate tDCS, Ctrl+1..5 panels, "
+        "Esc cancels the running task.")
 
 
 class MainWindow(QMainWindow):
+    """See the module docstring."""
+
+    _liveArrived = pyqtSignal(object, object, object)  # request, LiveResult, error (from the worker thread)
+
     def __init__(self, settings: QSettings | None = None):
         super().__init__()
         self.setWindowTitle("navigator - TMS/tDCS planning")
@@ -74,22 +155,39 @@ class MainWindow(QMainWindow):
         self.settings = settings if settings is not None else QSettings("navigator", "navigator-gui")
         self.state = PlanState(self)
         self.runner = TaskRunner(self)
-        self.last_export: Path | None = None
-        self.last_plan_path: Path | None = None
+        self.controller = Controller(self.state, self)
+        self.live_times_ms: list[float] = []
+        self.live_shown = 0
+        self._build_views()
+        self._build_panels()
+        self._build_status_bar()
+        self._build_actions()
+        self._build_toolbar()
+        self._connect_state()
+        self.restore_settings()
+        # Everything allocated so far lives as long as the app; frozen objects are not scanned by
+        # the garbage collector (a full collection scanning them stalled the UI ~0.26 s).
+        gc.collect()
+        gc.freeze()
 
-        # ---- views
+    # ================================================================== layout
+    def _build_views(self) -> None:
         self.slices = SliceViews(self)
         self.view3d = View3D(self)
-        views = QWidget()
-        grid = QGridLayout(views)
-        grid.setContentsMargins(2, 2, 2, 2)
-        grid.setSpacing(3)
-        grid.addWidget(self.slices.views["axial"], 0, 0)
-        grid.addWidget(self.slices.views["coronal"], 0, 1)
-        grid.addWidget(self.slices.views["sagittal"], 1, 0)
-        grid.addWidget(self.view3d, 1, 1)
+        self.top_split = QSplitter(Qt.Orientation.Horizontal)
+        self.top_split.setObjectName("topSplit")
+        self.top_split.addWidget(self.slices.views["axial"])
+        self.top_split.addWidget(self.slices.views["coronal"])
+        self.bottom_split = QSplitter(Qt.Orientation.Horizontal)
+        self.bottom_split.setObjectName("bottomSplit")
+        self.bottom_split.addWidget(self.slices.views["sagittal"])
+        self.bottom_split.addWidget(self.view3d)
+        self.views_split = QSplitter(Qt.Orientation.Vertical)
+        self.views_split.setObjectName("viewsSplit")
+        self.views_split.addWidget(self.top_split)
+        self.views_split.addWidget(self.bottom_split)
 
-        # ---- panels
+    def _build_panels(self) -> None:
         self.tabs = QTabWidget()
         self.tabs.setObjectName("panels")
         self.target_panel = TargetPanel(self.state, self)
@@ -102,14 +200,15 @@ class MainWindow(QMainWindow):
             self.tabs.addTab(w, name)
         self.tabs.setMinimumWidth(440)
         self.tabs.currentChanged.connect(self._tab_changed)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(views)
-        split.addWidget(self.tabs)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 1)
-        self.setCentralWidget(split)
+        self.main_split = QSplitter(Qt.Orientation.Horizontal)
+        self.main_split.setObjectName("mainSplit")
+        self.main_split.addWidget(self.views_split)
+        self.main_split.addWidget(self.tabs)
+        self.main_split.setStretchFactor(0, 3)
+        self.main_split.setStretchFactor(1, 1)
+        self.setCentralWidget(self.main_split)
 
-        # ---- status bar: coordinates, progress, cancel
+    def _build_status_bar(self) -> None:
         self.coord_label = QLabel("open a subject (File > Open)")
         self.coord_label.setObjectName("coordLabel")
         self.statusBar().addWidget(self.coord_label, 1)
@@ -117,7 +216,6 @@ class MainWindow(QMainWindow):
         self.progress_bar.setObjectName("progressBar")
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setMaximumWidth(260)
-        self.progress_bar.setFormat("%p%")
         self.progress_bar.hide()
         self.progress_text = QLabel("")
         self.progress_text.setObjectName("progressText")
@@ -135,78 +233,55 @@ class MainWindow(QMainWindow):
         self.runner.progress.connect(self._task_progress)
         self.runner.done.connect(self._task_done)
 
-        self._build_actions()
-        self._build_toolbar()
+    # ================================================================== the action table
+    def command(self, name: str, *args, **kwargs) -> Any:
+        """Run a command of :data:`COMMANDS`; an exception becomes an error dialog (returns None)."""
+        try:
+            return COMMANDS[name](self, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            show_exception(self, exc)
+            return None
 
-        # ---- model -> views
-        self.slices.cursorChanged.connect(self._show_coordinates)
-        self.slices.hovered.connect(self._show_coordinates)
-        self.slices.targetPicked.connect(self.set_target_point)
-        self.view3d.targetPicked.connect(self.set_target_point)
-        self.state.targetChanged.connect(self._target_changed)
-        self.state.poseChanged.connect(self._pose_changed)
-        self.state.montageChanged.connect(self._montage_changed)
-        self.state.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
-        self.resize(1500, 950)
-        # Everything allocated so far (imported modules, the window) lives as long as the app.
-        # Full garbage collections run on the UI thread and scanned all of it: ~0.26 s per
-        # collection with the GUI's imports, a visible stall. Frozen objects are not scanned.
-        gc.collect()
-        gc.freeze()
-
-    # ================================================================== actions and menus
-    def _action(self, text: str, slot: Callable, shortcut: Any = None, name: str | None = None) -> QAction:
-        a = QAction(text, self)
-        if shortcut is not None:
-            a.setShortcut(QKeySequence(shortcut))
-        a.triggered.connect(lambda checked=False: slot())
-        if name:
-            a.setObjectName(name)
-        self.addAction(a)
-        return a
+    def __getattr__(self, name: str):
+        # window.simulate_tms(), window.resolve_target(spec): the commands of the table
+        if name in COMMANDS:
+            return functools.partial(self.command, name)
+        raise AttributeError(name)
 
     def _build_actions(self) -> None:
         mb = self.menuBar()
-        m = mb.addMenu("&File")
-        m.addAction(self._action("&Open image / workspace...", self.open_dialog, QKeySequence.StandardKey.Open,
-                                 "actionOpen"))
-        m.addAction(self._action("Open &DICOM or m2m folder...", self.open_folder_dialog, "Ctrl+Shift+D"))
-        self.recent_menu = m.addMenu("Open &recent")
-        self._refresh_recent()
-        m.addSeparator()
-        m.addAction(self._action("&Save plan...", self.save_plan_dialog, QKeySequence.StandardKey.Save,
-                                 "actionSavePlan"))
-        m.addAction(self._action("&Load plan...", self.load_plan_dialog, "Ctrl+L", "actionLoadPlan"))
-        m.addAction(self._action("&Export plan", lambda: self.export_panel.export(), "Ctrl+E"))
-        m.addSeparator()
-        m.addAction(self._action("Save &screenshot...", self.screenshot_dialog, "Ctrl+Shift+S"))
-        m.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
-
-        m = mb.addMenu("&Edit")
-        self.undo_action = self.state.undo_stack.createUndoAction(self, "&Undo")
-        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
-        self.redo_action = self.state.undo_stack.createRedoAction(self, "&Redo")
-        self.redo_action.setShortcuts([QKeySequence.StandardKey.Redo, QKeySequence("Ctrl+Shift+Z")])
-        m.addAction(self.undo_action)
-        m.addAction(self.redo_action)
-
-        m = mb.addMenu("&Subject")
-        m.addAction(self._action("&Prepare head model", self.prepare_head_model, "Ctrl+P"))
-        m.addAction(self._action("&Cancel running task", self.cancel_task, "Esc"))
-
-        m = mb.addMenu("&Plan")
-        m.addAction(self._action("Simulate &TMS", self.simulate_tms, "Ctrl+T"))
-        m.addAction(self._action("Simulate t&DCS", self.simulate_tdcs, "Ctrl+D"))
-        m.addAction(self._action("&Optimize TMS placement", self.optimize_tms, "Ctrl+Shift+T"))
-        m.addAction(self._action("Optimize tDCS &montage", self.optimize_tdcs))
-        m.addAction(self._action("Rotate handle -5 deg", lambda: self.rotate_handle(-5), "["))
-        m.addAction(self._action("Rotate handle +5 deg", lambda: self.rotate_handle(5), "]"))
-
-        m = mb.addMenu("&View")
-        for i, name in enumerate(("Target", "TMS", "tDCS", "Results", "Export")):
-            m.addAction(self._action(f"{name} panel", functools.partial(self.tabs.setCurrentIndex, i), f"Ctrl+{i + 1}"))
-        m = mb.addMenu("&Help")
-        m.addAction(self._action("&Keyboard and mouse", self.show_help, "F1"))
+        self.actions_by_name: dict[str, QAction] = {}
+        for title, entries in MENUS:
+            m = mb.addMenu(title)
+            for e in entries:
+                if e is None:
+                    m.addSeparator()
+                elif e == "recent":
+                    self.recent_menu = m.addMenu("Open &recent")
+                    self._refresh_recent()
+                elif e == "undo":
+                    self.undo_action = self.state.undo_stack.createUndoAction(self, "&Undo")
+                    self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+                    self.redo_action = self.state.undo_stack.createRedoAction(self, "&Redo")
+                    self.redo_action.setShortcuts([QKeySequence.StandardKey.Redo, QKeySequence("Ctrl+Shift+Z")])
+                    m.addAction(self.undo_action)
+                    m.addAction(self.redo_action)
+                else:
+                    text, name, args, shortcut, obj = e
+                    a = QAction(text, self)
+                    if shortcut is not None:
+                        a.setShortcut(QKeySequence(shortcut))
+                    if name in COMMANDS:
+                        a.triggered.connect(functools.partial(lambda n, a_, _checked=False: self.command(n, *a_),
+                                                              name, args))
+                    else:
+                        a.triggered.connect(functools.partial(lambda n, a_, _checked=False: getattr(self, n)(*a_),
+                                                              name, args))
+                    if obj:
+                        a.setObjectName(obj)
+                    self.addAction(a)
+                    m.addAction(a)
+                    self.actions_by_name.setdefault(name, a)
 
     def _build_toolbar(self) -> None:
         tb = QToolBar("Display")
@@ -236,52 +311,27 @@ class MainWindow(QMainWindow):
         b.clicked.connect(self._reset_wl)
         tb.addWidget(b)
 
-    def _tab_changed(self, index: int) -> None:
-        """3-D view shows the coil on the TMS side and the electrodes on the tDCS side."""
-        w = self.tabs.widget(index)
-        mode = "tdcs" if w is self.tdcs_panel else "tms" if w is self.tms_panel else "all"
-        if w is self.results_panel and self.state.current_result:
-            mode = "tdcs" if self.state.current_result.startswith("tdcs") else "tms"
-        self.view3d.set_mode(mode)
+    def show_panel(self, index: int) -> None:
+        self.tabs.setCurrentIndex(index)
 
-    def _label_opacity(self, v: int) -> None:
-        self.slices.display.label_opacity = v / 100.0
-        self.slices.refresh()
-
-    def _reset_wl(self) -> None:
-        if self.slices.display.volume is not None:
-            cur = self.slices.display.cursor_ijk.copy()
-            labels, field = self.slices.display.labels, self.slices.display.field
-            self.slices.display.set_volume(self.slices.display.volume)
-            self.slices.display.labels, self.slices.display.field = labels, field
-            self.slices.display.cursor_ijk = cur
-            self.slices.refresh()
+    def export_current(self) -> None:
+        self.export_panel.export()
 
     def show_help(self) -> None:
-        from PyQt6.QtWidgets import QMessageBox
+        QMessageBox.information(self, "navigator - keyboard and mouse", HELP)
 
-        QMessageBox.information(self, "navigator - keyboard and mouse", (
-            "Slices: left click moves the cursor; Ctrl+click sets the target; right-drag changes window/level; "
-            "wheel or PageUp/PageDown changes slice.\n3-D: drag rotates, wheel zooms, P over the cortex sets "
-            "the target.\n[ and ] rotate the coil handle by 5 degrees. Ctrl+Z / Ctrl+Shift+Z undo/redo target "
-            "and pose edits.\nCtrl+O open, Ctrl+S save plan, Ctrl+L load plan, Ctrl+E export, Ctrl+T simulate "
-            "TMS, Ctrl+D simulate tDCS, Ctrl+1..5 panels, Esc cancels the running task."))
-
-    # ================================================================== tasks
+    # ================================================================== Ui protocol (controller -> window)
     def run_task(self, name: str, fn: Callable, *args, on_done: Callable | None = None, in_process: bool = False,
-                 **kwargs):
-        """Start ``fn(progress, *args, **kwargs)`` in the background (one task at a time); with
-        ``in_process`` in a separate process (:mod:`navigator.gui.jobs`)."""
-        if self.runner.busy:
+                 side: bool = False, **kwargs):
+        """Start ``fn(progress, *args, **kwargs)`` in the background; with ``in_process`` in a
+        separate process (:mod:`navigator.gui.jobs`). One main task at a time; ``side`` tasks
+        (reading a stored result) run beside it without the progress bar."""
+        if self.runner.busy and not side:
             raise NavigatorError(f"'{self.runner.current.name}' is still running: wait for it or cancel it (Esc)")
 
         def failed(err: TaskError) -> None:
-            title, message = __import__("navigator.gui.dialogs", fromlist=["error_message"]).error_message(
-                err.exception)
+            title, message = error_message(err.exception)
             show_error(self, title, f"{name} failed: {message}", err.details)
-
-        def cancelled() -> None:
-            self.statusBar().showMessage(f"{name} cancelled", 8000)
 
         def done(result) -> None:
             if on_done is None:
@@ -291,9 +341,33 @@ class MainWindow(QMainWindow):
             except Exception as exc:  # noqa: BLE001
                 show_exception(self, exc)
 
-        return self.runner.start(name, fn, *args, on_done=done, on_error=failed, on_cancel=cancelled,
-                                 in_process=in_process, **kwargs)
+        return self.runner.start(name, fn, *args, on_done=done, on_error=failed,
+                                 on_cancel=lambda: self.status(f"{name} cancelled"), in_process=in_process,
+                                 side=side, **kwargs)
 
+    def status(self, message: str, ms: int = 8000) -> None:
+        self.statusBar().showMessage(message, ms)
+
+    def display_grid(self):
+        return self.slices.display.volume
+
+    def remember_path(self, path: str) -> None:
+        self.add_recent(path)
+        p = Path(path)
+        self.settings.setValue("lastFolder", str(p if p.is_dir() else p.parent))
+
+    def optimization_done(self, kind: str, text: str) -> None:
+        (self.tms_panel if kind == "tms" else self.tdcs_panel).opt_result.setText(text)
+
+    def live_delivered(self, request, result, error) -> None:
+        """Called on the live worker thread: hand over to the UI thread (queued signal)."""
+        self._liveArrived.emit(request, result, error)
+
+    def export_done(self, out: Path, text: str) -> Path:
+        self.export_panel.status.setText(text)
+        return out
+
+    # ================================================================== tasks
     def cancel_task(self) -> None:
         if self.runner.busy:
             self.runner.cancel()
@@ -323,116 +397,44 @@ class MainWindow(QMainWindow):
             self.cancel_button.hide()
             self.progress_text.setText("")
 
-    # ================================================================== opening
+    # ================================================================== dialogs
+    def _last_folder(self) -> str:
+        return str(self.settings.value("lastFolder", str(Path.home())))
+
     def open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open image, workspace manifest, head mesh or plan", str(Path.home()),
+            self, "Open image, workspace manifest, head mesh or plan", self._last_folder(),
             "Supported (*.nii *.nii.gz *.mgz *.msh subject.json *.json);;All files (*)")
         if path:
             p = Path(path)
-            self.open_path(p.parent if p.name == "subject.json" else p)
+            self.command("open_path", p.parent if p.name == "subject.json" else p)
 
     def open_folder_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open workspace, DICOM folder or SimNIBS m2m folder")
+        path = QFileDialog.getExistingDirectory(self, "Open workspace, DICOM folder or SimNIBS m2m folder",
+                                                self._last_folder())
         if path:
-            self.open_path(path)
+            self.command("open_path", path)
 
-    @guarded
-    def open_path(self, path: str | Path, out_dir: str | Path | None = None) -> None:
-        """Open anything the user can give: workspace, image, DICOM folder, m2m folder, mesh, plan."""
-        path = Path(path)
-        kind = loaders.classify_path(path)
-        if kind == "workspace":
-            self.open_workspace(path)
-        elif kind == "plan":
-            self.load_plan(path)
-        elif kind == "m2m":
-            self.import_m2m(path, out_dir)
-        elif kind == "mesh":
-            self.import_mesh(path, out_dir)
-        else:
-            self.open_image(path, out_dir)
+    def save_plan_dialog(self) -> None:
+        ws = self.state.ws
+        default = str(plan_path_default(ws, self.state.plan_name)) if ws is not None else "plan.json"
+        path, _ = QFileDialog.getSaveFileName(self, "Save plan", default, "Plan (*.json)")
+        if path:
+            self.command("save_plan", path)
 
-    def open_workspace(self, path: str | Path) -> None:
-        from navigator.core.workspace import Workspace
+    def load_plan_dialog(self) -> None:
+        ws = self.state.ws
+        start = str(ws.path("plans")) if ws is not None else self._last_folder()
+        path, _ = QFileDialog.getOpenFileName(self, "Load plan", start, "Plan (*.json)")
+        if path:
+            self.command("load_plan", path)
 
-        ws = Workspace.open(path)
-
-        def work(progress):
-            return loaders.load_subject(ws, progress)
-
-        self.run_task(f"Loading {ws.subject_id}", work, on_done=lambda d: self._subject_loaded(d, path))
-
-    def open_image(self, path: str | Path, out_dir: str | Path | None = None, prepare: bool = True) -> None:
-        """Create (or reopen) a workspace from a T1 image or DICOM folder, show it, then prepare it."""
-        from navigator.pipeline import create_workspace_from_image
-
-        out = Path(out_dir) if out_dir else loaders.default_workspace_dir(path)
-
-        def work(progress):
-            progress.update(0.05, "reading image")
-            ws = create_workspace_from_image(path, out)
-            return loaders.load_subject(ws, progress.sub(0.5, 1.0))
-
-        def done(data):
-            self._subject_loaded(data, path)
-            if prepare and not data.has_mesh:
-                self.prepare_head_model()
-
-        self.run_task(f"Opening {Path(path).name}", work, on_done=done)
-
-    def import_m2m(self, path: str | Path, out_dir: str | Path | None = None) -> None:
-        from navigator.meshing.import_head import import_simnibs
-
-        out = Path(out_dir) if out_dir else loaders.default_workspace_dir(path)
-
-        def work(progress):
-            from navigator.core.workspace import MANIFEST_NAME, Workspace
-
-            ws = Workspace.open(out) if (out / MANIFEST_NAME).exists() else import_simnibs(path, out, progress.sub(0, .7))
-            return loaders.load_subject(ws, progress.sub(0.7, 1.0))
-
-        self.run_task(f"Importing {Path(path).name}", work, on_done=lambda d: self._subject_loaded(d, path))
-
-    def import_mesh(self, path: str | Path, out_dir: str | Path | None = None) -> None:
-        from navigator.meshing.import_head import import_mesh
-
-        out = Path(out_dir) if out_dir else loaders.default_workspace_dir(path)
-
-        def work(progress):
-            ws = import_mesh(path, out, progress=progress.sub(0, 0.7))
-            return loaders.load_subject(ws, progress.sub(0.7, 1.0))
-
-        self.run_task(f"Importing {Path(path).name}", work, on_done=lambda d: self._subject_loaded(d, path))
-
-    def _subject_loaded(self, data: loaders.SubjectData, opened: str | Path) -> None:
-        self.state.set_subject(data)
-        self.slices.set_volume(data.image, data.labels)
-        self.view3d.set_head(data.scalp, data.cortex)
-        self._points_changed()
-        self._montage_changed()
-        self.setWindowTitle(f"navigator - {data.ws.subject_id if data.ws else Path(opened).name}")
-        self.add_recent(str(opened))
-        msg = f"opened {opened}"
-        if not data.has_mesh:
-            msg += " - no head model yet (Subject > Prepare)"
-        self.statusBar().showMessage(msg, 10000)
-        for m in data.messages:
-            log.warning(m)
-        self.export_panel._format_changed(self.export_panel.format.currentText())
-        self._show_coordinates(None)
-
-    @guarded
-    def prepare_head_model(self) -> None:
-        """Run the preparation pipeline (segment, mesh, head coordinates) in the background."""
-        ws = self.state.require_workspace("preparing a head model")
-        from navigator.gui.jobs import job_prepare
-
-        def done(stages):
-            self.statusBar().showMessage("prepared: " + ", ".join(f"{k} {v}" for k, v in stages.items()), 15000)
-            self.open_workspace(ws.root)
-
-        self.run_task("Preparing head model", job_prepare, str(ws.root), on_done=done, in_process=True)
+    def screenshot_dialog(self) -> None:
+        start = str(Path(str(self.settings.value("screenshotFolder", self._last_folder()))) / "navigator.png")
+        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", start, "PNG (*.png)")
+        if path:
+            self.grab().save(path)
+            self.settings.setValue("screenshotFolder", str(Path(path).parent))
 
     # ---- recent files
     def recent_files(self) -> list[str]:
@@ -455,21 +457,114 @@ class MainWindow(QMainWindow):
             a.setEnabled(False)
         for p in items:
             a = self.recent_menu.addAction(p)
-            a.triggered.connect(functools.partial(self.open_path, p))
+            a.triggered.connect(functools.partial(lambda path, _checked=False: self.command("open_path", path), p))
 
-    # ================================================================== coordinates / overlays
+    # ================================================================== settings
+    def restore_settings(self) -> None:
+        """Window geometry and state, splitters, last coil (QSettings)."""
+        s = self.settings
+        geo = s.value("geometry")
+        if geo is not None:
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1500, 950)
+        st = s.value("windowState")
+        if st is not None:
+            self.restoreState(st)
+        for split in (self.main_split, self.views_split, self.top_split, self.bottom_split):
+            v = s.value(f"splitters/{split.objectName()}")
+            if v is not None:
+                split.restoreState(v)
+        coil = s.value("coil")
+        if coil:
+            try:
+                from navigator.tms.library import load_coil
+
+                load_coil(str(coil))
+                self.state.coil_name = str(coil)
+                self.tms_panel.refresh()
+            except NavigatorError as exc:
+                log.info("last coil %s not available: %s", coil, exc)
+        tab = s.value("panel")
+        if tab is not None:
+            self.tabs.setCurrentIndex(int(tab))
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.setValue("geometry", self.saveGeometry())
+        s.setValue("windowState", self.saveState())
+        for split in (self.main_split, self.views_split, self.top_split, self.bottom_split):
+            s.setValue(f"splitters/{split.objectName()}", split.saveState())
+        s.setValue("coil", self.state.coil_name)
+        s.setValue("panel", self.tabs.currentIndex())
+        s.sync()
+
+    # ================================================================== views follow the state
+    def _connect_state(self) -> None:
+        st = self.state
+        self.slices.cursorChanged.connect(self._show_coordinates)
+        self.slices.hovered.connect(self._show_coordinates)
+        self.slices.targetPicked.connect(lambda p: self.command("set_target_point", p))
+        self.view3d.targetPicked.connect(lambda p: self.command("set_target_point", p))
+        self.view3d.coilDragged.connect(self._coil_dragged)
+        self.view3d.coilDragFinished.connect(self.controller.end_move)
+        st.subjectChanged.connect(self._subject_changed)
+        st.targetChanged.connect(self._target_changed)
+        st.poseChanged.connect(self._pose_changed)
+        st.montageChanged.connect(self._montage_changed)
+        st.intensityChanged.connect(self._intensity_changed)
+        st.resultChanged.connect(self._result_changed)
+        st.message.connect(lambda m: self.status(m))
+        self._liveArrived.connect(self._live_arrived)
+        self._session_timer = QTimer(self)
+        self._session_timer.setSingleShot(True)
+        self._session_timer.setInterval(SESSION_DELAY_MS)
+        self._session_timer.timeout.connect(self.controller.save_session)
+        for sig in (st.targetChanged, st.poseChanged, st.montageChanged, st.intensityChanged, st.resultChanged):
+            sig.connect(lambda *_: self._session_timer.start())
+
+    def _subject_changed(self) -> None:
+        data = self.state.subject
+        if data is None:
+            return
+        self.slices.set_volume(data.image, data.labels)
+        self.view3d.set_head(data.scalp, data.cortex)
+        self.view3d.set_banner("none", "no field shown: simulate (full FEM) or turn on the live field")
+        self._points_changed()
+        self.setWindowTitle(f"navigator - {data.ws.subject_id if data.ws else 'subject'}")
+        self.export_panel._format_changed(self.export_panel.format.currentText())
+        self._show_coordinates(None)
+
+    def _tab_changed(self, index: int) -> None:
+        """3-D view shows the coil on the TMS side and the electrodes on the tDCS side."""
+        w = self.tabs.widget(index)
+        mode = "tdcs" if w is self.tdcs_panel else "tms" if w is self.tms_panel else "all"
+        res = self.state.shown_result
+        if w is self.results_panel and res is not None:
+            mode = "tdcs" if res.kind.startswith("tdcs") else "tms"
+        self.view3d.set_mode(mode)
+
+    def _label_opacity(self, v: int) -> None:
+        self.slices.display.label_opacity = v / 100.0
+        self.slices.refresh()
+
+    def _reset_wl(self) -> None:
+        if self.slices.display.volume is not None:
+            cur = self.slices.display.cursor_ijk.copy()
+            labels, field = self.slices.display.labels, self.slices.display.field
+            self.slices.display.set_volume(self.slices.display.volume)
+            self.slices.display.labels, self.slices.display.field = labels, field
+            self.slices.display.cursor_ijk = cur
+            self.slices.refresh()
+
     def _show_coordinates(self, world) -> None:
         d = self.slices.display
         if d.volume is None:
             return
-        if world is None:
-            world = d.cursor_world
-        world = np.asarray(world, float)
+        world = np.asarray(d.cursor_world if world is None else world, float)
         parts = [f"RAS ({world[0]:.1f}, {world[1]:.1f}, {world[2]:.1f}) mm"]
         ctx = self.state.ctx
-        tr = None
-        if ctx is not None and "transform" in ctx.__dict__:
-            tr = ctx.__dict__["transform"]
+        tr = ctx.__dict__.get("transform") if ctx is not None else None
         if tr is not None:
             mni = tr.subject_to_mni(world)[0]
             parts.append(f"MNI ({mni[0]:.1f}, {mni[1]:.1f}, {mni[2]:.1f})")
@@ -488,8 +583,8 @@ class MainWindow(QMainWindow):
     def set_field_visible(self, on: bool) -> None:
         self.slices.display.show_field = bool(on)
         self.slices.refresh()
-        res = self.state.results.get(self.state.current_result or "")
-        if res is not None:
+        res = self.state.shown_result
+        if res is not None and not self.controller.live_on:
             self.view3d.set_cortex_field(res.cortex, res.cortex.data.get("magnE") if (on and res.cortex) else None)
 
     def set_field_threshold(self, frac: float) -> None:
@@ -511,39 +606,6 @@ class MainWindow(QMainWindow):
         if self.state.pose is not None:
             m["coil"] = self.state.pose[:3, 3]
 
-    # ================================================================== targets
-    @guarded
-    def resolve_target(self, spec: str, name: str | None = None) -> None:
-        """Resolve a target SPEC on this subject in the background and make it the target."""
-        ctx = self.state.ctx
-        if ctx is None:
-            raise NavigatorError("open a subject workspace before choosing a target")
-        from navigator.targets.resolve import resolve_target
-
-        def work(progress):
-            progress.update(0.1, f"resolving {spec}")
-            return resolve_target(ctx, spec, name=name)
-
-        self.run_task(f"Target {spec}", work, on_done=lambda t: self.state.set_target(t, f"Set target {t.name}"))
-
-    def set_target_point(self, world) -> None:
-        w = np.asarray(world, float)
-        self.resolve_target(f"subject:{w[0]:.2f},{w[1]:.2f},{w[2]:.2f}", name="picked")
-
-    @guarded
-    def fmri_target(self, rest_path: str) -> None:
-        ws = self.state.require_head_model("an fMRI target")
-        from navigator.targets.fmri import fmri_target_workspace
-        from navigator.targets.resolve import resolve_target
-
-        ctx = self.state.ctx
-
-        def work(progress):
-            fmri_target_workspace(ws, rest_path, progress=progress.sub(0, 0.9))
-            return resolve_target(ctx, "fmri", name="fmri")
-
-        self.run_task("fMRI target", work, on_done=lambda t: self.state.set_target(t, "Set fMRI target"))
-
     def _target_changed(self) -> None:
         p = self.state.target_point
         self.slices.display.target_world = p
@@ -552,6 +614,13 @@ class MainWindow(QMainWindow):
         else:
             self.slices.refresh()
         self.view3d.set_target(p)
+        if self.controller.live_on and self.controller.live.engine_key is not None:
+            try:
+                if self.controller.live_key() != self.controller.live.engine_key:
+                    self.controller.forget_engine()
+                    self.command("set_live", True)  # the engine covers the region around the target
+            except NavigatorError:
+                self.controller.forget_engine()
 
     def _pose_changed(self) -> None:
         self._pose_markers()
@@ -559,13 +628,19 @@ class MainWindow(QMainWindow):
         try:
             coil = self.state.coil if self.state.pose is not None else None
         except NavigatorError as exc:
-            self.statusBar().showMessage(str(exc), 8000)
+            self.status(str(exc))
             coil = None
         self.view3d.set_coil(coil, self.state.pose)
+        if self.controller.live_on:
+            if self.controller.live.engine_key is not None and self.state.coil_name != self.controller.live.engine_key[1]:
+                self.controller.forget_engine()
+                self.command("set_live", True)
+            else:
+                self.controller.request_live()
 
-    def rotate_handle(self, step: float) -> None:
-        if self.state.pose is not None:
-            self.state.set_handle_angle(self.state.handle_angle_deg + step)
+    def _intensity_changed(self) -> None:
+        if self.controller.live_on:
+            self.controller.request_live()
 
     def _montage_changed(self) -> None:
         els = []
@@ -579,217 +654,107 @@ class MainWindow(QMainWindow):
                 els.append((r.position, p, r.current_ma, size / 2))
         self.view3d.set_electrodes(els)
 
-    # ================================================================== simulation
-    def _grid(self):
-        return self.slices.display.volume
-
-    @guarded
-    def simulate_tms(self) -> None:
-        ws = self.state.require_head_model("a TMS simulation")
-        s = self.state
-        if s.pose is None:
-            raise NavigatorError("set a target first: the coil is placed over it")
-        from navigator.gui.jobs import GridSpec, job_simulate_tms
-
-        s.coil  # noqa: B018 - fail here (with a dialog) if the coil cannot be loaded
-        didt = s.didt()
-        kwargs: dict[str, Any] = {"didt": didt, "out_dir": ws.path("simulations") / "gui_tms"}
-        if s.explicit_pose is not None:
-            kwargs["pose"] = s.pose.copy()
-        else:
-            p = s.target_point
-            kwargs.update(target_spec=f"subject:{p[0]:.4f},{p[1]:.4f},{p[2]:.4f}",
-                          handle_angle=s.handle_angle_deg, distance=s.distance_mm)
-        self.run_task("TMS simulation", job_simulate_tms, str(ws.root), s.coil_name, GridSpec.of(self._grid()),
-                      kwargs, on_done=self._result_ready, in_process=True)
-
-    @guarded
-    def simulate_tdcs(self) -> None:
-        ws = self.state.require_head_model("a tDCS simulation")
-        from navigator.fem.outputs import TargetRegion
-        from navigator.gui.jobs import GridSpec, job_simulate_tdcs
-
-        rows = self.state.montage
-        if len(rows) < 2:
-            raise NavigatorError("the montage needs at least two electrodes (tDCS panel)")
-        specs = [r.spec() for r in rows]
-        tp = self.state.target_point
-        target = None if tp is None else TargetRegion(tuple(float(x) for x in tp), 10.0,
-                                                       self.state.target.name if self.state.target else "target")
-        out = ws.path("simulations") / "gui_tdcs"
-        self.run_task("tDCS simulation", job_simulate_tdcs, str(ws.root), specs, str(out), target,
-                      GridSpec.of(self._grid()), on_done=self._result_ready, in_process=True)
-
-    def _result_ready(self, res: loaders.FieldResult) -> None:
-        self.state.add_result(res)
+    def _result_changed(self, key: str) -> None:
+        res = self.state.results.get(key)
+        if res is None:
+            return
+        if self.controller.live_on:
+            self.set_live(False)
         self.show_result(res)
-        self.tabs.setCurrentWidget(self.results_panel)
-        self.statusBar().showMessage(f"{res.kind}: peak {res.peak or float('nan'):.3g} V/m, "
-                                     f"target {res.target_field or float('nan'):.3g} V/m", 15000)
 
     def show_result(self, res: loaders.FieldResult) -> None:
+        """A full FEM result on the slices and the cortex, with the banner saying so."""
         self.slices.display.set_field(res.field_volume)
         self.slices.refresh()
         if res.cortex is not None:
             self.view3d.set_cortex_field(res.cortex, res.cortex.data.get("magnE"))
+        t = res.target_field
+        self.view3d.set_banner("fem", f"FULL FEM RESULT - {res.key or res.kind}"
+                                      + (f" - target |E| {t:.3g} V/m" if t is not None else ""))
 
-    # ================================================================== optimization
-    def _target(self):
-        """The resolved target of the Target panel (passed to the optimizers as it is)."""
-        if self.state.target is None:
-            raise NavigatorError("set a target first (Target panel)")
-        return self.state.target
+    # ================================================================== live field
+    def set_live(self, on: bool) -> None:
+        """Live mode on: open the engine (precomputed once per subject, coil and target), then
+        the cortex follows the coil; off: back to the last full FEM result."""
+        c = self.controller
+        if on:
+            self.tms_panel.set_live_checked(True)
+            c.start_live(on_ready=self._live_ready)
+            return
+        c.stop_live()
+        self.view3d.enable_coil_drag(False)
+        self.view3d.set_ghost_coils({})
+        self.tms_panel.set_live_checked(False)
+        self.tms_panel.show_live({}, None)
+        res = self.state.shown_result
+        if res is not None:
+            self.show_result(res)
+        elif self.state.subject is not None:
+            self.view3d.set_cortex_field(self.state.subject.cortex, None)
+            self.view3d.set_banner("none", "no field shown: simulate (full FEM) or turn on the live field")
 
-    @guarded
-    def optimize_tms(self) -> None:
-        """Optimize the coil placement (:func:`navigator.optimize.tms.optimize_tms_workspace`)."""
-        ws = self.state.require_head_model("TMS optimization")
-        from navigator.gui.jobs import GridSpec, job_optimize_tms
+    def _live_ready(self) -> None:
+        self.view3d.enable_coil_drag(True)
+        try:
+            coil = self.state.coil
+        except NavigatorError:
+            coil = None
+        self.view3d.set_ghost_coils(self.controller.live.compare, coil)
+        self.tms_panel.set_live_checked(True)
+        self.status("live field on: drag the coil over the scalp (Alt+arrows move, Alt+Shift+arrows tilt, [ ] turn)")
 
-        out = ws.path("simulations") / "gui_tms_optimization"
-        self.run_task("TMS optimization", job_optimize_tms, str(ws.root), self._target(), str(out),
-                      self.state.coil_name, self.tms_panel.search(), GridSpec.of(self._grid()),
-                      on_done=self._tms_optimized, in_process=True)
+    def show_live_pose(self, name: str) -> None:
+        """Which pose the cortex map shows in live mode: "current", "optimizer" or "F3"."""
+        self.controller.live.shown = name
+        last = self.controller.live.last
+        if last is not None:
+            self._show_live(last)
 
-    def _tms_optimized(self, result) -> None:
-        from navigator.gui.jobs import summary_text
+    def _coil_dragged(self, point) -> None:
+        try:
+            self.controller.drag_coil_to(point)
+        except NavigatorError as exc:
+            self.status(str(exc))
 
-        self.tms_panel.opt_result.setText(summary_text(result.numbers) or "done")
-        self.state.set_explicit_pose(result.pose, "Optimized coil pose")
-        self._result_ready(result.field)
+    def _live_arrived(self, request, result, error) -> None:
+        if not self.controller.live_on:
+            return
+        if error is not None:
+            self.view3d.set_banner("stale", f"live field failed: {error}")
+            log.warning("live field: %s", error)
+            return
+        self.controller.live.last = result
+        self.live_times_ms.append(1000 * result.seconds)
+        self._show_live(result)
 
-    @guarded
-    def optimize_tdcs(self) -> None:
-        ws = self.state.require_head_model("tDCS optimization")
-        from navigator.gui.jobs import GridSpec, job_optimize_tdcs
+    def _show_live(self, result) -> None:
+        c, s = self.controller, self.state
+        name = c.live.shown if c.live.shown in result.fields else "current"
+        f = result.fields.get(name)
+        self.tms_panel.show_live(result.fields, result)
+        cortex = s.subject.cortex if s.subject is not None else None
+        if f is None or cortex is None:
+            self.view3d.set_banner("stale", f"LIVE: the {name} pose is outside the live field's region "
+                                            "(centre within 30 mm of the target) - press Simulate for the full FEM")
+            return
+        vals = c.live_cortex_values(f, len(cortex.vertices))
+        self.slices.display.set_field(None)
+        self.slices.refresh()
+        self.live_values = vals
+        self.view3d.update_cortex_values(cortex, vals, title="|E| (V/m), live approximation")
+        what = {"current": "coil", "optimizer": "optimizer's best pose", "F3": "standard F3 pose"}.get(name, name)
+        self.view3d.set_banner("live", f"LIVE APPROXIMATION ({what}) - target |E| {f.target_magnitude:.3g} V/m - "
+                                       f"{1000 * result.seconds:.0f} ms - Simulate for the full FEM result")
+        self.live_shown += 1
+        self.live_shown_at = time.perf_counter()
 
-        out = ws.path("simulations") / "gui_tdcs_optimization"
-        self.run_task("tDCS optimization", job_optimize_tdcs, str(ws.root), self._target(), str(out),
-                      self.tdcs_panel.search(), GridSpec.of(self._grid()), on_done=self._tdcs_optimized,
-                      in_process=True)
-
-    def _tdcs_optimized(self, result) -> None:
-        from navigator.gui.jobs import summary_text
-        from navigator.gui.state import ElectrodeRow
-
-        rows = [ElectrodeRow(name, current, shape, "x".join(f"{v:g}" for v in size))
-                for name, current, shape, size in result.electrodes if abs(current) >= 1e-6]
-        if rows:
-            self.state.set_montage(rows)
-        self.tdcs_panel.opt_result.setText(summary_text(result.numbers) or "done")
-        self._result_ready(result.field)
-
-    # ================================================================== plans and export
-    def save_plan_dialog(self) -> None:
-        ws = self.state.ws
-        default = str(plan_path_default(ws, self.state.plan_name)) if ws is not None else "plan.json"
-        path, _ = QFileDialog.getSaveFileName(self, "Save plan", default, "Plan (*.json)")
-        if path:
-            self.save_plan(path)
-
-    def load_plan_dialog(self) -> None:
-        ws = self.state.ws
-        start = str(ws.path("plans")) if ws is not None else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Load plan", start, "Plan (*.json)")
-        if path:
-            self.load_plan(path)
-
-    @guarded
-    def save_plan(self, path: str | Path | None = None) -> Path | None:
-        from navigator.export.plan import save_plan
-
-        ws = self.state.require_workspace("saving a plan")
-        path = Path(path) if path else plan_path_default(ws, self.state.plan_name)
-        plan = self.state.build_plan(path.parent.name if path.name == "plan.json" else path.stem)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_plan(plan, path)
-        self.last_plan_path = path
-        self.add_recent(str(path))
-        self.statusBar().showMessage(f"plan saved to {path}", 10000)
-        return path
-
-    @guarded
-    def load_plan(self, path: str | Path) -> None:
-        """Read a plan.json: target, coil pose, coil, intensity and montage (undoable)."""
-        from navigator.export.plan import load_plan
-
-        ctx = self.state.ctx
-        if ctx is None:
-            raise NavigatorError("open the plan's subject workspace first, then load the plan")
-        plan = load_plan(path)
-        ws = self.state.ws
-        if plan.subject and ws is not None and plan.subject != ws.subject_id:
-            self.statusBar().showMessage(f"note: plan was made for subject {plan.subject}, not {ws.subject_id}", 15000)
-        from navigator.targets.resolve import resolve_target
-
-        t = plan.targets[0] if plan.targets else None
-
-        def work(progress):
-            if t is None:
-                return None
-            p = t.position
-            return resolve_target(ctx, "subject:" + ",".join(repr(float(v)) for v in p), name=t.name)
-
-        def done(resolved):
-            s = self.state
-            s.undo_stack.beginMacro(f"Load plan {plan.name}")
-            try:
-                if resolved is not None:
-                    s.set_target(resolved, f"Target {resolved.name} from plan")
-                if plan.coil_poses:
-                    cp = plan.coil_poses[0]
-                    if cp.coil:
-                        try:
-                            from navigator.tms.library import load_coil
-
-                            load_coil(cp.coil)
-                            s.set_coil_name(cp.coil)
-                        except NavigatorError as exc:
-                            self.statusBar().showMessage(f"plan coil {cp.coil!r} unknown: {exc}", 10000)
-                    if cp.mso is not None:
-                        s.intensity_mode, s.mso = "mso", cp.mso
-                        self.tms_panel.mso.setValue(cp.mso)
-                        self.tms_panel.mode_mso.setChecked(True)
-                    elif cp.didt is not None:
-                        s.intensity_mode, s.didt_a_per_us = "didt", cp.didt / 1e6
-                        self.tms_panel.didt.setValue(cp.didt / 1e6)
-                        self.tms_panel.mode_didt.setChecked(True)
-                    s.set_explicit_pose(cp.matrix, "Coil pose from plan")
-            finally:
-                s.undo_stack.endMacro()
-            rows = s.montage_from_plan(plan)
-            if rows:
-                s.set_montage(rows)
-            s.plan_name = plan.name
-            self.last_plan_path = Path(path)
-            self.add_recent(str(path))
-            self.statusBar().showMessage(f"plan {plan.name} loaded from {path}", 10000)
-
-        self.run_task(f"Loading plan {Path(path).name}", work, on_done=done)
-
-    @guarded
-    def export_plan(self, fmt: str, path: str, space: str | None) -> Path | None:
-        from navigator.export import export_plan
-
-        if not path:
-            raise NavigatorError("choose a file to export to")
-        plan = self.state.build_plan()
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        export_plan(plan, fmt, out, space)
-        self.last_export = out
-        self.export_panel.status.setText(f"wrote {out} ({fmt}{', ' + space.upper() if space else ''}; "
-                                         f"{len(plan.coil_poses)} coil pose(s), {len(plan.targets)} target(s))")
-        self.statusBar().showMessage(f"exported {out}", 10000)
-        return out
-
-    # ================================================================== screenshots / closing
-    def screenshot_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", "navigator.png", "PNG (*.png)")
-        if path:
-            self.grab().save(path)
-
+    # ================================================================== closing
     def closeEvent(self, ev) -> None:
+        self.save_settings()
+        if self._session_timer.isActive():
+            self._session_timer.stop()
+            self.controller.save_session()
+        self.controller.stop_live()
         if self.runner.busy:
             self.runner.cancel()
         self.runner.wait(30000)

@@ -6,7 +6,12 @@ Run under a display (or ``xvfb-run``)::
 
 Without ``--subject`` the spherical test subject of :mod:`navigator.gui.testing` is built in
 a temporary folder. The script opens it, sets the Fox target, runs a TMS and a tDCS simulation
-and saves the main window with each panel in front.
+and saves the main window with each panel in front; then the live view (``gui_live.png``: the
+coil dragged 15 mm, the map from the live field engine; ``gui_live_compare.png``: the standard
+F3 pose shown beside the readouts of the current and the optimizer's pose, when the workspace
+holds a TMS optimization); then it closes the window, opens a new one on the same workspace and
+saves it as reopened (``gui_reopened.png``: the stored results listed, the last one shown).
+``--no-live`` skips the live views (no engine precomputation).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, help="folder for gui_*.png")
     ap.add_argument("--subject", type=Path, help="workspace to show (default: sphere test subject)")
+    ap.add_argument("--no-live", action="store_true", help="skip the live field views")
     args = ap.parse_args(argv)
     from PyQt6.QtCore import QSettings
 
@@ -83,17 +89,55 @@ def main(argv: list[str] | None = None) -> int:
     w.simulate_tdcs()
     _wait(app, lambda: not w.runner.busy)
     shot("tdcs", 2)
-    w.results_panel.which.setCurrentText("tms")
+    tms_key = next(k for k, r in w.state.results.items() if r.kind == "tms")
+    w.results_panel.select(tms_key)
     w.export_panel.format.setCurrentText("localite")
     w.export_panel.export()
     shot("export", 4)
+    if not args.no_live:
+        live_views(app, w, shot)
     errors = list(dialogs.SHOWN_ERRORS)
+    w.close()
+    _settle(app, 0.5)
+    # reopen: a new window on the same workspace comes back as it was left
+    w = MainWindow(QSettings(str(Path(tmp.name) / "gui.ini"), QSettings.Format.IniFormat))
+    w.show()
+    w.open_path(subject)
+    _wait(app, lambda: w.runner.idle and w.state.subject is not None and w.state.shown_result is not None, 120)
+    shot("reopened", 3)
+    errors += [e for e in dialogs.SHOWN_ERRORS if e not in errors]
     w.close()
     tmp.cleanup()
     if errors:
         print("errors shown:", errors, file=sys.stderr)
         return 1
     return 0
+
+
+def live_views(app, w, shot) -> None:
+    """Live mode: engine on, coil dragged 15 mm through the 3-D view's drag path, screenshots."""
+    w.tabs.setCurrentIndex(1)
+    w.set_live(True)
+    _wait(app, lambda: w.runner.idle and w.live_shown > 0, 900)
+    pose = w.state.pose
+    start = pose[:3, 3] - w.state.distance_mm * pose[:3, 2]
+    end = start + 15.0 * pose[:3, 0]
+    n0 = w.live_shown
+    for k in range(1, 11):
+        w._coil_dragged(start + (end - start) * k / 10)
+        app.processEvents()
+        time.sleep(0.03)
+    w.view3d.coilDragFinished.emit()
+    _wait(app, lambda: w.live_shown > n0 and w.controller.live.worker.idle, 60)
+    shot("live", 1)
+    if "optimizer" in w.controller.live.compare or "F3" in w.controller.live.compare:
+        key = "optimizer" if "optimizer" in w.controller.live.compare else "F3"
+        w.tms_panel.findChild(type(w.tms_panel.mode_mso), f"liveShow_{key}").setChecked(True)
+        _settle(app, 0.5)
+        shot("live_compare", 1)
+        w.tms_panel.findChild(type(w.tms_panel.mode_mso), "liveShow_current").setChecked(True)
+    print("live updates: " + ", ".join(f"{t:.0f}" for t in w.live_times_ms[-10:]) + " ms", file=sys.stderr)
+
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """The planning session: subject, target, coil settings and pose, montage and results.
 
-:class:`PlanState` is the single model the panels and views observe. Target and pose edits
-go through a QUndoStack (:mod:`navigator.gui.undo`), so Ctrl+Z / Ctrl+Shift+Z work on them.
-All coordinates are subject scanner RAS in mm.
+:class:`PlanState` is the single model the panels and views observe. Every edit (target,
+coil, intensity, coil pose, montage) goes through a QUndoStack (:mod:`navigator.gui.undo`),
+so Ctrl+Z / Ctrl+Shift+Z work on all of them; views redraw on the state's signals only.
+The state round-trips through :class:`navigator.gui.session.SessionRecord` so a workspace
+reopens as the user left it. All coordinates are subject scanner RAS in mm.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from PyQt6.QtGui import QUndoStack
 
 from navigator.core.errors import NavigatorError
 from navigator.gui.loaders import FieldResult, SubjectData
-from navigator.gui.undo import MERGE_DISTANCE, MERGE_HANDLE, SetValueCommand
+from navigator.gui.session import ResultEntry, SessionRecord
+from navigator.gui.undo import MERGE_DISTANCE, MERGE_HANDLE, MERGE_INTENSITY, MERGE_MOVE, SetValueCommand
 
 log = logging.getLogger("navigator.gui")
 
@@ -54,7 +57,9 @@ class PlanState(QObject):
     targetChanged = pyqtSignal()
     poseChanged = pyqtSignal()
     montageChanged = pyqtSignal()
-    resultChanged = pyqtSignal(str)  # kind
+    intensityChanged = pyqtSignal()
+    resultChanged = pyqtSignal(str)  # key of the result on screen
+    resultsListed = pyqtSignal()  # the list of stored results changed
     message = pyqtSignal(str)
 
     def __init__(self, parent: QObject | None = None):
@@ -73,7 +78,8 @@ class PlanState(QObject):
         self.explicit_pose: np.ndarray | None = None
         self.placement = None  # navigator.tms.pose.CoilPlacement
         self.montage: list[ElectrodeRow] = [replace(r) for r in MONTAGE_PRESETS["F3-Fp2 (depression, pads)"]]
-        self.results: dict[str, FieldResult] = {}
+        self.results: dict[str, FieldResult] = {}  # loaded results by key (folder relative to the workspace)
+        self.entries: dict[str, ResultEntry] = {}  # results stored in the workspace, loaded or not
         self.current_result: str | None = None
         self.plan_name = "plan"
 
@@ -91,6 +97,7 @@ class PlanState(QObject):
         self.placement = None
         self.explicit_pose = None
         self.results.clear()
+        self.entries.clear()
         self.current_result = None
         self.undo_stack.clear()
         self.subjectChanged.emit()
@@ -139,10 +146,38 @@ class PlanState(QObject):
         return self._coil
 
     def set_coil_name(self, name: str) -> None:
-        if name != self.coil_name:
-            self.coil_name = name
-            self._coil = None
-            self.poseChanged.emit()
+        """Choose the coil (library name or file); undoable. The coil is loaded here so an
+        unknown name fails now, with a message, and the state keeps the previous coil."""
+        if name == self.coil_name:
+            return
+        from navigator.tms.library import load_coil
+
+        coil = load_coil(name)
+        self.undo_stack.push(SetValueCommand(f"Coil {coil.name}", self._apply_coil, (self.coil_name, self._coil),
+                                             (name, coil)))
+
+    def _apply_coil(self, value) -> None:
+        self.coil_name, self._coil = value
+        self.poseChanged.emit()
+        self.intensityChanged.emit()
+
+    # ------------------------------------------------------------------ intensity (undoable)
+    def set_intensity(self, mode: str | None = None, mso: float | None = None, didt_a_per_us: float | None = None) -> None:
+        """Set the intensity mode ("mso" or "didt") and/or its values; consecutive spin-box
+        steps merge into one undo step."""
+        new = (mode or self.intensity_mode, float(self.mso if mso is None else mso),
+               float(self.didt_a_per_us if didt_a_per_us is None else didt_a_per_us))
+        if new[0] not in ("mso", "didt"):
+            raise NavigatorError(f"unknown intensity mode {new[0]!r}")
+        old = (self.intensity_mode, self.mso, self.didt_a_per_us)
+        if new == old:
+            return
+        text = f"Intensity {new[1]:g} %MSO" if new[0] == "mso" else f"Intensity {new[2]:g} A/us"
+        self.undo_stack.push(SetValueCommand(text, self._apply_intensity, old, new, MERGE_INTENSITY))
+
+    def _apply_intensity(self, value) -> None:
+        self.intensity_mode, self.mso, self.didt_a_per_us = value
+        self.intensityChanged.emit()
 
     def set_handle_angle(self, angle: float) -> None:
         angle = float((angle + 180.0) % 360.0 - 180.0)
@@ -170,6 +205,20 @@ class PlanState(QObject):
     def set_explicit_pose(self, pose: np.ndarray | None, text: str = "Set coil pose") -> None:
         self.undo_stack.push(SetValueCommand(text, self._apply_explicit, self.explicit_pose,
                                              None if pose is None else np.asarray(pose, float)))
+
+    def move_coil(self, pose: np.ndarray, text: str = "Move coil") -> None:
+        """A hand move of the coil (drag, keys): the pose becomes explicit; the moves of one drag
+        or one key sequence merge into a single undo step until :meth:`end_move`."""
+        self.undo_stack.push(SetValueCommand(text, self._apply_explicit, self.explicit_pose,
+                                             np.asarray(pose, float).copy(), MERGE_MOVE))
+
+    def end_move(self) -> None:
+        """Close the current move: the next move is a new undo step."""
+        n = self.undo_stack.count()
+        if n:
+            cmd = self.undo_stack.command(n - 1)
+            if isinstance(cmd, SetValueCommand):
+                cmd.seal()
 
     def _apply_explicit(self, pose) -> None:
         self.explicit_pose = pose
@@ -203,8 +252,14 @@ class PlanState(QObject):
             return self.coil.didt_from_percent_mso(self.mso)
         return self.didt_a_per_us * 1e6
 
-    # ------------------------------------------------------------------ montage
-    def set_montage(self, rows: list[ElectrodeRow]) -> None:
+    # ------------------------------------------------------------------ montage (undoable)
+    def set_montage(self, rows: list[ElectrodeRow], text: str = "Edit montage") -> None:
+        new = [replace(r) for r in rows]
+        if new == self.montage:
+            return
+        self.undo_stack.push(SetValueCommand(text, self._apply_montage, [replace(r) for r in self.montage], new))
+
+    def _apply_montage(self, rows) -> None:
         self.montage = [replace(r) for r in rows]
         self.montageChanged.emit()
 
@@ -221,10 +276,83 @@ class PlanState(QObject):
         return None
 
     # ------------------------------------------------------------------ results
-    def add_result(self, result: FieldResult) -> None:
-        self.results[result.kind] = result
-        self.current_result = result.kind
-        self.resultChanged.emit(result.kind)
+    def set_entries(self, entries: list[ResultEntry]) -> None:
+        """The results stored in the workspace (listed; loaded only when selected)."""
+        self.entries = {e.key: e for e in entries}
+        for k in [k for k in self.results if k not in self.entries]:
+            self.results.pop(k)
+        self.resultsListed.emit()
+
+    def add_result(self, result: FieldResult, key: str | None = None) -> None:
+        """A loaded result; it becomes the result on screen."""
+        key = key or result.key or result.kind
+        result.key = key
+        self.results[key] = result
+        self.current_result = key
+        self.resultChanged.emit(key)
+
+    def select_result(self, key: str) -> None:
+        if key in self.results and key != self.current_result:
+            self.current_result = key
+            self.resultChanged.emit(key)
+
+    @property
+    def shown_result(self) -> FieldResult | None:
+        return self.results.get(self.current_result or "")
+
+    def latest_result(self, kind: str) -> FieldResult | None:
+        """The result of ``kind`` added last (loaded results only)."""
+        found = [r for r in self.results.values() if r.kind == kind]
+        return found[-1] if found else None
+
+    # ------------------------------------------------------------------ session
+    def session_record(self) -> SessionRecord:
+        """The state to store in the workspace (what reopening restores)."""
+        return SessionRecord(
+            target=None if self.target is None else self.target.to_json(), coil=self.coil_name,
+            intensity_mode=self.intensity_mode, mso=self.mso, didt_a_per_us=self.didt_a_per_us,
+            distance_mm=self.distance_mm, handle_angle_deg=self.handle_angle_deg,
+            pose=None if self.explicit_pose is None else np.asarray(self.explicit_pose, float).tolist(),
+            montage=[{"position": r.position, "current_ma": r.current_ma, "shape": r.shape, "size": r.size}
+                     for r in self.montage],
+            current_result=self.current_result, plan_name=self.plan_name)
+
+    def apply_session(self, rec: SessionRecord) -> list[str]:
+        """Restore a stored session (not an undo step: the undo history starts here); returns
+        notes about what could not be restored."""
+        from navigator.targets.resolve import ResolvedTarget
+
+        notes = []
+        if rec.coil:
+            try:
+                from navigator.tms.library import load_coil
+
+                self._coil = load_coil(rec.coil)
+                self.coil_name = rec.coil
+            except NavigatorError as exc:
+                notes.append(f"coil {rec.coil!r} of the last session is not available ({exc})")
+        self.intensity_mode, self.mso, self.didt_a_per_us = rec.intensity_mode, float(rec.mso), float(rec.didt_a_per_us)
+        self.distance_mm, self.handle_angle_deg = float(rec.distance_mm), float(rec.handle_angle_deg)
+        self.plan_name = rec.plan_name or "plan"
+        self.target = None
+        if rec.target:
+            try:
+                self.target = ResolvedTarget.from_json(rec.target)
+            except (TypeError, ValueError) as exc:
+                notes.append(f"the last target could not be restored ({exc})")
+        self.explicit_pose = None if rec.pose is None else np.asarray(rec.pose, float)
+        if rec.montage:
+            try:
+                self.montage = [ElectrodeRow(str(m["position"]), float(m["current_ma"]), str(m.get("shape", "rect")),
+                                             str(m.get("size", "50x50"))) for m in rec.montage]
+            except (KeyError, TypeError, ValueError) as exc:
+                notes.append(f"the last montage could not be restored ({exc})")
+        self.undo_stack.clear()
+        self.targetChanged.emit()
+        self.intensityChanged.emit()
+        self.montageChanged.emit()
+        self.update_pose()
+        return notes
 
     # ------------------------------------------------------------------ plan
     def build_plan(self, name: str | None = None):

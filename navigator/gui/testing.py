@@ -109,3 +109,36 @@ def write_sphere_subject(out_dir: str | Path, *, mesh_size_mm: float = 9.0, t1_s
     head_coordinates_workspace(ws)
     progress.update(1.0, "done")
     return Workspace.open(out_dir)
+
+
+#: a point 10 mm under the sphere's scalp, left frontal (subject RAS mm), as `navigator demo --sample sphere`
+SPHERE_TARGET = "subject:-30,20,75"
+
+
+def write_demo_results(ws: Workspace, *, progress: Progress | None = None) -> list[str]:
+    """Add what `navigator demo` leaves in a workspace, computed for real and coarse: a TMS
+    simulation (``simulations/tms``), a tDCS simulation (``simulations/tdcs``, two 10 mm discs)
+    and a TMS placement optimization (``plans/tms``: plan.json, summary.json, fields/), no
+    volume maps. Returns the folders written, relative to the workspace."""
+    from navigator.optimize.tms import TmsSearch, optimize_tms_workspace
+    from navigator.tes.montage import parse_electrode_spec
+    from navigator.tes.simulate import simulate_tdcs_workspace
+    from navigator.tms.simulate import simulate_tms_workspace
+
+    progress = ensure_progress(progress)
+    progress.update(0.0, "TMS simulation")
+    simulate_tms_workspace(ws, "Magstim_D70", target_spec=SPHERE_TARGET, intensity=50.0,
+                           out_dir=ws.path("simulations") / "tms", nifti=False)
+    progress.update(0.3, "tDCS simulation")
+    from navigator.fem.outputs import TargetRegion
+    from navigator.targets.head import Head
+
+    t = Head.of(ws).target(SPHERE_TARGET)
+    region = TargetRegion(tuple(t.cortical_point or t.point), 10.0)
+    electrodes = [parse_electrode_spec(e) for e in ("-45,20,80:2:disc:10", "45,20,80:-2:disc:10")]
+    simulate_tdcs_workspace(ws, electrodes, ws.path("simulations") / "tdcs", target=region, nifti=False)
+    progress.update(0.5, "TMS optimization")
+    optimize_tms_workspace(ws, target=SPHERE_TARGET, out_dir=ws.path("plans") / "tms",
+                           search=TmsSearch(radius_mm=5.0, spacing_mm=5.0, angle_step_deg=90.0, nifti=False))
+    progress.update(1.0, "done")
+    return ["simulations/tms", "simulations/tdcs", "plans/tms"]

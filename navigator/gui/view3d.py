@@ -1,5 +1,12 @@
-"""The 3-D view: scalp, cortex coloured by |E|, target, coil at its pose with its axes,
-electrodes, fiducials and EEG 10-10 positions (pyvista / pyvistaqt QtInteractor).
+"""The 3-D view: scalp, cortex coloured by |E|, target, coil at its pose (semi-transparent
+casing, windings and axes), electrodes, fiducials and EEG 10-10 positions (pyvista /
+pyvistaqt QtInteractor).
+
+A banner above the view says what the cortex colours are: the *live approximation* of the
+live field engine or a *full FEM result* (and which). In live mode a left-drag that starts
+on the coil (or on the scalp within :data:`GRAB_RADIUS_MM` of its centre) drags the coil
+over the scalp (``coilDragged`` with the scalp point under the mouse, ``coilDragFinished``
+at release); other drags rotate the view as usual.
 
 If VTK cannot render (no OpenGL, or ``NAVIGATOR_NO_3D=1``) the view degrades to a label that
 says so; everything else in the application keeps working. Press ``P`` with the mouse over
@@ -19,6 +26,15 @@ from navigator.core.surface import Surface
 
 log = logging.getLogger("navigator.gui")
 
+#: a drag starting on the scalp this close (mm) to the coil centre grabs the coil
+GRAB_RADIUS_MM = 35.0
+BANNER_STYLES = {
+    "live": "background:#c25e00;color:white;font-weight:bold;padding:3px;",
+    "fem": "background:#2e7d32;color:white;font-weight:bold;padding:3px;",
+    "none": "background:#3a3f47;color:#cfd4da;padding:3px;",
+    "stale": "background:#7a6a00;color:white;font-weight:bold;padding:3px;",
+}
+
 
 def _polydata(surface: Surface):
     import pyvista as pv
@@ -31,6 +47,8 @@ class View3D(QWidget):
     """See the module docstring. ``available`` tells whether 3-D rendering works."""
 
     targetPicked = pyqtSignal(object)  # world mm
+    coilDragged = pyqtSignal(object)  # scalp point under the mouse, world mm
+    coilDragFinished = pyqtSignal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -45,6 +63,19 @@ class View3D(QWidget):
         self._render_pending = False
         self._head_centre: np.ndarray | None = None
         self._mode = "all"
+        self._glyph_for = None  # the coil whose glyph actors exist
+        self._coil_pose: np.ndarray | None = None
+        self._scalp_actor = None
+        self._coil_actors: list = []
+        self._drag_enabled = False
+        self._dragging = False
+        self._style = None
+        self._observers: list[int] = []
+        self.banner = QLabel("")
+        self.banner.setObjectName("fieldSource")
+        self.banner.setWordWrap(True)
+        self.set_banner("none", "no field shown")
+        layout.addWidget(self.banner)
         if os.environ.get("NAVIGATOR_NO_3D"):
             self.reason = "disabled by NAVIGATOR_NO_3D"
         else:
@@ -101,10 +132,20 @@ class View3D(QWidget):
         self._scalp = self._cortex_poly = None
         self._render()
 
+    def set_banner(self, kind: str, text: str) -> None:
+        """What the cortex colours show: "live" (approximation), "fem" (full FEM result),
+        "stale" (live pose outside the engine's region) or "none"."""
+        self.banner_kind = kind
+        self.banner.setStyleSheet(BANNER_STYLES.get(kind, BANNER_STYLES["none"]))
+        if text != self.banner.text():
+            self.banner.setText(text)
+
     def set_head(self, scalp: Surface | None, cortex: Surface | None) -> None:
         if self.plotter is None:
             return
         self.plotter.clear_actors()
+        self._glyph_for = None
+        self._coil_actors = []
         self._scalp = self._cortex_poly = None
         if cortex is not None:
             self._cortex_poly = _polydata(cortex)
@@ -114,6 +155,7 @@ class View3D(QWidget):
         if scalp is not None:
             self._scalp = self.plotter.add_mesh(_polydata(scalp), color="#f2c8a0", opacity=self.scalp_opacity,
                                                 name="scalp", smooth_shading=True, pickable=False, render=False)
+            self._scalp_actor = self._scalp
         self.plotter.view_vector((-1.0, 0.9, 0.7), viewup=(0, 0, 1))  # from left, front, above
         self.plotter.reset_camera()
         try:
@@ -133,7 +175,9 @@ class View3D(QWidget):
             self._scalp.GetProperty().SetOpacity(self.scalp_opacity)
             self._render()
 
-    def set_cortex_field(self, cortex: Surface | None, scalars: np.ndarray | None, title: str = "E magnitude (V/m)") -> None:
+    def set_cortex_field(self, cortex: Surface | None, scalars: np.ndarray | None, title: str = "E magnitude (V/m)",
+                         clim: tuple[float, float] | None = None) -> None:
+        """Colour the cortex by ``scalars`` (per vertex; NaN = no value, drawn grey), or plain."""
         if self.plotter is None:
             return
         self._remove("cortex")
@@ -147,12 +191,29 @@ class View3D(QWidget):
             self.plotter.add_mesh(poly, color="#d9c4b8", name="cortex", smooth_shading=True, pickable=True, render=False)
         else:
             vals = np.asarray(scalars, float)
-            hi = float(np.percentile(vals, 99.9)) if vals.size else 1.0
+            clim = clim or _clim(vals)
             poly.point_data["field"] = vals
-            self.plotter.add_mesh(poly, scalars="field", cmap="hot", clim=(0.0, max(hi, 1e-9)), name="cortex",
+            self.plotter.add_mesh(poly, scalars="field", cmap="hot", clim=clim, name="cortex", nan_color="#9a9290",
                                   smooth_shading=True, pickable=True, show_scalar_bar=False, render=False)
             self.plotter.add_scalar_bar(title=title, n_labels=4, fmt="%.2f", color="white",
                                         position_x=0.25, position_y=0.02, width=0.5, height=0.08, render=False)
+        self._render()
+
+    def update_cortex_values(self, cortex: Surface, values: np.ndarray, clim: tuple[float, float] | None = None,
+                             title: str = "E magnitude (V/m)") -> None:
+        """New per-vertex values on the coloured cortex in place (the live path: no new actor)."""
+        if self.plotter is None:
+            return
+        vals = np.asarray(values, float)
+        poly = self._cortex_poly
+        actor = self.plotter.actors.get("cortex")
+        if poly is None or actor is None or "field" not in poly.point_data or poly.n_points != len(vals):
+            self.set_cortex_field(cortex, vals, title, clim)
+            return
+        poly.point_data["field"][:] = vals
+        poly.Modified()
+        lo, hi = clim or _clim(vals)
+        actor.mapper.scalar_range = (lo, hi)
         self._render()
 
     def set_target(self, point: np.ndarray | None) -> None:
@@ -167,35 +228,153 @@ class View3D(QWidget):
         self._render()
 
     def set_coil(self, coil, pose: np.ndarray | None) -> None:
-        """Draw the coil casing (or its source points) at ``pose`` with its x/y/z axes."""
+        """Draw the coil at ``pose``: semi-transparent casing, winding lines and its x/y/z axes
+        (see :mod:`navigator.gui.coil_glyph`). The geometry is built once per coil; moving the
+        coil only changes the actors' matrix."""
+        if self.plotter is None:
+            return
+        if coil is None or pose is None:
+            for n in ("coil_casing", "coil_windings", "coil_x", "coil_y", "coil_z"):
+                self._remove(n)
+            self._glyph_for, self._coil_actors, self._coil_pose = None, [], None
+            self._render()
+            return
+        if self._glyph_for is not coil or not self._coil_actors:
+            self._build_coil(coil)
+        self._coil_pose = np.asarray(pose, float)
+        m = _vtk_matrix(self._coil_pose)
+        for a in self._coil_actors:
+            a.SetUserMatrix(m)
+        self._apply_mode()
+        self._render()
+
+    def _build_coil(self, coil) -> None:
+        import pyvista as pv
+
+        from navigator.gui.coil_glyph import coil_glyph
+
+        for n in ("coil_casing", "coil_windings", "coil_x", "coil_y", "coil_z"):
+            self._remove(n)
+        g = coil_glyph(coil)
+        actors = []
+        if g.casing:
+            blocks = [_polydata(s) for s in g.casing]
+            mesh = blocks[0].merge(blocks[1:]) if len(blocks) > 1 else blocks[0]
+            actors.append(self.plotter.add_mesh(mesh, color="#5b8fd9", opacity=0.22, name="coil_casing",
+                                                pickable=False, smooth_shading=False, render=False))
+        if g.windings:
+            pts, lines, off = [], [], 0
+            for w in g.windings:
+                pts.append(w)
+                lines.append(np.concatenate([[len(w)], np.arange(off, off + len(w))]))
+                off += len(w)
+            poly = pv.PolyData(np.concatenate(pts))
+            poly.lines = np.concatenate(lines).astype(np.int64)
+            actors.append(self.plotter.add_mesh(poly, color="#e8a13a", line_width=2.5, name="coil_windings",
+                                                pickable=False, render=False))
+        for axis, colour, name in ((0, "red", "coil_x"), (1, "green", "coil_y"), (2, "blue", "coil_z")):
+            d = np.zeros(3)
+            d[axis] = 1.0
+            actors.append(self.plotter.add_mesh(pv.Arrow(start=(0, 0, 0), direction=d, scale=30.0, shaft_radius=0.02,
+                                                         tip_radius=0.06), color=colour, name=name, pickable=False,
+                                                render=False))
+        self._glyph_for, self._coil_actors = coil, actors
+        self.coil_glyph = g
+
+    def set_ghost_coils(self, poses: dict[str, np.ndarray], coil=None) -> None:
+        """Outline coils (windings only) at named comparison poses, with their names."""
         if self.plotter is None:
             return
         import pyvista as pv
 
-        for n in ("coil", "coil_x", "coil_y", "coil_z"):
+        for n in [n for n in self.plotter.actors if str(n).startswith("ghost")]:
             self._remove(n)
-        if coil is None or pose is None:
-            self._render()
-            return
-        pose = np.asarray(pose, float)
-        R, c = pose[:3, :3], pose[:3, 3]
-        if coil.casing:
-            blocks = []
-            for s in coil.casing:
-                world = Surface(s.vertices @ R.T + c, s.faces)
-                blocks.append(_polydata(world))
-            mesh = blocks[0].merge(blocks[1:]) if len(blocks) > 1 else blocks[0]
-            self.plotter.add_mesh(mesh, color="#3a7bd5", opacity=0.45, name="coil", pickable=False, render=False)
-        else:
-            pts = coil.source_points()
-            if len(pts):
-                self.plotter.add_mesh(pv.PolyData(pts @ R.T + c), color="#3a7bd5", point_size=3, name="coil",
-                                      render_points_as_spheres=True, pickable=False, render=False)
-        for axis, colour, name in ((0, "red", "coil_x"), (1, "green", "coil_y"), (2, "blue", "coil_z")):
-            self.plotter.add_mesh(pv.Arrow(start=c, direction=R[:, axis], scale=40.0), color=colour, name=name,
-                                  pickable=False, render=False)
-        self._apply_mode()
+        if coil is not None and poses:
+            from navigator.gui.coil_glyph import coil_glyph
+
+            g = coil_glyph(coil)
+            colours = ("#7fd3ff", "#c58cff", "#9cff8c")
+            for i, (name, pose) in enumerate(poses.items()):
+                pose = np.asarray(pose, float)
+                lines = g.windings or [np.array([[-40, 0, 0], [40, 0, 0.0]])]
+                for j, w in enumerate(lines[:400]):
+                    world = w @ pose[:3, :3].T + pose[:3, 3]
+                    self.plotter.add_mesh(pv.lines_from_points(world), color=colours[i % 3], line_width=1.5,
+                                          name=f"ghost_{name}_{j}", pickable=False, render=False)
+                self.plotter.add_point_labels(pose[:3, 3:4].T - 25 * pose[:3, 2], [name], font_size=11,
+                                              text_color=colours[i % 3], name=f"ghost_{name}_label",
+                                              shape_opacity=0.0, show_points=False, always_visible=True, render=False)
         self._render()
+
+    # ------------------------------------------------------------------ dragging the coil
+    def enable_coil_drag(self, on: bool) -> None:
+        """Left-drag on the coil moves it (live mode); see the module docstring."""
+        if self.plotter is None or on == self._drag_enabled:
+            return
+        style = self.plotter.iren.interactor.GetInteractorStyle()
+        if on:
+            self._style = style
+            self._observers = [style.AddObserver(ev, fn) for ev, fn in (
+                ("LeftButtonPressEvent", self._on_press), ("MouseMoveEvent", self._on_move),
+                ("LeftButtonReleaseEvent", self._on_release))]
+        elif self._style is not None:
+            for o in self._observers:
+                self._style.RemoveObserver(o)
+            self._observers, self._style = [], None
+        self._drag_enabled = on
+        self._dragging = False
+
+    def _event_xy(self) -> tuple[int, int]:
+        x, y = self.plotter.iren.interactor.GetEventPosition()
+        return int(x), int(y)
+
+    def pick_scalp(self, x: int, y: int) -> np.ndarray | None:
+        """The scalp point under display position (x, y) (VTK display pixels, origin bottom left)."""
+        import vtk
+
+        if self._scalp_actor is None:
+            return None
+        picker = vtk.vtkCellPicker()
+        picker.SetTolerance(0.0005)
+        picker.PickFromListOn()
+        picker.AddPickList(self._scalp_actor)
+        was = self._scalp_actor.GetPickable()
+        self._scalp_actor.SetPickable(True)
+        try:
+            hit = picker.Pick(x, y, 0, self.plotter.renderer)
+        finally:
+            self._scalp_actor.SetPickable(was)
+        return np.array(picker.GetPickPosition(), float) if hit else None
+
+    def _on_press(self, obj, event) -> None:
+        p = self.pick_scalp(*self._event_xy()) if self._coil_pose is not None else None
+        if p is not None and np.linalg.norm(p - self._coil_pose[:3, 3]) <= GRAB_RADIUS_MM:
+            self._dragging = True
+            return
+        self._style.OnLeftButtonDown()
+
+    def _on_move(self, obj, event) -> None:
+        if not self._dragging:
+            self._style.OnMouseMove()
+            return
+        p = self.pick_scalp(*self._event_xy())
+        if p is not None:
+            self.coilDragged.emit(p)
+
+    def _on_release(self, obj, event) -> None:
+        if self._dragging:
+            self._dragging = False
+            self.coilDragFinished.emit()
+            return
+        self._style.OnLeftButtonUp()
+
+    def world_to_display(self, point) -> tuple[float, float]:
+        """VTK display coordinates (pixels, origin bottom left) of a world point."""
+        r = self.plotter.renderer
+        r.SetWorldPoint(*np.asarray(point, float), 1.0)
+        r.WorldToDisplay()
+        x, y, _ = r.GetDisplayPoint()
+        return float(x), float(y)
 
     def set_electrodes(self, electrodes: list[tuple[str, np.ndarray, float, float]]) -> None:
         """Electrodes as (name, position mm, current mA, radius mm): flat discs on the scalp,
@@ -229,7 +408,7 @@ class View3D(QWidget):
         mode = self._mode
         for name, actor in self.plotter.actors.items():
             n = str(name)
-            if n.startswith("coil"):
+            if n.startswith("coil") or n.startswith("ghost"):
                 actor.SetVisibility(mode != "tdcs")
             elif n.startswith("electrode"):
                 actor.SetVisibility(mode != "tms")
@@ -253,3 +432,19 @@ class View3D(QWidget):
             self.plotter.add_mesh(pv.PolyData(pts), color="white", point_size=6, render_points_as_spheres=True,
                                   name="eeg", pickable=False, render=False)
         self._render()
+
+
+def _clim(vals: np.ndarray) -> tuple[float, float]:
+    good = vals[np.isfinite(vals)]
+    hi = float(np.percentile(good, 99.9)) if good.size else 1.0
+    return 0.0, max(hi, 1e-9)
+
+
+def _vtk_matrix(pose: np.ndarray):
+    import vtk
+
+    m = vtk.vtkMatrix4x4()
+    for i in range(4):
+        for j in range(4):
+            m.SetElement(i, j, float(pose[i, j]))
+    return m

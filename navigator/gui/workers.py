@@ -179,19 +179,29 @@ class TaskRunner(QObject):
     def busy(self) -> bool:
         return self.current is not None
 
+    @property
+    def idle(self) -> bool:
+        """No task at all (main or side) is running."""
+        return not self._tasks
+
     def start(self, name: str, fn: Callable[..., Any], *args: Any,
               on_done: Callable[[Any], None] | None = None,
               on_error: Callable[[TaskError], None] | None = None,
-              on_cancel: Callable[[], None] | None = None, in_process: bool = False, **kwargs: Any) -> Task:
+              on_cancel: Callable[[], None] | None = None, in_process: bool = False, side: bool = False,
+              **kwargs: Any) -> Task:
+        """Start a task; a ``side`` task (short, e.g. reading a stored result) runs beside the
+        current one and is not shown in the progress bar or cancelled by Cancel."""
         task = Task(name, fn, *args, in_process=in_process, **kwargs)
         self._tasks.add(task)
-        self.current = task
+        if not side:
+            self.current = task
 
         def finish() -> None:
             self._tasks.discard(task)
             if self.current is task:
                 self.current = None
-            self.done.emit(name)
+            if not side:
+                self.done.emit(name)
 
         def ok(result: Any) -> None:
             finish()
@@ -208,11 +218,13 @@ class TaskRunner(QObject):
             if on_cancel is not None:
                 on_cancel()
 
-        task.signals.progress.connect(self.progress)
+        if not side:
+            task.signals.progress.connect(self.progress)
         task.signals.finished.connect(ok)
         task.signals.failed.connect(err)
         task.signals.cancelled.connect(cancelled)
-        self.started.emit(name)
+        if not side:
+            self.started.emit(name)
         self.pool.start(task)
         return task
 

@@ -1,4 +1,6 @@
-"""Results panel: field at the target, peak, focality and a histogram of |E| in grey matter."""
+"""Results panel: every result of the workspace (simulations, optimizations, plans; whoever
+wrote them), read from disk when selected; field at the target, peak, focality and a
+histogram of |E| in grey matter; "Use this plan" loads a result's plan as the current plan."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from PyQt6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QPushButton,
     QSlider,
     QTableWidget,
     QTableWidgetItem,
@@ -29,9 +32,15 @@ class ResultsPanel(QWidget):
         row = QHBoxLayout()
         self.which = QComboBox()
         self.which.setObjectName("resultCombo")
-        self.which.currentTextChanged.connect(self._select)
+        self.which.activated.connect(lambda i: self._select(self.which.itemData(i)))
         row.addWidget(QLabel("Result"))
         row.addWidget(self.which, 1)
+        self.use_plan = QPushButton("Use this plan")
+        self.use_plan.setObjectName("usePlan")
+        self.use_plan.setToolTip("load this result's coil pose / montage, target and intensity as the current plan")
+        self.use_plan.clicked.connect(lambda: self.window.command("apply_result", self.which.currentData()))
+        self.use_plan.setEnabled(False)
+        row.addWidget(self.use_plan)
         lay.addLayout(row)
         self.table = QTableWidget(0, 2)
         self.table.setObjectName("resultTable")
@@ -60,6 +69,7 @@ class ResultsPanel(QWidget):
         form.addRow("Slice threshold (% of peak)", self.threshold)
         lay.addLayout(form)
         state.resultChanged.connect(self.on_result)
+        state.resultsListed.connect(self.list_entries)
         state.subjectChanged.connect(self.clear)
 
     def clear(self) -> None:
@@ -67,21 +77,67 @@ class ResultsPanel(QWidget):
         self.table.setRowCount(0)
         self.histogram.clear()
         self.histogram.setText("no result yet")
+        self.use_plan.setEnabled(False)
 
-    def on_result(self, kind: str) -> None:
-        if self.which.findText(kind) < 0:
-            self.which.addItem(kind)
-        self.which.setCurrentText(kind)
-        self._select(kind)
+    def keys(self) -> list[str]:
+        return [self.which.itemData(i) for i in range(self.which.count())]
 
-    def _select(self, kind: str) -> None:
-        res = self.state.results.get(kind)
-        if res is None:
+    def list_entries(self) -> None:
+        """The workspace's stored results (labels; data = key), keeping the selection."""
+        current = self.which.currentData()
+        self.which.blockSignals(True)
+        try:
+            self.which.clear()
+            for e in self.state.entries.values():
+                self.which.addItem(e.label, e.key)
+            for key, res in self.state.results.items():  # loaded but not stored (should not happen)
+                if key not in self.state.entries:
+                    self.which.addItem(key, key)
+            i = self.which.findData(current if current is not None else self.state.current_result)
+            if i >= 0:
+                self.which.setCurrentIndex(i)
+            elif self.which.count():
+                self.which.setCurrentIndex(-1)
+                self.table.setRowCount(0)
+                self.histogram.setText(f"{self.which.count()} stored result(s): choose one to show it")
+        finally:
+            self.which.blockSignals(False)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        e = self.state.entries.get(self.which.currentData() or "")
+        self.use_plan.setEnabled(e is not None and e.plan_path is not None)
+
+    def select(self, key: str) -> None:
+        """Choose a result as the user does (shown at once when loaded, else read from disk)."""
+        i = self.which.findData(key)
+        if i < 0:
+            raise KeyError(key)
+        self.which.setCurrentIndex(i)
+        self._select(key)
+
+    def on_result(self, key: str) -> None:
+        if self.which.findData(key) < 0:
+            e = self.state.entries.get(key)
+            self.which.addItem(e.label if e else key, key)
+        self.which.blockSignals(True)
+        self.which.setCurrentIndex(self.which.findData(key))
+        self.which.blockSignals(False)
+        self._update_buttons()
+        res = self.state.results.get(key)
+        if res is not None:
+            self.show(res)
+
+    def _select(self, key: str | None) -> None:
+        self._update_buttons()
+        if not key:
             return
-        if self.state.current_result != kind:
-            self.state.current_result = kind
-            self.window.show_result(res)
-        self.show(res)
+        e = self.state.entries.get(key)
+        if e is not None and e.fields_dir is None:
+            self.table.setRowCount(0)
+            self.histogram.setText(f"{e.label}: a plan without field results - 'Use this plan' loads it")
+            return
+        self.window.command("select_result", key)
 
     def rows_for(self, res) -> list[tuple[str, str]]:
         def f(v, unit, digits=3):
@@ -106,6 +162,7 @@ class ResultsPanel(QWidget):
         for k, v in res.extra.items():
             if isinstance(v, (int, float, str)) and not isinstance(v, bool):
                 rows.append((k, f"{v:.4g}" if isinstance(v, float) else str(v)))
+        rows.append(("Source", "full FEM result (stored)"))
         rows.append(("Output folder", str(res.out_dir) if res.out_dir else "-"))
         return rows
 

@@ -1,5 +1,6 @@
 """TMS panel: coil, intensity (%MSO or dI/dt), coil-scalp distance, handle angle (dial),
-simulate and optimize."""
+live field (drag the coil; readouts of the current, the optimizer's best and the standard F3
+pose side by side), simulate (full FEM) and optimize. Every edit goes through the state (undoable)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import numpy as np
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
+    QGridLayout,
     QComboBox,
     QDial,
     QDoubleSpinBox,
@@ -44,7 +47,7 @@ class TmsPanel(QWidget):
         self.coil.setObjectName("coilCombo")
         self.coil.addItems(library_names())
         self.coil.setCurrentText(state.coil_name)
-        self.coil.currentTextChanged.connect(lambda n: n and self.state.set_coil_name(n))
+        self.coil.currentTextChanged.connect(self._coil_chosen)
         b = QPushButton("File...")
         b.clicked.connect(self.browse_coil)
         row = QWidget()
@@ -126,10 +129,51 @@ class TmsPanel(QWidget):
         form.addRow("Pose", self.pose_label)
         lay.addWidget(box)
 
-        self.simulate = QPushButton("Simulate TMS  (Ctrl+T)")
+        box = QGroupBox("Live field")
+        grid = QGridLayout(box)
+        self.live = QCheckBox("Live field: drag the coil over the scalp  (Ctrl+Shift+L)")
+        self.live.setObjectName("liveCheck")
+        self.live.toggled.connect(lambda on: None if self._updating else self.window.command("set_live", on))
+        grid.addWidget(self.live, 0, 0, 1, 4)
+        grid.addWidget(QLabel("map"), 1, 0)
+        grid.addWidget(QLabel("pose"), 1, 1)
+        grid.addWidget(QLabel("target |E|"), 1, 2)
+        grid.addWidget(QLabel("max |E| in region"), 1, 3)
+        self.live_choice = QButtonGroup(self)
+        self.live_rows: dict[str, tuple[QLabel, QLabel]] = {}
+        for i, (key, text) in enumerate((("current", "current coil"), ("optimizer", "optimizer's best"),
+                                         ("F3", "standard F3, 45 deg"))):
+            rb = QRadioButton()
+            rb.setObjectName(f"liveShow_{key}")
+            rb.setChecked(key == "current")
+            rb.toggled.connect(lambda on, k=key: on and self.window.command("show_live_pose", k))
+            self.live_choice.addButton(rb)
+            t, m = QLabel("-"), QLabel("-")
+            t.setObjectName(f"liveTarget_{key}")
+            grid.addWidget(rb, 2 + i, 0)
+            grid.addWidget(QLabel(text), 2 + i, 1)
+            grid.addWidget(t, 2 + i, 2)
+            grid.addWidget(m, 2 + i, 3)
+            self.live_rows[key] = (t, m)
+        self.live_info = QLabel("live approximation of the field (cortex within ~40 mm of the target); "
+                                "Simulate gives the full FEM result")
+        self.live_info.setObjectName("liveInfo")
+        self.live_info.setWordWrap(True)
+        grid.addWidget(self.live_info, 5, 0, 1, 4)
+        lay.addWidget(box)
+
+        row = QWidget()
+        h = QHBoxLayout(row)
+        h.setContentsMargins(0, 0, 0, 0)
+        self.simulate = QPushButton("Simulate TMS, full FEM  (Ctrl+T)")
         self.simulate.setObjectName("simulateTms")
         self.simulate.clicked.connect(lambda: self.window.simulate_tms())
-        lay.addWidget(self.simulate)
+        self.write_maps = QCheckBox("write volume maps (NIfTI)")
+        self.write_maps.setObjectName("writeMaps")
+        self.write_maps.setToolTip("also write magnE.nii.gz, E.nii.gz, MNI-space maps (slower, larger)")
+        h.addWidget(self.simulate, 1)
+        h.addWidget(self.write_maps)
+        lay.addWidget(row)
 
         box = QGroupBox("Optimize placement")
         form = QFormLayout(box)
@@ -159,6 +203,7 @@ class TmsPanel(QWidget):
         lay.addWidget(box)
         lay.addStretch(1)
         state.poseChanged.connect(self.refresh)
+        state.intensityChanged.connect(self.refresh)
         self.refresh()
 
     def search(self) -> TmsSearch:
@@ -172,11 +217,45 @@ class TmsPanel(QWidget):
             self.coil.addItem(path)
             self.coil.setCurrentText(path)
 
+    def _coil_chosen(self, name: str) -> None:
+        if name and not self._updating and name != self.state.coil_name:
+            self.window.command("set_coil", name)
+            if self.state.coil_name != name:  # refused (unknown coil): show the coil in use
+                self.refresh()
+
     def _intensity(self) -> None:
-        self.state.intensity_mode = "mso" if self.mode_mso.isChecked() else "didt"
-        self.state.mso = self.mso.value()
-        self.state.didt_a_per_us = self.didt.value()
-        self.refresh()
+        if self._updating:
+            return
+        self.window.command("set_intensity", "mso" if self.mode_mso.isChecked() else "didt", self.mso.value(),
+                            self.didt.value())
+
+    def set_live_checked(self, on: bool) -> None:
+        self._updating = True
+        try:
+            self.live.setChecked(on)
+        finally:
+            self._updating = False
+
+    def show_live(self, fields: dict, result) -> None:
+        """Readouts of the live field at each compared pose (V/m; '-' when off, 'outside' when the
+        pose is outside the engine's region)."""
+        for key, (t, m) in self.live_rows.items():
+            if key not in fields:
+                t.setText("-")
+                m.setText("-")
+            elif fields[key] is None:
+                t.setText("outside region")
+                m.setText("-")
+            else:
+                f = fields[key]
+                t.setText(f"{f.target_magnitude:.3g} V/m")
+                m.setText(f"{float(np.nanmax(f.magnitude)):.3g} V/m")
+        if result is not None:
+            self.live_info.setText(f"LIVE APPROXIMATION: {1000 * result.seconds:.0f} ms per update "
+                                   f"(compared poses included); Simulate gives the full FEM result")
+        else:
+            self.live_info.setText("live approximation of the field (cortex within ~40 mm of the target); "
+                                   "Simulate gives the full FEM result")
 
     def refresh(self) -> None:
         s = self.state
@@ -185,6 +264,10 @@ class TmsPanel(QWidget):
             self.angle.setValue(round(s.handle_angle_deg))
             self.dial.setValue(round(s.handle_angle_deg))
             self.distance.setValue(s.distance_mm)
+            self.mode_mso.setChecked(s.intensity_mode == "mso")
+            self.mode_didt.setChecked(s.intensity_mode == "didt")
+            self.mso.setValue(s.mso)
+            self.didt.setValue(s.didt_a_per_us)
             if self.coil.currentText() != s.coil_name:
                 if self.coil.findText(s.coil_name) < 0:
                     self.coil.addItem(s.coil_name)
@@ -199,7 +282,7 @@ class TmsPanel(QWidget):
         if p is None:
             self.pose_label.setText("set a target to place the coil")
         else:
-            kind = "explicit (plan/optimization)" if s.explicit_pose is not None else "from target"
+            kind = "explicit (moved, plan or optimization)" if s.explicit_pose is not None else "from target"
             self.pose_label.setText(
                 f"centre ({p[0, 3]:.1f}, {p[1, 3]:.1f}, {p[2, 3]:.1f}) mm, {kind}\n"
                 f"handle y ({p[0, 1]:.2f}, {p[1, 1]:.2f}, {p[2, 1]:.2f}); "
