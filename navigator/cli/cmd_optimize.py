@@ -70,6 +70,8 @@ def register(sub) -> None:
     d.add_argument("--current-ma", type=float, default=_TDCS.current_ma, help=f"pad current, mA ({_TDCS.current_ma:g})")
     d.add_argument("--no-nifti", action="store_true", help="skip NIfTI field maps")
     d.add_argument("--out", "-o", required=True, help="output folder")
+    d.add_argument("--pad-angle-step", type=float, default=_TDCS.pad_angle_step_deg, metavar="DEG",
+                   help=f"pads: rotation search step about the pad normals, 0 = none ({_TDCS.pad_angle_step_deg:g})")
     d.set_defaults(func=run_tdcs)
 
 
@@ -111,7 +113,8 @@ def run_tdcs(args) -> int:
                             max_total_ma=args.max_total_ma, max_electrode_ma=args.max_electrode_ma,
                             max_electrodes=args.max_electrodes, avoid=args.avoid, avoid_max_v_per_m=args.avoid_max,
                             electrode_diameter_mm=args.electrode_diameter, pad_size_mm=size,
-                            current_ma=args.current_ma, nifti=not args.no_nifti)
+                            current_ma=args.current_ma, pad_angle_step_deg=args.pad_angle_step,
+                            nifti=not args.no_nifti)
         result = optimize_tdcs_workspace(Workspace.open(args.subject_dir), target=args.target, out_dir=args.out,
                                          search=search, progress=progress)
     _print(args, result.numbers)

@@ -248,27 +248,47 @@ class CoilPose:
 
 @dataclass
 class Electrode:
-    """One tDCS electrode: centre (RAS mm), current (mA, positive = anode), shape and size (mm)."""
+    """One tES electrode: centre (RAS mm), current (mA, positive = anode), shape and size (mm).
+
+    Optional: ``channel`` (1, 2, ...: the stimulator channel of a multi-channel montage such as
+    temporal interference; currents sum to zero per channel), ``frequency_hz`` (that channel's
+    carrier frequency), ``y_axis`` (unit RAS vector along the pad's second size, for rotated pads).
+    They are written only when set.
+    """
 
     name: str
     position: np.ndarray
     current_ma: float
     shape: str = "ellipse"
     size_mm: tuple[float, float] = (10.0, 10.0)
+    channel: int | None = None
+    frequency_hz: float | None = None
+    y_axis: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.position = _vec(self.position, 3, f"electrode {self.name!r} position")
         self.current_ma = float(self.current_ma)
         self.size_mm = tuple(float(s) for s in self.size_mm)  # type: ignore[assignment]
+        self.channel = None if self.channel is None else int(self.channel)
+        self.frequency_hz = _opt_float(self.frequency_hz)
+        self.y_axis = None if self.y_axis is None else _vec(self.y_axis, 3, f"electrode {self.name!r} y_axis")
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "position": self.position.tolist(), "current_ma": self.current_ma,
-                "shape": self.shape, "size_mm": list(self.size_mm)}
+        d = {"name": self.name, "position": self.position.tolist(), "current_ma": self.current_ma,
+             "shape": self.shape, "size_mm": list(self.size_mm)}
+        if self.channel is not None:
+            d["channel"] = self.channel
+        if self.frequency_hz is not None:
+            d["frequency_hz"] = self.frequency_hz
+        if self.y_axis is not None:
+            d["y_axis"] = self.y_axis.tolist()
+        return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Electrode:
         return cls(str(d["name"]), d["position"], d["current_ma"], str(d.get("shape", "ellipse")),
-                   tuple(d.get("size_mm", (10.0, 10.0))))  # type: ignore[arg-type]
+                   tuple(d.get("size_mm", (10.0, 10.0))), d.get("channel"), d.get("frequency_hz"),  # type: ignore[arg-type]
+                   d.get("y_axis"))
 
 
 @dataclass

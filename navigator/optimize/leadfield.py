@@ -5,6 +5,11 @@ to the head at once with the complete electrode model (:class:`navigator.tes.cem
 one AMG hierarchy is built and reused for the unit solves. Column i holds the ROI-mean field
 (V/m per A) for +1 A into electrode i returned through the reference electrode (the last one,
 whose column is zero), so for currents I summing to zero the ROI-mean field is ``G @ I``.
+
+With ``keep_elements=True`` the per-element fields of every region are kept as well
+(``Leadfield.elements[name]``: (L, M_k, 3) V/m per A, with the tet volumes in
+``Leadfield.volumes[name]``), which nonlinear objectives (temporal-interference envelopes)
+need: the field of pair (a, b) at current I is ``I * (elements[a] - elements[b])``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ class Leadfield:
         roi: region name -> (3, L) mean field per unit current (V/m per A).
         system: the electrode system (``system.solve(currents_a)`` gives the full potential).
         electrodes: the placed electrodes. timings: seconds per stage.
+        elements: region name -> (L, M_k, 3) per-element field per unit current (V/m per A),
+            only with ``keep_elements``; volumes: region name -> (M_k,) tet volumes, m^3;
+            indices: region name -> (M_k,) tet indices of the region.
     """
 
     names: list[str]
@@ -36,6 +44,9 @@ class Leadfield:
     system: object = None
     electrodes: list = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    elements: dict[str, np.ndarray] = field(default_factory=dict)
+    volumes: dict[str, np.ndarray] = field(default_factory=dict)
+    indices: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -52,8 +63,10 @@ def roi_means(E: np.ndarray, volumes: np.ndarray, masks: dict[str, np.ndarray]) 
 
 
 def hd_leadfield(mesh: Mesh, sigma: np.ndarray, positions: dict[str, np.ndarray], masks: dict[str, np.ndarray], *,
-                 diameter_mm: float = 10.0, progress: Progress | None = None) -> Leadfield:
-    """Leadfield of disc electrodes at ``positions`` (name -> mm) for the tet ``masks`` (name -> bool)."""
+                 diameter_mm: float = 10.0, keep_elements: bool = False,
+                 progress: Progress | None = None) -> Leadfield:
+    """Leadfield of disc electrodes at ``positions`` (name -> mm) for the tet ``masks`` (name -> bool);
+    ``keep_elements`` also keeps the per-element fields of the masks (see the module docstring)."""
     from navigator.tes.cem import ElectrodeSystem
     from navigator.tes.electrodes import ElectrodeSpec, Scalp, check_overlaps, place_electrode
 
@@ -74,6 +87,8 @@ def hd_leadfield(mesh: Mesh, sigma: np.ndarray, positions: dict[str, np.ndarray]
     L = len(names)
     roi = {k: np.zeros((3, L)) for k in masks}
     vol = system.fem.volumes
+    idx = {k: np.flatnonzero(m) for k, m in masks.items()}
+    elements = {k: np.zeros((L, len(i), 3)) for k, i in idx.items()} if keep_elements else {}
     t0 = time.perf_counter()
     sub = progress.sub(0.05, 1.0, "leadfield")
     for i in range(L - 1):
@@ -84,7 +99,10 @@ def hd_leadfield(mesh: Mesh, sigma: np.ndarray, positions: dict[str, np.ndarray]
         E = -system.fem.gradient(sol.v)
         for k, m in roi_means(E, vol, masks).items():
             roi[k][:, i] = m
+        for k, el in elements.items():
+            el[i] = E[idx[k]]
     timings["solves"] = time.perf_counter() - t0
     timings.update({f"fem_{k}": v for k, v in system.fem.timings.items()})
     sub.update(1.0, "leadfield done")
-    return Leadfield(names, np.array([e.center for e in placed]), roi, system, placed, timings)
+    return Leadfield(names, np.array([e.center for e in placed]), roi, system, placed, timings, elements,
+                     {k: np.asarray(vol[i], float) for k, i in idx.items()}, idx)

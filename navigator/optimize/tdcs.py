@@ -31,6 +31,7 @@ from navigator.core.progress import Progress, ensure_progress
 from navigator.core.workspace import Workspace
 from navigator.export.plan import Montage, Plan
 from navigator.optimize.result import OptimizationResult
+from navigator.optimize.tes_common import parse_avoid, sphere_directions
 from navigator.targets.head import Head
 from navigator.targets.resolve import ResolvedTarget
 
@@ -129,12 +130,6 @@ def solve_direction(G: np.ndarray, d: np.ndarray, *, max_total_a: float = 2e-3, 
     return HdSolution(I, E, float(d @ E), d, str(status), time.perf_counter() - t0)
 
 
-def _sphere_directions() -> np.ndarray:
-    v = [np.array(p, float) for p in np.ndindex(3, 3, 3)]
-    v = [p - 1 for p in v if np.any(p != 1)]
-    return np.array([p / np.linalg.norm(p) for p in v])
-
-
 def optimize_hd(G: np.ndarray, *, objective: str = "normal", direction: np.ndarray | None = None,
                 max_total_a: float = 2e-3, max_electrode_a: float = 1e-3, max_electrodes: int | None = None,
                 avoid: list[tuple[np.ndarray, float]] | None = None) -> HdSolution:
@@ -148,7 +143,7 @@ def optimize_hd(G: np.ndarray, *, objective: str = "normal", direction: np.ndarr
         sol = solve_direction(G, direction, **kw)
     elif objective == "magnitude":
         best = None
-        for d in _sphere_directions():
+        for d in sphere_directions():
             s = solve_direction(G, d, **kw)
             if best is None or np.linalg.norm(s.field) > np.linalg.norm(best.field):
                 best = s
@@ -175,18 +170,8 @@ def constraint_violations(I: np.ndarray, max_total_a: float, max_electrode_a: fl
 
 
 # --------------------------------------------------------------------------- workspace
-def parse_avoid(spec: str) -> tuple[str, float]:
-    """``SPEC:RADIUS`` -> (target SPEC, radius mm); the radius is the text after the last colon."""
-    if ":" not in spec:
-        raise NavigatorError(f"bad --avoid {spec!r}: expected SPEC:RADIUS_MM, e.g. mni:0,60,0:15")
-    s, r = spec.rsplit(":", 1)
-    try:
-        radius = float(r)
-    except ValueError:
-        raise NavigatorError(f"bad --avoid {spec!r}: radius {r!r} is not a number (mm)") from None
-    if radius <= 0:
-        raise NavigatorError(f"bad --avoid {spec!r}: radius must be > 0 mm")
-    return s, radius
+#: the montage optimization methods (``TdcsSearch.mode``)
+MODES = ("hd", "pads", "ti", "center-surround")
 
 
 @dataclass
@@ -195,14 +180,24 @@ class TdcsSearch:
     tdcs`, the GUI's tDCS panel and the batch step ``optimize-tdcs``.
 
     Attributes:
-        mode: "hd" (currents of the cap's disc electrodes, linear programme) or "pads" (the best
-            pair of two pads).
+        mode: "hd" (currents of the cap's disc electrodes, linear programme), "pads" (the best
+            pair of two pads, then their rotation), "ti" (temporal interference: two disc pairs on
+            the cap and their currents, :mod:`navigator.optimize.ti`) or "center-surround" (a
+            disc over the target and ``n_returns`` discs on a ring, :mod:`navigator.optimize.center_surround`).
         objective: "normal" (ROI-mean E into the cortex) or "magnitude" (|ROI-mean E|).
         roi_radius_mm: target sphere, mm. max_total_ma, max_electrode_ma: current limits, mA.
         max_electrodes: at most this many active electrodes (None: no limit).
         avoid: regions "SPEC:RADIUS_MM" whose mean field components stay below
             ``avoid_max_v_per_m`` (V/m). electrode_diameter_mm: HD disc diameter, mm.
         pad_size_mm: (width, height) of the pads, mm. current_ma: pad current, mA.
+        pad_angle_step_deg: step of the pads' rotation search about their normals, degrees
+            (0: no rotation search).
+        ti_channel_ma, ti_total_ma: TI current limits per channel and in total, mA.
+        ti_frequencies_hz: TI carrier frequencies of channel 1 and 2, Hz.
+        ring_radius_mm, n_returns: centre-surround ring radius (mm, in the scalp's tangent plane)
+            and number of return electrodes. surround_currents: "optimized" (linear programme
+            under the current limits and avoid regions) or "standard" (centre carries
+            ``max_total_ma``, the returns share it equally).
         nifti: write NIfTI field maps.
     """
 
@@ -217,6 +212,13 @@ class TdcsSearch:
     electrode_diameter_mm: float = 10.0
     pad_size_mm: tuple[float, float] = (50.0, 50.0)
     current_ma: float = 2.0
+    pad_angle_step_deg: float = 15.0
+    ti_channel_ma: float = 2.0
+    ti_total_ma: float = 4.0
+    ti_frequencies_hz: tuple[float, float] = (2000.0, 2010.0)
+    ring_radius_mm: float = 50.0
+    n_returns: int = 4
+    surround_currents: str = "optimized"
     nifti: bool = True
 
     #: the short names of batch configuration files -> attribute
@@ -225,6 +227,9 @@ class TdcsSearch:
         "max_electrode_ma": "max_electrode_ma", "max_electrodes": "max_electrodes", "avoid": "avoid",
         "avoid_max_v_per_m": "avoid_max_v_per_m", "electrode_diameter_mm": "electrode_diameter_mm",
         "pad_size_mm": "pad_size_mm", "current_ma": "current_ma", "nifti": "nifti",
+        "pad_angle_step_deg": "pad_angle_step_deg", "ti_channel_ma": "ti_channel_ma", "ti_total_ma": "ti_total_ma",
+        "ti_frequencies_hz": "ti_frequencies_hz", "ring_radius_mm": "ring_radius_mm", "n_returns": "n_returns",
+        "surround_currents": "surround_currents",
     }
 
     @classmethod
@@ -236,10 +241,22 @@ class TdcsSearch:
         return cls(**{cls.SHORT_NAMES[k]: v for k, v in params.items()})
 
     def __post_init__(self) -> None:
-        if self.mode not in ("hd", "pads"):
-            raise NavigatorError(f"unknown tDCS optimization mode {self.mode!r}; use hd or pads")
+        if self.mode not in MODES:
+            raise NavigatorError(f"unknown tDCS optimization mode {self.mode!r}; use {', '.join(MODES)}")
         self.avoid = list(self.avoid or [])
         self.pad_size_mm = tuple(float(v) for v in self.pad_size_mm)  # type: ignore[assignment]
+        self.ti_frequencies_hz = tuple(float(v) for v in self.ti_frequencies_hz)  # type: ignore[assignment]
+        if len(self.ti_frequencies_hz) != 2 or min(self.ti_frequencies_hz) <= 0:
+            raise NavigatorError(f"TI needs two positive carrier frequencies (Hz), got {self.ti_frequencies_hz}")
+        if self.ti_channel_ma <= 0 or self.ti_total_ma <= 0:
+            raise NavigatorError("TI current limits must be > 0 mA")
+        if self.surround_currents not in ("optimized", "standard"):
+            raise NavigatorError(f"surround currents must be 'optimized' or 'standard', not {self.surround_currents!r}")
+        if int(self.n_returns) < 1 or self.ring_radius_mm <= 0:
+            raise NavigatorError("centre-surround needs at least one return electrode and a ring radius > 0 mm")
+        self.n_returns = int(self.n_returns)
+        if self.pad_angle_step_deg < 0:
+            raise NavigatorError("the pad rotation step must be >= 0 degrees (0: no rotation search)")
 
 
 @dataclass
@@ -277,6 +294,8 @@ def optimize_tdcs_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_
     mesh = head.mesh  # a clear error without a head mesh, before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if mode in ("ti", "center-surround"):
+        return _optimize_method(head, search, target=target, out=out, progress=progress)
     sigma = head.sigma
     rt = head.target(target)
     centre = np.asarray(rt.cortical_point if rt.cortical_point is not None else rt.point, float)
@@ -337,25 +356,34 @@ def optimize_tdcs_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_
                                    for k, (s, r) in enumerate(avoid_specs)],
                          "timings_s": {**lf.timings, "optimization": sol.seconds}}
     else:
-        from navigator.optimize.pads import best_pad_pair, pad_leadfield
+        from navigator.optimize.pads import best_pad_pair, best_pad_rotation, pad_leadfield
 
         size = tuple(float(s) for s in search.pad_size_mm)
         cur = float(search.current_ma) * 1e-3
-        plf = pad_leadfield(mesh, sigma, positions, masks, size_mm=size, progress=progress.sub(0.1, 0.8, "pad leadfield"))
+        plf = pad_leadfield(mesh, sigma, positions, masks, size_mm=size, progress=progress.sub(0.1, 0.65, "pad leadfield"))
         pair = best_pad_pair(plf, cur, objective=objective, direction=direction)
+        an, ca = pair["anode"], pair["cathode"]
+        rot = best_pad_rotation(mesh, sigma, (an, positions[an]), (ca, positions[ca]), masks, size_mm=size,
+                                current_a=cur, objective=objective, direction=direction,
+                                step_deg=float(search.pad_angle_step_deg), progress=progress.sub(0.65, 0.8, "pad rotation"))
         from navigator.tes.electrodes import ElectrodeSpec
         from navigator.tes.simulate import simulate_tdcs
 
-        res = simulate_tdcs(mesh, [ElectrodeSpec(pair["anode"], cur * 1e3, "rect", size),
-                                   ElectrodeSpec(pair["cathode"], -cur * 1e3, "rect", size)], None, eeg_positions=positions)
+        res = simulate_tdcs(mesh, [ElectrodeSpec(an, cur * 1e3, "rect", size, angle_deg=rot["anode_angle_deg"]),
+                                   ElectrodeSpec(ca, -cur * 1e3, "rect", size, angle_deg=rot["cathode_angle_deg"])],
+                            None, eeg_positions=positions)
         v, E = res.solution.v, res.E
         Ecem = roi_means(E, np.abs(mesh.tet_volumes()), masks)["target"]
         obj_cem = float(np.linalg.norm(Ecem) if objective == "magnitude" else Ecem @ direction)
-        electrodes_out = [Electrode(pair["anode"], positions[pair["anode"]], cur * 1e3, "rect", size),
-                          Electrode(pair["cathode"], positions[pair["cathode"]], -cur * 1e3, "rect", size)]
-        numbers.update({"field_at_target_v_per_m": obj_cem, "anode": pair["anode"], "cathode": pair["cathode"],
-                        "current_ma": cur * 1e3, "pairs_searched": pair["pairs_searched"]})
-        summary["pads"] = {**pair, "objective_cem_v_per_m": obj_cem, "size_mm": size, "timings_s": plf.timings}
+        electrodes_out = [Electrode(an, positions[an], cur * 1e3, "rect", size, y_axis=res.electrodes[0].y_axis),
+                          Electrode(ca, positions[ca], -cur * 1e3, "rect", size, y_axis=res.electrodes[1].y_axis)]
+        numbers.update({"field_at_target_v_per_m": obj_cem, "anode": an, "cathode": ca,
+                        "current_ma": cur * 1e3, "pairs_searched": pair["pairs_searched"],
+                        "anode_angle_deg": rot["anode_angle_deg"], "cathode_angle_deg": rot["cathode_angle_deg"],
+                        "rotation_gain": (rot["objective_v_per_m"] / rot["objective_unrotated_v_per_m"]
+                                          if rot["objective_unrotated_v_per_m"] > 0 else None)})
+        summary["pads"] = {**pair, "objective_cem_v_per_m": obj_cem, "size_mm": size, "rotation": rot,
+                           "timings_s": plf.timings}
     if reference is not None:
         numbers["reference_f3_fp2_v_per_m"] = reference["objective"]
         numbers["gain_over_reference"] = (numbers["field_at_target_v_per_m"] / reference["objective"]
@@ -368,6 +396,44 @@ def optimize_tdcs_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_
     plan = Plan(name=f"tdcs-{mode}-optimized", subject=head.ws.subject_id, image=image_info(head.ws), targets=[plan_target(rt)],
                 montages=[Montage(f"{mode}-optimized", electrodes_out)],
                 notes=f"objective {objective}; ROI {roi_radius} mm sphere in grey matter at the target")
+    save_plan(plan, out / "plan.json")
+    numbers["seconds"] = time.perf_counter() - t_all
+    summary["batch_numbers"] = numbers
+    summary["files"] = ["plan.json", "summary.json", "fields/"]
+    atomic_write_json(out / "summary.json", summary)
+    progress.update(1.0, "done")
+    return TdcsOptimization(out_dir=out, plan=plan, numbers=numbers, summary=summary, montage=plan.montages[0])
+
+
+def _optimize_method(head: Head, search: TdcsSearch, *, target: str | ResolvedTarget, out: Path,
+                     progress: Progress | None = None) -> TdcsOptimization:
+    """Run ``search.mode`` ("ti" or "center-surround") on ``head``, write plan.json and
+    summary.json into ``out`` and return the :class:`TdcsOptimization`."""
+    from navigator.core.atomic import atomic_write_json
+    from navigator.export.plan import save_plan
+    from navigator.optimize.tms import image_info, plan_target, target_direction
+
+    progress = ensure_progress(progress)
+    t_all = time.perf_counter()
+    if search.mode == "ti":
+        from navigator.optimize.ti_workspace import optimize_ti_workspace
+
+        r = optimize_ti_workspace(head, search, target=target, out=out, progress=progress)
+    elif search.mode == "center-surround":
+        from navigator.optimize.center_surround import optimize_center_surround_workspace
+
+        r = optimize_center_surround_workspace(head, search, target=target, out=out, progress=progress)
+    else:
+        raise NavigatorError(f"not a tES method of this module: {search.mode!r}")
+    rt = r["target"]
+    summary: dict[str, Any] = {"type": "tdcs-optimization", "mode": search.mode, "target": rt.to_json(),
+                               "objective": search.objective, "objective_direction": target_direction(rt),
+                               "roi_radius_mm": float(search.roi_radius_mm),
+                               search.mode.replace("-", "_"): r["summary"]}
+    numbers = r["numbers"]
+    plan = Plan(name=f"tdcs-{search.mode}-optimized", subject=head.ws.subject_id, image=image_info(head.ws),
+                targets=[plan_target(rt)], montages=[Montage(f"{search.mode}-optimized", r["electrodes"])],
+                notes=r["notes"])
     save_plan(plan, out / "plan.json")
     numbers["seconds"] = time.perf_counter() - t_all
     summary["batch_numbers"] = numbers

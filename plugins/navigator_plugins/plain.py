@@ -148,7 +148,11 @@ def write_json(plan: Plan, path: Path, space: str) -> None:
         "montages": [
             {"name": m.name, "electrodes": [
                 {"name": e.name, "position": point_to_space(e.position, space).tolist(), "current_mA": e.current_ma,
-                 "shape": e.shape, "size_mm": list(e.size_mm)} for e in m.electrodes]}
+                 "shape": e.shape, "size_mm": list(e.size_mm),
+                 **({} if e.channel is None else {"channel": e.channel}),
+                 **({} if e.frequency_hz is None else {"frequency_Hz": e.frequency_hz}),
+                 **({} if e.y_axis is None else {"y_axis": point_to_space(e.y_axis, space).tolist()})}
+                for e in m.electrodes]}
             for m in plan.montages
         ],
     }
@@ -176,7 +180,8 @@ def read_json(path: Path) -> Plan:
                  for p in doc.get("coil_poses", [])]
         montages = [Montage(m["name"], [Electrode(e["name"], point_from_space(np.array(e["position"], float), space),
                                                   e["current_mA"], e.get("shape", "ellipse"),
-                                                  tuple(e.get("size_mm", (10.0, 10.0))))
+                                                  tuple(e.get("size_mm", (10.0, 10.0))), e.get("channel"),
+                                                  e.get("frequency_Hz"), opt(e.get("y_axis")))
                                         for e in m.get("electrodes", [])]) for m in doc.get("montages", [])]
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(path, f"malformed entry ({type(exc).__name__}: {exc})") from None
