@@ -1,5 +1,6 @@
 """tDCS panel: montage editor on the 10-10 grid (pads or HD), currents, presets, simulate
-and optimize with constraints."""
+and optimize with constraints: HD currents, a pad pair and its rotation, temporal interference
+(two channels: pairs, currents and frequencies) or a centre-surround ring."""
 
 from __future__ import annotations
 
@@ -26,10 +27,14 @@ from PyQt6.QtWidgets import (
 )
 
 from navigator.gui.state import MONTAGE_PRESETS, ElectrodeRow
-from navigator.optimize.tdcs import TdcsSearch
+from navigator.optimize.tdcs import MODES, TdcsSearch
 
 #: the defaults of a montage optimization (shared with `navigator optimize tdcs` and the batch step)
 _SEARCH = TdcsSearch()
+
+#: the optimization methods as the panel names them
+MODE_LABELS = {"hd": "HD currents (cap discs)", "pads": "pad pair (+ rotation)",
+               "ti": "temporal interference (2 channels)", "center-surround": "centre-surround (Nx1 ring)"}
 
 PAD = ("rect", "50x50")
 HD = ("disc", "12")
@@ -202,9 +207,17 @@ class TdcsPanel(QWidget):
 
         box = QGroupBox("Optimize montage for the target")
         form = QFormLayout(box)
+        self.opt_form = form
         self.opt_mode = QComboBox()
-        self.opt_mode.addItems(["hd", "pads"])
-        self.opt_mode.setCurrentText(_SEARCH.mode)
+        self.opt_mode.setObjectName("optimizeMode")
+        for k, mode in enumerate(MODES):
+            self.opt_mode.addItem(mode, mode)
+            self.opt_mode.setItemData(k, MODE_LABELS[mode], Qt.ItemDataRole.ToolTipRole)
+        self.opt_mode.setCurrentIndex(MODES.index(_SEARCH.mode))
+        self.opt_objective = QComboBox()
+        self.opt_objective.addItem("along the cortical normal", "normal")
+        self.opt_objective.addItem("magnitude (TI: maximal envelope)", "magnitude")
+        self.opt_objective.setCurrentIndex(0 if _SEARCH.objective == "normal" else 1)
         self.opt_total = QDoubleSpinBox()
         self.opt_total.setRange(0.1, 4)
         self.opt_total.setValue(_SEARCH.max_total_ma)
@@ -217,27 +230,107 @@ class TdcsPanel(QWidget):
         self.opt_active.setRange(0, 64)
         self.opt_active.setValue(_SEARCH.max_electrodes or 0)
         self.opt_active.setSpecialValueText("no limit")
-        form.addRow("Mode", self.opt_mode)
+        # pads: rotation search
+        self.opt_angle = QDoubleSpinBox()
+        self.opt_angle.setRange(0, 90)
+        self.opt_angle.setValue(_SEARCH.pad_angle_step_deg)
+        self.opt_angle.setSuffix(" deg")
+        self.opt_angle.setSpecialValueText("no rotation")
+        # temporal interference: two channels
+        self.ti_channel = QDoubleSpinBox()
+        self.ti_channel.setRange(0.1, 4)
+        self.ti_channel.setValue(_SEARCH.ti_channel_ma)
+        self.ti_channel.setSuffix(" mA")
+        self.ti_total = QDoubleSpinBox()
+        self.ti_total.setRange(0.1, 8)
+        self.ti_total.setValue(_SEARCH.ti_total_ma)
+        self.ti_total.setSuffix(" mA")
+        self.ti_f1, self.ti_f2 = QDoubleSpinBox(), QDoubleSpinBox()
+        for sb, f in ((self.ti_f1, _SEARCH.ti_frequencies_hz[0]), (self.ti_f2, _SEARCH.ti_frequencies_hz[1])):
+            sb.setRange(1, 100000)
+            sb.setDecimals(1)
+            sb.setValue(f)
+            sb.setSuffix(" Hz")
+        freq = QWidget()
+        fl = QHBoxLayout(freq)
+        fl.setContentsMargins(0, 0, 0, 0)
+        fl.addWidget(self.ti_f1)
+        fl.addWidget(self.ti_f2)
+        # centre-surround
+        self.cs_returns = QSpinBox()
+        self.cs_returns.setRange(1, 12)
+        self.cs_returns.setValue(_SEARCH.n_returns)
+        self.cs_radius = QDoubleSpinBox()
+        self.cs_radius.setRange(10, 120)
+        self.cs_radius.setValue(_SEARCH.ring_radius_mm)
+        self.cs_radius.setSuffix(" mm")
+        self.cs_currents = QComboBox()
+        self.cs_currents.addItems(["optimized", "standard"])
+        self.cs_currents.setCurrentText(_SEARCH.surround_currents)
+        form.addRow("Method", self.opt_mode)
+        form.addRow("Objective", self.opt_objective)
+        #: which rows each method shows
+        self._rows = {
+            "total": (form.rowCount(), ("hd", "pads", "center-surround")),
+        }
         form.addRow("Max total current", self.opt_total)
+        self._rows["each"] = (form.rowCount(), ("hd", "center-surround"))
         form.addRow("Max per electrode", self.opt_each)
+        self._rows["active"] = (form.rowCount(), ("hd",))
         form.addRow("Max active electrodes", self.opt_active)
+        self._rows["angle"] = (form.rowCount(), ("pads",))
+        form.addRow("Pad rotation step", self.opt_angle)
+        self._rows["ti_channel"] = (form.rowCount(), ("ti",))
+        form.addRow("Max per channel", self.ti_channel)
+        self._rows["ti_total"] = (form.rowCount(), ("ti",))
+        form.addRow("Max both channels", self.ti_total)
+        self._rows["ti_freq"] = (form.rowCount(), ("ti",))
+        form.addRow("Frequencies f1, f2", freq)
+        self._rows["cs_returns"] = (form.rowCount(), ("center-surround",))
+        form.addRow("Return electrodes", self.cs_returns)
+        self._rows["cs_radius"] = (form.rowCount(), ("center-surround",))
+        form.addRow("Ring radius", self.cs_radius)
+        self._rows["cs_currents"] = (form.rowCount(), ("center-surround",))
+        form.addRow("Currents", self.cs_currents)
+        self.opt_mode.currentIndexChanged.connect(self._mode_changed)
         self.optimize = QPushButton("Optimize montage")
         self.optimize.setObjectName("optimizeTdcs")
         self.optimize.clicked.connect(lambda: self.window.optimize_tdcs())
         form.addRow(self.optimize)
         self.opt_result = QLabel("")
+        self.opt_result.setObjectName("tdcsOptimizationResult")
         self.opt_result.setWordWrap(True)
         form.addRow(self.opt_result)
         lay.addWidget(box)
+        self.opt_mode_help = QLabel("")
+        self.opt_mode_help.setWordWrap(True)
+        form.insertRow(1, self.opt_mode_help)
+        self._rows = {k: (row + 1, modes) for k, (row, modes) in self._rows.items()}
+        self._mode_changed()
         state.montageChanged.connect(self.refresh)
         state.subjectChanged.connect(lambda: self.grid.set_positions(state.subject.eeg if state.subject else {}))
         self.refresh()
 
+    def mode(self) -> str:
+        """The optimization method chosen (one of :data:`navigator.optimize.tdcs.MODES`)."""
+        return str(self.opt_mode.currentData())
+
+    def _mode_changed(self) -> None:
+        mode = self.mode()
+        self.opt_mode_help.setText(MODE_LABELS[mode])
+        for row, modes in self._rows.values():
+            self.opt_form.setRowVisible(row, mode in modes)
+
     def search(self) -> TdcsSearch:
-        """The montage optimization set in the panel: mode, current limits (mA), active electrodes."""
-        return TdcsSearch(mode=self.opt_mode.currentText(), max_total_ma=self.opt_total.value(),
-                          max_electrode_ma=self.opt_each.value(),
-                          max_electrodes=self.opt_active.value() if self.opt_active.value() > 0 else None)
+        """The montage optimization set in the panel: method, objective, current limits (mA) and
+        the method's own settings (pad rotation step, TI channels, centre-surround ring)."""
+        return TdcsSearch(mode=self.mode(), objective=str(self.opt_objective.currentData()),
+                          max_total_ma=self.opt_total.value(), max_electrode_ma=self.opt_each.value(),
+                          max_electrodes=self.opt_active.value() if self.opt_active.value() > 0 else None,
+                          pad_angle_step_deg=self.opt_angle.value(), ti_channel_ma=self.ti_channel.value(),
+                          ti_total_ma=self.ti_total.value(), ti_frequencies_hz=(self.ti_f1.value(), self.ti_f2.value()),
+                          n_returns=self.cs_returns.value(), ring_radius_mm=self.cs_radius.value(),
+                          surround_currents=self.cs_currents.currentText())
 
     def _shape(self) -> tuple[str, str]:
         return PAD if self.pads.isChecked() else HD
