@@ -47,6 +47,8 @@ def test_branch_and_bound_finds_the_brute_force_optimum(objective):
     assert {frozenset(p) for p in sol.pairs} == {frozenset(p) for p in ref.pairs}
     assert sol.currents_a == (2e-3, 2e-3) and sol.total_quadruples == ref.evaluated
     assert sol.evaluated <= sol.total_quadruples
+    seeded = optimize_ti(reg, objective=objective, initial=[((0, 1), (2, 3)), ((4, 5), (6, 7))])
+    assert seeded.objective == pytest.approx(ref.objective, rel=1e-12)
 
 
 def test_current_split_when_the_total_limit_binds():

@@ -170,6 +170,7 @@ def evaluate_montage(target: TiRegion, pairs: tuple[tuple[int, int], tuple[int, 
 def optimize_ti(target: TiRegion, *, objective: str = "normal", channel_max_a: float = 2e-3,
                 total_max_a: float = 4e-3, avoid: list[tuple[TiRegion, float]] | None = None,
                 candidates: np.ndarray | None = None, split_steps: int = 11, batch: int = 512,
+                initial: list[tuple[tuple[int, int], tuple[int, int]]] | None = None,
                 progress: Progress | None = None) -> TiSolution:
     """The TI montage maximizing the mean target envelope (see the module docstring).
 
@@ -178,6 +179,8 @@ def optimize_ti(target: TiRegion, *, objective: str = "normal", channel_max_a: f
         channel_max_a, total_max_a: current limits, A. avoid: (region, max mean envelope V/m).
         candidates: electrode indices allowed (default all L). split_steps: grid of the current
             split when the total limit binds. batch: quadruples per vectorized evaluation.
+        initial: montages evaluated first (e.g. the standard ones) so that the bound prunes from
+            the start; they do not restrict the search.
     Raises NavigatorError when no montage satisfies the avoid limits.
     """
     if objective not in OBJECTIVES:
@@ -242,6 +245,11 @@ def optimize_ti(target: TiRegion, *, objective: str = "normal", channel_max_a: f
             if vals[k, j] > best_val:
                 best_val, best_q, best_I = float(vals[k, j]), q[j].copy(), tuple(float(x) for x in splits[k])
 
+    if initial:
+        pending_q.append(np.array([[a, b, c, d] for (a, b), (c, d) in initial], int))
+        pending_ub.append(np.full(len(initial), np.inf))
+        flush()
+        evaluated = 0  # counted are the quadruples of the search itself
     progress.update(0.0, f"TI search over {len(cand)} electrodes ({P} pairs)")
     last = time.perf_counter()
     for qi in range(1, P):

@@ -67,18 +67,20 @@ def optimize_ti_workspace(head: Head, search, *, target: str | ResolvedTarget, o
         nrm = None
         if objective == "normal":
             nrm, normal_info = element_normals(head, mesh, mask, direction)
-        regions[name] = TiRegion(lf.elements[name], lf.volumes[name], nrm)
+        regions[name] = TiRegion(lf.elements[name], np.abs(lf.volumes[name]), nrm)
     avoid = [(regions[f"avoid{k}"], float(search.avoid_max_v_per_m)) for k in range(len(avoid_specs))]
-    sol = optimize_ti(regions["target"], objective=objective, channel_max_a=cap_a, total_max_a=total_a, avoid=avoid,
-                      progress=progress.sub(0.6, 0.75, "TI search"))
     idx = {n: i for i, n in enumerate(lf.names)}
-    # the standard montages at equal currents and the same total as the optimized one
     entry = np.asarray(rt.scalp_entry, float)
+    std = [(name, ((a, b), (c, d))) for name, ((a, b), (c, d))
+           in standard_ti_montages(positions, entry, np.asarray(rt.scalp_normal, float))]
+    std_idx = [((idx[a], idx[b]), (idx[c], idx[d])) for _, ((a, b), (c, d)) in std]
+    sol = optimize_ti(regions["target"], objective=objective, channel_max_a=cap_a, total_max_a=total_a, avoid=avoid,
+                      initial=std_idx, progress=progress.sub(0.6, 0.75, "TI search"))
+    # the standard montages at equal currents and the same total as the optimized one
     std_I = (sol.currents_a[0] + sol.currents_a[1]) / 2
     standards = []
-    for name, ((a, b), (c, d)) in standard_ti_montages(positions, entry, np.asarray(rt.scalp_normal, float)):
-        s = evaluate_montage(regions["target"], ((idx[a], idx[b]), (idx[c], idx[d])), (std_I, std_I),
-                             objective=objective, avoid=avoid)
+    for (name, ((a, b), (c, d))), q in zip(std, std_idx):
+        s = evaluate_montage(regions["target"], q, (std_I, std_I), objective=objective, avoid=avoid)
         standards.append({"name": name, "channel1": [a, b], "channel2": [c, d], "currents_mA": [std_I * 1e3] * 2,
                           "mean_envelope_leadfield_v_per_m": s.objective,
                           "avoid_mean_envelope_v_per_m": s.avoid})
