@@ -57,17 +57,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  [{frac * 100:5.1f} %] {msg}", flush=True)
             last[0] = now
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     engine = open_live_field(head, coil, target, rebuild=not args.reuse, keep_sampling=True,
                              progress=Progress(callback=report))
     wall = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     info = engine.info
     precompute = float(info["timings_s"]["total"]) if info.get("loaded_from_cache") else wall
     t = info["timings_s"]
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     print(f"mesh: {head.mesh.n_nodes} nodes / {head.mesh.n_tets} tets; coil {coil.name} ({coil.n_dipoles} dipoles); "
           f"target {target.name}: region {len(engine.region_vertices)} middle-GM vertices")
-    print(f"precompute: {precompute:.1f} s ({'recorded build, loaded from cache' if info.get('loaded_from_cache') else 'built now'}); "
+    print(f"precompute: {precompute:.1f} s wall"
+          + ("" if info.get("loaded_from_cache") else f", {cpu:.1f} s CPU (this process, all threads)")
+          + f" ({'recorded build, loaded from cache' if info.get('loaded_from_cache') else 'built now'}); "
           + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()))
     print(f"rank {engine.rank} from {info['n_samples']} sampled solves (sample residual "
           f"{info['sample_residual'] * 100:.2f} %), B lattice {info['b_lattice_nodes']} nodes, A lattice "
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     poses = engine.validity.sample_poses(args.poses, rng)
     engine.evaluate(poses[0], didt)  # warm-up (compiled kernels are cached on disk, loaded once)
-    times, errs, nerrs, terrs = [], [], [], []
+    times, errs, nerrs, terrs, parts = [], [], [], [], []
     for i, pose in enumerate(poses):
         for _ in range(args.repeats):
             ts = time.perf_counter()
@@ -85,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
             times.append(time.perf_counter() - ts)
         fields = solve_tms(head.mesh, coil, pose, didt, system=head.system, field="element")
         ref = engine.observe(fields.E_element + fields.D, pose, didt)
+        # where the error comes from: the basis (what U does not span) and the coupling (coil
+        # lattice, dropped nodes), as shares of |E| over the region
+        y = np.asarray(engine.sampling() @ (fields.E_element + fields.D))
+        U = engine.pre.U
+        proj = (U @ (U.T @ y.ravel())).reshape(-1, 3)
+        norm_e = np.linalg.norm(ref.magnitude)
+        parts.append((np.linalg.norm(proj - y) / norm_e, np.linalg.norm(engine.secondary(pose, didt) - proj) / norm_e))
         err = np.linalg.norm(live.magnitude - ref.magnitude) / np.linalg.norm(ref.magnitude)
         nerr = np.linalg.norm(live.normal - ref.normal) / np.linalg.norm(ref.normal)
         terr = abs(live.target_magnitude - ref.target_magnitude) / ref.target_magnitude
@@ -99,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     e = np.array(errs) * 100
     print(f"E.n relative L2 error: median {np.median(nerrs) * 100:.2f} %, max {np.max(nerrs) * 100:.2f} %; "
           f"target |E| error: median {np.median(terrs) * 100:.2f} %, max {np.max(terrs) * 100:.2f} %")
+    pa = np.array(parts) * 100
+    print(f"error sources (share of |E|, median / max): basis {np.median(pa[:, 0]):.2f} / {pa[:, 0].max():.2f} %, "
+          f"coupling (coil lattice, dropped nodes) {np.median(pa[:, 1]):.2f} / {pa[:, 1].max():.2f} %")
     print(f"live field: {np.median(ms):.1f} ms per update (p95 {np.percentile(ms, 95):.1f} ms), relative L2 error "
           f"{np.median(e):.2f} % (max {np.max(e):.2f} %) vs full FEM over {len(poses)} poses; precompute {precompute:.0f} s")
     return 0

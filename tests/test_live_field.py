@@ -10,11 +10,9 @@ import pytest
 from navigator.core.errors import Cancelled, NavigatorError
 from navigator.core.progress import Progress
 
-# building the engine on the 6 mm sphere takes ~30 s under load (see docs/live_field.md)
-pytestmark = pytest.mark.slow
-
 TARGET = "subject:0,30,72"
-SETTINGS = dict(n_samples=24, max_rank=24, rank_tol=1e-4, a_spacing_mm=2.0, a_margin_mm=40.0)
+SETTINGS = dict(n_samples=24, max_rank=24, rank_tol=1e-4, a_spacing_mm=2.5, a_margin_mm=40.0)
+CHEAP = dict(n_samples=3, max_rank=2, a_spacing_mm=4.0, a_margin_mm=20.0, a_depth_mm=60.0)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +62,7 @@ def ws(tmp_path_factory):
     from navigator.io.mesh_boundary import outer_surface
     from navigator.io.surfaces import write_surface
 
-    mesh = concentric_sphere_mesh((80.0, 85.0, 90.0), (2, 4, 5), size=6.0)
+    mesh = concentric_sphere_mesh((80.0, 85.0, 90.0), (2, 4, 5), size=8.0)
     w = Workspace.create(tmp_path_factory.mktemp("live") / "sub")
     write_msh(mesh, w.path("mesh"))
     w.path("scalp").parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +108,7 @@ def test_region_and_api(engine, ws):
 
 def test_engine_matches_full_fem_at_random_poses(engine, ws, coil):
     rng = np.random.default_rng(7)
-    poses = engine.validity.sample_poses(4, rng)
+    poses = engine.validity.sample_poses(3, rng)
     didt = 6.0e7
     errs, terr = [], []
     for pose in poses:
@@ -122,6 +120,7 @@ def test_engine_matches_full_fem_at_random_poses(engine, ws, coil):
         terr.append(abs(live.target_magnitude - ref.target_magnitude) / ref.target_magnitude)
         # normal component: signed, compare in the L2 norm of |E|
         assert np.linalg.norm(live.normal - ref.normal) <= 0.06 * np.linalg.norm(ref.magnitude)
+    print("relative L2 error of |E| over the region:", errs, "at the target:", terr)
     assert max(errs) < 0.05, errs
     assert max(terr) < 0.05, terr
     # the field is proportional to dI/dt
@@ -163,7 +162,7 @@ def test_cache_reuse_and_invalidation(ws, coil, engine):
     assert path.exists() and path.with_suffix(".json").exists()
 
     # conductivity change -> rebuilt
-    cheap = LiveSettings(**{**SETTINGS, "n_samples": 6, "max_rank": 4})
+    cheap = LiveSettings(**CHEAP)
     a = open_live_field(head, coil, TARGET, settings=cheap)
     assert a.info["loaded_from_cache"] is False
     assert open_live_field(head, coil, TARGET, settings=cheap).info["loaded_from_cache"] is True

@@ -78,6 +78,8 @@ class LiveSettings:
             a_margin_mm: its lateral reach beyond the coil's sources; a_depth_mm: its depth
             below the coil's bottom face.
         node_tol: share of the node-source bound that may be dropped (see the module docstring).
+        source_spacing_mm: the node sources are spread onto a world lattice of this spacing
+            (fewer points per update; 0 keeps them at the nodes).
         solve_rtol: CG tolerance of the sampled solves; adjoint_rtol: of the adjoint solves.
         fmm_eps: FMM precision (primary fields of the samples and of the lattice).
         seed: random seed of the sampled poses.
@@ -95,6 +97,7 @@ class LiveSettings:
     a_margin_mm: float = 50.0
     a_depth_mm: float = 120.0
     node_tol: float = 2e-3
+    source_spacing_mm: float = 3.0
     solve_rtol: float = 1e-6
     adjoint_rtol: float = 1e-7
     fmm_eps: float = 1e-4
@@ -498,12 +501,82 @@ def _target_triangle(cortex: Surface, region_vertices: np.ndarray, point: np.nda
     return np.array([pos[int(v)] for v in tri], np.int64), w
 
 
+def _spread_to_lattice(points: np.ndarray, q: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
+    """Point sources q (r, N, 3) at ``points`` (N, 3) mm spread trilinearly onto the nodes of a
+    world lattice of spacing ``h`` mm (weights sum to 1 and reproduce the point, so the coupling
+    with a field a is the trilinear interpolation of a at each point: error O(h^2 a''))."""
+    o = points.min(axis=0) - h
+    rel = (points - o) / h
+    i0 = np.floor(rel).astype(np.int64)
+    f = rel - i0
+    shape = i0.max(axis=0) + 2
+    rows, wts = [], []
+    for dx in (0, 1):
+        for dy in (0, 1):
+            for dz in (0, 1):
+                rows.append(np.ravel_multi_index((i0[:, 0] + dx, i0[:, 1] + dy, i0[:, 2] + dz), shape))
+                wts.append((f[:, 0] if dx else 1 - f[:, 0]) * (f[:, 1] if dy else 1 - f[:, 1])
+                           * (f[:, 2] if dz else 1 - f[:, 2]))
+    rows = np.concatenate(rows)
+    used, inv = np.unique(rows, return_inverse=True)
+    n = len(points)
+    P = sp.csr_matrix((np.concatenate(wts), (inv, np.tile(np.arange(n), 8))), shape=(len(used), n))
+    r = q.shape[0]
+    flat = np.ascontiguousarray(np.transpose(q, (1, 0, 2)).reshape(n, 3 * r))
+    agg = np.asarray(P @ flat).reshape(len(used), r, 3)
+    xyz = o + np.stack(np.unravel_index(used, shape), axis=1) * h
+    return xyz, np.ascontiguousarray(np.transpose(agg, (1, 0, 2)))
+
+
+def _significant(points: np.ndarray, q: np.ndarray, poses: np.ndarray, A: np.ndarray, a_lo: np.ndarray, ha: float,
+                 tol: float) -> np.ndarray:
+    """Indices of the source points to keep: point n's bound |q_n| max_poses |a(r_n)|; the
+    smallest bounds that sum to at most ``tol`` of the total are dropped."""
+    reach = np.zeros(len(points))
+    buf = np.empty_like(points)
+    for pose in poses:
+        lattice_vectors(A, a_lo, ha, np.ascontiguousarray(pose[:3, :3]), np.ascontiguousarray(pose[:3, 3]), points, buf)
+        np.maximum(reach, np.sqrt(np.einsum("ij,ij->i", buf, buf)), out=reach)
+    score = np.sqrt(np.einsum("kic,kic->i", q, q)) * reach
+    order = np.argsort(score)
+    dropped = np.cumsum(score[order])
+    n_drop = int(np.searchsorted(dropped, tol * dropped[-1], side="right"))
+    return np.sort(order[n_drop:])
+
+
+class _Recycler:
+    """Initial guesses from the span of earlier solutions of K v = b: the Galerkin projection
+    x0 = V (V^T K V)^-1 V^T b (K the Neumann stiffness matrix, solutions mean-free). The sampled
+    fields are nearly low-rank, so later solves start close to their solution."""
+
+    def __init__(self, K: sp.csr_matrix, size: int):
+        self.K = K
+        n = K.shape[0]
+        self.V = np.empty((size, n))
+        self.KV = np.empty((size, n))
+        self.k = 0
+
+    def guess(self, b: np.ndarray) -> np.ndarray | None:
+        if self.k == 0:
+            return None
+        V = self.V[:self.k]
+        G = V @ self.KV[:self.k].T
+        c = np.linalg.lstsq(0.5 * (G + G.T), V @ b, rcond=1e-12)[0]
+        return c @ V
+
+    def add(self, v: np.ndarray) -> None:
+        if self.k < len(self.V):
+            self.V[self.k] = v - v.mean()
+            self.KV[self.k] = self.K @ self.V[self.k]
+            self.k += 1
+
+
 def build_live_field(head: Head, coil: Coil, target: ResolvedTarget, *, sigma: np.ndarray | None = None,
                      settings: LiveSettings | None = None, system=None, key: str = "",
                      progress: Progress | None = None) -> tuple[LivePrecomputation, sp.csr_matrix]:
     """Run the precomputation (see the module docstring); returns it and the sampling operator."""
     from navigator.fem.system import FemSystem
-    from navigator.tms.primary import primary_field, vector_potential_coil_frame
+    from navigator.tms.primary import vector_potential_coil_frame
 
     s = settings or LiveSettings()
     progress = ensure_progress(progress)
@@ -566,12 +639,19 @@ def build_live_field(head: Head, coil: Coil, target: ResolvedTarget, *, sigma: n
     Y = np.zeros((3 * len(pts), len(poses)))
     t0 = time.perf_counter()
     iters = []
+    nodes = np.ascontiguousarray(mesh.nodes, float)
+    Dn = np.empty_like(nodes)
+    recycle = _Recycler(system.K, len(poses))
     for i, pose in enumerate(poses):
         progress.update(0.05 + 0.55 * i / len(poses), f"sampled FEM solve {i + 1}/{len(poses)}")
-        Dn = primary_field(coil, pose, mesh.nodes, 1.0, eps=s.fmm_eps)
-        res = system.solve(system.rhs_impressed_nodal_field(Dn), rtol=s.solve_rtol)
+        # the primary field at the nodes from the coil lattice (0 beyond it, as in the coupling)
+        lattice_vectors(A, a_lo, ha, np.ascontiguousarray(pose[:3, :3]), np.ascontiguousarray(pose[:3, 3]), nodes, Dn)
+        b = system.rhs_impressed_nodal_field(Dn)
+        res = system.solve(b, rtol=s.solve_rtol, x0=recycle.guess(b))
+        recycle.add(res.v)
         iters.append(res.iterations)
         Y[:, i] = np.asarray(S @ (-system.gradient(res.v))).ravel()
+    del recycle
     timings["sampled_solves"] = time.perf_counter() - t0
     progress.update(0.6, "basis")
     Uf, sv, _ = np.linalg.svd(Y, full_matrices=False)
@@ -589,43 +669,42 @@ def build_live_field(head: Head, coil: Coil, target: ResolvedTarget, *, sigma: n
     q = np.zeros((r, system.n_nodes, 3))
     ST = S.T.tocsr()
     Ur = U.reshape(len(pts), 3, r)
-    for k in range(r):
+    adj_iters = []
+    for k in range(r):  # (warm starts from earlier adjoints did not cut iterations: measured)
         progress.update(0.6 + 0.25 * k / r, f"adjoint solve {k + 1}/{r}")
         w = np.stack([ST @ Ur[:, c, k] for c in range(3)], axis=1) / vol[:, None]
         res = system.solve(system.rhs_divergence(w), rtol=s.adjoint_rtol)
+        adj_iters.append(res.iterations)
         g = system.gradient(res.v) * (vol * system.sigma)[:, None]
         for c in range(3):
             q[k, :, c] = np.bincount(tets, weights=np.repeat(g[:, c] / 4.0, 4), minlength=system.n_nodes)
     timings["adjoint_solves"] = time.perf_counter() - t0
 
-    # ---- node selection
-    progress.update(0.85, "selecting the source nodes")
+    # ---- source points: the nodes, or their sources spread onto a world lattice (fewer points
+    # on fine meshes); whichever keeps fewer points after dropping those that cannot matter
+    progress.update(0.85, "selecting the source points")
     t0 = time.perf_counter()
     cover = np.concatenate([poses[:16], validity.sample_poses(48, rng)])
-    reach = np.zeros(system.n_nodes)
-    nodes = np.ascontiguousarray(mesh.nodes, float)
-    buf = np.empty_like(nodes)
-    for pose in cover:
-        lattice_vectors(A, a_lo, ha, np.ascontiguousarray(pose[:3, :3]), np.ascontiguousarray(pose[:3, 3]), nodes, buf)
-        np.maximum(reach, np.sqrt(np.einsum("ij,ij->i", buf, buf)), out=reach)
-    score = np.sqrt(np.einsum("kic,kic->i", q, q)) * reach
-    order = np.argsort(score)
-    dropped = np.cumsum(score[order])
-    n_drop = int(np.searchsorted(dropped, s.node_tol * dropped[-1], side="right"))
-    keep = np.sort(order[n_drop:])
-    Q = np.ascontiguousarray(np.transpose(q[:, keep], (1, 0, 2)), dtype=np.float32)
-    del q
+    best = None
+    for kind in ("nodes", "lattice") if s.source_spacing_mm > 0 else ("nodes",):
+        src_pts, qs = (nodes, q) if kind == "nodes" else _spread_to_lattice(nodes, q, float(s.source_spacing_mm))
+        keep = _significant(src_pts, qs, cover, A, a_lo, ha, s.node_tol)
+        if best is None or len(keep) < len(best[1]):
+            best = (src_pts[keep], keep, kind, qs)
+    src_pts, keep, src_kind, qs = best
+    Q = np.ascontiguousarray(np.transpose(qs[:, keep], (1, 0, 2)), dtype=np.float32)
+    del q, qs, best
     timings["node_selection"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
     info = {"rank": r, "n_samples": len(poses), "singular_values": sv.tolist(),
-            "sample_residual": float(energy[r - 1]) if r >= 1 else 1.0, "cg_iterations": iters,
-            "source_nodes": int(len(keep)), "a_lattice_shape": list(map(int, A.shape[:3])),
+            "sample_residual": float(energy[r - 1]) if r >= 1 else 1.0, "cg_iterations": iters, "adjoint_cg_iterations": adj_iters,
+            "source_nodes": int(len(keep)), "source_points": src_kind, "a_lattice_shape": list(map(int, A.shape[:3])),
             "region_vertices": int(len(region)), "timings_s": timings, "settings": asdict(s), "coil": coil.name,
             "target": target.name}
     progress.update(1.0, "live field ready")
     pre = LivePrecomputation(region_vertices=region, region_points_mm=pts, region_normals=normals,
                              target_point_mm=tp, target_vertices=tv, target_weights=tw, U=U,
-                             nodes_mm=nodes[keep], Q=Q, A=A, a_origin=a_lo, a_spacing=float(ha),
+                             nodes_mm=src_pts, Q=Q, A=A, a_origin=a_lo, a_spacing=float(ha),
                              scalp_point=validity.scalp_point, scalp_normal=validity.scalp_normal,
                              left=validity.left, key=key, info=info)
     return pre, S
