@@ -193,3 +193,27 @@ def test_search_parameters_are_checked():
         TdcsSearch(mode="ti", ti_frequencies_hz=(2000.0,))
     with pytest.raises(NavigatorError, match="surround currents"):
         TdcsSearch(mode="center-surround", surround_currents="best")
+
+
+def test_plan_channel_frequency_and_pad_axis_round_trip(tmp_path):
+    """plan.json and the plain JSON exporter (LPS) keep each electrode's channel, frequency and
+    pad y axis; plans without them are written as before."""
+    from navigator.cli import main
+    from navigator.export.plan import Electrode, Montage, Plan, load_plan, save_plan
+
+    els = [Electrode("F3", (-40, 30, 40), 2.0, "disc", (10, 10), channel=1, frequency_hz=2000.0),
+           Electrode("FT7", (-70, -3, -30), -2.0, "disc", (10, 10), channel=1, frequency_hz=2000.0),
+           Electrode("F1", (-20, 30, 50), 1.5, "rect", (50, 70), channel=2, frequency_hz=2010.0,
+                     y_axis=(0.0, 0.6, 0.8)),
+           Electrode("PO10", (40, -100, -60), -1.5, "rect", (50, 70), channel=2, frequency_hz=2010.0)]
+    save_plan(Plan("ti", montages=[Montage("ti", els)]), tmp_path / "plan.json")
+    assert "channel" not in Electrode("Cz", (0, 0, 90), 1.0).to_json()
+    assert main(["export", str(tmp_path / "plan.json"), "--format", "json", "--space", "lps",
+                 "--out", str(tmp_path / "x.json"), "-q"]) == 0
+    assert main(["import-plan", str(tmp_path / "x.json"), "--out", str(tmp_path / "back.json"), "-q"]) == 0
+    for path in (tmp_path / "plan.json", tmp_path / "back.json"):
+        back = load_plan(path).montages[0].electrodes
+        assert [(e.channel, e.frequency_hz) for e in back] == [(e.channel, e.frequency_hz) for e in els]
+        np.testing.assert_allclose(back[2].y_axis, [0.0, 0.6, 0.8], atol=1e-12)
+        np.testing.assert_allclose(back[3].position, els[3].position, atol=1e-9)
+        assert back[3].y_axis is None
