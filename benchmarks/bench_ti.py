@@ -14,10 +14,11 @@ envelope along the cortical normal, 10 mm target sphere):
   currents, in the leadfield model, and the optimized vs the best standard one simulated alone
   with the complete electrode model (the independent check).
 
-With ``--ablation`` (one more leadfield): the same search for the magnitude objective; the
-branch-and-bound optimum vs brute force over every quadruple of the 20 cap sites nearest the
-target; and, when the total limit binds (1.5 mA per channel, 2 mA in total), the split grid of 11
-values + golden refinement vs a grid of 201 values.
+With ``--ablation`` (one more leadfield; ``--ablation-only`` skips the product run): the same
+search for the magnitude objective; the branch-and-bound optimum vs brute force over every
+quadruple of the 20 cap sites nearest the target (and with ``--brute-force-cap`` of the whole
+cap, normal objective); and, when the total limit binds (1.5 mA per channel, 2 mA in total), the
+split grid of 11 values + golden refinement vs a grid of 201 values.
 """
 
 from __future__ import annotations
@@ -36,11 +37,17 @@ def main() -> None:
     ap.add_argument("--target", default="fox")
     ap.add_argument("--out", default=None)
     ap.add_argument("--ablation", action="store_true")
+    ap.add_argument("--ablation-only", action="store_true", help="skip the product run")
+    ap.add_argument("--brute-force-cap", action="store_true",
+                    help="ablation: also brute force over every quadruple of the whole cap (normal objective)")
     a = ap.parse_args()
     from navigator.core.workspace import Workspace
     from navigator.optimize.tdcs import TdcsSearch, optimize_tdcs_workspace
 
     ws = Workspace.open(a.workspace)
+    if a.ablation_only:
+        ablation(ws, a.target, a.brute_force_cap)
+        return
     out = Path(a.out or tempfile.mkdtemp(prefix="bench_ti_"))
     print(f"workspace {ws.root}, target {a.target}, out {out}")
     t0 = time.perf_counter()
@@ -62,10 +69,10 @@ def main() -> None:
           f"optimized / best standard = {n['gain_over_best_standard']:.3f} (CEM), "
           f"{n['field_at_target_leadfield_v_per_m'] / b['mean_envelope_leadfield_v_per_m']:.3f} (leadfield)")
     if a.ablation:
-        ablation(ws, a.target)
+        ablation(ws, a.target, a.brute_force_cap)
 
 
-def ablation(ws, target: str) -> None:
+def ablation(ws, target: str, brute_force_cap: bool = False) -> None:
     from navigator.optimize.leadfield import hd_leadfield
     from navigator.optimize.tes_common import cap_positions, element_normals, target_setup
     from navigator.optimize.ti import TiRegion, exhaustive_ti, optimize_ti
@@ -97,6 +104,13 @@ def ablation(ws, target: str) -> None:
         print(f"[ablation] 20 nearest sites, {name}: branch and bound {s.objective:.6f} V/m ({s.evaluated} "
               f"evaluated, {tb:.2f} s) vs brute force {e.objective:.6f} V/m ({e.evaluated}, {te:.2f} s); "
               f"same montage: {set(map(frozenset, s.pairs)) == set(map(frozenset, e.pairs))}")
+    if brute_force_cap:
+        t0 = time.perf_counter()
+        e = exhaustive_ti(reg_n, objective="normal")
+        s = optimize_ti(reg_n, objective="normal")
+        print(f"[ablation] whole cap, normal: brute force {e.objective:.6f} V/m over {e.evaluated} montages "
+              f"({time.perf_counter() - t0:.1f} s) vs branch and bound {s.objective:.6f} V/m; same montage: "
+              f"{set(map(frozenset, s.pairs)) == set(map(frozenset, e.pairs))}")
     s = optimize_ti(reg_n, objective="normal", channel_max_a=1.5e-3, total_max_a=2e-3, candidates=near)
     fine = max(exhaustive_ti(reg_n, objective="normal", candidates=near, currents_a=(t, 2e-3 - t)).objective
                for t in np.linspace(0.5e-3, 1.5e-3, 201))
