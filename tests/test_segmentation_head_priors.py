@@ -76,3 +76,91 @@ def test_mixture_and_labels_on_a_layered_head():
         assert dice > 0.85, (name, dice)
     # nesting: the intracranial space is enclosed by bone
     assert ic.sum() > 0 and not (ndi.binary_dilation(ic) & ~ic & (labels == 5)).any()
+
+
+def _layered_head(layers, n=72, shift=2.0, blur=0.0, seed=0, patch=None):
+    """Concentric layers [(prior class, outer radius, T1, T2), ...] (voxels), Gaussian noise,
+    optional blur (the scanner's point spread, sigma in voxels); priors blurred and shifted.
+    ``patch(g, r) -> (mask, t1 value)`` overwrites part of the image (not the priors)."""
+    from scipy import ndimage as ndi
+
+    g = np.indices((n, n, n)).astype(np.float32) - n / 2 + 0.5
+    r = np.sqrt((g ** 2).sum(0))
+    t1 = np.zeros((n, n, n), np.float32)
+    t2 = np.zeros((n, n, n), np.float32)
+    layer = np.full((n, n, n), -1, np.int16)
+    inner = 0
+    for i, (_, rad, v1, v2) in enumerate(layers):
+        sel = (r >= inner) & (r < rad)
+        t1[sel], t2[sel], layer[sel] = v1, v2, i
+        inner = rad
+    if patch is not None:
+        mask, value = patch(g, r)
+        t1[mask], layer[mask] = value, len(layers)
+    if blur:
+        t1, t2 = ndi.gaussian_filter(t1, blur), ndi.gaussian_filter(t2, blur)
+    rng = np.random.default_rng(seed)
+    t1 = np.clip(t1 + rng.normal(0, 0.02, t1.shape).astype(np.float32), 0, None)
+    t2 = np.clip(t2 + rng.normal(0, 0.02, t2.shape).astype(np.float32), 0, None)
+    shifted = np.sqrt(((g - np.array([shift, 0, 0])[:, None, None, None]) ** 2).sum(0))
+    priors = np.zeros((len(head_priors.CLASSES), n, n, n), np.float32)
+    inner = 0
+    for name, rad, _, _ in layers:
+        priors[head_priors.CLASSES.index(name)] += ndi.gaussian_filter(
+            ((shifted >= inner) & (shifted < rad)).astype(np.float32), 1.5)
+        inner = rad
+    priors[0] += ndi.gaussian_filter((shifted >= inner).astype(np.float32), 1.5)
+    priors += 1e-3
+    priors /= priors.sum(axis=0, keepdims=True)
+    return t1, t2, priors, layer, r < inner
+
+
+def test_thin_blurred_tables_with_t2_keep_csf_inside_and_fill_the_diploe():
+    """Two-voxel tables blurred below the bone level around muscle-bright diploe (as on the
+    phantom): with the T2 the CSF stops at the inner table (no leak of the intracranial space
+    into the diploe), the blurred tables are found as skull valleys and the diploe between them
+    is spongy bone."""
+    layers = [("wm", 12, 0.9, 0.32), ("gm", 16, 0.6, 0.46), ("csf", 19, 0.17, 1.0),
+              ("skull", 21, 0.04, 0.04), ("skull", 24, 0.5, 0.3), ("skull", 26, 0.04, 0.04),
+              ("soft", 31, 0.75, 0.45)]
+    t1, t2, priors, layer, head = _layered_head(layers, blur=0.8)
+    mix = head_mixture.fit_head_mixture(t1, priors, head, t2)
+    labels, ic = head_labels.labels_from_mixture(mix, t1, 1.0, priors, t2)
+    ic_truth = (layer >= 0) & (layer <= 2)
+    assert abs(ic.sum() / ic_truth.sum() - 1) < 0.04, ic.sum() / ic_truth.sum()
+    bone_truth = (layer >= 3) & (layer <= 5)
+    bone = np.isin(labels, (7, 8))
+    dice = 2 * (bone & bone_truth).sum() / (bone.sum() + bone_truth.sum())
+    assert dice > 0.8, dice
+    assert (labels[layer == 4] == 8).mean() > 0.6  # the diploe is marrow, not scalp or CSF
+
+
+def test_grey_bright_tissue_outside_the_brain_is_not_csf():
+    """Tissue as bright as GM where the mixture hesitates between GM and CSF (muscle under a
+    misaligned atlas, e.g. the temporal muscle beside the skull base), cut off from the brain
+    by dark CSF: it is not brain, and not CSF either (CSF is dark on a T1), even though CSF is
+    its next most probable class."""
+    n = 48
+    g = np.indices((n, n, n)).astype(np.float32) - n / 2 + 0.5
+    r = np.sqrt((g ** 2).sum(0))
+    c = {name: i for i, name in enumerate(head_priors.CLASSES)}
+    shells = [("wm", 8, 0.9), ("gm", 11, 0.6), ("csf", 15, 0.17), ("skull", 18, 0.02), ("soft", 22, 0.75)]
+    t1 = np.zeros((n, n, n), np.float32)
+    post = np.zeros((len(c), n, n, n), np.float32)
+    inner = 0
+    for name, rad, v in shells:
+        sel = (r >= inner) & (r < rad)
+        t1[sel], post[c[name], sel] = v, 1.0
+        inner = rad
+    cap = (r >= 12.5) & (r < 14.5) & (g[0] > 6)
+    t1[cap] = 0.55
+    post[:, cap] = 0.0
+    post[c["gm"], cap], post[c["csf"], cap], post[c["soft"], cap] = 0.55, 0.40, 0.05
+    head = r < 22
+    comp = np.concatenate([np.full(head_mixture.COMPONENTS[name], i) for i, name in enumerate(head_priors.CLASSES)])
+    level = {"background": 0.0, "wm": 0.9, "gm": 0.6, "deep_gm": 0.7, "csf": 0.17, "skull": 0.02,
+             "soft": 0.75, "eyes": 0.15}
+    means = np.array([[level[head_priors.CLASSES[k]]] for k in comp])
+    mix = head_mixture.HeadMixture(post[:, head], means, np.full_like(means, 0.01), comp, head)
+    labels, _ = head_labels.labels_from_mixture(mix, t1, 1.0, post)
+    assert not np.isin(labels[cap], (1, 2, 3)).any(), np.unique(labels[cap], return_counts=True)

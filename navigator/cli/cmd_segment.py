@@ -14,10 +14,11 @@ def register(sub) -> None:
     p.add_argument("--no-t2", dest="use_t2", action="store_false",
                    help="ignore input/T2.nii.gz even if the workspace has one")
     p.add_argument("--method", choices=("intensity-rules", "head-priors"), default=None,
-                   help="intensity-rules (the default for a new workspace): skull and scalp by intensity "
-                        "rules around the brain; head-priors: whole-head mixture with the shipped head "
-                        "priors, better on real T1-only scans (docs/segmentation.md). Without it the "
-                        "method the workspace was segmented with is kept (prepare keeps it too)")
+                   help="head-priors (the default for a new workspace): whole-head mixture with the "
+                        "shipped head priors (docs/segmentation.md); intensity-rules: the earlier method, "
+                        "skull and scalp by intensity rules around the brain (bone speckle in the face and "
+                        "neck on real scans). Without it the method the workspace was segmented with is "
+                        "kept (prepare keeps it too)")
     p.set_defaults(func=run)
 
 

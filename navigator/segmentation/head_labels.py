@@ -9,11 +9,15 @@ probable admissible class rather than a fixed one:
 * CSF is the fluid around and inside that brain: CSF components not connected to the brain's
   surroundings (dark muscle, fat planes, bone marrow mistaken for CSF) take their best class
   among skull, soft tissue and air;
+* with a T2, CSF ends at the T2's 50 % partial-volume level between CSF and bone (the T1
+  cannot tell CSF from a blurred inner table);
 * the intracranial space (brain + CSF, holes filled) is surrounded by skull: non-bone voxels
   outside it that the mixture finds more bone-like than anything intracranial stay as they
   are; the topology repair (:mod:`navigator.segmentation.cleanup`) closes what is left;
+* tables thinner than the image's blur (dark valleys where the atlas expects skull) are skull;
 * tissue with signal (marrow) between the inner and outer tables (inside the compact bone
-  closed by 3 mm) is spongy bone (8); the signal-free skull is compact bone (7);
+  closed by 3 mm), or enclosed by a cortical shell where the atlas expects bone, is spongy
+  bone (8); the signal-free skull is compact bone (7);
 * eyes are at most the two largest eye-class blobs (each >= 2 ml).
 """
 
@@ -30,6 +34,7 @@ _IDX = {n: i for i, n in enumerate(CLASSES)}
 #: SimNIBS label of each prior class (skull split into 7/8 afterwards).
 _TO_LABEL = {"background": 0, "wm": WM, "gm": GM, "deep_gm": GM, "csf": CSF, "skull": COMPACT_BONE,
              "soft": SCALP, "eyes": EYES}
+TABLE_PRIOR = 0.1
 _SIX = ndi.generate_binary_structure(3, 1)
 _CUBE = np.ones((3, 3, 3), bool)
 
@@ -43,8 +48,10 @@ def _largest(mask: np.ndarray, structure: np.ndarray = _SIX) -> np.ndarray:
     return lab == int(np.argmax(sizes))
 
 
-def _partial_volume_boundaries(cls: np.ndarray, mix: HeadMixture, t1: np.ndarray) -> None:
+def _partial_volume_boundaries(cls: np.ndarray, mix: HeadMixture, t1: np.ndarray) -> float | None:
     """Put the WM/GM and GM/CSF boundaries at the 50 % partial-volume level (in place).
+
+    Returns the GM/CSF level (T1 units; None when the class means are not ordered).
 
     Among voxels the mixture gives to WM, cortical GM or CSF, the class is re-decided by the
     T1 midpoints between the class means: a voxel half GM, half CSF has the mean of the two,
@@ -59,19 +66,44 @@ def _partial_volume_boundaries(cls: np.ndarray, mix: HeadMixture, t1: np.ndarray
     if core.sum() >= 1000:
         csf = float(np.median(t1[core]))
     if not wm > gm > csf:
-        return
+        return None
     sel = np.isin(cls, (_IDX["wm"], _IDX["gm"], _IDX["csf"]))
     v = t1[sel]
     new = np.where(v >= 0.5 * (wm + gm), _IDX["wm"], np.where(v >= 0.5 * (gm + csf), _IDX["gm"], _IDX["csf"]))
     cls[sel] = new.astype(np.int8)
+    return 0.5 * (gm + csf)
+
+
+def _csf_t2_boundary(cls: np.ndarray, mix: HeadMixture, t2: np.ndarray) -> None:
+    """With a T2, CSF ends where the T2 falls below half-way between pure CSF and bone (in place).
+
+    CSF is the brightest tissue of a T2 and bone gives no signal, so the CSF/skull boundary is
+    the 50 % partial-volume level of the T2. The T1 cannot place it (CSF, the tables and thin
+    diploe blurred between them are all dark there); without this the intracranial space
+    leaks through a one-voxel inner table into the diploe. Voxels the mixture calls CSF below
+    that level take their best class among the others.
+    """
+    core = ndi.binary_erosion(cls == _IDX["csf"], structure=_SIX)
+    if core.sum() < 1000:
+        return
+    csf_t2 = float(np.median(t2[core]))
+    bone_t2 = float(mix.class_mean("skull")[1])
+    if not csf_t2 > bone_t2:
+        return
+    dark = (cls == _IDX["csf"]) & (t2 < 0.5 * (csf_t2 + bone_t2))
+    sub = dark[mix.region]
+    if sub.any():
+        names = ("wm", "gm", "deep_gm", "skull", "soft", "background")
+        idx = np.asarray([_IDX[n] for n in names], np.int8)
+        cls[dark] = idx[np.argmax(mix.posteriors[idx][:, sub], axis=0)]
 
 
 def labels_from_mixture(mix: HeadMixture, t1: np.ndarray, spacing: float,
-                        priors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                        priors: np.ndarray, t2: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 SimNIBS labels on the grid, bool intracranial mask) from a fitted head mixture.
 
-    ``t1`` is the normalised T1 the mixture was fitted to and ``priors`` (C, *grid) the
-    priors it was fitted with, both on the mixture's grid.
+    ``t1`` (and ``t2`` when the mixture used one) are the normalised images the mixture was
+    fitted to and ``priors`` (C, *grid) the priors it was fitted with, all on the mixture's grid.
     """
     region = mix.region
     post = mix.posteriors.copy()
@@ -80,7 +112,9 @@ def labels_from_mixture(mix: HeadMixture, t1: np.ndarray, spacing: float,
     post[_IDX["eyes"], priors[_IDX["eyes"]][region] < 0.02] = 0.0
     cls = np.full(region.shape, _IDX["background"], np.int8)
     cls[region] = np.argmax(post, axis=0).astype(np.int8)
-    _partial_volume_boundaries(cls, mix, t1)
+    gm_csf = _partial_volume_boundaries(cls, mix, t1)
+    if t2 is not None:
+        _csf_t2_boundary(cls, mix, t2)
 
     def best_among(mask: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
         """Most probable of ``names`` at the voxels of ``mask`` (class indices)."""
@@ -98,7 +132,12 @@ def labels_from_mixture(mix: HeadMixture, t1: np.ndarray, spacing: float,
     brain = np.isin(cls, brain_cls)
     main = _largest(ndi.binary_opening(brain, structure=_SIX))
     main = _largest(brain & ndi.binary_dilation(main, structure=_CUBE))
-    relabel(brain & ~main, ("csf", "skull", "soft", "background", "eyes"))
+    # (tissue as bright as GM that is not brain is not CSF either: muscle where the atlas
+    # puts brain or CSF, e.g. the temporal muscle beside the skull base)
+    stray = brain & ~main
+    bright = t1 >= gm_csf if gm_csf is not None else np.zeros_like(stray)
+    relabel(stray & ~bright, ("csf", "skull", "soft", "background", "eyes"))
+    relabel(stray & bright, ("skull", "soft", "background", "eyes"))
 
     # CSF: the fluid connected to the brain (through CSF), holes of the brain included
     csf = cls == _IDX["csf"]
@@ -125,6 +164,8 @@ def labels_from_mixture(mix: HeadMixture, t1: np.ndarray, spacing: float,
     inner_air &= priors[_IDX["background"]] < 0.5
     relabel(inner_air, ("skull", "soft", "csf"))
 
+    _thin_tables(cls, t1, mix, priors, intracranial, spacing)
+
     labels = np.zeros(region.shape, np.uint8)
     for name, lab_value in _TO_LABEL.items():
         labels[cls == _IDX[name]] = lab_value
@@ -135,7 +176,33 @@ def labels_from_mixture(mix: HeadMixture, t1: np.ndarray, spacing: float,
     closed = _close(skull | intracranial, max(1, round(3.0 / spacing)))
     between = closed & ~intracranial & ~skull & np.isin(labels, (SCALP, CSF)) & (t1 > 0)
     labels[between & ndi.binary_erosion(closed & ~intracranial, structure=_SIX)] = SPONGY_BONE
+    # marrow of the thicker bones (mandible, maxilla, vertebrae, skull base): tissue enclosed
+    # by a cortical shell where the atlas expects bone
+    enclosed = ndi.binary_fill_holes(closed) & ~closed & (labels == SCALP) & (priors[_IDX["skull"]] >= 0.5)
+    labels[enclosed] = SPONGY_BONE
     return labels, intracranial
+
+
+def _thin_tables(cls: np.ndarray, t1: np.ndarray, mix: HeadMixture, priors: np.ndarray,
+                 intracranial: np.ndarray, spacing: float) -> None:
+    """Skull tables thinner than the image's blur: dark valleys in the skull's place (in place).
+
+    A table one or two voxels thick, blurred by the scanner's point spread, never reaches the
+    bone level: it is a valley of the T1 between the diploe and the scalp at about the
+    partial-volume level of bone and soft tissue, which the mixture gives to soft tissue. Such
+    valleys (T1 below its grey-level closing by a quarter of the GM-bone contrast, and below
+    the GM-bone midpoint) where the
+    atlas expects skull, outside the intracranial space, become skull.
+    """
+    bone = float(mix.class_mean("skull")[0])
+    gm = float(mix.class_mean("gm")[0])
+    if not gm > bone:
+        return
+    size = max(3, 2 * round(2.0 / spacing) + 1)
+    valley = ndi.grey_closing(t1, size=(size,) * 3) - t1
+    cand = ((cls == _IDX["soft"]) & ~intracranial & (priors[_IDX["skull"]] >= TABLE_PRIOR)
+            & (valley >= 0.25 * (gm - bone)) & (t1 < 0.5 * (gm + bone)))
+    cls[cand] = _IDX["skull"]
 
 
 def _close(mask: np.ndarray, iterations: int) -> np.ndarray:

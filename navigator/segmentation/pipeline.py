@@ -54,13 +54,14 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "demons_iterations": [40, 60],
     "neck_cut_mni_z": cleanup.NECK_CUT_MNI_Z,
     "field_spacing_mm": 2.0,
-    "method": "intensity-rules",
+    "method": "head-priors",
 }
 
-#: Segmentation methods (``params["method"]``): "intensity-rules" finds the skull and scalp by
-#: intensity rules around the brain mixture (the default, validated on the phantoms with and
-#: without T2); "head-priors" classifies the whole head with the shipped SAMSEG head priors
-#: (better on real T1-only scans: docs/segmentation.md, "Method `head-priors`").
+#: Segmentation methods (``params["method"]``): "head-priors" (the default) classifies the whole
+#: head with the shipped SAMSEG head priors (right on real scans: docs/segmentation.md, "Method
+#: `head-priors`"); "intensity-rules" finds the skull and scalp by intensity rules around the
+#: brain mixture (the earlier default, kept for comparison: it turns face and neck muscle into
+#: bone speckle on real scans).
 METHODS = ("intensity-rules", "head-priors")
 
 
@@ -256,7 +257,7 @@ def _labels_head_priors(t1n, t2n, head, reg, w_aff, w_shape, sp, progress, lap, 
     mix = head_mixture.fit_head_mixture(t1n, hp, head, t2n, progress=progress.sub(0.74, 0.8, "head tissue mixture"))
     lap("classify")
     progress.update(0.8, "skull and scalp")
-    wl, intracranial = head_labels.labels_from_mixture(mix, t1n, sp, hp)
+    wl, intracranial = head_labels.labels_from_mixture(mix, t1n, sp, hp, t2n)
     if not (wl == EYES).any():
         warnings.append("eyes not found (field of view or contrast); no eye label")
     lap("labels")
