@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
           + f" ({'recorded build, loaded from cache' if info.get('loaded_from_cache') else 'built now'}); "
           + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()))
     print(f"rank {engine.rank} from {info['n_samples']} sampled solves (sample residual "
-          f"{info['sample_residual'] * 100:.2f} %), B lattice {info['b_lattice_nodes']} nodes, A lattice "
+          f"{info['sample_residual'] * 100:.2f} %), {info['source_nodes']} source points "
+          f"({info.get('source_points', 'nodes')}), coil lattice "
           f"{'x'.join(map(str, info['a_lattice_shape']))}")
 
     didt = 0.5 * coil.max_didt if coil.max_didt else 1.0e8

