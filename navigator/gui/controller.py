@@ -59,6 +59,7 @@ class LiveResult:
     fields: dict[str, Any]
     seconds: float
     latency_s: float = 0.0
+    outside: dict[str, str] = field(default_factory=dict)  # pose name -> why it is outside the region
 
 
 @dataclass
@@ -81,6 +82,8 @@ class Controller:
         self.state = state
         self.ui = ui
         self.live = LiveStatus()
+        #: settings of the live field precomputation (None: the engine's defaults)
+        self.live_settings = None
         self.last_plan_path: Path | None = None
         self.last_export: Path | None = None
         self._restoring = False
@@ -508,10 +511,10 @@ class Controller:
                 on_ready()
             return
         self.stop_live()
-        from navigator.gui.jobs import job_open_live_field
+        from navigator.gui.jobs import job_build_live_field, job_open_live_field
 
         s = self.state
-        head, coil, target = s.ctx, s.coil, s.target
+        head, coil, target, settings = s.ctx, s.coil, s.target, self.live_settings
 
         def done(engine) -> None:
             self.live.engine, self.live.engine_key = engine, key
@@ -521,7 +524,13 @@ class Controller:
             if on_ready:
                 on_ready()
 
-        self.ui.run_task("Live field engine", job_open_live_field, head, coil, target, on_done=done)
+        def built(info) -> None:
+            self.ui.run_task("Opening the live field", job_open_live_field, head, coil, target, settings,
+                             on_done=done)
+
+        # build (or check) the cache in a child process, then load it here
+        self.ui.run_task("Live field engine (first time: a few minutes)", job_build_live_field, key[0], s.coil_name,
+                         target, settings, on_done=built, in_process=True)
 
     def _start_worker(self) -> None:
         if self.live.worker is None:
@@ -556,10 +565,19 @@ class Controller:
         eng = self.live.engine
         t0 = time.perf_counter()
         fields: dict[str, Any] = {}
+        reasons: dict[str, str] = {}
         for name, pose in (("current", req.pose), *req.extra.items()):
-            fields[name] = eng.evaluate(pose, req.didt_a_per_s) if eng.contains(pose) else None
+            why = eng.validity.why_outside(pose)
+            fields[name] = None
+            if why is None:
+                try:
+                    fields[name] = eng.evaluate(pose, req.didt_a_per_s)
+                except NavigatorError as exc:  # on the edge of the precomputed lattices
+                    why = str(exc)
+            if why is not None:
+                reasons[name] = why
         t1 = time.perf_counter()
-        return LiveResult(req.seq, fields, t1 - t0, t1 - req.submitted)
+        return LiveResult(req.seq, fields, t1 - t0, t1 - req.submitted, reasons)
 
     def live_cortex_values(self, live_field, n_vertices: int) -> np.ndarray:
         """|E| (V/m) on the whole middle-GM surface: the engine's region, NaN elsewhere."""

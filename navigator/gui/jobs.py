@@ -165,12 +165,22 @@ def job_load_entry(progress: Progress, entry, grid: GridSpec | None) -> FieldRes
     return finish_result(res)
 
 
-def job_open_live_field(progress: Progress, head, coil, target):
-    """The live field engine for a subject, coil and target (precomputed and cached in the
-    workspace the first time: :func:`navigator.optimize.live_field.open_live_field`)."""
+def job_build_live_field(progress: Progress, subject_dir: str, coil: str, target, settings=None) -> dict[str, Any]:
+    """Precompute the live field engine into the workspace cache (in a child process: the build
+    is minutes of numerics); returns its info record. Nothing is built when the cache is current."""
+    from navigator.core.workspace import Workspace
+    from navigator.optimize.live_field import open_live_field
+    from navigator.targets.head import Head
+
+    engine = open_live_field(Head.of(Workspace.open(subject_dir)), coil, target, progress=progress, settings=settings)
+    return {k: v for k, v in engine.info.items() if isinstance(v, (int, float, str, bool))}
+
+
+def job_open_live_field(progress: Progress, head, coil, target, settings=None):
+    """The live field engine from the workspace cache (:func:`navigator.optimize.live_field.open_live_field`)."""
     from navigator.optimize.live_field import open_live_field
 
-    return open_live_field(head, coil, target, progress=progress)
+    return open_live_field(head, coil, target, progress=progress, settings=settings)
 
 
 def job_prepare(progress: Progress, subject_dir: str) -> dict[str, str]:

@@ -734,8 +734,9 @@ class MainWindow(QMainWindow):
         self.tms_panel.show_live(result.fields, result)
         cortex = s.subject.cortex if s.subject is not None else None
         if f is None or cortex is None:
-            self.view3d.set_banner("stale", f"LIVE: the {name} pose is outside the live field's region "
-                                            "(centre within 30 mm of the target) - press Simulate for the full FEM")
+            why = result.outside.get(name, "")
+            self.view3d.set_banner("stale", f"LIVE: the {name} pose is outside the live field's region"
+                                            f"{': ' + why if why else ''} - Simulate gives the full FEM result")
             return
         vals = c.live_cortex_values(f, len(cortex.vertices))
         self.slices.display.set_field(None)

@@ -120,7 +120,7 @@ def live_views(app, w, shot) -> None:
     w.set_live(True)
     _wait(app, lambda: w.runner.idle and w.live_shown > 0, 900)
     pose = w.state.pose
-    start = pose[:3, 3] - w.state.distance_mm * pose[:3, 2]
+    start = pose[:3, 3] + w.state.distance_mm * pose[:3, 2]  # the scalp under the coil (z into the head)
     end = start + 15.0 * pose[:3, 0]
     n0 = w.live_shown
     for k in range(1, 11):
