@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labels", help="score this existing label image (SimNIBS labels) instead of "
                     "segmenting; a subject workspace folder means its labels/labels.nii.gz and transforms/")
     ap.add_argument("--t2", help="T2 image for the segmentation (same world space)")
-    ap.add_argument("--method", choices=("intensity-rules", "head-priors"), default="intensity-rules",
-                    help="segmentation method (navigator segment --method)")
+    ap.add_argument("--method", choices=("intensity-rules", "head-priors"), default=None,
+                    help="segmentation method (navigator segment --method; default: the pipeline default, head-priors)")
     ap.add_argument("--json", help="write the figures to this JSON file")
     ap.add_argument("--overlays", help="write three-plane overlays (ours | reference | disagreement) here")
     ap.add_argument("--save-labels", help="write the segmentation's labels to this NIfTI (when segmenting)")
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             t2 = load_image(args.t2) if args.t2 else None
             print(f"segmenting {args.t1}" + (f" with {args.t2}" if args.t2 else "") + " ...", file=sys.stderr)
             t0 = time.perf_counter()
-            res = segment_head(t1, t2, progress=_progress_printer(), params={"method": args.method})
+            res = segment_head(t1, t2, progress=_progress_printer(), params={"method": args.method} if args.method else None)
             seconds = round(time.perf_counter() - t0, 1)
             labels = res.labels
             up = V.head_superior_axis(res.registration.affine_s2m)

@@ -2,7 +2,8 @@
 
 Stages (progress fraction in brackets):
 
-1. working grid, head mask, N4 bias correction, intensity normalisation [0-0.15]
+1. working grid, head mask, N4 bias correction, intensity normalisation; a T2 is registered
+   rigidly to the T1 (:mod:`navigator.segmentation.coregister`) and resampled onto its grid [0-0.15]
 2. affine registration to MNI152 [0.15-0.35]
 3. preliminary tissue mixture with affinely warped priors [0.35-0.45]
 4. nonlinear (demons) registration of the tissue image [0.45-0.6]
@@ -37,6 +38,7 @@ from navigator.core.volume import Volume
 from navigator.segmentation import (
     classify,
     cleanup,
+    coregister,
     head_labels,
     head_mixture,
     head_priors,
@@ -106,8 +108,8 @@ def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None
     """Segment a whole-head T1 (optionally with a co-registered T2) into SimNIBS labels.
 
     Both volumes are in scanner RAS mm (as loaded by :func:`navigator.io.images.load_image`);
-    the T2 must be in the same world space (same session, or registered beforehand); it is
-    resampled onto the T1 grid. Returns labels on the T1's grid.
+    the T2 is registered rigidly to the T1 (mutual information; the identity is kept when it
+    is already aligned) and resampled onto the T1 grid. Returns labels on the T1's grid.
     """
     p = {**DEFAULT_PARAMS, **(params or {})}
     progress = ensure_progress(progress)
@@ -141,8 +143,14 @@ def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None
     corr = preprocess.n4_bias_correct(raw, w_aff, head, shrink_mm=float(p["bias_shrink_mm"]))
     t1n = preprocess.normalize_intensity(corr, head)
     t2n = None
+    t2_reg = None
     if t2 is not None:
-        t2w = preprocess.resample(t2, w_aff, w_shape, order=1)
+        progress.update(0.06, "registering the T2 to the T1")
+        t2_reg = coregister.register_t2_to_t1(t1n, w_aff, head, t2, progress=progress.sub(0.06, 0.12, "T2 -> T1"))
+        if t2_reg.applied and (t2_reg.shift_mm > 2.0 or t2_reg.rotation_deg > 2.0):
+            warnings.append(f"the T2 was not aligned with the T1: registered (moved {t2_reg.shift_mm:.1f} mm, "
+                            f"rotated {t2_reg.rotation_deg:.1f} degrees)")
+        t2w = coregister.t2_on_t1_grid(t2, t2_reg, w_aff, w_shape)
         t2c = preprocess.n4_bias_correct(np.clip(t2w.data, 0, None), w_aff, head,
                                          shrink_mm=float(p["bias_shrink_mm"]))
         t2n = preprocess.normalize_intensity(t2c, head)
@@ -206,6 +214,8 @@ def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None
     from navigator.segmentation.qc import segmentation_metrics
 
     metrics = segmentation_metrics(labels_vol, reg, topo, tissue_means, tm, mi)
+    if t2_reg is not None:
+        metrics["t2_registration"] = t2_reg.to_json()
     metrics["warnings"] = list(warnings)
     timings["total"] = round(time.perf_counter() - t_start, 2)
     metrics["timings_s"] = timings
