@@ -51,7 +51,7 @@ from navigator.core.atomic import atomic_path, atomic_write_json
 from navigator.core.errors import NavigatorError
 from navigator.core.progress import Progress, ensure_progress
 from navigator.core.surface import Surface
-from navigator.optimize.live_kernels import lattice_vectors, node_coupling
+from navigator.optimize.live_kernels import lattice_vectors, lattice_vectors_parallel, node_coupling
 from navigator.targets.head import Head
 from navigator.targets.resolve import ResolvedTarget
 from navigator.tms.coil import Coil
@@ -353,8 +353,6 @@ class LiveFieldEngine:
     """
 
     def __init__(self, pre: LivePrecomputation, coil: Coil, validity: ValidityRegion):
-        import os
-
         self.pre = pre
         self.coil = coil
         self.validity = validity
@@ -367,7 +365,7 @@ class LiveFieldEngine:
         self._Q = np.ascontiguousarray(pre.Q)
         self._A = np.ascontiguousarray(pre.A)
         self._a_origin = np.ascontiguousarray(pre.a_origin, float)
-        self._blocks = 8 * (os.cpu_count() or 1)
+        self._blocks = 16
 
     @property
     def rank(self) -> int:
@@ -535,7 +533,8 @@ def _significant(points: np.ndarray, q: np.ndarray, poses: np.ndarray, A: np.nda
     reach = np.zeros(len(points))
     buf = np.empty_like(points)
     for pose in poses:
-        lattice_vectors(A, a_lo, ha, np.ascontiguousarray(pose[:3, :3]), np.ascontiguousarray(pose[:3, 3]), points, buf)
+        lattice_vectors_parallel(A, a_lo, ha, np.ascontiguousarray(pose[:3, :3]), np.ascontiguousarray(pose[:3, 3]),
+                                 points, buf)
         np.maximum(reach, np.sqrt(np.einsum("ij,ij->i", buf, buf)), out=reach)
     score = np.sqrt(np.einsum("kic,kic->i", q, q)) * reach
     order = np.argsort(score)
@@ -657,7 +656,8 @@ def build_live_field(head: Head, coil: Coil, target: ResolvedTarget, *, sigma: n
     for i, pose in enumerate(poses):
         progress.update(0.05 + 0.55 * i / len(poses), f"sampled FEM solve {i + 1}/{len(poses)}")
         # the primary field at the nodes from the coil lattice (0 beyond it, as in the coupling)
-        lattice_vectors(A, a_lo, ha, np.ascontiguousarray(pose[:3, :3]), np.ascontiguousarray(pose[:3, 3]), nodes, Dn)
+        lattice_vectors_parallel(A, a_lo, ha, np.ascontiguousarray(pose[:3, :3]), np.ascontiguousarray(pose[:3, 3]),
+                                 nodes, Dn)
         b = system.rhs_impressed_nodal_field(Dn)
         res = system.solve(b, rtol=s.solve_rtol, x0=recycle.guess(b))
         recycle.add(res.v)

@@ -10,7 +10,7 @@ import numba as nb
 import numpy as np
 
 
-@nb.njit(cache=True, parallel=True)
+@nb.njit(cache=True)
 def node_coupling(values: np.ndarray, origin: np.ndarray, h: float, R: np.ndarray, centre: np.ndarray,
                   nodes: np.ndarray, q: np.ndarray, n_blocks: int) -> np.ndarray:
     """c_k = sum_n q[n, k] . a(r_n): the coupling of reciprocal node sources with a coil's field.
@@ -20,7 +20,7 @@ def node_coupling(values: np.ndarray, origin: np.ndarray, h: float, R: np.ndarra
             (frame axes), T m / A; origin (3,) frame mm; h spacing mm.
         R: (3, 3) coil axes as columns (world); centre: (3,) coil centre, world mm.
         nodes: (N, 3) world mm; q: (N, r, 3) reciprocal sources at the nodes (world axes).
-        n_blocks: parallel blocks (each sums its own partial coupling).
+        n_blocks: blocks, each summed separately (pairwise-style summation of the partials).
 
     Returns:
         (r,) coupling; nodes outside the lattice contribute nothing.
@@ -30,7 +30,7 @@ def node_coupling(values: np.ndarray, origin: np.ndarray, h: float, R: np.ndarra
     nx, ny, nz = values.shape[0], values.shape[1], values.shape[2]
     partial = np.zeros((n_blocks, r))
     size = (n + n_blocks - 1) // n_blocks
-    for b in nb.prange(n_blocks):
+    for b in range(n_blocks):
         acc = np.zeros(r)
         for p in range(b * size, min(n, (b + 1) * size)):
             d0 = nodes[p, 0] - centre[0]
@@ -62,7 +62,7 @@ def node_coupling(values: np.ndarray, origin: np.ndarray, h: float, R: np.ndarra
 
 
 @nb.njit(cache=True, parallel=True)
-def lattice_vectors(values: np.ndarray, origin: np.ndarray, h: float, R: np.ndarray, centre: np.ndarray,
+def lattice_vectors_parallel(values: np.ndarray, origin: np.ndarray, h: float, R: np.ndarray, centre: np.ndarray,
                     points: np.ndarray, out: np.ndarray) -> int:
     """Vector field of a dense lattice in a moving frame at world points, in world axes.
 
@@ -77,32 +77,50 @@ def lattice_vectors(values: np.ndarray, origin: np.ndarray, h: float, R: np.ndar
         the number of points outside the lattice (their value is set to 0).
     """
     n = points.shape[0]
-    nx, ny, nz = values.shape[0], values.shape[1], values.shape[2]
     flags = np.zeros(n, np.int64)
     for p in nb.prange(n):
-        d0 = points[p, 0] - centre[0]
-        d1 = points[p, 1] - centre[1]
-        d2 = points[p, 2] - centre[2]
-        l0 = (d0 * R[0, 0] + d1 * R[1, 0] + d2 * R[2, 0] - origin[0]) / h
-        l1 = (d0 * R[0, 1] + d1 * R[1, 1] + d2 * R[2, 1] - origin[1]) / h
-        l2 = (d0 * R[0, 2] + d1 * R[1, 2] + d2 * R[2, 2] - origin[2]) / h
-        ix, iy, iz = int(np.floor(l0)), int(np.floor(l1)), int(np.floor(l2))
-        out[p, 0] = 0.0
-        out[p, 1] = 0.0
-        out[p, 2] = 0.0
-        if ix < 0 or iy < 0 or iz < 0 or ix + 1 >= nx or iy + 1 >= ny or iz + 1 >= nz:
-            flags[p] = 1
-            continue
-        fx, fy, fz = l0 - ix, l1 - iy, l2 - iz
-        a0 = 0.0
-        a1 = 0.0
-        a2 = 0.0
-        for c in range(8):
-            dx, dy, dz = c >> 2, (c >> 1) & 1, c & 1
-            w = (fx if dx else 1.0 - fx) * (fy if dy else 1.0 - fy) * (fz if dz else 1.0 - fz)
-            a0 += w * values[ix + dx, iy + dy, iz + dz, 0]
-            a1 += w * values[ix + dx, iy + dy, iz + dz, 1]
-            a2 += w * values[ix + dx, iy + dy, iz + dz, 2]
-        for b in range(3):
-            out[p, b] = R[b, 0] * a0 + R[b, 1] * a1 + R[b, 2] * a2
+        _one_vector(values, origin, h, R, centre, points, out, flags, p)
     return int(flags.sum())
+
+
+@nb.njit(cache=True)
+def lattice_vectors(values: np.ndarray, origin: np.ndarray, h: float, R: np.ndarray, centre: np.ndarray,
+                    points: np.ndarray, out: np.ndarray) -> int:
+    """:func:`lattice_vectors_parallel` on one thread (per-update sizes: thread start-up and
+    contention cost more than the loop on a busy machine, measured)."""
+    n = points.shape[0]
+    flags = np.zeros(n, np.int64)
+    for p in range(n):
+        _one_vector(values, origin, h, R, centre, points, out, flags, p)
+    return int(flags.sum())
+
+
+@nb.njit(cache=True, inline="always")
+def _one_vector(values, origin, h, R, centre, points, out, flags, p):
+    """Point p of :func:`lattice_vectors` (flags[p] = 1 when outside the lattice)."""
+    nx, ny, nz = values.shape[0], values.shape[1], values.shape[2]
+    d0 = points[p, 0] - centre[0]
+    d1 = points[p, 1] - centre[1]
+    d2 = points[p, 2] - centre[2]
+    l0 = (d0 * R[0, 0] + d1 * R[1, 0] + d2 * R[2, 0] - origin[0]) / h
+    l1 = (d0 * R[0, 1] + d1 * R[1, 1] + d2 * R[2, 1] - origin[1]) / h
+    l2 = (d0 * R[0, 2] + d1 * R[1, 2] + d2 * R[2, 2] - origin[2]) / h
+    ix, iy, iz = int(np.floor(l0)), int(np.floor(l1)), int(np.floor(l2))
+    out[p, 0] = 0.0
+    out[p, 1] = 0.0
+    out[p, 2] = 0.0
+    if ix < 0 or iy < 0 or iz < 0 or ix + 1 >= nx or iy + 1 >= ny or iz + 1 >= nz:
+        flags[p] = 1
+        return
+    fx, fy, fz = l0 - ix, l1 - iy, l2 - iz
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    for c in range(8):
+        dx, dy, dz = c >> 2, (c >> 1) & 1, c & 1
+        w = (fx if dx else 1.0 - fx) * (fy if dy else 1.0 - fy) * (fz if dz else 1.0 - fz)
+        a0 += w * values[ix + dx, iy + dy, iz + dz, 0]
+        a1 += w * values[ix + dx, iy + dy, iz + dz, 1]
+        a2 += w * values[ix + dx, iy + dy, iz + dz, 2]
+    for b in range(3):
+        out[p, b] = R[b, 0] * a0 + R[b, 1] * a1 + R[b, 2] * a2
