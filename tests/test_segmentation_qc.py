@@ -143,9 +143,16 @@ def test_face_bone_thickness_tells_plates_from_speckle():
     high = lab.copy()
     high[10:50, 10:50, 56:60] = 7
     assert qc.face_bone_thickness(high, aff) is None
-    m = qc.qc_measures(NORMAL, 6.0, qc.face_bone_thickness(speck, aff))
+    # the verdict counts the speckled bone (soft tissue on >= 4 of 6 sides), not the plate
+    assert qc.face_bone_speckle_ml(plate, aff) < 0.5 and qc.face_bone_speckle_ml(speck, aff) > 0.55
+    assert qc.face_bone_speckle_ml(high, aff) == 0.0
+    thin = lab.copy()
+    thin[5:55, 5:55, 20:21] = 7  # a one-voxel wall (sinus wall, orbital floor) is no speckle either
+    assert qc.face_bone_speckle_ml(thin, aff) < 0.2
+    speck[tuple((rng.integers([6, 6, 6], [54, 54, 39], size=(12000, 3))).T)] = 8
+    m = qc.qc_measures(NORMAL, 6.0, qc.face_bone_speckle_ml(speck, aff))
     v = qc.assess(m, TOPO_OK)
-    assert [f.check for f in v.problems] == ["face/neck bone mean thickness"] and "speckle" in v.summary
+    assert [f.check for f in v.problems] == ["face/neck bone speckle"] and "speckle" in v.summary
 
 
 def test_distant_csf_counts_csf_away_from_brain_only():
