@@ -18,10 +18,11 @@ the vertex's tetrahedron (a patch recovery, linear in E). Two parts:
   with the functional ``u_k . S (-grad v)``: ``K z_k = b(w_k)`` with ``w_k = S^T u_k / vol``;
   then exactly ``u_k . y = sum_n q_kn . dA/dt(r_n)`` over the mesh nodes, with the node sources
   ``q_kn = sum_(e at n) vol_e sigma_e grad z_k,e / 4`` (the solver's element primary field is
-  the mean of its nodal values). (3) Nodes whose sources cannot matter (``|q_n|`` times the
-  largest primary field any valid pose puts there, summed, below ``node_tol`` of the total) are
-  dropped. Per update: ``c = sum_n q_n . dA/dt(r_n)`` with dA/dt looked up in the coil lattice
-  (compiled, parallel), and ``y = U c``. Any coil model works (dipoles, wire segments,
+  the mean of its nodal values). (3) On fine meshes the node sources are spread trilinearly onto
+  a ``source_spacing_mm`` world lattice (fewer points); points whose sources cannot matter
+  (``|q_n|`` times the largest primary field any valid pose puts there, summed, below
+  ``node_tol`` of the total) are dropped. Per update: ``c = sum_n q_n . dA/dt(r_n)`` with dA/dt
+  looked up in the coil lattice (compiled, one thread), and ``y = U c``. Any coil model works (dipoles, wire segments,
   sampled grids): only its vector potential on the lattice is used.
 
 Validity region (:class:`ValidityRegion`): coil centre over a scalp point within
