@@ -28,6 +28,7 @@ import numpy as np
 
 from navigator.core.errors import NavigatorError
 from navigator.core.progress import Progress, ensure_progress
+from navigator.optimize.tes_common import MethodOutput
 
 
 def ring_points(scalp, entry: np.ndarray, normal: np.ndarray, radius_mm: float, n: int,
@@ -105,7 +106,8 @@ def optimize_surround(G: np.ndarray, *, objective: str, direction: np.ndarray | 
     return best
 
 
-def optimize_center_surround_workspace(head, search, *, target, out: Path, progress: Progress | None = None) -> dict[str, Any]:
+def optimize_center_surround_workspace(head, search, *, target, out: Path,
+                                       progress: Progress | None = None) -> MethodOutput:
     """Centre-surround montage on a head; returns the pieces that
     :func:`navigator.optimize.tdcs.optimize_tdcs_workspace` writes (numbers, summary block, plan
     electrodes, notes) and writes the field outputs into ``out/fields``."""
@@ -182,4 +184,4 @@ def optimize_center_surround_workspace(head, search, *, target, out: Path, progr
     }
     notes = (f"centre-surround {N}x1 ({search.surround_currents} currents), ring {R:g} mm around the target's "
              f"scalp entry; objective {objective}")
-    return {"numbers": numbers, "summary": block, "electrodes": electrodes, "notes": notes, "target": rt}
+    return MethodOutput(rt, numbers, block, electrodes, notes)

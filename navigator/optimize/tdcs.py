@@ -425,15 +425,15 @@ def _optimize_method(head: Head, search: TdcsSearch, *, target: str | ResolvedTa
         r = optimize_center_surround_workspace(head, search, target=target, out=out, progress=progress)
     else:
         raise NavigatorError(f"not a tES method of this module: {search.mode!r}")
-    rt = r["target"]
+    rt = r.target
     summary: dict[str, Any] = {"type": "tdcs-optimization", "mode": search.mode, "target": rt.to_json(),
                                "objective": search.objective, "objective_direction": target_direction(rt),
                                "roi_radius_mm": float(search.roi_radius_mm),
-                               search.mode.replace("-", "_"): r["summary"]}
-    numbers = r["numbers"]
+                               search.mode.replace("-", "_"): r.summary}
+    numbers = r.numbers
     plan = Plan(name=f"tdcs-{search.mode}-optimized", subject=head.ws.subject_id, image=image_info(head.ws),
-                targets=[plan_target(rt)], montages=[Montage(f"{search.mode}-optimized", r["electrodes"])],
-                notes=r["notes"])
+                targets=[plan_target(rt)], montages=[Montage(f"{search.mode}-optimized", r.electrodes)],
+                notes=r.notes)
     save_plan(plan, out / "plan.json")
     numbers["seconds"] = time.perf_counter() - t_all
     summary["batch_numbers"] = numbers

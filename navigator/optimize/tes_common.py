@@ -3,11 +3,32 @@ the avoid-region SPEC parser and the direction set of magnitude objectives."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 from navigator.core.errors import NavigatorError
 from navigator.targets.head import Head
 from navigator.targets.resolve import ResolvedTarget
+
+
+@dataclass
+class MethodOutput:
+    """What a tES method (TI, centre-surround) hands to
+    :func:`navigator.optimize.tdcs.optimize_tdcs_workspace` for plan.json and summary.json.
+
+    Attributes:
+        target: the resolved target. numbers: flat key numbers ("batch_numbers"). summary: the
+        method's block of summary.json. electrodes: the plan's electrodes
+        (:class:`navigator.export.plan.Electrode`, currents mA). notes: one line for the plan.
+    """
+
+    target: ResolvedTarget
+    numbers: dict[str, Any]
+    summary: dict[str, Any]
+    electrodes: list
+    notes: str
 
 
 def parse_avoid(spec: str) -> tuple[str, float]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from navigator.core.progress import Progress, ensure_progress
 from navigator.fem.outputs import TargetRegion
-from navigator.optimize.tes_common import cap_positions, element_normals, target_setup
+from navigator.optimize.tes_common import MethodOutput, cap_positions, element_normals, target_setup
 from navigator.targets.head import Head
 from navigator.targets.resolve import ResolvedTarget
 
@@ -33,11 +33,9 @@ def mean_envelope(E1: np.ndarray, E2: np.ndarray, mask: np.ndarray, volumes: np.
 
 
 def optimize_ti_workspace(head: Head, search, *, target: str | ResolvedTarget, out: Path,
-                          progress: Progress | None = None) -> dict[str, Any]:
-    """Temporal-interference optimization on a head (see :mod:`navigator.optimize.ti`).
-
-    Returns {"numbers", "summary", "electrodes" (plan Electrodes), "notes"}; the caller writes the plan.
-    """
+                          progress: Progress | None = None) -> MethodOutput:
+    """Temporal-interference optimization on a head (see :mod:`navigator.optimize.ti`); writes
+    ``out/fields`` and returns what the caller puts into plan.json and summary.json."""
     from navigator.export.plan import Electrode
     from navigator.optimize.leadfield import hd_leadfield
     from navigator.optimize.ti import TiRegion, evaluate_montage, optimize_ti
@@ -153,6 +151,5 @@ def optimize_ti_workspace(head: Head, search, *, target: str | ResolvedTarget, o
     }
     notes = (f"TI: channel 1 {a}-{b} {I1 * 1e3:.3g} mA at {f1:g} Hz, channel 2 {c}-{d} {I2 * 1e3:.3g} mA at {f2:g} Hz; "
              f"objective {objective}; ROI {roi_radius} mm sphere")
-    return {"numbers": numbers, "summary": summary_block, "electrodes": electrodes, "notes": notes,
-            "target": rt, "centre": centre}
+    return MethodOutput(rt, numbers, summary_block, electrodes, notes)
 
