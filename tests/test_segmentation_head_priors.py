@@ -164,3 +164,38 @@ def test_grey_bright_tissue_outside_the_brain_is_not_csf():
     mix = head_mixture.HeadMixture(post[:, head], means, np.full_like(means, 0.01), comp, head)
     labels, _ = head_labels.labels_from_mixture(mix, t1, 1.0, post)
     assert not np.isin(labels[cap], (1, 2, 3)).any(), np.unique(labels[cap], return_counts=True)
+
+
+def test_medial_cortex_next_to_the_falx_stays_grey_matter():
+    """Two hemispheres' cortices facing each other across the falx (dura: no T1 signal): the
+    voxels half cortex, half falx are darker than the GM/CSF level and the mixture calls them
+    CSF; inside the falx band they are GM (against the GM/dura level), outside it they stay CSF."""
+    n = 40
+    c = {name: i for i, name in enumerate(head_priors.CLASSES)}
+    t1 = np.full((n, n, n), 0.6, np.float32)  # grey matter
+    t1[:, :, :6] = 0.9  # white matter below
+    t1[:, :, -4:] = 0.17  # CSF above
+    mid = n // 2
+    t1[mid, :, 12:] = 0.02  # the falx, above the white matter joining the hemispheres
+    t1[mid - 1, :, 12:] = t1[mid + 1, :, 12:] = 0.32  # half cortex, half falx
+    lab_of = np.where(t1 >= 0.75, c["wm"], np.where(t1 >= 0.45, c["gm"], c["csf"]))
+    lab_of[mid, :, 12:] = c["skull"]
+    post = np.zeros((len(c), n, n, n), np.float32)
+    for k in range(len(c)):
+        post[k][lab_of == k] = 1.0
+    pv = np.zeros((n, n, n), bool)
+    pv[[mid - 1, mid + 1], :, 12:-4] = True
+    post[:, pv] = 0.0
+    post[c["csf"], pv], post[c["gm"], pv] = 0.6, 0.4
+    head = np.ones((n, n, n), bool)
+    comp = np.concatenate([np.full(head_mixture.COMPONENTS[name], i) for i, name in enumerate(head_priors.CLASSES)])
+    level = {"background": 0.0, "wm": 0.9, "gm": 0.6, "deep_gm": 0.7, "csf": 0.17, "skull": 0.02,
+             "soft": 0.75, "eyes": 0.15}
+    means = np.array([[level[head_priors.CLASSES[k]]] for k in comp])
+    mix = head_mixture.HeadMixture(post[:, head], means, np.full_like(means, 0.01), comp, head)
+    falx = np.zeros((n, n, n), bool)
+    falx[mid - 4:mid + 5] = True
+    with_band, _ = head_labels.labels_from_mixture(mix, t1, 1.0, post, falx=falx)
+    without, _ = head_labels.labels_from_mixture(mix, t1, 1.0, post)
+    assert (with_band[pv] == 2).all(), np.unique(with_band[pv], return_counts=True)
+    assert (without[pv] == 3).mean() > 0.9

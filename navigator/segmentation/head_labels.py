@@ -9,6 +9,8 @@ probable admissible class rather than a fixed one:
 * CSF is the fluid around and inside that brain: CSF components not connected to the brain's
   surroundings (dark muscle, fat planes, bone marrow mistaken for CSF) take their best class
   among skull, soft tissue and air;
+* along the falx (mid-sagittal band from the registration) the medial cortex is decided
+  against the dura's level, not CSF's;
 * with a T2, CSF ends at the T2's 50 % partial-volume level between CSF and bone (the T1
   cannot tell CSF from a blurred inner table);
 * the intracranial space (brain + CSF, holes filled) is surrounded by skull: non-bone voxels
@@ -74,6 +76,34 @@ def _partial_volume_boundaries(cls: np.ndarray, mix: HeadMixture, t1: np.ndarray
     return 0.5 * (gm + csf)
 
 
+#: The falx band in MNI mm: |x| <= FALX_HALF_WIDTH_MM, z > FALX_MIN_Z_MM (above the corpus
+#: callosum's lower edge; the falx runs from the crista galli to the tentorium).
+FALX_HALF_WIDTH_MM = 4.0
+FALX_MIN_Z_MM = -10.0
+
+
+def falx_band(mni_coords: np.ndarray) -> np.ndarray:
+    """Bool mask of the grid voxels (``mni_coords``: (..., 3) MNI mm of each) in the falx band."""
+    return (np.abs(mni_coords[..., 0]) <= FALX_HALF_WIDTH_MM) & (mni_coords[..., 2] > FALX_MIN_Z_MM)
+
+
+def _medial_cortex(cls: np.ndarray, mix: HeadMixture, t1: np.ndarray, falx: np.ndarray) -> None:
+    """Keep the medial cortex where the hemispheres face each other across the falx (in place).
+
+    The falx cerebri is dura: no signal on a T1, like bone. A voxel holding medial cortex and
+    falx is darker than one holding cortex and CSF, so the GM/CSF level labels it CSF and the
+    medial cortex thins to nothing along the midline (GM fraction 0.40 of the GM + CSF next to
+    the midline on Colin27 against 0.62 in its reference). In the falx band, CSF voxels next to
+    GM whose T1 is above the GM/dura partial-volume level (half-way between GM and bone) are GM.
+    """
+    gm = float(mix.class_mean("gm")[0])
+    bone = float(mix.class_mean("skull")[0])
+    if not gm > bone:
+        return
+    near_gm = ndi.binary_dilation(cls == _IDX["gm"], structure=_SIX)
+    cls[falx & (cls == _IDX["csf"]) & near_gm & (t1 >= 0.5 * (gm + bone))] = _IDX["gm"]
+
+
 def _csf_t2_boundary(cls: np.ndarray, mix: HeadMixture, t2: np.ndarray) -> None:
     """With a T2, CSF ends where the T2 falls below half-way between pure CSF and bone (in place).
 
@@ -99,11 +129,14 @@ def _csf_t2_boundary(cls: np.ndarray, mix: HeadMixture, t2: np.ndarray) -> None:
 
 
 def labels_from_mixture(mix: HeadMixture, t1: np.ndarray, spacing: float,
-                        priors: np.ndarray, t2: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                        priors: np.ndarray, t2: np.ndarray | None = None,
+                        falx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 SimNIBS labels on the grid, bool intracranial mask) from a fitted head mixture.
 
     ``t1`` (and ``t2`` when the mixture used one) are the normalised images the mixture was
     fitted to and ``priors`` (C, *grid) the priors it was fitted with, all on the mixture's grid.
+    ``falx`` (bool, same grid) marks where the falx cerebri can be (the mid-sagittal band above
+    the corpus callosum, from the MNI registration); None skips the medial-cortex rule.
     """
     region = mix.region
     post = mix.posteriors.copy()
@@ -113,6 +146,8 @@ def labels_from_mixture(mix: HeadMixture, t1: np.ndarray, spacing: float,
     cls = np.full(region.shape, _IDX["background"], np.int8)
     cls[region] = np.argmax(post, axis=0).astype(np.int8)
     gm_csf = _partial_volume_boundaries(cls, mix, t1)
+    if falx is not None:
+        _medial_cortex(cls, mix, t1, falx)
     if t2 is not None:
         _csf_t2_boundary(cls, mix, t2)
 

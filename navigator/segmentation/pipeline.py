@@ -253,6 +253,7 @@ def _labels_head_priors(t1n, t2n, head, reg, w_aff, w_shape, sp, progress, lap, 
     # the generous head mask of step 1 is the region: the air class of the mixture, fixed at
     # the noise level of the air around the head, decides where the skin ends
     mni_coords = reg.subject_grid_to_mni(w_aff, w_shape)
+    falx = head_labels.falx_band(mni_coords)
     hp = head_priors.warp_head_priors(mni_coords, region=head)
     first = head_mixture.fit_head_mixture(t1n, hp, head, t2n, smoothing=0.0,
                                           progress=progress.sub(0.6, 0.66, "head tissue mixture"))
@@ -267,7 +268,7 @@ def _labels_head_priors(t1n, t2n, head, reg, w_aff, w_shape, sp, progress, lap, 
     mix = head_mixture.fit_head_mixture(t1n, hp, head, t2n, progress=progress.sub(0.74, 0.8, "head tissue mixture"))
     lap("classify")
     progress.update(0.8, "skull and scalp")
-    wl, intracranial = head_labels.labels_from_mixture(mix, t1n, sp, hp, t2n)
+    wl, intracranial = head_labels.labels_from_mixture(mix, t1n, sp, hp, t2n, falx)
     if not (wl == EYES).any():
         warnings.append("eyes not found (field of view or contrast); no eye label")
     lap("labels")
