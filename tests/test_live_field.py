@@ -221,3 +221,32 @@ def test_validity_region(engine):
     tilted[:3, :3] = _rotation(pose[:3, 0], np.radians(30)) @ pose[:3, :3]
     assert "tilted" in v.why_outside(tilted)
     assert not engine.contains(np.full((4, 4), np.nan))
+
+
+def test_cache_key_follows_every_input(ws, coil):
+    """The key changes with the mesh (one node moved, one tag changed), the conductivities, the
+    coil's sources, the target point and the settings, and with nothing else."""
+    from navigator.core.mesh import Mesh
+    from navigator.optimize.live_field import LiveSettings, cache_key, mesh_hash
+    from navigator.targets.head import Head
+
+    head = Head.of(ws)
+    mesh, sigma = head.mesh, head.sigma
+    t = np.array([0.0, 30.0, 75.0])
+    s = LiveSettings()
+    base = cache_key(mesh_hash(mesh), sigma, coil, t, s)
+    assert cache_key(mesh_hash(mesh), sigma.copy(), coil, t.copy(), LiveSettings()) == base
+    moved = mesh.nodes.copy()
+    moved[0, 0] += 1e-3
+    tags = mesh.tet_tags.copy()
+    tags[0] = 5 if tags[0] != 5 else 4
+    keys = {
+        cache_key(mesh_hash(Mesh(moved, mesh.tetrahedra, mesh.tet_tags)), sigma, coil, t, s),
+        cache_key(mesh_hash(Mesh(mesh.nodes, mesh.tetrahedra, tags)), sigma, coil, t, s),
+        cache_key(mesh_hash(mesh), sigma * 1.01, coil, t, s),
+        cache_key(mesh_hash(mesh), sigma, coil, t + [0, 0, 1], s),
+        cache_key(mesh_hash(mesh), sigma, coil, t, LiveSettings(n_samples=41)),
+    }
+    other = type(coil)(coil.name, coil.dipole_positions, coil.dipole_moments * 1.001)
+    keys.add(cache_key(mesh_hash(mesh), sigma, other, t, s))
+    assert base not in keys and len(keys) == 6

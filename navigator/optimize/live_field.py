@@ -700,6 +700,7 @@ def build_live_field(head: Head, coil: Coil, target: ResolvedTarget, *, sigma: n
     cover = np.concatenate([poses[:16], validity.sample_poses(48, rng)])
     best = None
     for kind in ("nodes", "lattice") if s.source_spacing_mm > 0 else ("nodes",):
+        progress.update(0.86 if kind == "nodes" else 0.92, f"selecting the source points ({kind})")
         src_pts, qs = (nodes, q) if kind == "nodes" else _spread_to_lattice(nodes, q, float(s.source_spacing_mm))
         keep = _significant(src_pts, qs, cover, A, a_lo, ha, s.node_tol)
         if best is None or len(keep) < len(best[1]):
