@@ -30,11 +30,22 @@ def register(sub) -> None:
     t.add_argument("--angle-step", type=float, default=_TMS.angle_step_deg, metavar="DEG",
                    help=f"handle angle step ({_TMS.angle_step_deg:g})")
     t.add_argument("--mode", choices=list(MODES), default=_TMS.mode,
-                   help="reciprocity (few FEM solves) or direct (one FEM solve per placement)")
+                   help="reciprocity (few FEM solves) or direct (one FEM solve per placement: give a coarse grid)")
     t.add_argument("--roi-radius", type=float, default=_TMS.roi_radius_mm, metavar="MM",
                    help=f"target sphere radius in GM ({_TMS.roi_radius_mm:g})")
     t.add_argument("--distance", type=float, default=_TMS.distance_mm, metavar="MM",
-                   help=f"coil-scalp distance ({_TMS.distance_mm:g})")
+                   help=f"coil-scalp distance at the casing's closest point ({_TMS.distance_mm:g})")
+    t.add_argument("--no-refine", action="store_true",
+                   help="stop at the grid (default: refine the best candidates: centre offset, finer angle, tilt)")
+    t.add_argument("--tilt", type=float, default=_TMS.tilt_deg, metavar="DEG",
+                   help=f"largest coil tilt in the refinement ({_TMS.tilt_deg:g}; 0: coil flat on the normal)")
+    t.add_argument("--max-lift", type=float, default=_TMS.max_lift_mm, metavar="MM",
+                   help="candidates whose casing must be lifted more than this to clear the scalp are not placed "
+                        f"({_TMS.max_lift_mm:g})")
+    t.add_argument("--avoid", action="append", default=[], metavar="SPEC:RADIUS",
+                   help="keep the field off this region (repeatable): the objective becomes target / |mean E avoid|")
+    t.add_argument("--avoid-mask", default=None, metavar="NIFTI",
+                   help="avoid region as a NIfTI mask in subject space (focality objective)")
     t.add_argument("--rmt", type=float, default=None, metavar="PERCENT", help="resting motor threshold, %% MSO")
     t.add_argument("--hotspot", default=None, metavar="SPEC", help="motor hotspot SPEC (with --rmt)")
     t.add_argument("--target-field", type=float, default=None, metavar="V_PER_M",
@@ -88,7 +99,9 @@ def run_tms(args) -> int:
 
     search = TmsSearch(objective=args.direction, radius_mm=args.radius, spacing_mm=args.spacing,
                        angle_step_deg=args.angle_step, mode=args.mode, roi_radius_mm=args.roi_radius,
-                       distance_mm=args.distance, rmt_percent_mso=args.rmt, hotspot=args.hotspot,
+                       distance_mm=args.distance, refine=not args.no_refine, tilt_deg=args.tilt,
+                       max_lift_mm=args.max_lift, avoid=args.avoid, avoid_mask=args.avoid_mask,
+                       rmt_percent_mso=args.rmt, hotspot=args.hotspot,
                        target_field_v_per_m=args.target_field, nifti=not args.no_nifti)
     ws = Workspace.open(args.subject_dir)
     with cli_progress(args, "TMS optimization") as progress:

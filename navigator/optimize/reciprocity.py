@@ -291,3 +291,177 @@ def grid_scores(src: ReciprocalSources, coil, grid, didt: float = 1.0, *, aux_sp
     info["timings_s"] = {**timings, "total": time.perf_counter() - t0}
     progress.update(1.0, "placements scored")
     return scores, info
+
+
+# --------------------------------------------------------------------------- fine search
+class FieldLattice:
+    """The reciprocal field B on an axis-aligned world lattice, evaluated on demand.
+
+    Node ``ijk`` sits at ``origin + h ijk`` (world mm); only the nodes a search needs are
+    evaluated (one FMM per :meth:`ensure` call for the nodes not yet known), and B anywhere
+    inside the evaluated cells is trilinear. Values are (k x 3) per node (the k functionals'
+    B in tesla for unit current elements, see :class:`ReciprocalSources`).
+
+    Attributes:
+        origin: (3,) mm. h: spacing, mm. shape: (3,) nodes per axis. lut: flat node -> row of
+        ``values`` (-1: not evaluated). values: (U, 3k). timings: FMM seconds and node counts.
+    """
+
+    def __init__(self, src: ReciprocalSources, lo_mm: np.ndarray, hi_mm: np.ndarray, h_mm: float = 1.5, *,
+                 method: str = "auto", eps: float = 1e-3):
+        self.src = src
+        self.h = float(h_mm)
+        lo = np.asarray(lo_mm, float) - self.h
+        hi = np.asarray(hi_mm, float) + self.h
+        self.origin = lo
+        self.shape = (np.ceil((hi - lo) / self.h).astype(np.int64) + 2)
+        n = int(np.prod(self.shape))
+        if n > 400_000_000:
+            raise NavigatorError(f"the field lattice would have {n:,} nodes; reduce the search region")
+        self.lut = np.full(n, -1, np.int64)
+        self.k = src.moments.shape[0]
+        self.values = np.zeros((0, 3 * self.k))
+        self.method, self.eps = method, float(eps)
+        self.timings = {"fmm_s": 0.0, "fmm_calls": 0, "nodes": 0, "outside": 0}
+
+    def new_mask(self) -> np.ndarray:
+        return np.zeros(len(self.lut), bool)
+
+    def evaluate_marked(self, mask: np.ndarray) -> int:
+        """Evaluate B at the marked nodes that have no value yet (one FMM); returns their number."""
+        new = np.flatnonzero(mask & (self.lut < 0))
+        if len(new) == 0:
+            return 0
+        t0 = time.perf_counter()
+        xyz = self.origin + np.stack(np.unravel_index(new, tuple(self.shape)), axis=1) * self.h
+        B = biot_savart(self.src.centroids_m, self.src.moments, xyz * 1e-3, method=self.method, eps=self.eps)
+        vals = np.ascontiguousarray(np.transpose(B, (1, 0, 2)).reshape(len(new), 3 * self.k))
+        self.lut[new] = len(self.values) + np.arange(len(new))
+        self.values = vals if len(self.values) == 0 else np.concatenate([self.values, vals])
+        self.timings["fmm_s"] += time.perf_counter() - t0
+        self.timings["fmm_calls"] += 1
+        self.timings["nodes"] = len(self.values)
+        return len(new)
+
+    def ensure(self, points_mm: np.ndarray) -> int:
+        """Evaluate the nodes around (P, 3) points (mm) that have no value yet."""
+        from navigator.optimize.kernels import mark_cells
+
+        mask = self.new_mask()
+        self.timings["outside"] += int(mark_cells(np.ascontiguousarray(points_mm, float).reshape(-1, 3), self.origin,
+                                                  self.h, self.shape, mask))
+        return self.evaluate_marked(mask)
+
+    def sample(self, points_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(k, P, 3) B at points and a (P,) bool (False: outside the evaluated cells)."""
+        from navigator.optimize.kernels import lattice_sample
+
+        pts = np.ascontiguousarray(points_mm, float).reshape(-1, 3)
+        out, ok = lattice_sample(self.values, self.lut, self.shape, self.origin, self.h, pts)
+        return np.transpose(out.reshape(len(pts), self.k, 3), (1, 0, 2)), ok
+
+
+def lifted_grid_functionals(lattice: FieldLattice, coil, frames: np.ndarray, centres: np.ndarray, Q: np.ndarray,
+                            lifts: np.ndarray, placed: np.ndarray, didt: float = 1.0, *, aux_spacing_mm: float = 2.0,
+                            lift_step_mm: float = 1.0, chunk_pairs: int = 256,
+                            progress: Progress | None = None) -> tuple[np.ndarray, dict]:
+    """ROI-mean d_j . E (k, C, A) for every centre x handle angle with the coil lifted along its
+    axis by ``lifts`` (C, A) mm (outward; from the collision-free placement).
+
+    Auxiliary dipoles (:func:`auxiliary_dipoles`, one set for all centres: the angle-a coil is
+    ``Q[a]`` in each centre frame ``frames[c]``), B at the auxiliary nodes of each centre at lift
+    levels ``lift_step_mm`` apart (compiled, parallel; from the world ``lattice``), one GEMM per
+    level for all angles, and linear interpolation between the two levels around each
+    placement's lift. Placements not ``placed`` get NaN.
+    """
+    from navigator.optimize.kernels import aux_node_field, mark_aux_cells
+
+    progress = ensure_progress(progress)
+    if coil.n_dipoles == 0:
+        raise NavigatorError(f"coil {coil.name!r} has no dipoles: reciprocity needs a dipole coil model "
+                             "(use --mode direct)")
+    t0 = time.perf_counter()
+    C, A = lifts.shape
+    k = lattice.k
+    aux = auxiliary_dipoles(coil.dipole_positions, coil.dipole_moments, Q, aux_spacing_mm)
+    W = np.ascontiguousarray(aux.weights.reshape(A, -1).T)  # (3G, A)
+    nodes = np.ascontiguousarray(aux.nodes_mm)
+    t_aux = time.perf_counter() - t0
+    # lift levels per centre: floor(lift/step) .. floor(max)+1
+    step = float(lift_step_mm)
+    f = np.where(placed, lifts / step, np.nan)
+    has = placed.any(axis=1)
+    lo = np.zeros(C, np.int64)
+    hi = np.zeros(C, np.int64)
+    lo[has] = np.floor(np.nanmin(f[has], axis=1)).astype(np.int64)
+    hi[has] = np.floor(np.nanmax(f[has], axis=1)).astype(np.int64) + 1
+    n_lev = np.where(has, hi - lo + 1, 0)
+    pair_centre = np.repeat(np.arange(C), n_lev)
+    first = np.concatenate([[0], np.cumsum(n_lev)[:-1]])
+    pair_level = lo[pair_centre] + (np.arange(len(pair_centre)) - first[pair_centre])
+    pair_lift = pair_level * step
+    # the lattice nodes these need, then one FMM for the new ones
+    tf = time.perf_counter()
+    mask = lattice.new_mask()
+    outside = mark_aux_cells(centres, frames, nodes, pair_centre, pair_lift, lattice.origin, lattice.h,
+                             lattice.shape, mask)
+    if outside:
+        raise NavigatorError(f"{outside} auxiliary nodes outside the field lattice (internal error)")
+    progress.update(0.05, f"reciprocal field at {int(mask.sum()):,} lattice nodes (FMM)")
+    lattice.evaluate_marked(mask)
+    del mask
+    t_field = time.perf_counter() - tf
+    # per pair: B at the nodes (compiled) then all angles by one GEMM
+    vec = np.full((k, C, A), np.nan)
+    level_scores = np.zeros((k, len(pair_centre), A))
+    t_interp = t_gemm = 0.0
+    for s in range(0, len(pair_centre), chunk_pairs):
+        progress.update(0.1 + 0.85 * s / max(len(pair_centre), 1), "scoring placements")
+        ti = time.perf_counter()
+        Bn, ok = aux_node_field(lattice.values, lattice.lut, lattice.shape, lattice.origin, lattice.h, centres,
+                                frames, nodes, pair_centre[s:s + chunk_pairs], pair_lift[s:s + chunk_pairs], k)
+        if not ok.all():
+            raise NavigatorError("auxiliary nodes without reciprocal field values (internal error)")
+        tg = time.perf_counter()
+        for j in range(k):
+            level_scores[j, s:s + chunk_pairs] = Bn[:, j, :] @ W
+        t_gemm += time.perf_counter() - tg
+        t_interp += tg - ti
+    # interpolate between the levels around each placement's lift
+    cc, aa = np.nonzero(placed)
+    fl = f[cc, aa]
+    l0 = np.floor(fl).astype(np.int64)
+    t = fl - l0
+    row0 = first[cc] + (l0 - lo[cc])
+    for j in range(k):
+        vec[j, cc, aa] = -float(didt) * ((1 - t) * level_scores[j, row0, aa] + t * level_scores[j, row0 + 1, aa])
+    progress.update(1.0, "placements scored")
+    info = {"aux_nodes": len(nodes), "lift_levels": int(len(pair_centre)), "lift_step_mm": step,
+            "lattice_nodes": int(lattice.timings["nodes"]),
+            "timings_s": {"aux": t_aux, "field_fmm": t_field, "node_field": t_interp, "gemm": t_gemm,
+                          "total": time.perf_counter() - t0}}
+    return vec, info
+
+
+def pose_functionals(lattice: FieldLattice, coil, rotations: np.ndarray, translations: np.ndarray,
+                     didt: float = 1.0) -> np.ndarray:
+    """(k, P) ROI-mean d_j . E for arbitrary poses (rotations (P, 3, 3), translations (P, 3) mm):
+    the sum over the coil's dipoles of m . B, B trilinear from ``lattice`` (compiled, parallel).
+    Nodes the poses need are evaluated first."""
+    from navigator.optimize.kernels import dipole_pose_scores
+
+    R = np.ascontiguousarray(rotations, float).reshape(-1, 3, 3)
+    T = np.ascontiguousarray(translations, float).reshape(-1, 3)
+    pos = np.ascontiguousarray(coil.dipole_positions)
+    mom = np.ascontiguousarray(coil.dipole_moments)
+    out, ok = dipole_pose_scores(lattice.values, lattice.lut, lattice.shape, lattice.origin, lattice.h, R, T, pos, mom,
+                                 lattice.k)
+    if not ok.all():
+        pts = (np.einsum("pij,dj->pdi", R[~ok], pos) + T[~ok, None, :]).reshape(-1, 3)
+        lattice.ensure(pts)
+        out2, ok2 = dipole_pose_scores(lattice.values, lattice.lut, lattice.shape, lattice.origin, lattice.h, R[~ok],
+                                       T[~ok], pos, mom, lattice.k)
+        if not ok2.all():
+            raise NavigatorError("coil dipoles outside the reciprocal field lattice (pose too far from the search region)")
+        out[~ok] = out2
+    return -float(didt) * out.T

@@ -1,0 +1,398 @@
+"""Fine, collision-free TMS placement search: about a million placements by reciprocity, then refinement.
+
+Stages (world mm; scores are ROI functionals in V/m per A/s of dI/dt):
+
+1. **Collision-free placement of every candidate** (:mod:`navigator.optimize.collision`): each
+   centre x handle angle of the :class:`~navigator.optimize.grid.PlacementGrid` is lifted along
+   the coil axis until the casing's closest point is ``distance_mm`` from the scalp; candidates
+   that cannot be placed are counted and never chosen.
+2. **Scores of all placements** (:func:`navigator.optimize.reciprocity.lifted_grid_functionals`):
+   auxiliary dipoles, the reciprocal field on a world lattice (one FMM), compiled sampling at
+   the auxiliary nodes per centre and lift level, one GEMM per level for all angles.
+3. **Refinement** around the best distinct candidates: a compass search over the centre offset
+   in the tangent plane, the handle angle and the coil tilt about its x and y axes (within
+   ``tilt_deg``), each pose placed collision-free and scored exactly as the sum over the coil's
+   dipoles (:func:`navigator.optimize.reciprocity.pose_functionals`).
+4. The chosen pose is re-checked against the scalp triangles with 1 mm casing points
+   (:func:`navigator.optimize.collision.exact_clearance`) and lifted further if needed.
+
+Objectives: ``normal`` / ``magnitude`` as :mod:`navigator.optimize.tms`; with an avoid region a
+second set of reciprocal sources gives the avoid region's mean field vector too, and the score
+is the **focality** ratio target / |mean E in the avoid region|.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from navigator.core.errors import NavigatorError
+from navigator.core.progress import Progress, ensure_progress
+from navigator.core.surface import Surface
+from navigator.optimize import reciprocity as rc
+from navigator.optimize.collision import CasingModel, exact_clearance, place_lifts, place_lifts_grid, search_field
+from navigator.optimize.grid import PlacementGrid
+from navigator.tms.pose import pose_rotations
+
+
+@dataclass
+class Objective:
+    """How the k functionals make a score.
+
+    Attributes:
+        kind: "magnitude" (|ROI-mean E|) or "normal" (ROI-mean E . d).
+        n_target: number of target functionals (3 for magnitude, 1 for normal); functionals
+            beyond them are the avoid region's mean E (x, y, z) and make the score the ratio
+            target / |mean E_avoid| (focality).
+    """
+
+    kind: str
+    n_target: int
+    focality: bool = False
+
+    def score(self, vec: np.ndarray) -> np.ndarray:
+        """Scores from functionals (k, ...)."""
+        t = np.linalg.norm(vec[:self.n_target], axis=0) if self.kind == "magnitude" else vec[0]
+        if not self.focality:
+            return t
+        a = np.linalg.norm(vec[self.n_target:], axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(a > 0, t / a, np.nan)
+
+    def target(self, vec: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(vec[:self.n_target], axis=0) if self.kind == "magnitude" else vec[0]
+
+    def avoid(self, vec: np.ndarray) -> np.ndarray | None:
+        return np.linalg.norm(vec[self.n_target:], axis=0) if self.focality else None
+
+
+@dataclass
+class RefinedPose:
+    """A refined placement.
+
+    Attributes:
+        pose: 4x4 (world mm). score: objective. vector: (k,) functionals.
+        centre_index, angle_deg, offset_mm (du, dv in the centre frame), tilt_deg (about coil x, y),
+        lift_mm (outward along the coil axis from the along-normal position), clearance_mm
+        (casing-scalp distance at the closest point, exact), start_score (its grid score).
+    """
+
+    pose: np.ndarray
+    score: float
+    vector: np.ndarray
+    centre_index: int
+    angle_deg: float
+    offset_mm: tuple[float, float]
+    tilt_deg: tuple[float, float]
+    lift_mm: float
+    clearance_mm: float | None = None
+    start_score: float = float("nan")
+    evaluations: int = 0
+
+
+@dataclass
+class FineSearch:
+    """Result of :func:`fine_search`.
+
+    Attributes:
+        grid: the candidates. scores: (C, A) objective (NaN where not placed). vectors: (k, C, A).
+        lifts: (C, A) mm outward lift from the along-normal position. placed: (C, A) bool.
+        best_grid: (centre, angle index) of the best grid placement. refined: refined poses, best
+        first. objective: the :class:`Objective`. info: sizes, counts and timings.
+    """
+
+    grid: PlacementGrid
+    scores: np.ndarray
+    vectors: np.ndarray
+    lifts: np.ndarray
+    placed: np.ndarray
+    best_grid: tuple[int, int]
+    refined: list[RefinedPose]
+    objective: Objective
+    casing: CasingModel
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best(self) -> RefinedPose:
+        return self.refined[0]
+
+    def grid_pose(self, c: int, a: int) -> np.ndarray:
+        """4x4 pose of grid placement (c, a) with its collision-free lift."""
+        p = self.grid.pose(c, a)
+        p[:3, 3] -= self.lifts[c, a] * p[:3, 2]
+        return p
+
+
+def _rot_xy(tx_deg: float, ty_deg: float) -> np.ndarray:
+    a, b = math.radians(tx_deg), math.radians(ty_deg)
+    rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
+    return rx @ ry
+
+
+def _candidates(scores: np.ndarray, grid: PlacementGrid, n: int, min_sep_mm: float, min_sep_deg: float) -> list[tuple[int, int]]:
+    """Up to ``n`` best placements, each at least ``min_sep_mm`` or ``min_sep_deg`` from the chosen ones."""
+    flat = np.where(np.isfinite(scores), scores, -np.inf).ravel()
+    order = np.argsort(flat)[::-1][:max(20000, 50 * n)]
+    chosen: list[tuple[int, int]] = []
+    for idx in order:
+        if not np.isfinite(flat[idx]):
+            break
+        c, a = np.unravel_index(int(idx), scores.shape)
+        ok = True
+        for c2, a2 in chosen:
+            dang = abs((grid.angles_deg[a] - grid.angles_deg[a2] + 180.0) % 360.0 - 180.0)
+            if np.linalg.norm(grid.centres[c] - grid.centres[c2]) < min_sep_mm and dang < min_sep_deg:
+                ok = False
+                break
+        if ok:
+            chosen.append((int(c), int(a)))
+            if len(chosen) >= n:
+                break
+    return chosen
+
+
+class _PoseEvaluator:
+    """Places (collision-free) and scores continuous poses around grid centres."""
+
+    def __init__(self, grid: PlacementGrid, lattice: rc.FieldLattice, coil, casing: CasingModel, sdf, objective: Objective,
+                 distance_mm: float, max_lift_mm: float):
+        self.grid, self.lattice, self.coil, self.casing, self.sdf = grid, lattice, coil, casing, sdf
+        self.objective, self.distance, self.max_lift = objective, float(distance_mm), float(max_lift_mm)
+        self.frames = grid.centre_frames()
+        self.n_eval = 0
+
+    def poses(self, params: np.ndarray, centre_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """params (P, 5) = du, dv (mm), angle (deg), tilt x, tilt y (deg) -> rotations, reference
+        translations, lifts, placed."""
+        P = len(params)
+        R = np.empty((P, 3, 3))
+        T = np.empty((P, 3))
+        for i in range(P):
+            c = int(centre_idx[i])
+            base = pose_rotations(self.grid.normals[c][None], np.array([params[i, 2]]), self.grid.left)[0, 0]
+            R[i] = base @ _rot_xy(params[i, 3], params[i, 4])
+            F = self.frames[c]
+            T[i] = self.grid.centres[c] + params[i, 0] * F[:, 0] + params[i, 1] * F[:, 1]
+        lifts, _mind, placed = place_lifts(self.sdf, self.casing, R, T, self.distance, max_lift_mm=self.max_lift)
+        return R, T, lifts, placed
+
+    def evaluate(self, params: np.ndarray, centre_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(scores (P,), vectors (k, P), poses (P, 4, 4), lifts (P,)); -inf where not placed."""
+        R, T, lifts, placed = self.poses(params, centre_idx)
+        trans = T - lifts[:, None] * R[:, :, 2]
+        vec = np.full((self.lattice.k, len(params)), np.nan)
+        if placed.any():
+            vec[:, placed] = rc.pose_functionals(self.lattice, self.coil, R[placed], trans[placed])
+        self.n_eval += len(params)
+        s = self.objective.score(vec)
+        s = np.where(placed & np.isfinite(s), s, -np.inf)
+        poses = np.tile(np.eye(4), (len(params), 1, 1))
+        poses[:, :3, :3] = R
+        poses[:, :3, 3] = trans
+        return s, vec, poses, lifts
+
+
+def _prefetch(ev: _PoseEvaluator, cidx: np.ndarray, x0: np.ndarray, spacing_mm: float, angle_step_deg: float,
+              tilt_deg: float) -> None:
+    """Evaluate (one FMM) the field lattice nodes the refinement around each start can reach:
+    the dipoles of poses at the corners of its search box."""
+    import itertools
+
+    t = [-tilt_deg, 0.0, tilt_deg] if tilt_deg > 0 else [0.0]
+    corners = np.array(list(itertools.product([-spacing_mm, 0.0, spacing_mm], [-spacing_mm, 0.0, spacing_mm],
+                                              [-2 * angle_step_deg, 0.0, 2 * angle_step_deg], t, t)))
+    params = (x0[:, None, :] + corners[None]).reshape(-1, 5)
+    owners = np.repeat(cidx, len(corners))
+    R, T, lifts, placed = ev.poses(params, owners)
+    trans = T - lifts[:, None] * R[:, :, 2]
+    pts = (np.einsum("pij,dj->pdi", R[placed], ev.coil.dipole_positions) + trans[placed, None, :]).reshape(-1, 3)
+    ev.lattice.ensure(pts)
+
+
+def _refine(ev: _PoseEvaluator, starts: list[tuple[int, int]], grid_scores: np.ndarray, *, tilt_deg: float,
+            spacing_mm: float, angle_step_deg: float, progress: Progress) -> list[RefinedPose]:
+    """Compass search from each start over (du, dv, angle, tilt x, tilt y), all starts at once."""
+    K = len(starts)
+    cidx = np.array([c for c, _ in starts])
+    x = np.zeros((K, 5))
+    x[:, 2] = [ev.grid.angles_deg[a] for _, a in starts]
+    _prefetch(ev, cidx, x, spacing_mm, angle_step_deg, tilt_deg)
+    best, vec, poses, lifts = ev.evaluate(x, cidx)
+    step = np.array([spacing_mm / 2, spacing_mm / 2, angle_step_deg / 2, max(tilt_deg / 2, 1e-9), max(tilt_deg / 2, 1e-9)])
+    steps = np.tile(step, (K, 1))
+    min_step = np.array([0.05, 0.05, 0.05, 0.1, 0.1])
+    lim = np.array([spacing_mm, spacing_mm, np.inf, tilt_deg, tilt_deg])
+    dims = [0, 1, 2] + ([3, 4] if tilt_deg > 0 else [])
+    active = np.ones(K, bool)
+    it = 0
+    while active.any() and it < 200:
+        it += 1
+        progress.update(min(0.99, it / 60), f"refining {int(active.sum())} candidates")
+        ks = np.flatnonzero(active)
+        trial, owner = [], []
+        for kk in ks:
+            for d in dims:
+                for sgn in (1.0, -1.0):
+                    t = x[kk].copy()
+                    t[d] += sgn * steps[kk, d]
+                    if abs(t[d]) > lim[d] + 1e-9:  # offsets within one spacing, tilts within tilt_deg
+                        continue
+                    trial.append(t)
+                    owner.append(kk)
+        if not trial:
+            break
+        trial = np.array(trial)
+        owner = np.array(owner)
+        s, v, p, lf = ev.evaluate(trial, cidx[owner])
+        for kk in ks:
+            m = np.flatnonzero(owner == kk)
+            j = m[np.argmax(s[m])] if len(m) else None
+            if j is not None and s[j] > best[kk] * (1 + 1e-9) + 1e-30:
+                x[kk], best[kk], vec[:, kk], poses[kk], lifts[kk] = trial[j], s[j], v[:, j], p[j], lf[j]
+            else:
+                steps[kk] /= 2
+                if (steps[kk, dims] < min_step[dims]).all():
+                    active[kk] = False
+    out = []
+    for kk in range(K):
+        c, a = starts[kk]
+        out.append(RefinedPose(pose=poses[kk], score=float(best[kk]), vector=vec[:, kk].copy(), centre_index=int(c),
+                               angle_deg=float(x[kk, 2] % 360.0), offset_mm=(float(x[kk, 0]), float(x[kk, 1])),
+                               tilt_deg=(float(x[kk, 3]), float(x[kk, 4])), lift_mm=float(lifts[kk]),
+                               start_score=float(grid_scores[c, a])))
+    out.sort(key=lambda r: -r.score if np.isfinite(r.score) else np.inf)
+    return out
+
+
+def _final_clearance(ev: _PoseEvaluator, scalp: Surface, r: RefinedPose, distance_mm: float, tol_mm: float = 0.1) -> RefinedPose:
+    """Re-check the refined pose with 1 mm casing points and the exact scalp distance; lift it
+    further (and re-score) where the lattice distance was optimistic."""
+    pose = r.pose.copy()
+    fine = ev.casing.fine
+
+    def clearance(p: np.ndarray) -> float:
+        w = fine @ p[:3, :3].T + p[:3, 3]
+        d = ev.sdf.sample(w)
+        return exact_clearance(scalp, w[d <= d.min() + 1.5])  # the lattice distance is within 0.2 mm
+
+    clear = clearance(pose)
+    extra = 0.0
+    for _ in range(5):
+        if clear >= distance_mm - tol_mm:
+            break
+        delta = distance_mm - clear + 0.02
+        extra += delta
+        pose[:3, 3] -= delta * pose[:3, 2]
+        clear = clearance(pose)
+    if extra:
+        vec = rc.pose_functionals(ev.lattice, ev.coil, pose[None, :3, :3], pose[None, :3, 3])[:, 0]
+        r = RefinedPose(pose=pose, score=float(ev.objective.score(vec[:, None])[0]), vector=vec,
+                        centre_index=r.centre_index, angle_deg=r.angle_deg, offset_mm=r.offset_mm, tilt_deg=r.tilt_deg,
+                        lift_mm=r.lift_mm + extra, start_score=r.start_score)
+    r.clearance_mm = float(clear)
+    return r
+
+
+def fine_search(src: rc.ReciprocalSources, coil, grid: PlacementGrid, scalp: Surface, objective: Objective, *,
+                distance_mm: float, max_lift_mm: float = 20.0, refine: bool = True, tilt_deg: float = 5.0,
+                n_refine: int = 8, aux_spacing_mm: float = 2.0, world_grid_mm: float = 1.5, eps: float = 1e-3,
+                casing_spacing_mm: float = 3.0, progress: Progress | None = None) -> FineSearch:
+    """Collision-free placement, reciprocity scores of every grid placement and refinement (see
+    the module docstring). ``src`` holds the target's (and the avoid region's) reciprocal sources."""
+    progress = ensure_progress(progress)
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    casing = CasingModel.of(coil, casing_spacing_mm)
+    entry = grid.scalp_points[int(np.argmin(np.linalg.norm(grid.offsets_mm, axis=1)))]
+    n0 = grid.normals[int(np.argmin(np.linalg.norm(grid.offsets_mm, axis=1)))]
+    radius = float(np.linalg.norm(grid.offsets_mm, axis=1).max()) if grid.n_centres else 0.0
+    progress.update(0.0, "scalp distance field")
+    sdf = search_field(scalp, entry, n0, casing, radius_mm=radius, max_lift_mm=max_lift_mm,
+                       tilt_deg=tilt_deg if refine else 0.0)
+    timings["distance_field"] = time.perf_counter() - t0
+    # 1. collision-free lifts of every placement
+    t1 = time.perf_counter()
+    R = grid.rotations()
+    frames = np.ascontiguousarray(R[:, 0])
+    Q = np.einsum("ji,ajk->aik", frames[0], R[0])
+    if not np.allclose(np.einsum("cij,ajk->caik", frames, Q), R, atol=1e-9):
+        raise NavigatorError("handle angles are not one rotation about the coil axis at every centre (internal error)")
+    del R
+    progress.update(0.02, f"placing {grid.n_placements:,} coils collision-free")
+    lifts, mind, placed = place_lifts_grid(sdf, casing, frames, grid.centres, Q, distance_mm,
+                                           max_lift_mm=max_lift_mm)
+    timings["collision"] = time.perf_counter() - t1
+    n_unplaced = int((~placed).sum())
+    if not placed.any():
+        raise NavigatorError(f"no candidate placement keeps the coil casing {distance_mm:g} mm outside the scalp "
+                             f"within a lift of {max_lift_mm:g} mm")
+    # 2. the world lattice of B: box over every coil dipole of every placement (and the refinement)
+    t2 = time.perf_counter()
+    rs = float(np.sqrt((coil.dipole_positions[:, :2] ** 2).sum(axis=1)).max()) if coil.n_dipoles else 0.0
+    pad = rs * math.sin(math.radians(tilt_deg if refine else 0.0)) + max_lift_mm + 20.0
+    lo = grid.centres.min(axis=0) - rs - pad
+    hi = grid.centres.max(axis=0) + rs + pad
+    lattice = rc.FieldLattice(src, lo, hi, world_grid_mm, eps=eps)
+    vec, ginfo = rc.lifted_grid_functionals(lattice, coil, frames, grid.centres, Q, lifts, placed,
+                                            aux_spacing_mm=aux_spacing_mm, progress=progress.sub(0.05, 0.85, "scores"))
+    scores = objective.score(vec)
+    scores = np.where(placed, scores, np.nan)
+    timings["scores"] = time.perf_counter() - t2
+    flat = np.where(np.isfinite(scores), scores, -np.inf)
+    best_grid = tuple(int(i) for i in np.unravel_index(int(np.argmax(flat)), scores.shape))
+    # 3. refinement
+    t3 = time.perf_counter()
+    ev = _PoseEvaluator(grid, lattice, coil, casing, sdf, objective, distance_mm, max_lift_mm)
+    spacing = _grid_spacing(grid)
+    astep = float(np.diff(grid.angles_deg).min()) if grid.n_angles > 1 else 10.0
+    if refine:
+        starts = _candidates(scores, grid, n_refine, min_sep_mm=max(3.0, 3 * spacing), min_sep_deg=max(10.0, 5 * astep))
+        fmm_before = lattice.timings["fmm_calls"]
+        refined = _refine(ev, starts, scores, tilt_deg=float(tilt_deg), spacing_mm=spacing, angle_step_deg=astep,
+                          progress=progress.sub(0.85, 0.97, "refine"))
+        extra_fmm = lattice.timings["fmm_calls"] - fmm_before
+    else:
+        c, a = best_grid
+        p = np.array([[0.0, 0.0, grid.angles_deg[a], 0.0, 0.0]])
+        s, v, poses, lf = ev.evaluate(p, np.array([c]))
+        refined = [RefinedPose(pose=poses[0], score=float(s[0]), vector=v[:, 0], centre_index=c,
+                               angle_deg=float(grid.angles_deg[a]), offset_mm=(0.0, 0.0), tilt_deg=(0.0, 0.0),
+                               lift_mm=float(lf[0]), start_score=float(scores[c, a]))]
+        extra_fmm = 0
+    # the exact casing check on every refined candidate (1 mm points, scalp triangles), then the best
+    refined = [_final_clearance(ev, scalp, r, distance_mm) for r in refined]
+    refined.sort(key=lambda r: -r.score if np.isfinite(r.score) else np.inf)
+    timings["refine"] = time.perf_counter() - t3
+    timings["total"] = time.perf_counter() - t0
+    n_placed = int(placed.sum())
+    info = {
+        "n_placements": grid.n_placements, "n_centres": grid.n_centres, "n_angles": grid.n_angles,
+        "spacing_mm": spacing, "angle_step_deg": astep,
+        "n_placed": n_placed, "n_not_placed": n_unplaced,
+        "n_lifted_over_0.5mm": int((placed & (lifts > 0.5)).sum()),
+        "max_lift_mm": float(lifts[placed].max()), "casing": casing.source, "casing_points": len(casing.coarse),
+        "coil_dipoles": coil.n_dipoles, "aux_nodes": ginfo["aux_nodes"], "lift_levels": ginfo["lift_levels"],
+        "lattice_nodes": int(lattice.timings["nodes"]), "fmm_calls": int(lattice.timings["fmm_calls"]),
+        "refine": {"enabled": bool(refine), "candidates": len(refined), "tilt_max_deg": float(tilt_deg),
+                   "evaluations": ev.n_eval, "extra_fmm_calls": int(extra_fmm),
+                   "grid_best_score": float(scores[best_grid]), "refined_best_score": refined[0].score},
+        "timings_s": {**timings, "scores_detail": ginfo["timings_s"], "fmm": lattice.timings["fmm_s"]},
+        "placements_per_s_scoring": grid.n_placements / max(timings["collision"] + timings["scores"], 1e-9),
+    }
+    return FineSearch(grid, scores, vec, lifts, placed, best_grid, refined, objective, casing, info)
+
+
+def _grid_spacing(grid: PlacementGrid) -> float:
+    """The centre spacing of a grid (smallest non-zero offset difference), mm."""
+    off = grid.offsets_mm
+    if len(off) < 2:
+        return 1.0
+    from scipy.spatial import cKDTree
+
+    d, _ = cKDTree(off).query(off, k=2)
+    return float(np.median(d[:, 1]))
