@@ -636,7 +636,8 @@ def build_live_field(head: Head, coil: Coil, target: ResolvedTarget, *, sigma: n
     rho = float(np.linalg.norm(src[:, :2], axis=1).max()) if len(src) else 0.0
     ha = float(s.a_spacing_mm)
     lift = rho * math.sin(math.radians(s.max_tilt_deg)) + 10.0
-    a_lo = np.array([-rho - s.a_margin_mm, -rho - s.a_margin_mm, min(float(src[:, 2].min()) if len(src) else 0.0, 0.0) - lift])
+    z_top = min(float(src[:, 2].min()) if len(src) else 0.0, 0.0) - lift
+    a_lo = np.array([-rho - s.a_margin_mm, -rho - s.a_margin_mm, z_top])
     a_hi = np.array([rho + s.a_margin_mm, rho + s.a_margin_mm, s.a_depth_mm])
     a_shape = np.ceil((a_hi - a_lo) / ha).astype(int) + 1
     axes = [a_lo[i] + ha * np.arange(a_shape[i]) for i in range(3)]
@@ -711,10 +712,10 @@ def build_live_field(head: Head, coil: Coil, target: ResolvedTarget, *, sigma: n
     timings["node_selection"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
     info = {"rank": r, "n_samples": len(poses), "singular_values": sv.tolist(),
-            "sample_residual": float(energy[r - 1]) if r >= 1 else 1.0, "cg_iterations": iters, "adjoint_cg_iterations": adj_iters,
-            "source_nodes": int(len(keep)), "source_points": src_kind, "a_lattice_shape": list(map(int, A.shape[:3])),
-            "region_vertices": int(len(region)), "timings_s": timings, "settings": asdict(s), "coil": coil.name,
-            "target": target.name}
+            "sample_residual": float(energy[r - 1]) if r >= 1 else 1.0, "cg_iterations": iters,
+            "adjoint_cg_iterations": adj_iters, "source_nodes": int(len(keep)), "source_points": src_kind,
+            "a_lattice_shape": list(map(int, A.shape[:3])), "region_vertices": int(len(region)),
+            "timings_s": timings, "settings": asdict(s), "coil": coil.name, "target": target.name}
     progress.update(1.0, "live field ready")
     pre = LivePrecomputation(region_vertices=region, region_points_mm=pts, region_normals=normals,
                              target_point_mm=tp, target_vertices=tv, target_weights=tw, U=U,
