@@ -84,6 +84,7 @@ class Controller:
         self.live = LiveStatus()
         #: settings of the live field precomputation (None: the engine's defaults)
         self.live_settings = None
+        self._compare_memo: dict[tuple, tuple] = {}  # live fields of the comparison poses (worker thread only)
         self.last_plan_path: Path | None = None
         self.last_export: Path | None = None
         self._restoring = False
@@ -518,6 +519,7 @@ class Controller:
 
         def done(engine) -> None:
             self.live.engine, self.live.engine_key = engine, key
+            self._compare_memo = {}
             self._start_worker()
             self.live.compare = self.comparison_poses()
             self.request_live()
@@ -549,6 +551,7 @@ class Controller:
     def forget_engine(self) -> None:
         """Drop the engine (subject, coil or target changed); live mode must be started again."""
         self.stop_live()
+        self._compare_memo = {}
         self.live.engine = self.live.engine_key = None
 
     def request_live(self) -> None:
@@ -567,6 +570,12 @@ class Controller:
         fields: dict[str, Any] = {}
         reasons: dict[str, str] = {}
         for name, pose in (("current", req.pose), *req.extra.items()):
+            memo = (name, pose.tobytes(), float(req.didt_a_per_s))
+            if name != "current" and memo in self._compare_memo:  # the comparison poses stay put
+                fields[name], why = self._compare_memo[memo]
+                if why is not None:
+                    reasons[name] = why
+                continue
             why = eng.validity.why_outside(pose)
             fields[name] = None
             if why is None:
@@ -576,6 +585,8 @@ class Controller:
                     why = str(exc)
             if why is not None:
                 reasons[name] = why
+            if name != "current":
+                self._compare_memo[memo] = (fields[name], why)
         t1 = time.perf_counter()
         return LiveResult(req.seq, fields, t1 - t0, t1 - req.submitted, reasons)
 

@@ -186,6 +186,8 @@ class MainWindow(QMainWindow):
         self.views_split.setObjectName("viewsSplit")
         self.views_split.addWidget(self.top_split)
         self.views_split.addWidget(self.bottom_split)
+        for split in (self.top_split, self.bottom_split, self.views_split):
+            split.setChildrenCollapsible(False)  # a restored layout never hides a view
 
     def _build_panels(self) -> None:
         self.tabs = QTabWidget()
@@ -475,6 +477,8 @@ class MainWindow(QMainWindow):
             v = s.value(f"splitters/{split.objectName()}")
             if v is not None:
                 split.restoreState(v)
+            elif split is not self.main_split:  # first start: the four views share the space equally
+                split.setSizes([10_000, 10_000])
         coil = s.value("coil")
         if coil:
             try:

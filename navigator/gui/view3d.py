@@ -187,6 +187,7 @@ class View3D(QWidget):
             return
         poly = _polydata(cortex)
         self._cortex_poly = poly
+        self._cortex_title = title if scalars is not None else None
         if scalars is None:
             self.plotter.add_mesh(poly, color="#d9c4b8", name="cortex", smooth_shading=True, pickable=True, render=False)
         else:
@@ -207,7 +208,8 @@ class View3D(QWidget):
         vals = np.asarray(values, float)
         poly = self._cortex_poly
         actor = self.plotter.actors.get("cortex")
-        if poly is None or actor is None or "field" not in poly.point_data or poly.n_points != len(vals):
+        if (poly is None or actor is None or "field" not in poly.point_data or poly.n_points != len(vals)
+                or getattr(self, "_cortex_title", None) != title):
             self.set_cortex_field(cortex, vals, title, clim)
             return
         poly.point_data["field"][:] = vals

@@ -251,8 +251,9 @@ class TmsPanel(QWidget):
                 t.setText(f"{f.target_magnitude:.3g} V/m")
                 m.setText(f"{float(np.nanmax(f.magnitude)):.3g} V/m")
         if result is not None:
-            self.live_info.setText(f"LIVE APPROXIMATION: {1000 * result.seconds:.0f} ms per update "
-                                   f"(compared poses included); Simulate gives the full FEM result")
+            self.live_info.setText(f"LIVE APPROXIMATION: {1000 * result.seconds:.0f} ms for the last update "
+                                   f"(the compared poses are evaluated once per intensity); Simulate gives the "
+                                   f"full FEM result")
         else:
             self.live_info.setText("live approximation of the field (cortex within ~40 mm of the target); "
                                    "Simulate gives the full FEM result")
