@@ -45,7 +45,7 @@ class ScalpDistanceField:
 
     @classmethod
     def build(cls, scalp: Surface, origin: np.ndarray, axes: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-              h_mm: float = 1.5, sample_mm: float = 0.7, band_mm: float = 25.0) -> ScalpDistanceField:
+              h_mm: float = 2.0, sample_mm: float = 0.7, band_mm: float = 25.0) -> ScalpDistanceField:
         """Signed distance on the box ``lo..hi`` (mm, in the frame ``axes`` (3x3 columns) at
         ``origin``). Distances are to points on the scalp triangles at most ``sample_mm`` apart
         (error below ``sample_mm**2 / (8 d)`` at distance d, 0.015 mm at 4 mm), exact up to
@@ -168,7 +168,7 @@ class CasingModel:
 
 
 def search_field(scalp: Surface, entry: np.ndarray, normal: np.ndarray, casing: CasingModel, *, radius_mm: float,
-                 max_lift_mm: float, tilt_deg: float = 0.0, h_mm: float = 1.5) -> ScalpDistanceField:
+                 max_lift_mm: float, tilt_deg: float = 0.0, h_mm: float = 2.0) -> ScalpDistanceField:
     """A :class:`ScalpDistanceField` covering every casing point of placements whose centres lie
     within ``radius_mm`` of ``entry`` (outward ``normal``), lifted by up to ``max_lift_mm`` and
     tilted by up to ``tilt_deg``."""
@@ -213,14 +213,20 @@ def place_lifts_grid(field: ScalpDistanceField, casing: CasingModel, frames: np.
                                      float(distance_mm), float(tol_mm), float(max_lift_mm), FAR_MM)
 
 
-def exact_clearance(scalp: Surface, points_world: np.ndarray, k: int = 12) -> float:
+def exact_clearance(scalp: Surface, points_world: np.ndarray, k: int = 12, max_points: int = 1500) -> float:
     """Minimum signed distance (mm, > 0 outside) of world points to the scalp triangles (exact
-    closest points; the sign from the closest face's normal)."""
+    closest points; the sign from the closest face's normal). Only the points whose nearest
+    scalp vertex is within the longest scalp edge of the nearest one can hold the minimum (at
+    most ``max_points`` of them, the nearest)."""
     from navigator.targets.geometry import SurfaceQuery
 
     q = SurfaceQuery(scalp)
     d_near, _ = q.tree.query(points_world)
-    sel = d_near <= d_near.min() + 3.0  # only points near the minimum matter (vertex vs face distance)
+    tri = scalp.vertices[scalp.faces]
+    edge = float(np.percentile(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2), 99))
+    sel = np.flatnonzero(d_near <= d_near.min() + edge)
+    if len(sel) > max_points:
+        sel = sel[np.argsort(d_near[sel])[:max_points]]
     cp, face = q.closest_point(points_world[sel], k=k)
     fn = scalp.face_normals()[face]
     diff = points_world[sel] - cp

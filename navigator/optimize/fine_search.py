@@ -203,15 +203,24 @@ def _prefetch(ev: _PoseEvaluator, cidx: np.ndarray, x0: np.ndarray, spacing_mm: 
     the dipoles of poses at the corners of its search box."""
     import itertools
 
-    t = [-tilt_deg, 0.0, tilt_deg] if tilt_deg > 0 else [0.0]
+    from scipy import ndimage
+
+    from navigator.optimize.kernels import mark_cells
+
+    t = list(np.linspace(-tilt_deg, tilt_deg, 5)) if tilt_deg > 0 else [0.0]
     corners = np.array(list(itertools.product([-spacing_mm, 0.0, spacing_mm], [-spacing_mm, 0.0, spacing_mm],
-                                              [-2 * angle_step_deg, 0.0, 2 * angle_step_deg], t, t)))
-    params = (x0[:, None, :] + corners[None]).reshape(-1, 5)
-    owners = np.repeat(cidx, len(corners))
-    R, T, lifts, placed = ev.poses(params, owners)
-    trans = T - lifts[:, None] * R[:, :, 2]
-    pts = (np.einsum("pij,dj->pdi", R[placed], ev.coil.dipole_positions) + trans[placed, None, :]).reshape(-1, 3)
-    ev.lattice.ensure(pts)
+                                              np.linspace(-angle_step_deg, angle_step_deg, 5), t, t)))
+    lat = ev.lattice
+    mask = lat.new_mask()
+    for k in range(len(cidx)):
+        params = x0[k][None, :] + corners
+        R, T, lifts, placed = ev.poses(params, np.full(len(params), cidx[k]))
+        trans = T - lifts[:, None] * R[:, :, 2]
+        pts = (np.einsum("pij,dj->pdi", R[placed], ev.coil.dipole_positions) + trans[placed, None, :]).reshape(-1, 3)
+        mark_cells(np.ascontiguousarray(pts), lat.origin, lat.h, lat.shape, mask)
+    # one node more around them: the poses between the samples stay inside
+    mask = ndimage.binary_dilation(mask.reshape(tuple(lat.shape))).ravel()
+    lat.evaluate_marked(mask)
 
 
 def _refine(ev: _PoseEvaluator, starts: list[tuple[int, int]], grid_scores: np.ndarray, *, tilt_deg: float,
@@ -226,7 +235,8 @@ def _refine(ev: _PoseEvaluator, starts: list[tuple[int, int]], grid_scores: np.n
     step = np.array([spacing_mm / 2, spacing_mm / 2, angle_step_deg / 2, max(tilt_deg / 2, 1e-9), max(tilt_deg / 2, 1e-9)])
     steps = np.tile(step, (K, 1))
     min_step = np.array([0.05, 0.05, 0.05, 0.1, 0.1])
-    lim = np.array([spacing_mm, spacing_mm, np.inf, tilt_deg, tilt_deg])
+    lim = np.array([spacing_mm, spacing_mm, angle_step_deg, tilt_deg, tilt_deg])  # around the start
+    x_start = x.copy()
     dims = [0, 1, 2] + ([3, 4] if tilt_deg > 0 else [])
     active = np.ones(K, bool)
     it = 0
@@ -240,7 +250,7 @@ def _refine(ev: _PoseEvaluator, starts: list[tuple[int, int]], grid_scores: np.n
                 for sgn in (1.0, -1.0):
                     t = x[kk].copy()
                     t[d] += sgn * steps[kk, d]
-                    if abs(t[d]) > lim[d] + 1e-9:  # offsets within one spacing, tilts within tilt_deg
+                    if abs(t[d] - x_start[kk, d]) > lim[d] + 1e-9:  # within one grid step / tilt_deg
                         continue
                     trial.append(t)
                     owner.append(kk)
