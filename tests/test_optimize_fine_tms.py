@@ -63,7 +63,9 @@ def test_fine_search_agrees_with_direct_fem(head, small_coil):
     direct = np.linalg.norm(direct_functionals(system, small_coil, poses, roi, np.eye(3)), axis=0)
     rec = np.array([fs.scores[p] for p in picks] + [fs.best.score])
     assert np.abs(rec - direct).max() < 0.01 * direct.max(), (rec, direct)
-    assert fs.best.score >= 0.995 * np.nanmax(fs.scores)
+    # grid lifts under 0.1 mm count as 0 (casing up to 0.1 mm closer than asked), the refined
+    # pose sits at the distance: it may score a little below the grid's best, never much
+    assert fs.best.score >= 0.99 * np.nanmax(fs.scores)
     assert abs(fs.best.tilt_deg[0]) <= 4.0 + 1e-9 and abs(fs.best.tilt_deg[1]) <= 4.0 + 1e-9
     assert fs.best.clearance_mm == pytest.approx(4.0, abs=0.15)
 

@@ -146,6 +146,10 @@ class CasingModel:
         surfaces, source = coil_casing(coil)
         fine = surface_samples(surfaces, 1.0)
         coarse = thin_points(surface_samples(surfaces, spacing_mm), spacing_mm)
+        # parts of the casing facing away from the head (outward normal within 45 degrees of -z,
+        # e.g. the top face) are never the first to touch it; the final check uses every point
+        facing = _facing_head(surfaces, coarse)
+        coarse = coarse[facing] if facing.any() else coarse
         key = np.floor(coarse / group_mm).astype(np.int64)
         _, inv = np.unique(key, axis=0, return_inverse=True)
         inv = inv.ravel()
@@ -165,6 +169,19 @@ class CasingModel:
     @property
     def z_range(self) -> tuple[float, float]:
         return float(self.fine[:, 2].min()), float(self.fine[:, 2].max())
+
+
+def _facing_head(surfaces: list[Surface], points: np.ndarray) -> np.ndarray:
+    """(N,) True where the nearest casing face's outward normal does not point away from the
+    head (n_z > -0.7; coil frame z into the head)."""
+    from scipy.spatial import cKDTree
+
+    cen = np.concatenate([s.vertices[s.faces].mean(axis=1) for s in surfaces])
+    nz = np.concatenate([s.face_normals()[:, 2] for s in surfaces])
+    _, idx = cKDTree(cen).query(points)
+    # points on edges between a top face and a side wall: keep (the rim can touch)
+    near = cKDTree(cen).query_ball_point(points, r=2.0)
+    return np.array([nz[i] > -0.7 or (nz[n] > -0.7).any() for i, n in zip(idx, near)])
 
 
 def search_field(scalp: Surface, entry: np.ndarray, normal: np.ndarray, casing: CasingModel, *, radius_mm: float,

@@ -310,7 +310,7 @@ def _final_clearance(ev: _PoseEvaluator, scalp: Surface, r: RefinedPose, distanc
 
 def fine_search(src: rc.ReciprocalSources, coil, grid: PlacementGrid, scalp: Surface, objective: Objective, *,
                 distance_mm: float, max_lift_mm: float = 20.0, refine: bool = True, tilt_deg: float = 5.0,
-                n_refine: int = 8, aux_spacing_mm: float = 2.0, world_grid_mm: float = 1.5, eps: float = 1e-3,
+                n_refine: int = 8, aux_spacing_mm: float = 2.0, world_grid_mm: float = 2.0, eps: float = 1e-3,
                 casing_spacing_mm: float = 3.0, progress: Progress | None = None) -> FineSearch:
     """Collision-free placement, reciprocity scores of every grid placement and refinement (see
     the module docstring). ``src`` holds the target's (and the avoid region's) reciprocal sources."""
@@ -336,6 +336,9 @@ def fine_search(src: rc.ReciprocalSources, coil, grid: PlacementGrid, scalp: Sur
     progress.update(0.02, f"placing {grid.n_placements:,} coils collision-free")
     lifts, mind, placed = place_lifts_grid(sdf, casing, frames, grid.centres, Q, distance_mm,
                                            max_lift_mm=max_lift_mm)
+    # lifts within 0.1 mm of the along-normal position count as 0: one lift level for the
+    # centres of a convex region (the casing then sits within 0.15 mm of the distance)
+    lifts = np.where(np.abs(lifts) < 0.1, 0.0, lifts)
     timings["collision"] = time.perf_counter() - t1
     n_unplaced = int((~placed).sum())
     if not placed.any():

@@ -384,7 +384,7 @@ def lifted_grid_functionals(lattice: FieldLattice, coil, frames: np.ndarray, cen
     C, A = lifts.shape
     k = lattice.k
     aux = auxiliary_dipoles(coil.dipole_positions, coil.dipole_moments, Q, aux_spacing_mm)
-    W = np.ascontiguousarray(aux.weights.reshape(A, -1).T)  # (3G, A)
+    W = np.ascontiguousarray(aux.weights.reshape(A, -1).T, dtype=np.float32)  # (3G, A); float32 GEMM
     nodes = np.ascontiguousarray(aux.nodes_mm)
     t_aux = time.perf_counter() - t0
     # lift levels per centre: floor(lift/step) .. floor(max)+1
@@ -394,7 +394,7 @@ def lifted_grid_functionals(lattice: FieldLattice, coil, frames: np.ndarray, cen
     lo = np.zeros(C, np.int64)
     hi = np.zeros(C, np.int64)
     lo[has] = np.floor(np.nanmin(f[has], axis=1)).astype(np.int64)
-    hi[has] = np.floor(np.nanmax(f[has], axis=1)).astype(np.int64) + 1
+    hi[has] = np.ceil(np.nanmax(f[has], axis=1)).astype(np.int64)  # one level when every lift is on it
     n_lev = np.where(has, hi - lo + 1, 0)
     pair_centre = np.repeat(np.arange(C), n_lev)
     first = np.concatenate([[0], np.cumsum(n_lev)[:-1]])
@@ -424,7 +424,7 @@ def lifted_grid_functionals(lattice: FieldLattice, coil, frames: np.ndarray, cen
             raise NavigatorError("auxiliary nodes without reciprocal field values (internal error)")
         tg = time.perf_counter()
         for j in range(k):
-            level_scores[j, s:s + chunk_pairs] = Bn[:, j, :] @ W
+            level_scores[j, s:s + chunk_pairs] = Bn[:, j, :].astype(np.float32) @ W
         t_gemm += time.perf_counter() - tg
         t_interp += tg - ti
     # interpolate between the levels around each placement's lift
@@ -433,8 +433,9 @@ def lifted_grid_functionals(lattice: FieldLattice, coil, frames: np.ndarray, cen
     l0 = np.floor(fl).astype(np.int64)
     t = fl - l0
     row0 = first[cc] + (l0 - lo[cc])
+    row1 = np.minimum(row0 + 1, first[cc] + n_lev[cc] - 1)  # t = 0 on a centre's top level
     for j in range(k):
-        vec[j, cc, aa] = -float(didt) * ((1 - t) * level_scores[j, row0, aa] + t * level_scores[j, row0 + 1, aa])
+        vec[j, cc, aa] = -float(didt) * ((1 - t) * level_scores[j, row0, aa] + t * level_scores[j, row1, aa])
     progress.update(1.0, "placements scored")
     info = {"aux_nodes": len(nodes), "lift_levels": int(len(pair_centre)), "lift_step_mm": step,
             "lattice_nodes": int(lattice.timings["nodes"]),

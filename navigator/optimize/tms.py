@@ -249,7 +249,7 @@ class TmsSearch:
     rmt_percent_mso: float | None = None
     hotspot: str | None = None
     aux_spacing_mm: float = 2.0
-    world_grid_mm: float = 1.5
+    world_grid_mm: float = 2.0
     nifti: bool = True
 
     #: the short names of batch configuration files and the GUI -> attribute
