@@ -199,3 +199,18 @@ def test_medial_cortex_next_to_the_falx_stays_grey_matter():
     without, _ = head_labels.labels_from_mixture(mix, t1, 1.0, post)
     assert (with_band[pv] == 2).all(), np.unique(with_band[pv], return_counts=True)
     assert (without[pv] == 3).mean() > 0.9
+
+
+def test_t1_only_dura_on_the_inner_table_is_not_csf():
+    """T1 only: a dura layer (darker than CSF, brighter than bone) between the CSF and the inner
+    table, inside the atlas's CSF: it is not CSF (its conductivity is far below CSF's); the
+    intracranial space ends at the CSF."""
+    layers = [("wm", 12, 0.9, 0), ("gm", 16, 0.6, 0), ("csf", 19, 0.17, 0), ("csf", 20, 0.1, 0),
+              ("skull", 24, 0.02, 0), ("soft", 29, 0.75, 0)]
+    t1, _, priors, layer, head = _layered_head(layers, shift=0.0, blur=0.6)
+    mix = head_mixture.fit_head_mixture(t1, priors, head)
+    labels, ic = head_labels.labels_from_mixture(mix, t1, 1.0, priors)
+    dura = layer == 3
+    assert (labels[dura] == 3).mean() < 0.2, np.unique(labels[dura], return_counts=True)
+    truth = (layer >= 0) & (layer <= 2)
+    assert abs(ic.sum() / truth.sum() - 1) < 0.05, ic.sum() / truth.sum()

@@ -11,6 +11,7 @@ probable admissible class rather than a fixed one:
   among skull, soft tissue and air;
 * along the falx (mid-sagittal band from the registration) the medial cortex is decided
   against the dura's level, not CSF's;
+* T1 only: CSF voxels on the skull darker than pure CSF are dura, given to the skull;
 * with a T2, CSF ends at the T2's 50 % partial-volume level between CSF and bone (the T1
   cannot tell CSF from a blurred inner table);
 * the intracranial space (brain + CSF, holes filled) is surrounded by skull: non-bone voxels
@@ -104,6 +105,25 @@ def _medial_cortex(cls: np.ndarray, mix: HeadMixture, t1: np.ndarray, falx: np.n
     cls[falx & (cls == _IDX["csf"]) & near_gm & (t1 >= 0.5 * (gm + bone))] = _IDX["gm"]
 
 
+def _dura_layer(cls: np.ndarray, t1: np.ndarray) -> None:
+    """T1 only: CSF voxels on the skull that are darker than pure CSF are the dura (in place).
+
+    The dura mater (about 1 mm, lining the inner table) is as dark as CSF or darker on a T1, so
+    the CSF/bone midpoint leaves it in the CSF: the CSF layer one voxel too thick all around,
+    the intracranial volume ~3 % too large and the skull too thin (Colin27). The dura's
+    conductivity is far below CSF's, so a voxel holding dura or bone is not CSF: CSF voxels
+    touching the skull whose T1 is below the pure-CSF level (the interior of the CSF class)
+    become skull. With a T2 the T2's CSF/bone level places this boundary instead.
+    """
+    csf = cls == _IDX["csf"]
+    core = ndi.binary_erosion(csf, structure=_SIX)
+    if core.sum() < 1000:
+        return
+    level = float(np.median(t1[core]))
+    on_skull = ndi.binary_dilation(cls == _IDX["skull"], structure=_SIX)
+    cls[csf & on_skull & (t1 < level)] = _IDX["skull"]
+
+
 def _csf_t2_boundary(cls: np.ndarray, mix: HeadMixture, t2: np.ndarray) -> None:
     """With a T2, CSF ends where the T2 falls below half-way between pure CSF and bone (in place).
 
@@ -150,6 +170,8 @@ def labels_from_mixture(mix: HeadMixture, t1: np.ndarray, spacing: float,
         _medial_cortex(cls, mix, t1, falx)
     if t2 is not None:
         _csf_t2_boundary(cls, mix, t2)
+    else:
+        _dura_layer(cls, t1)
 
     def best_among(mask: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
         """Most probable of ``names`` at the voxels of ``mask`` (class indices)."""
