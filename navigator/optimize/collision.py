@@ -230,17 +230,30 @@ def place_lifts_grid(field: ScalpDistanceField, casing: CasingModel, frames: np.
                                      float(distance_mm), float(tol_mm), float(max_lift_mm), FAR_MM)
 
 
+_QUERIES: dict[int, tuple[Surface, object, float]] = {}
+
+
+def _query(scalp: Surface):
+    """A cached closest-point query on ``scalp`` and its 99th-percentile edge length (mm)."""
+    from navigator.targets.geometry import SurfaceQuery
+
+    hit = _QUERIES.get(id(scalp))
+    if hit is None or hit[0] is not scalp:
+        tri = scalp.vertices[scalp.faces]
+        edge = float(np.percentile(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2), 99))
+        _QUERIES.clear()
+        hit = (scalp, SurfaceQuery(scalp), edge)
+        _QUERIES[id(scalp)] = hit
+    return hit[1], hit[2]
+
+
 def exact_clearance(scalp: Surface, points_world: np.ndarray, k: int = 12, max_points: int = 1500) -> float:
     """Minimum signed distance (mm, > 0 outside) of world points to the scalp triangles (exact
     closest points; the sign from the closest face's normal). Only the points whose nearest
     scalp vertex is within the longest scalp edge of the nearest one can hold the minimum (at
     most ``max_points`` of them, the nearest)."""
-    from navigator.targets.geometry import SurfaceQuery
-
-    q = SurfaceQuery(scalp)
+    q, edge = _query(scalp)
     d_near, _ = q.tree.query(points_world)
-    tri = scalp.vertices[scalp.faces]
-    edge = float(np.percentile(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2), 99))
     sel = np.flatnonzero(d_near <= d_near.min() + edge)
     if len(sel) > max_points:
         sel = sel[np.argsort(d_near[sel])[:max_points]]

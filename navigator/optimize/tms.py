@@ -9,8 +9,14 @@ Objectives (V/m per unit dI/dt, linear in dI/dt):
   ROI-mean of |E| (mean |E| >= |mean E|, equal when E is parallel throughout the ROI); the
   two agree closely for small ROIs (5 mm) where E hardly turns. See ``docs/optimization.md``.
 
-Modes: ``"reciprocity"`` (:mod:`navigator.optimize.reciprocity`, all placements from 1 or 3
-solves) and ``"direct"`` (one FEM solve per placement, for verification).
+With an avoid region (``TmsSearch.avoid`` / ``avoid_mask``) the score is the focality ratio
+target / |ROI-mean E in the avoid region| (three more reciprocal solves).
+
+Modes: ``"reciprocity"`` (:mod:`navigator.optimize.fine_search`: every placement of the fine grid
+placed collision-free and scored from 1 or 3 (+3) solves, the best refined) and ``"direct"``
+(one FEM solve per collision-free placement, for verification on coarse grids).
+:func:`optimize_placement` is the earlier grid-only search (no collision check, no refinement),
+kept for the tests and benchmarks that compare with it.
 """
 
 from __future__ import annotations
