@@ -142,6 +142,12 @@ def align_priors_to_head(subject_tissue: np.ndarray, subject_affine: np.ndarray,
     vox = (subj @ inv_aff[:3, :3].T + inv_aff[:3, 3]).T
     moving = ndi.map_coordinates(ndi.gaussian_filter(subject_tissue, 0.5), vox, order=1, mode="constant",
                                  cval=0.0).reshape(shape).astype(np.float32)
+    # beyond the image's field of view (a clipped cerebellum or vertex, a cut neck) the subject is
+    # unknown, not air: there the atlas is matched to itself, so the demons do not pull the
+    # priors away from a head that simply ends at the image border
+    hi = np.array(subject_tissue.shape, float)[:, None] - 1.0
+    outside = ((vox < 0.0) | (vox > hi)).any(axis=0).reshape(shape)
+    moving[outside] = fixed[outside]
     disp = demons_on_grid(fixed, moving, spacing, iterations, smoothing_mm, progress=progress)
     # the correction is itself a map MNI -> MNI: identity affine plus the inverted field
     correction = Registration(np.eye(4), reg.grid_affine, disp, invert_displacement(disp, spacing))
