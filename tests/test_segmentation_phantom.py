@@ -135,8 +135,8 @@ def test_head_priors_method_on_colin27():
     print("Colin27 head-priors:", dice, score.icv_difference, score.vault_skull_dice, score.thickness_difference_mm)
     assert res.metrics["topology"]["all_passed"], res.metrics["topology"]
     assert dice["scalp"] >= 0.89 and dice["WM"] >= 0.88 and dice["GM"] >= 0.83, dice
-    assert score.vault_skull_dice >= 0.74, score.vault_skull_dice
-    assert abs(score.icv_difference) <= 0.04 and score.intracranial_dice >= 0.95, (score.icv_difference,
+    assert score.vault_skull_dice >= 0.77, score.vault_skull_dice
+    assert abs(score.icv_difference) <= 0.03 and score.intracranial_dice >= 0.95, (score.icv_difference,
                                                                                    score.intracranial_dice)
     assert res.metrics["medial_cortex"]["gm_fraction"] >= 0.55, res.metrics["medial_cortex"]
-    assert abs(score.thickness_difference_mm) <= 1.0, score.thickness_difference_mm
+    assert abs(score.thickness_difference_mm) <= 0.6, score.thickness_difference_mm
