@@ -37,6 +37,8 @@ _IDX = {n: i for i, n in enumerate(CLASSES)}
 #: SimNIBS label of each prior class (skull split into 7/8 afterwards).
 _TO_LABEL = {"background": 0, "wm": WM, "gm": GM, "deep_gm": GM, "csf": CSF, "skull": COMPACT_BONE,
              "soft": SCALP, "eyes": EYES}
+#: Skull prior above which a dark valley of the T1 can be a blurred table (:func:`_thin_tables`):
+#: low, because the atlas's skull band is itself blurred and can sit a few mm off this skull.
 TABLE_PRIOR = 0.1
 _SIX = ndi.generate_binary_structure(3, 1)
 _CUBE = np.ones((3, 3, 3), bool)
@@ -247,9 +249,9 @@ def _thin_tables(cls: np.ndarray, t1: np.ndarray, mix: HeadMixture, priors: np.n
     A table one or two voxels thick, blurred by the scanner's point spread, never reaches the
     bone level: it is a valley of the T1 between the diploe and the scalp at about the
     partial-volume level of bone and soft tissue, which the mixture gives to soft tissue. Such
-    valleys (T1 below its grey-level closing by a quarter of the GM-bone contrast, and below
-    the GM-bone midpoint) where the
-    atlas expects skull, outside the intracranial space, become skull.
+    valleys (T1 below its grey-level closing over about 5 mm by a quarter of the GM-bone
+    contrast, and below the GM-bone midpoint) outside the intracranial space, where the atlas
+    gives the skull at least :data:`TABLE_PRIOR`, become skull.
     """
     bone = float(mix.class_mean("skull")[0])
     gm = float(mix.class_mean("gm")[0])

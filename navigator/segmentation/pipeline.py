@@ -105,7 +105,7 @@ def _check_t1(vol: Volume, path: Any) -> None:
 
 def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None = None,
                  params: dict[str, Any] | None = None) -> SegmentationResult:
-    """Segment a whole-head T1 (optionally with a co-registered T2) into SimNIBS labels.
+    """Segment a whole-head T1 (optionally with a T2 of the same subject) into SimNIBS labels.
 
     Both volumes are in scanner RAS mm (as loaded by :func:`navigator.io.images.load_image`);
     the T2 is registered rigidly to the T1 (mutual information; the identity is kept when it
