@@ -13,7 +13,8 @@ Prints, in one run:
 2. the search again step by step (reciprocal solves, fine search): reciprocity vs direct FEM at
    the optimum and at 5 random placements of the grid (relative difference);
 3. a coarse exhaustive direct search (every placement of a sub-grid of the fine grid, one FEM
-   solve each) and the rank of its best placement among the fine search's scores;
+   solve each) and the rank of its best placement among the fine search's scores; and a local
+   one (5 x 5 centres 2 grid steps apart x 3 angles 5 degrees apart around the fine optimum);
 4. throughput side by side: reciprocity placements/s (incl. its solves) vs direct placements/s.
 """
 
@@ -36,6 +37,7 @@ def main() -> None:
     ap.add_argument("--coarse-spacing", type=float, default=12.0, help="coarse direct search centre spacing, mm")
     ap.add_argument("--coarse-angles", default="0,45,90,135",
                     help="coarse direct search handle angles (|mean E| is the same at a and a+180)")
+    ap.add_argument("--local-step", type=int, default=2, help="local direct search: centre step in grid steps")
     ap.add_argument("--skip-command", action="store_true", help="skip step 1 (the whole command)")
     a = ap.parse_args()
 
@@ -123,7 +125,26 @@ def main() -> None:
           f"{grid.angles_deg[cb[1]]:g} deg, direct {dd[j] * 1e6:.4f}) ranks {rank + 1:,} of {len(finite):,} in the fine "
           f"search = top {100 * (rank + 1) / len(finite):.4f} % (fine best grid {np.nanmax(fs.scores) * 1e6:.4f}, "
           f"refined {fs.best.score * 1e6:.4f} V/m per A/us)")
-    dir_rate = len(cand) / t_dir
+    rb = int(np.argmax([fs.scores[c] for c in cand]))
+    print(f"    the fine search's scores of the same {len(cand)} placements pick the same best: {rb == j} "
+          f"(reciprocity {fs.scores[cand[rb]] * 1e6:.4f} vs direct {dd[j] * 1e6:.4f})")
+    # a local coarse exhaustive direct search around the fine optimum: 5 x 5 centres --local-step
+    # grid steps apart x the best angle -+ 5 degrees
+    cbest, abest = fs.best_grid
+    kb = k[cbest]
+    loc = [int(i) for i in range(grid.n_centres)
+           if np.abs(k[i] - kb).max() <= 2 * a.local_step and ((k[i] - kb) % a.local_step == 0).all()]
+    angs = [(abest + d_) % grid.n_angles for d_ in (-5, 0, 5)]
+    cand2 = [(c, ai) for c in loc for ai in angs if fs.placed[c, ai]]
+    t0 = time.perf_counter()
+    dd2 = obj.score(direct_functionals(system, coil, [fs.grid_pose(c, ai) for c, ai in cand2], roi, dirs))
+    t_dir2 = time.perf_counter() - t0
+    j2 = int(np.argmax(dd2))
+    rank2 = int((finite > fs.scores[cand2[j2]]).sum())
+    print(f"[3b] local coarse exhaustive direct search around the fine optimum: {len(cand2)} placements "
+          f"({len(loc)} centres {a.local_step * search.spacing_mm:g} mm apart x 3 angles 5 deg apart) in {t_dir2:.1f} s; "
+          f"its best ranks {rank2 + 1:,} = top {100 * (rank2 + 1) / len(finite):.4f} % of the fine search")
+    dir_rate = (len(cand) + len(cand2)) / (t_dir + t_dir2)
     print(f"[4] throughput in this run: reciprocity {rec_rate:,.0f} placements/s (incl. its {len(dirs)} FEM solves) vs "
           f"direct {dir_rate:.3f} placements/s (one FEM solve each): x{rec_rate / dir_rate:,.0f}")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
