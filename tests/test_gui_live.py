@@ -105,6 +105,14 @@ def test_coil_moves_keep_orientation_relative_to_the_scalp():
     np.testing.assert_allclose(turned[:3, 1], -pose[:3, 0], atol=1e-9)
     tilted = tilt_pose(pose, "x", 8.0)
     assert tilt_degrees(tilted, scalp) == pytest.approx(8.0 + tilt_degrees(pose, scalp), abs=1.0)
+    # the cached scalp geometry gives the library's projections and normals
+    from navigator.gui.live import scalp_geometry
+    from navigator.tms.pose import project_to_surface, smoothed_normal
+
+    g = scalp_geometry(scalp)
+    for q in (np.array([-10.0, 40.0, 80.0]), np.array([50.0, -20.0, 60.0])):
+        np.testing.assert_allclose(g.project(q), project_to_surface(scalp, q), atol=1e-9)
+        np.testing.assert_allclose(g.normal(g.project(q)), smoothed_normal(scalp, g.project(q)), atol=1e-9)
     # moving keeps the tilt relative to the scalp
     assert tilt_degrees(move_pose_to(tilted, scalp, np.array([-10.0, 40.0, 80.0]), 4.0), scalp) == pytest.approx(
         tilt_degrees(tilted, scalp), abs=1.0)

@@ -60,6 +60,7 @@ class LiveResult:
     seconds: float
     latency_s: float = 0.0
     outside: dict[str, str] = field(default_factory=dict)  # pose name -> why it is outside the region
+    submitted: float = 0.0  # time.perf_counter() when the pose was requested
 
 
 @dataclass
@@ -588,7 +589,7 @@ class Controller:
             if name != "current":
                 self._compare_memo[memo] = (fields[name], why)
         t1 = time.perf_counter()
-        return LiveResult(req.seq, fields, t1 - t0, t1 - req.submitted, reasons)
+        return LiveResult(req.seq, fields, t1 - t0, t1 - req.submitted, reasons, req.submitted)
 
     def live_cortex_values(self, live_field, n_vertices: int) -> np.ndarray:
         """|E| (V/m) on the whole middle-GM surface: the engine's region, NaN elsewhere."""

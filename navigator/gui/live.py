@@ -102,6 +102,54 @@ class LatestOnlyWorker:
 
 
 # ------------------------------------------------------------------------------ coil moves
+class ScalpGeometry:
+    """The scalp's closest points and smoothed normals with their search structures built once
+    (the same results as :func:`navigator.tms.pose.project_to_surface` and
+    :func:`~navigator.tms.pose.smoothed_normal`, without rebuilding them at every mouse move)."""
+
+    def __init__(self, surface: Surface):
+        from scipy.spatial import cKDTree
+
+        from navigator.targets.geometry import SurfaceQuery
+
+        self.surface = surface
+        self._query = SurfaceQuery(surface)
+        p = surface.vertices[surface.faces]
+        self._cen = p.mean(axis=1)
+        self._n2a = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])
+        self._tree = cKDTree(self._cen)
+
+    def project(self, point: np.ndarray) -> np.ndarray:
+        return self._query.closest_point(np.asarray(point, float).reshape(1, 3), k=16)[0][0]
+
+    def normal(self, point: np.ndarray, radius_mm: float | None = None) -> np.ndarray:
+        from navigator.tms.pose import NORMAL_SMOOTHING_MM
+
+        r = NORMAL_SMOOTHING_MM if radius_mm is None else radius_mm
+        point = np.asarray(point, float).reshape(3)
+        idx = np.asarray(self._tree.query_ball_point(point, r), int)
+        if len(idx) == 0:
+            idx = np.array([int(self._tree.query(point)[1])])
+        d = np.linalg.norm(self._cen[idx] - point, axis=1)
+        w = np.exp(-0.5 * (d / max(r / 2.0, 1e-6)) ** 2)
+        n = (self._n2a[idx] * w[:, None]).sum(axis=0)
+        return n / max(np.linalg.norm(n), 1e-12)
+
+
+_GEOMETRY: dict[int, ScalpGeometry] = {}
+
+
+def scalp_geometry(scalp: Surface | ScalpGeometry) -> ScalpGeometry:
+    """The cached :class:`ScalpGeometry` of a scalp surface (one per surface object)."""
+    if isinstance(scalp, ScalpGeometry):
+        return scalp
+    g = _GEOMETRY.get(id(scalp))
+    if g is None or g.surface is not scalp:
+        _GEOMETRY.clear()  # one subject at a time
+        g = _GEOMETRY[id(scalp)] = ScalpGeometry(scalp)
+    return g
+
+
 def _rotation(axis: np.ndarray, angle_rad: float) -> np.ndarray:
     a = np.asarray(axis, float)
     a = a / max(np.linalg.norm(a), 1e-12)
@@ -123,17 +171,16 @@ def _align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _rotation(v, np.arctan2(s, c))
 
 
-def move_pose_to(pose: np.ndarray, scalp: Surface, point: np.ndarray, distance_mm: float) -> np.ndarray:
+def move_pose_to(pose: np.ndarray, scalp: Surface | ScalpGeometry, point: np.ndarray, distance_mm: float) -> np.ndarray:
     """The coil moved so that it sits ``distance_mm`` above the scalp point nearest ``point``;
     its orientation is carried along (the smallest rotation turning the old scalp normal into
     the new one), so handle direction and tilt relative to the scalp are kept."""
-    from navigator.tms.pose import project_to_surface, smoothed_normal
-
+    g = scalp_geometry(scalp)
     pose = np.asarray(pose, float)
-    old_sp = project_to_surface(scalp, pose[:3, 3])
-    n_old = smoothed_normal(scalp, old_sp)
-    sp = project_to_surface(scalp, np.asarray(point, float).reshape(3))
-    n_new = smoothed_normal(scalp, sp)
+    old_sp = g.project(pose[:3, 3])
+    n_old = g.normal(old_sp)
+    sp = g.project(np.asarray(point, float).reshape(3))
+    n_new = g.normal(sp)
     R = _align(n_old, n_new)
     out = np.eye(4)
     out[:3, :3] = R @ pose[:3, :3]
@@ -142,7 +189,7 @@ def move_pose_to(pose: np.ndarray, scalp: Surface, point: np.ndarray, distance_m
     return out
 
 
-def nudge_pose(pose: np.ndarray, scalp: Surface, dx_mm: float, dy_mm: float, distance_mm: float) -> np.ndarray:
+def nudge_pose(pose: np.ndarray, scalp: Surface | ScalpGeometry, dx_mm: float, dy_mm: float, distance_mm: float) -> np.ndarray:
     """Slide the coil over the scalp by ``dx_mm`` along its x axis and ``dy_mm`` along its
     handle (y) axis."""
     pose = np.asarray(pose, float)

@@ -156,8 +156,10 @@ class MainWindow(QMainWindow):
         self.state = PlanState(self)
         self.runner = TaskRunner(self)
         self.controller = Controller(self.state, self)
-        self.live_times_ms: list[float] = []
+        self.live_times_ms: list[float] = []  # engine time per live update
+        self.live_latency_ms: list[float] = []  # pose request -> map drawn (engine, queue, UI)
         self.live_shown = 0
+        self.live_skipped = 0  # live results not drawn because a newer pose was requested
         self._build_views()
         self._build_panels()
         self._build_status_bar()
@@ -699,6 +701,9 @@ class MainWindow(QMainWindow):
 
     def _live_ready(self) -> None:
         self.view3d.enable_coil_drag(True)
+        pose, tp = self.state.pose, self.state.target_point
+        if pose is not None and tp is not None:  # look at the live region, past the coil
+            self.view3d.look_at(tp, -pose[:3, 2], -pose[:3, 1])
         try:
             coil = self.state.coil
         except NavigatorError:
@@ -727,8 +732,12 @@ class MainWindow(QMainWindow):
             self.view3d.set_banner("stale", f"live field failed: {error}")
             log.warning("live field: %s", error)
             return
-        self.controller.live.last = result
         self.live_times_ms.append(1000 * result.seconds)
+        if result.seq < self.controller.live.seq:
+            # a newer pose is already on its way: drawing this one would only delay it
+            self.live_skipped += 1
+            return
+        self.controller.live.last = result
         self._show_live(result)
 
     def _show_live(self, result) -> None:
@@ -746,12 +755,14 @@ class MainWindow(QMainWindow):
         self.slices.display.set_field(None)
         self.slices.refresh()
         self.live_values = vals
-        self.view3d.update_cortex_values(cortex, vals, title="|E| (V/m), live approximation")
+        self.view3d.update_cortex_values(cortex, vals, title="E magnitude (V/m), live approximation")
         what = {"current": "coil", "optimizer": "optimizer's best pose", "F3": "standard F3 pose"}.get(name, name)
         self.view3d.set_banner("live", f"LIVE APPROXIMATION ({what}) - target |E| {f.target_magnitude:.3g} V/m - "
                                        f"{1000 * result.seconds:.0f} ms - Simulate for the full FEM result")
         self.live_shown += 1
         self.live_shown_at = time.perf_counter()
+        self.view3d.render_now()
+        self.live_latency_ms.append(1000 * (time.perf_counter() - result.submitted))
 
     # ================================================================== closing
     def closeEvent(self, ev) -> None:

@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
 def live_views(app, w, shot) -> None:
     """Live mode: engine on, coil dragged 15 mm through the 3-D view's drag path, screenshots."""
     w.tabs.setCurrentIndex(1)
+    w.views_split.setSizes([280, 670])  # a large 3-D view for the live pictures
+    w.bottom_split.setSizes([330, 670])
     w.set_live(True)
     _wait(app, lambda: w.runner.idle and w.live_shown > 0, 900)
     pose = w.state.pose
@@ -136,7 +138,13 @@ def live_views(app, w, shot) -> None:
         _settle(app, 0.5)
         shot("live_compare", 1)
         w.tms_panel.findChild(type(w.tms_panel.mode_mso), "liveShow_current").setChecked(True)
-    print("live updates: " + ", ".join(f"{t:.0f}" for t in w.live_times_ms[-10:]) + " ms", file=sys.stderr)
+    import numpy as np
+
+    eng, lat = np.array(w.live_times_ms), np.array(w.live_latency_ms)
+    print(f"live updates shown: {len(lat)}; engine per update median {np.median(eng):.0f} ms (max {eng.max():.0f}); "
+          f"pose request -> map drawn median {np.median(lat):.0f} ms (p95 {np.percentile(lat, 95):.0f}); "
+          f"requests {w.controller.live.worker.submitted}, computed {w.controller.live.worker.computed}, "
+          f"dropped as stale {w.controller.live.worker.dropped} before and {w.live_skipped} after computing", file=sys.stderr)
 
 
 
