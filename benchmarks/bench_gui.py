@@ -76,7 +76,7 @@ def main() -> None:
         during = np.array([t for t in ticks if t <= done[0]] + [done[0]])
         after = [t for t in ticks if t > done[0]]
         gaps = np.diff(during) * 1000
-        n_tets = w.state.results["tms"].summary.get("n_tets")
+        n_tets = w.state.latest_result("tms").summary.get("n_tets")
         print(f"subject: sphere head, {n_tets} tetrahedra, T1 {a.t1_spacing} mm")
         print(f"TMS simulation wall time (in a child process): {done[0] - t_start:.1f} s")
         print(f"UI stall during the simulation: max {gaps.max():.0f} ms, p99 {np.percentile(gaps, 99):.0f} ms, "
