@@ -104,7 +104,13 @@ def test_reopen_shows_stored_results_without_recomputing(qapp, qtbot, stored, tm
             assert res.target_field == pytest.approx(stored_summary["target"]["mean_magnE_V_per_m"])
             if w.view3d.available:
                 np.testing.assert_allclose(w.view3d._cortex_poly.point_data["field"], res.cortex.data["magnE"])
-        assert panel.use_plan.isEnabled()  # the optimization has a plan
+        assert panel.use_plan.isEnabled()  # the optimization has a plan: use it as the current plan
+        from navigator.export.plan import load_plan
+
+        best = load_plan(stored.path("plans") / "tms" / "plan.json").coil_poses[0].matrix
+        panel.use_plan.click()
+        qtbot.waitUntil(lambda: w.runner.idle and w.state.explicit_pose is not None, timeout=30_000)
+        np.testing.assert_allclose(w.state.pose, best, atol=1e-9)
         # selecting again shows it from memory
         panel.select("simulations/tms")
         assert w.state.current_result == "simulations/tms" and w.runner.idle
