@@ -144,54 +144,6 @@ def optimize_placement(system, coil, grid: PlacementGrid, roi_mask: np.ndarray, 
 
 
 # --------------------------------------------------------------------------- outputs
-def write_score_map(out_dir: Path, opt: TmsOptimum, scale: float, unit: str) -> list[str]:
-    """score_map.npz, score_map.csv and score_map.png (score x ``scale`` in ``unit``)."""
-    import csv
-    import io
-
-    from navigator.core.atomic import atomic_path, atomic_write_text
-
-    g = opt.grid
-    with atomic_path(out_dir / "score_map.npz") as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(fh, centres_mm=g.centres, scalp_points_mm=g.scalp_points, normals=g.normals,
-                            offsets_mm=g.offsets_mm, angles_deg=g.angles_deg, scores=opt.scores * scale,
-                            vectors=opt.vectors * scale, best=np.array(opt.best), unit=unit)
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["centre", "x_mm", "y_mm", "z_mm", "offset_u_mm", "offset_v_mm", "angle_deg", f"score_{unit}"])
-    for i in range(g.n_centres):
-        for a in range(g.n_angles):
-            w.writerow([i, *np.round(g.centres[i], 3), *np.round(g.offsets_mm[i], 3), g.angles_deg[a],
-                        f"{opt.scores[i, a] * scale:.6g}"])
-    atomic_write_text(out_dir / "score_map.csv", buf.getvalue())
-    files = ["score_map.npz", "score_map.csv"]
-    try:
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(10, 4.2))
-        ax = fig.subplots(1, 2)
-        best_c = opt.scores.max(axis=1) * scale
-        sc = ax[0].scatter(g.offsets_mm[:, 0], g.offsets_mm[:, 1], c=best_c, s=40, cmap="viridis")
-        ax[0].plot(*g.offsets_mm[opt.best[0]], "r*", ms=14)
-        ax[0].set_aspect("equal")
-        ax[0].set_xlabel("tangent offset u (mm)")
-        ax[0].set_ylabel("tangent offset v (mm)")
-        ax[0].set_title("best score over angles per centre")
-        fig.colorbar(sc, ax=ax[0], label=unit)
-        ax[1].plot(g.angles_deg, opt.scores[opt.best[0]] * scale, "o-")
-        ax[1].axvline(opt.best_angle_deg, color="r")
-        ax[1].set_xlabel("handle angle (deg; 0 posterior, 90 lateral)")
-        ax[1].set_ylabel(unit)
-        ax[1].set_title("score vs angle at the best centre")
-        fig.tight_layout()
-        with atomic_path(out_dir / "score_map.png") as tmp:
-            fig.savefig(tmp, dpi=90, format="png")
-        files.append("score_map.png")
-    except Exception as exc:  # noqa: BLE001 - the figure is optional
-        log.warning("no score map figure: %s", exc)
-    return files
-
-
 def target_direction(rt) -> np.ndarray:
     """Unit direction into the cortex at a resolved target (minus the outward normal)."""
     n = rt.cortical_normal if rt.cortical_normal is not None else rt.scalp_normal
