@@ -279,8 +279,7 @@ def optimize_tdcs_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_
     ``search``: mode, objective, limits and output options (:class:`TdcsSearch`; defaults when None).
     Returns a :class:`TdcsOptimization` (its ``numbers`` are also in summary.json as "batch_numbers").
     """
-    from navigator.core.atomic import atomic_write_json
-    from navigator.export.plan import Electrode, save_plan
+    from navigator.export.plan import Electrode
     from navigator.fem.outputs import TargetRegion, write_field_outputs
     from navigator.optimize.leadfield import hd_leadfield, roi_means
     from navigator.optimize.tms import image_info, plan_target, target_direction
@@ -396,8 +395,17 @@ def optimize_tdcs_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_
     plan = Plan(name=f"tdcs-{mode}-optimized", subject=head.ws.subject_id, image=image_info(head.ws), targets=[plan_target(rt)],
                 montages=[Montage(f"{mode}-optimized", electrodes_out)],
                 notes=f"objective {objective}; ROI {roi_radius} mm sphere in grey matter at the target")
+    return _finish(out, plan, numbers, summary, t_all, progress)
+
+
+def _finish(out: Path, plan: Plan, numbers: dict[str, Any], summary: dict[str, Any], t_start: float,
+            progress: Progress) -> TdcsOptimization:
+    """Write plan.json and summary.json (with the run's wall time) into ``out``; the result."""
+    from navigator.core.atomic import atomic_write_json
+    from navigator.export.plan import save_plan
+
     save_plan(plan, out / "plan.json")
-    numbers["seconds"] = time.perf_counter() - t_all
+    numbers["seconds"] = time.perf_counter() - t_start
     summary["batch_numbers"] = numbers
     summary["files"] = ["plan.json", "summary.json", "fields/"]
     atomic_write_json(out / "summary.json", summary)
@@ -409,8 +417,6 @@ def _optimize_method(head: Head, search: TdcsSearch, *, target: str | ResolvedTa
                      progress: Progress | None = None) -> TdcsOptimization:
     """Run ``search.mode`` ("ti" or "center-surround") on ``head``, write plan.json and
     summary.json into ``out`` and return the :class:`TdcsOptimization`."""
-    from navigator.core.atomic import atomic_write_json
-    from navigator.export.plan import save_plan
     from navigator.optimize.tms import image_info, plan_target, target_direction
 
     progress = ensure_progress(progress)
@@ -434,10 +440,4 @@ def _optimize_method(head: Head, search: TdcsSearch, *, target: str | ResolvedTa
     plan = Plan(name=f"tdcs-{search.mode}-optimized", subject=head.ws.subject_id, image=image_info(head.ws),
                 targets=[plan_target(rt)], montages=[Montage(f"{search.mode}-optimized", r.electrodes)],
                 notes=r.notes)
-    save_plan(plan, out / "plan.json")
-    numbers["seconds"] = time.perf_counter() - t_all
-    summary["batch_numbers"] = numbers
-    summary["files"] = ["plan.json", "summary.json", "fields/"]
-    atomic_write_json(out / "summary.json", summary)
-    progress.update(1.0, "done")
-    return TdcsOptimization(out_dir=out, plan=plan, numbers=numbers, summary=summary, montage=plan.montages[0])
+    return _finish(out, plan, numbers, summary, t_all, progress)
