@@ -159,7 +159,7 @@ class MainWindow(QMainWindow):
         self.live_times_ms: list[float] = []  # engine time per live update
         self.live_latency_ms: list[float] = []  # pose request -> map drawn (engine, queue, UI)
         self.live_shown = 0
-        self.live_skipped = 0  # live results not drawn because a newer pose was requested
+        self.live_skipped = 0  # live results not drawn because a newer map was already on screen
         self._build_views()
         self._build_panels()
         self._build_status_bar()
@@ -733,10 +733,13 @@ class MainWindow(QMainWindow):
             log.warning("live field: %s", error)
             return
         self.live_times_ms.append(1000 * result.seconds)
-        if result.seq < self.controller.live.seq:
-            # a newer pose is already on its way: drawing this one would only delay it
+        last = self.controller.live.last
+        if last is not None and result.seq <= last.seq:
+            # an older pose than the one on screen (never drawn over a newer map)
             self.live_skipped += 1
             return
+        # a newer pose may already be on its way: this map is still the newest there is, so it is
+        # drawn (while the worker computes the next one) and the field follows a moving coil
         self.controller.live.last = result
         self._show_live(result)
 
