@@ -199,6 +199,23 @@ def _sdf_at(sdf, A, b, x, y, z, far):
     return v
 
 
+@nb.njit(cache=True, inline="always")
+def _mark_cell(x, y, z, origin, h, nx, ny, nz, sx, sy, mask) -> int:
+    """Mark the 8 lattice nodes of the cell holding (x, y, z) mm in the flat ``mask``; returns 1
+    when the point is outside the lattice (nothing marked), else 0."""
+    ix = int(np.floor((x - origin[0]) / h))
+    iy = int(np.floor((y - origin[1]) / h))
+    iz = int(np.floor((z - origin[2]) / h))
+    if ix < 0 or iy < 0 or iz < 0 or ix >= nx - 1 or iy >= ny - 1 or iz >= nz - 1:
+        return 1
+    base = ix * sx + iy * sy + iz
+    for dx in range(2):
+        for dy in range(2):
+            for dz in range(2):
+                mask[base + dx * sx + dy * sy + dz] = True
+    return 0
+
+
 @nb.njit(cache=True, parallel=True)
 def mark_cells(points: np.ndarray, origin: np.ndarray, h: float, shape: np.ndarray, mask: np.ndarray) -> int:
     """Set ``mask`` (flat, C order over ``shape``) at the 8 lattice nodes around each point
@@ -208,17 +225,7 @@ def mark_cells(points: np.ndarray, origin: np.ndarray, h: float, shape: np.ndarr
     sx = ny * nz
     n_out = 0
     for p in nb.prange(points.shape[0]):
-        ix = int(np.floor((points[p, 0] - origin[0]) / h))
-        iy = int(np.floor((points[p, 1] - origin[1]) / h))
-        iz = int(np.floor((points[p, 2] - origin[2]) / h))
-        if ix < 0 or iy < 0 or iz < 0 or ix >= nx - 1 or iy >= ny - 1 or iz >= nz - 1:
-            n_out += 1
-            continue
-        base = ix * sx + iy * sy + iz
-        for dx in range(2):
-            for dy in range(2):
-                for dz in range(2):
-                    mask[base + dx * sx + dy * sy + dz] = True
+        n_out += _mark_cell(points[p, 0], points[p, 1], points[p, 2], origin, h, nx, ny, nz, sx, sy, mask)
     return n_out
 
 
@@ -239,17 +246,10 @@ def mark_aux_cells(centres: np.ndarray, frames: np.ndarray, nodes: np.ndarray, p
             lx = nodes[g, 0]
             ly = nodes[g, 1]
             lz = nodes[g, 2] - s
-            ix = int(np.floor((centres[c, 0] + F[0, 0] * lx + F[0, 1] * ly + F[0, 2] * lz - origin[0]) / h))
-            iy = int(np.floor((centres[c, 1] + F[1, 0] * lx + F[1, 1] * ly + F[1, 2] * lz - origin[1]) / h))
-            iz = int(np.floor((centres[c, 2] + F[2, 0] * lx + F[2, 1] * ly + F[2, 2] * lz - origin[2]) / h))
-            if ix < 0 or iy < 0 or iz < 0 or ix >= nx - 1 or iy >= ny - 1 or iz >= nz - 1:
-                n_out += 1
-                continue
-            base = ix * sx + iy * sy + iz
-            for dx in range(2):
-                for dy in range(2):
-                    for dz in range(2):
-                        mask[base + dx * sx + dy * sy + dz] = True
+            n_out += _mark_cell(centres[c, 0] + F[0, 0] * lx + F[0, 1] * ly + F[0, 2] * lz,
+                                centres[c, 1] + F[1, 0] * lx + F[1, 1] * ly + F[1, 2] * lz,
+                                centres[c, 2] + F[2, 0] * lx + F[2, 1] * ly + F[2, 2] * lz,
+                                origin, h, nx, ny, nz, sx, sy, mask)
     return n_out
 
 
