@@ -27,34 +27,14 @@ def node_coupling(values: np.ndarray, origin: np.ndarray, h: float, R: np.ndarra
     """
     n = nodes.shape[0]
     r = q.shape[1]
-    nx, ny, nz = values.shape[0], values.shape[1], values.shape[2]
     partial = np.zeros((n_blocks, r))
     size = (n + n_blocks - 1) // n_blocks
     for b in range(n_blocks):
         acc = np.zeros(r)
         for p in range(b * size, min(n, (b + 1) * size)):
-            d0 = nodes[p, 0] - centre[0]
-            d1 = nodes[p, 1] - centre[1]
-            d2 = nodes[p, 2] - centre[2]
-            l0 = (d0 * R[0, 0] + d1 * R[1, 0] + d2 * R[2, 0] - origin[0]) / h
-            l1 = (d0 * R[0, 1] + d1 * R[1, 1] + d2 * R[2, 1] - origin[1]) / h
-            l2 = (d0 * R[0, 2] + d1 * R[1, 2] + d2 * R[2, 2] - origin[2]) / h
-            ix, iy, iz = int(np.floor(l0)), int(np.floor(l1)), int(np.floor(l2))
-            if ix < 0 or iy < 0 or iz < 0 or ix + 1 >= nx or iy + 1 >= ny or iz + 1 >= nz:
+            inside, w0, w1, w2 = _frame_vector(values, origin, h, R, centre, nodes[p, 0], nodes[p, 1], nodes[p, 2])
+            if not inside:
                 continue
-            fx, fy, fz = l0 - ix, l1 - iy, l2 - iz
-            a0 = 0.0
-            a1 = 0.0
-            a2 = 0.0
-            for c in range(8):
-                dx, dy, dz = c >> 2, (c >> 1) & 1, c & 1
-                w = (fx if dx else 1.0 - fx) * (fy if dy else 1.0 - fy) * (fz if dz else 1.0 - fz)
-                a0 += w * values[ix + dx, iy + dy, iz + dz, 0]
-                a1 += w * values[ix + dx, iy + dy, iz + dz, 1]
-                a2 += w * values[ix + dx, iy + dy, iz + dz, 2]
-            w0 = R[0, 0] * a0 + R[0, 1] * a1 + R[0, 2] * a2
-            w1 = R[1, 0] * a0 + R[1, 1] * a1 + R[1, 2] * a2
-            w2 = R[2, 0] * a0 + R[2, 1] * a1 + R[2, 2] * a2
             for k in range(r):
                 acc[k] += q[p, k, 0] * w0 + q[p, k, 1] * w1 + q[p, k, 2] * w2
         partial[b] = acc
@@ -96,22 +76,19 @@ def lattice_vectors(values: np.ndarray, origin: np.ndarray, h: float, R: np.ndar
 
 
 @nb.njit(cache=True, inline="always")
-def _one_vector(values, origin, h, R, centre, points, out, flags, p):
-    """Point p of :func:`lattice_vectors` (flags[p] = 1 when outside the lattice)."""
+def _frame_vector(values, origin, h, R, centre, x, y, z):
+    """The lattice's vector at world point (x, y, z) mm, in world axes: (inside, w0, w1, w2);
+    (False, 0, 0, 0) outside the lattice."""
     nx, ny, nz = values.shape[0], values.shape[1], values.shape[2]
-    d0 = points[p, 0] - centre[0]
-    d1 = points[p, 1] - centre[1]
-    d2 = points[p, 2] - centre[2]
+    d0 = x - centre[0]
+    d1 = y - centre[1]
+    d2 = z - centre[2]
     l0 = (d0 * R[0, 0] + d1 * R[1, 0] + d2 * R[2, 0] - origin[0]) / h
     l1 = (d0 * R[0, 1] + d1 * R[1, 1] + d2 * R[2, 1] - origin[1]) / h
     l2 = (d0 * R[0, 2] + d1 * R[1, 2] + d2 * R[2, 2] - origin[2]) / h
     ix, iy, iz = int(np.floor(l0)), int(np.floor(l1)), int(np.floor(l2))
-    out[p, 0] = 0.0
-    out[p, 1] = 0.0
-    out[p, 2] = 0.0
     if ix < 0 or iy < 0 or iz < 0 or ix + 1 >= nx or iy + 1 >= ny or iz + 1 >= nz:
-        flags[p] = 1
-        return
+        return False, 0.0, 0.0, 0.0
     fx, fy, fz = l0 - ix, l1 - iy, l2 - iz
     a0 = 0.0
     a1 = 0.0
@@ -122,5 +99,16 @@ def _one_vector(values, origin, h, R, centre, points, out, flags, p):
         a0 += w * values[ix + dx, iy + dy, iz + dz, 0]
         a1 += w * values[ix + dx, iy + dy, iz + dz, 1]
         a2 += w * values[ix + dx, iy + dy, iz + dz, 2]
-    for b in range(3):
-        out[p, b] = R[b, 0] * a0 + R[b, 1] * a1 + R[b, 2] * a2
+    return (True, R[0, 0] * a0 + R[0, 1] * a1 + R[0, 2] * a2, R[1, 0] * a0 + R[1, 1] * a1 + R[1, 2] * a2,
+            R[2, 0] * a0 + R[2, 1] * a1 + R[2, 2] * a2)
+
+
+@nb.njit(cache=True, inline="always")
+def _one_vector(values, origin, h, R, centre, points, out, flags, p):
+    """Point p of :func:`lattice_vectors` (flags[p] = 1 when outside the lattice)."""
+    inside, w0, w1, w2 = _frame_vector(values, origin, h, R, centre, points[p, 0], points[p, 1], points[p, 2])
+    out[p, 0] = w0
+    out[p, 1] = w1
+    out[p, 2] = w2
+    if not inside:
+        flags[p] = 1
