@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_tms_pose import icosphere
 
 from navigator.core.errors import Cancelled, NavigatorError
 from navigator.core.progress import Progress
@@ -24,36 +25,6 @@ def coil():
                                 wing_spacing=32, max_didt=1e8)
 
 
-def _icosphere(radius: float, subdivisions: int = 4):
-    from navigator.core.surface import Surface
-
-    t = (1 + 5 ** 0.5) / 2
-    v = [(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t), (0, -1, -t), (0, 1, -t),
-         (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)]
-    f = [(0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11), (1, 5, 9), (5, 11, 4), (11, 10, 2), (10, 7, 6),
-         (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9), (4, 9, 5), (2, 4, 11), (6, 2, 10),
-         (8, 6, 7), (9, 8, 1)]
-    verts = [np.array(p, float) / np.linalg.norm(p) for p in v]
-    faces = list(f)
-    for _ in range(subdivisions):
-        cache: dict[tuple[int, int], int] = {}
-
-        def mid(a, b):
-            key = (min(a, b), max(a, b))
-            if key not in cache:
-                m = verts[a] + verts[b]
-                verts.append(m / np.linalg.norm(m))
-                cache[key] = len(verts) - 1
-            return cache[key]
-
-        new = []
-        for a, b, c in faces:
-            ab, bc, ca = mid(a, b), mid(b, c), mid(c, a)
-            new += [(a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca)]
-        faces = new
-    return Surface(np.array(verts) * radius, np.array(faces, np.int64))
-
-
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     from navigator.core.workspace import Workspace
@@ -67,7 +38,7 @@ def ws(tmp_path_factory):
     write_msh(mesh, w.path("mesh"))
     w.path("scalp").parent.mkdir(parents=True, exist_ok=True)
     write_surface(outer_surface(mesh), w.path("scalp"))
-    write_surface(_icosphere(77.0), w.path("middle_gm"))
+    write_surface(icosphere(77.0), w.path("middle_gm"))
     return w
 
 
