@@ -21,6 +21,7 @@ from scipy import ndimage as ndi
 from navigator.core.progress import Progress, ensure_progress
 from navigator.core.volume import Volume
 from navigator.segmentation.preprocess import to_sitk
+from navigator.segmentation.register import mattes_mi_method
 
 _LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -91,13 +92,7 @@ def register_t2_to_t1(t1: np.ndarray, t1_affine: np.ndarray, head: np.ndarray, t
     identity = sitk.Euler3DTransform(init)
 
     def method():
-        reg = sitk.ImageRegistrationMethod()
-        reg.SetMetricAsMattesMutualInformation(32)
-        reg.SetMetricFixedMask(fmask)
-        reg.SetMetricSamplingStrategy(reg.RANDOM)
-        reg.SetMetricSamplingPercentage(0.25, seed=11)
-        reg.SetInterpolator(sitk.sitkLinear)
-        return reg
+        return mattes_mi_method(fmask, 0.25, seed=11)
 
     probe = method()
     probe.SetInitialTransform(identity)

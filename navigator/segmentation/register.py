@@ -146,6 +146,21 @@ def _rot_x(deg: float, center: np.ndarray) -> np.ndarray:
     return c2 @ r @ c1
 
 
+def mattes_mi_method(fixed_mask, sampling: float, seed: int):
+    """A SimpleITK registration method with Mattes mutual information (32 bins) over
+    ``fixed_mask``, a random ``sampling`` fraction of its voxels (fixed ``seed``, so runs
+    repeat) and linear interpolation; the caller adds the optimizer and the transform."""
+    import SimpleITK as sitk
+
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(32)
+    reg.SetMetricFixedMask(fixed_mask)
+    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    reg.SetMetricSamplingPercentage(sampling, seed=seed)
+    reg.SetInterpolator(sitk.sitkLinear)
+    return reg
+
+
 def affine_register(t1: np.ndarray, affine: np.ndarray, head: np.ndarray, tmpl: MniTemplates,
                     progress: Progress | None = None) -> tuple[np.ndarray, float]:
     """Affine subject RAS -> MNI (4x4) and the final MI metric value (lower is better).
@@ -169,12 +184,7 @@ def affine_register(t1: np.ndarray, affine: np.ndarray, head: np.ndarray, tmpl: 
     init_ras = _geometric_init(head, affine, tmpl)  # subject -> MNI translation
 
     def run(transform, shrink, sigmas, iters, lr=1.0):
-        reg = sitk.ImageRegistrationMethod()
-        reg.SetMetricAsMattesMutualInformation(32)
-        reg.SetMetricFixedMask(fmask)
-        reg.SetMetricSamplingStrategy(reg.RANDOM)
-        reg.SetMetricSamplingPercentage(0.3, seed=7)
-        reg.SetInterpolator(sitk.sitkLinear)
+        reg = mattes_mi_method(fmask, 0.3, seed=7)
         reg.SetOptimizerAsRegularStepGradientDescent(learningRate=lr, minStep=1e-3, numberOfIterations=iters,
                                                      relaxationFactor=0.6, gradientMagnitudeTolerance=1e-6)
         reg.SetOptimizerScalesFromPhysicalShift()
