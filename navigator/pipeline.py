@@ -4,8 +4,10 @@
 skipping stages that are current (same inputs and parameters, outputs unchanged; see
 :meth:`navigator.core.workspace.Workspace.step_is_current`). On request it skips segmentation
 when the workspace's labels were given by their source (a sample subject, an imported head
-model). Each stage is a function ``stage(ws, *, progress=None, force=False) -> bool`` that
-returns whether it ran.
+model). Each stage is a step of the workspace step protocol (:mod:`navigator.core.steps`:
+``stage(ws, *, progress=None, force=False, **params) -> bool``, True when it ran), declared
+here from the function its package owns; :data:`PREPARE` is the whole preparation as one step
+(the first step of a batch subject and of ``navigator demo``).
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from navigator.core.errors import NavigatorError, WorkspaceError
 from navigator.core.progress import Progress, ensure_progress
+from navigator.core.steps import Step
 from navigator.core.workspace import MANIFEST_NAME, Workspace
 from navigator.meshing.step import mesh_workspace
 from navigator.segmentation.step import segment_workspace
@@ -26,21 +29,11 @@ from navigator.targets.step import head_coordinates_workspace
 log = logging.getLogger("navigator")
 
 
-@dataclass(frozen=True)
-class Stage:
-    """One preparation stage: the step function (``run(ws, *, progress, force, **params) -> bool``,
-    True when it ran) and its share of the progress bar."""
-
-    name: str
-    run: Callable[..., bool]
-    weight: float
-    description: str
-
-
-STAGES: list[Stage] = [
-    Stage("segment", segment_workspace, 0.55, "tissue segmentation and MNI registration"),
-    Stage("mesh", mesh_workspace, 0.35, "tetrahedral head mesh and surfaces"),
-    Stage("head-coordinates", head_coordinates_workspace, 0.10, "fiducials and EEG 10-10 positions"),
+#: the preparation stages in order, with their shares of the progress bar
+STAGES: list[Step] = [
+    Step("segment", segment_workspace, "tissue segmentation and MNI registration", weight=0.55),
+    Step("mesh", mesh_workspace, "tetrahedral head mesh and surfaces", weight=0.35),
+    Step("head-coordinates", head_coordinates_workspace, "fiducials and EEG 10-10 positions", weight=0.10),
 ]
 
 
@@ -172,3 +165,29 @@ def prepare(
             break
     progress.update(1.0, "done")
     return report
+
+
+def prepare_step(ws: Workspace, *, progress: Progress | None = None, force: bool = False, use_labels: bool = False,
+                 **stage_params: dict[str, Any]) -> bool:
+    """:func:`prepare` as one step (:mod:`navigator.core.steps` protocol); True when a stage ran.
+
+    ``stage_params`` maps a stage name to its parameters (``mesh={"cell_size_mm": 6.0}``; the
+    ``[prepare.mesh]`` section of a batch TOML); ``use_labels`` meshes the labels the workspace
+    was given instead of segmenting its T1.
+    """
+    report = prepare(ws, progress=progress, force=force, stage_params=stage_params, use_given_labels=use_labels)
+    return any(v == "ran" for v in report.stages.values())
+
+
+def prepare_numbers(ws: Workspace) -> dict[str, float]:
+    """``prepare_<stage>_s``: the seconds each stage took when it last ran (its manifest record)."""
+    out = {}
+    for stage in STAGES:
+        record = ws.step(stage.record_name)
+        if record is not None and record.seconds is not None:
+            out[f"prepare_{stage.name}_s"] = round(float(record.seconds), 2)
+    return out
+
+
+PREPARE = Step("prepare", prepare_step, "segmentation and MNI registration, head mesh, fiducials and EEG positions",
+               outputs=("mesh/head.msh",), numbers=prepare_numbers)

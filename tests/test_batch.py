@@ -197,3 +197,71 @@ def test_config_errors(tmp_path: Path) -> None:
     (tmp_path / "e.toml").write_text('[input]\nsubjects = ["x.nii.gz"]\n[optimize_tdcs]\nmode = "rings"\n')
     with pytest.raises(InputError, match="unknown tDCS optimization mode"):
         load_config(tmp_path / "e.toml")
+
+
+#: the package that owns (declares and implements) each step
+STEP_OWNERS = {"prepare": "navigator.pipeline", "targets": "navigator.targets", "simulate-tms": "navigator.tms",
+               "simulate-tdcs": "navigator.tes", "optimize-tms": "navigator.optimize",
+               "optimize-tdcs": "navigator.optimize", "export": "navigator.export", "report": "navigator.batch"}
+
+
+def test_every_step_follows_the_step_protocol() -> None:
+    """The preparation stages and the batch/demo steps have one shape, run(ws, *, progress=None,
+    force=False, **params) -> bool, and each step lives in the package that owns it."""
+    import inspect
+
+    from navigator.batch.config import ALL_STEPS
+    from navigator.batch.tasks import STEPS
+    from navigator.pipeline import STAGES
+
+    assert tuple(STEPS) == ALL_STEPS
+    for step in [*STAGES, *STEPS.values()]:
+        sig = inspect.signature(step.run)
+        first, *rest = sig.parameters.values()
+        assert first.name == "ws" and first.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD, step.name
+        assert all(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in rest), step.name
+        assert sig.parameters["progress"].default is None and sig.parameters["force"].default is False, step.name
+        assert sig.return_annotation in ("bool", bool), step.name
+    for name, step in STEPS.items():
+        assert step.name == name and step.run.__module__.startswith(STEP_OWNERS[name]), (name, step.run.__module__)
+
+
+def test_run_steps_stops_at_a_failure_and_reads_numbers_back(tmp_path: Path, monkeypatch) -> None:
+    """A step's key numbers come from what it recorded, so a skipped step reports the numbers of
+    the run that wrote them; a failing step stops the ones after it."""
+    from navigator.batch import tasks
+    from navigator.core.errors import NavigatorError
+    from navigator.core.steps import Step
+    from navigator.core.workspace import Workspace
+
+    runs = []
+
+    def count(ws, *, progress=None, force=False, value: int) -> bool:
+        out = ws.root / "count.txt"
+        if not force and ws.step_is_current("count", {"value": value}, []) and out.exists():
+            return False
+        runs.append(value)
+        out.write_text(str(value * 10))
+        ws.record_step("count", {"value": value}, inputs=[], outputs=[out])
+        return True
+
+    def broken(ws, *, progress=None, force=False) -> bool:
+        raise NavigatorError("nothing to do it with")
+
+    monkeypatch.setattr(tasks, "STEPS", {
+        "count": Step("count", count, "writes a number", numbers=lambda ws: {"n": int((ws.root / "count.txt").read_text())}),
+        "broken": Step("broken", broken, "fails"),
+        "after": Step("after", count, "never reached")})
+    ws = Workspace.create(tmp_path / "ws")
+    seen = []
+    first = tasks.SubjectResult("s", str(ws.root))
+    assert tasks.run_steps(lambda: ws, ["count"], {"count": {"value": 4}}, first) is ws
+    again = tasks.SubjectResult("s", str(ws.root))
+    tasks.run_steps(lambda: ws, ["count", "broken", "after"], {"count": {"value": 4}, "after": {"value": 5}}, again,
+                    on_step=lambda step, status: seen.append((step, status)))
+    assert runs == [4]
+    assert first.steps["count"].status == "ran" and again.steps["count"].status == "skipped"
+    assert first.numbers == again.numbers == {"n": 40}
+    assert again.error == "broken: nothing to do it with" and again.steps["after"].status == "not run"
+    assert seen == [("count", "running"), ("count", "skipped"), ("broken", "running"),
+                    ("broken", "failed: nothing to do it with")]

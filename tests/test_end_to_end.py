@@ -149,3 +149,36 @@ def test_steps_reuse_the_workspace_they_are_given(sphere_demo: Path, monkeypatch
     head = Head.of(ws)
     assert set(head.resolved) == {SPHERE_TARGET}
     assert head.target(SPHERE_TARGET) is head.resolved[SPHERE_TARGET]
+
+
+def test_later_steps_read_what_the_targets_step_recorded(sphere_demo: Path, tmp_path: Path, monkeypatch) -> None:
+    """Re-running the simulation and optimization steps (forced, on a copy of the demo) takes the
+    target from targets/resolved.json: resolving it again would fail here. Without force they
+    are current and report the numbers recorded by the demo's run."""
+    import shutil
+
+    import navigator.targets.head as head_mod
+    from navigator.batch.tasks import STEPS
+    from navigator.cli.cmd_demo import DEMO_JOBS
+    from navigator.core.workspace import Workspace
+
+    ws_dir = tmp_path / "sphere"
+    shutil.copytree(sphere_demo, ws_dir)
+    ws = Workspace.open(ws_dir)
+    recorded = {name: STEPS[name].key_numbers(ws) for name in ("simulate-tms", "simulate-tdcs", "optimize-tms")}
+    assert recorded["simulate-tms"]["tms_peak_v_per_m"] > 0 and recorded["optimize-tms"]
+
+    def no_resolving(*args, **kwargs):
+        raise AssertionError("a target was resolved again instead of read from the targets step's record")
+
+    monkeypatch.setattr(head_mod, "resolve_target", no_resolving)
+    params = DEMO_JOBS["sphere"].step_params
+    for name in ("simulate-tms", "simulate-tdcs", "optimize-tms"):
+        p = {k: v for k, v in params[name].items() if k != "target"}
+        assert STEPS[name].run(ws, target=SPHERE_TARGET, **p) is False  # current: nothing done
+        assert STEPS[name].run(ws, target=SPHERE_TARGET, force=True, **p) is True
+        again = STEPS[name].key_numbers(ws)
+        assert set(again) == set(recorded[name]), name
+    # the same mesh, target and parameters give the same field at the target
+    now = STEPS["simulate-tms"].key_numbers(ws)["tms_field_at_target_v_per_m"]
+    assert now == pytest.approx(recorded["simulate-tms"]["tms_field_at_target_v_per_m"], rel=1e-9)

@@ -14,6 +14,7 @@ import base64
 import html
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ import numpy as np
 
 from navigator import __version__
 from navigator.core.atomic import atomic_path, atomic_write_text
+from navigator.core.progress import Progress, ensure_progress
+from navigator.core.steps import Step
 from navigator.core.workspace import Workspace
 
 CSS = """
@@ -234,3 +237,31 @@ def _write_pdf(ws: Workspace, path: Path) -> Path:
             ax.axis("off")
             pdf.savefig(fig)
     return path
+
+
+# ----------------------------------------------------------------------------- the report step
+REPORT_RECORD = "batch-report"
+REPORT_HTML = "report/report.html"
+
+
+def report_step(ws: Workspace, *, progress: Progress | None = None, force: bool = False, pdf: bool = False) -> bool:
+    """The ``report`` step (:mod:`navigator.core.steps` protocol): ``report/report.html`` (and with
+    ``pdf`` a PDF) from what the earlier steps recorded (labels, plans, summaries); False when
+    current."""
+    progress = ensure_progress(progress)
+    out = ws.root / REPORT_HTML
+    inputs = [p for p in [ws.path("labels"), *sorted(ws.path("plans").glob("*/plan.json")),
+                          *sorted(ws.path("plans").glob("*/summary.json")),
+                          *sorted(ws.path("simulations").glob("*/summary.json"))] if p.exists()]
+    params = {"pdf": bool(pdf)}
+    if not force and ws.step_is_current(REPORT_RECORD, params, inputs) and out.exists():
+        return False
+    t0 = time.perf_counter()
+    written = write_subject_report(ws, out, pdf=params["pdf"])
+    ws.record_step(REPORT_RECORD, params, inputs=inputs, outputs=written, seconds=round(time.perf_counter() - t0, 2))
+    progress.update(1.0, "report written")
+    return True
+
+
+REPORT = Step("report", report_step, "the subject report (HTML, optionally PDF)", record=REPORT_RECORD,
+              outputs=(REPORT_HTML,))

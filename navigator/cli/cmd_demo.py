@@ -26,7 +26,8 @@ DEMO_STEPS = ("prepare", "targets", "simulate-tms", "simulate-tdcs", "optimize-t
 
 @dataclass(frozen=True)
 class DemoJob:
-    """The batch steps, their parameters and the targets of the demo on one sample subject."""
+    """The steps (:data:`navigator.batch.tasks.STEPS`), their parameters and the targets of the demo on
+    one sample subject."""
 
     step_params: dict[str, dict[str, Any]]
     targets: list[str]
@@ -70,10 +71,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from navigator.batch.config import BatchConfig
-    from navigator.batch.discover import BatchSubject
-    from navigator.batch.tasks import run_subject
+    from navigator.batch.tasks import SubjectResult, run_steps, step_params
     from navigator.core.workspace import MANIFEST_NAME, Workspace
+    from navigator.io.images import image_info
     from navigator.samples import write_sample
 
     out = console(args)
@@ -85,20 +85,18 @@ def run(args) -> int:
     else:
         out.print(f"writing the sample subject '{args.sample}' to {ws_dir}")
         ws = write_sample(args.sample, ws_dir)
-    t1 = ws.source_path("T1")
-    from navigator.io.images import image_info
-
-    info = image_info(t1)
+    info = image_info(ws.source_path("T1"))
     out.print(f"T1: {info.shape} voxels of {tuple(round(float(v), 2) for v in info.voxel_size_mm)} mm, "
               f"orientation {''.join(info.axcodes)}, world from {info.transform}")
     job = DEMO_JOBS[args.sample]
-    cfg = BatchConfig(source=root, subjects=[t1], output=root, steps=job.steps, step_params=job.step_params,
-                      targets=job.targets)
+    params = {step: step_params(step, job.step_params.get(step, {}), job.targets) for step in job.steps}
 
     def on_step(step: str, status: str) -> None:
         out.print(f"  {step}: {status}")
 
-    result = run_subject(BatchSubject(args.sample, t1), cfg, on_step=on_step)
+    # the steps run on the workspace written above, one Head session shared by all of them
+    result = SubjectResult(args.sample, str(ws_dir))
+    run_steps(lambda: ws, job.steps, params, result, on_step=on_step)
     if not result.ok:
         from navigator.core.errors import NavigatorError
 

@@ -149,6 +149,21 @@ def field_summary(
     return out
 
 
+def field_key_numbers(prefix: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """The flat key numbers of a field summary (:func:`field_summary`) for summary tables:
+    ``<prefix>_peak_v_per_m`` (the ROI's p99.9 |E|, V/m), ``<prefix>_field_at_target_v_per_m``
+    (mean |E| in the target sphere, V/m) and ``<prefix>_focality50_mm3`` (ROI volume above half
+    the peak, mm^3), each when the summary has it."""
+    out = {f"{prefix}_peak_v_per_m": summary.get("E_roi_p99_9_V_per_m")}
+    target = summary.get("target") or {}
+    if target.get("mean_magnE_V_per_m") is not None:
+        out[f"{prefix}_field_at_target_v_per_m"] = target["mean_magnE_V_per_m"]
+    focality = summary.get("focality_mm3") or {}
+    if "50" in focality:
+        out[f"{prefix}_focality50_mm3"] = focality["50"]
+    return out
+
+
 def surface_fields(mesh: Mesh, E: np.ndarray, surface, centroids: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """|E| and normal component (positive into the cortex) at each surface vertex (V/m).
