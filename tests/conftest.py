@@ -1,4 +1,5 @@
-"""Shared, generic test fixtures: the ../shared/data folder and small synthetic image writers."""
+"""Shared, generic test fixtures: the ../shared/data folder and small synthetic image writers; the
+``--cli-coverage`` option (which command-line commands the run executed)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,66 @@ import numpy as np
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+# ----------------------------------------------------------------------------- CLI coverage
+def pytest_addoption(parser) -> None:
+    parser.addoption("--cli-coverage", action="store_true",
+                     help="record every navigator.cli.main call of the run and list, at the end, the CLI "
+                          "commands (leaves of the parser) it ran and those it did not")
+
+
+_CLI_CALLS: list[list[str]] = []
+
+
+def pytest_configure(config) -> None:
+    if not config.getoption("--cli-coverage", default=False):
+        return
+    import navigator.cli as cli
+
+    original = cli.main
+
+    def recording_main(argv=None):
+        _CLI_CALLS.append([str(a) for a in argv] if argv is not None else [])
+        return original(argv)
+
+    # test modules import `main` after this runs (conftest first), so they get the recording one
+    cli.main = recording_main
+
+
+def cli_subparsers(parser, prefix: tuple[str, ...] = ()):
+    """(command path, parser) of every command and sub-command under ``parser``."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield prefix + (name,), sub
+                yield from cli_subparsers(sub, prefix + (name,))
+
+
+def cli_leaf_commands() -> set[tuple[str, ...]]:
+    """Every command path of the CLI that has no sub-commands, e.g. ("simulate", "tms")."""
+    from navigator.cli import build_parser
+
+    commands = {path for path, _ in cli_subparsers(build_parser())}
+    return {c for c in commands if not any(o[:len(c)] == c and len(o) > len(c) for o in commands)}
+
+
+def command_path(argv: list[str], leaves: set[tuple[str, ...]]) -> tuple[str, ...] | None:
+    """The leaf command an argument list runs (the common options before it take no value)."""
+    words = tuple(w for w in argv if not w.startswith("-"))
+    return next((words[:n] for n in range(len(words), 0, -1) if words[:n] in leaves), None)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if not config.getoption("--cli-coverage", default=False):
+        return
+    leaves = cli_leaf_commands()
+    run = {command_path(argv, leaves) for argv in _CLI_CALLS} - {None}
+    missing = sorted(" ".join(c) for c in leaves - run)
+    terminalreporter.write_line(f"CLI coverage: {len(run)} of {len(leaves)} commands run by this session's tests "
+                                f"({len(_CLI_CALLS)} calls); not run: {missing or 'none'}")
 
 
 @pytest.fixture
@@ -92,8 +153,9 @@ def write_dicom_series(
     ``thickness`` along row_dir x col_dir. Files are named in a shuffled order.
     """
     import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+    from pydicom.uid import MRImageStorage, generate_uid
+
+    from dicom_variants import dicom_dataset
 
     folder.mkdir(parents=True, exist_ok=True)
     row_dir = np.asarray(row_dir, float)
@@ -119,15 +181,7 @@ def write_dicom_series(
     for n, (t, k, copy) in enumerate(entries):
         vol = data[..., min(t, data.shape[3] - 1)]
         stored = np.round((vol[:, :, k].T - intercept) / slope).astype(np.int16)  # (rows, cols)
-        sop_uid = generate_uid()
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = MRImageStorage
-        meta.MediaStorageSOPInstanceUID = sop_uid
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID = MRImageStorage
-        ds.SOPInstanceUID = sop_uid
+        ds = dicom_dataset(MRImageStorage, generate_uid())
         ds.StudyInstanceUID = study_uid
         ds.SeriesInstanceUID = series_uid
         ds.FrameOfReferenceUID = frame_uid

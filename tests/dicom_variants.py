@@ -6,7 +6,9 @@
   SV1), JPEG-LS lossless, JPEG 2000 lossless, RLE (through python-gdcm's encoders) or deflate
   (pydicom);
 * :func:`to_mosaic` -- Siemens mosaic files (one file per volume, tiles on a square grid,
-  NumberOfImagesInMosaic in the SIEMENS MR HEADER private tag (0019,100A)).
+  NumberOfImagesInMosaic in the SIEMENS MR HEADER private tag (0019,100A));
+
+and :func:`dicom_dataset`, the start of every synthetic DICOM file of the tests.
 """
 
 from __future__ import annotations
@@ -21,6 +23,23 @@ _SERIES_LEVEL = ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID",
                  "Manufacturer")
 
 
+def dicom_dataset(sop_class_uid: str, sop_instance_uid: str):
+    """A pydicom Dataset with its file meta information (Explicit VR Little Endian) and its SOP
+    class and instance UIDs set: the start of every synthetic DICOM file of the tests."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class_uid
+    meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = sop_class_uid
+    ds.SOPInstanceUID = sop_instance_uid
+    return ds
+
+
 def _sorted_slices(paths):
     import pydicom
 
@@ -29,22 +48,15 @@ def _sorted_slices(paths):
 
 def to_enhanced(paths, out_file: Path, seed: int = 0) -> Path:
     """Write the classic series ``paths`` as one enhanced multi-frame MR file (frames shuffled)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
-    from pydicom.uid import EnhancedMRImageStorage, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import EnhancedMRImageStorage, generate_uid
 
     slices = _sorted_slices(paths)
     first = slices[0]
     order = np.random.default_rng(seed).permutation(len(slices))
     sop = generate_uid()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = EnhancedMRImageStorage
-    meta.MediaStorageSOPInstanceUID = sop
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = EnhancedMRImageStorage
-    ds.SOPInstanceUID = sop
+    ds = dicom_dataset(EnhancedMRImageStorage, sop)
     for name in _SERIES_LEVEL:
         if name in first:
             setattr(ds, name, first.data_element(name).value)

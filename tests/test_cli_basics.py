@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import cli_leaf_commands, cli_subparsers, command_path
 from navigator import __version__
 from navigator.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _all_subparsers(parser: argparse.ArgumentParser, prefix=()):
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield prefix + (name,), sub
-                yield from _all_subparsers(sub, prefix + (name,))
 
 
 def test_version(capsys) -> None:
@@ -31,7 +23,7 @@ def test_version(capsys) -> None:
 
 
 def test_every_command_has_help(capsys) -> None:
-    commands = list(_all_subparsers(build_parser()))
+    commands = list(cli_subparsers(build_parser()))
     assert commands, "no sub-commands registered"
     for path, _ in commands:
         with pytest.raises(SystemExit) as exc:
@@ -86,7 +78,7 @@ def test_negative_coordinates_are_values_not_options() -> None:
 
 def test_cli_reference_documents_every_command() -> None:
     doc = (ROOT / "docs" / "cli.md").read_text()
-    missing = [" ".join(p) for p, _ in _all_subparsers(build_parser()) if f"### navigator {' '.join(p)}\n" not in doc]
+    missing = [" ".join(p) for p, _ in cli_subparsers(build_parser()) if f"### navigator {' '.join(p)}\n" not in doc]
     assert not missing, f"docs/cli.md lacks {missing}: run python scripts/gen_cli_docs.py"
 
 
@@ -99,8 +91,8 @@ def test_negative_electrode_spec_is_a_value() -> None:
 
 
 def _main_calls_in_fast_tests():
-    """(command path, file) of every ``main([...])`` call with a literal argument list in a test or
-    fixture that is not marked slow (the first words that are not options)."""
+    """The string arguments of every ``main([...])`` call with a literal argument list in a test or
+    fixture that is not marked slow."""
     import ast
 
     def is_slow(decorators) -> bool:
@@ -119,14 +111,15 @@ def _main_calls_in_fast_tests():
                     continue
                 if not isinstance(call.args[0], ast.List):
                     continue
-                words = [e.value for e in call.args[0].elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
-                yield tuple(w for w in words if not w.startswith("-")), path.name
+                yield [e.value for e in call.args[0].elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
 
 
 def test_every_command_runs_in_the_fast_tests() -> None:
-    """Each command (and sub-command) of the CLI is run by at least one test not marked slow."""
-    commands = {path for path, _ in _all_subparsers(build_parser())}
-    leaves = {c for c in commands if not any(o[:len(c)] == c and len(o) > len(c) for o in commands)}
-    called = {words for words, _ in _main_calls_in_fast_tests()}
-    missing = sorted(" ".join(c) for c in leaves if not any(w[:len(c)] == c for w in called))
+    """Each command (and sub-command) of the CLI is run by at least one test not marked slow.
+
+    A static check of the tests' ``main([...])`` calls; ``pytest -m "not slow" --cli-coverage``
+    (tests/conftest.py) checks the same on a real run (it records the calls that ran)."""
+    leaves = cli_leaf_commands()
+    called = {command_path(words, leaves) for words in _main_calls_in_fast_tests()}
+    missing = sorted(" ".join(c) for c in leaves - called)
     assert not missing, f"commands no fast test runs: {missing}"

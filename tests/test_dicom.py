@@ -16,6 +16,19 @@ from navigator.io.images import image_info, load_image
 NX, NY, NZ = 16, 14, 10  # columns, rows, slices
 
 
+def _dcm2niix() -> str:
+    """The dcm2niix executable (the pip package's, else one on PATH); skips the test without one."""
+    try:
+        import dcm2niix
+
+        exe = str(dcm2niix.bin)
+    except (ImportError, AttributeError):  # pragma: no cover
+        exe = shutil.which("dcm2niix")
+    if not exe:
+        pytest.skip("dcm2niix not available")
+    return exe
+
+
 def _phantom(seed=1):
     rng = np.random.default_rng(seed)
     return rng.integers(10, 200, size=(NX, NY, NZ)).astype(np.int16)
@@ -111,14 +124,7 @@ def test_oblique_series_matches_dcm2niix(tmp_path, tmp_dicom_series):
     """Independent check of the geometry against dcm2niix (the reference converter)."""
     import nibabel as nib
 
-    try:
-        import dcm2niix
-
-        exe = str(dcm2niix.bin)
-    except (ImportError, AttributeError):  # pragma: no cover
-        exe = shutil.which("dcm2niix")
-    if not exe:
-        pytest.skip("dcm2niix not available")
+    exe = _dcm2niix()
     rot = _rotation((1.0, -0.4, 0.5), 17.0)
     data = _phantom(3)
     data[2, 3, 4] = 6000
@@ -467,14 +473,7 @@ def test_siemens_mosaic_matches_dcm2niix(tmp_path, tmp_dicom_series):
 
     from dicom_variants import to_mosaic
 
-    try:
-        import dcm2niix
-
-        exe = str(dcm2niix.bin)
-    except (ImportError, AttributeError):  # pragma: no cover
-        exe = shutil.which("dcm2niix")
-    if not exe:
-        pytest.skip("dcm2niix not available")
+    exe = _dcm2niix()
     data = np.stack([_phantom(20), _phantom(21)], axis=-1)[:, :, :5]
     data[2, 11, 4, :] = 7000
     files = tmp_dicom_series(tmp_path / "plain", data, origin=(-20.0, -10.0, 30.0), pixel_spacing=(2.0, 2.0),

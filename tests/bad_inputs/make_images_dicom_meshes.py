@@ -11,12 +11,15 @@ from __future__ import annotations
 import gzip
 import shutil
 import struct
+import sys
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(0, str(HERE.parent))  # tests/: the DICOM helpers of dicom_variants
 
 
 def _nifti_bytes(data: np.ndarray, affine: np.ndarray | None = None, gz: bool = True, **header) -> bytes:
@@ -67,17 +70,11 @@ def images(out: Path) -> None:
 
 
 def _mr_slice(z: float, uid: str, sop: str, value: int = 100):
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
+    from pydicom.uid import MRImageStorage
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = sop
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = MRImageStorage
-    ds.SOPInstanceUID = sop
+    from dicom_variants import dicom_dataset
+
+    ds = dicom_dataset(MRImageStorage, sop)
     ds.SeriesInstanceUID = uid
     ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.1"
     ds.Modality = "MR"
@@ -149,9 +146,6 @@ def dicom(out: Path) -> None:
             ds.InstanceNumber = k + 1
             ds.save_as(str(folder / f"IM{k}.dcm"), enforce_file_format=True)
     # an enhanced file whose pixel data holds 2 of its 3 frames
-    import sys
-
-    sys.path.insert(0, str(HERE.parent))
     from dicom_variants import to_enhanced
 
     plain = []
