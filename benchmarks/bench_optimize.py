@@ -90,7 +90,7 @@ def main() -> None:
         rt = resolve_target(ctx, "eeg:F3" if ctx.transform is None else "fox")
         target = np.asarray(rt.cortical_point if rt.cortical_point is not None else rt.point)
         entry, direction, scalp = np.asarray(rt.scalp_entry), target_direction(rt), ctx.scalp
-        cap = {n: ctx.eeg[n] for n in ctx.eeg.names() if n not in ("Nz", "Iz", "LPA", "RPA")}
+        cap = ctx.eeg.electrodes()
         label = f"workspace {ws.root}"
     print(f"head model: {label}: {mesh.n_nodes} nodes, {mesh.n_tets} tets (prepared in {time.perf_counter() - t0:.1f} s)")
     coil = library_coil("Magstim_D70")

@@ -14,6 +14,11 @@ envelope along the cortical normal, 10 mm target sphere):
   currents, in the leadfield model, and the optimized vs the best standard one simulated alone
   with the complete electrode model (the independent check).
 
+With ``--avoid SPEC:RADIUS --focality W`` the product run uses the focality objective (mean target
+envelope - W x mean avoid envelope, no avoid limit) and prints it against the plain objective's
+montage from the same leadfield, both in the leadfield model and simulated alone with the
+complete electrode model. ``--cap 10-05`` uses the 10-05 cap's sites (thinned to the disc size).
+
 With ``--ablation`` (one more leadfield; ``--ablation-only`` skips the product run): the same
 search for the magnitude objective; the branch-and-bound optimum vs brute force over every
 quadruple of the 20 cap sites nearest the target (and with ``--brute-force-cap`` of the whole
@@ -38,6 +43,9 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--ablation", action="store_true")
     ap.add_argument("--ablation-only", action="store_true", help="skip the product run")
+    ap.add_argument("--cap", default="10-10", choices=["10-10", "10-05"])
+    ap.add_argument("--avoid", action="append", default=[], metavar="SPEC:RADIUS")
+    ap.add_argument("--focality", type=float, default=0.0, metavar="W")
     ap.add_argument("--brute-force-cap", action="store_true",
                     help="ablation: also brute force over every quadruple of the whole cap (normal objective)")
     a = ap.parse_args()
@@ -51,10 +59,14 @@ def main() -> None:
     out = Path(a.out or tempfile.mkdtemp(prefix="bench_ti_"))
     print(f"workspace {ws.root}, target {a.target}, out {out}")
     t0 = time.perf_counter()
-    res = optimize_tdcs_workspace(ws, target=a.target, out_dir=out, search=TdcsSearch(mode="ti", nifti=False))
+    search = TdcsSearch(mode="ti", nifti=False, cap=a.cap, avoid=a.avoid, ti_avoid_weight=a.focality,
+                        avoid_max_v_per_m=None if a.avoid else TdcsSearch().avoid_max_v_per_m)
+    res = optimize_tdcs_workspace(ws, target=a.target, out_dir=out, search=search)
     wall = time.perf_counter() - t0
     n, ti = res.numbers, res.summary["ti"]
-    print(f"mesh: {ws.root / 'mesh/head.msh'}; cap electrodes in the leadfield: {n['leadfield_electrodes']}")
+    print(f"mesh: {ws.root / 'mesh/head.msh'}; cap {a.cap}: {n['leadfield_electrodes']} electrodes in the leadfield "
+          f"({ti['cap']['positions']} positions, {len(ti['cap']['left_out'])} left out closer than "
+          f"{ti['cap']['min_spacing_mm']:g} mm)")
     print(f"leadfield: {n['leadfield_seconds']:.1f} s; after the leadfield: {n['seconds_after_leadfield']:.2f} s "
           f"(search {n['ti_search_seconds']:.2f} s, {n['montages_evaluated']} of {n['montages_total']} montages "
           f"evaluated, {100 * ti['search']['bound_pruned_fraction']:.2f} % pruned by the bound); whole run {wall:.1f} s")
@@ -68,8 +80,53 @@ def main() -> None:
     print(f"best standard {b['name']}: {b['mean_envelope_cem_v_per_m']:.4f} V/m (CEM); "
           f"optimized / best standard = {n['gain_over_best_standard']:.3f} (CEM), "
           f"{n['field_at_target_leadfield_v_per_m'] / b['mean_envelope_leadfield_v_per_m']:.3f} (leadfield)")
+    if ti.get("focality"):
+        focality_report(ws, res, out)
     if a.ablation:
         ablation(ws, a.target, a.brute_force_cap)
+
+
+def focality_report(ws, res, out: Path) -> None:
+    """The focal montage vs the plain objective's montage: leadfield numbers from the summary, and
+    both simulated alone (CEM) for the mean envelope in the target and the avoid regions."""
+    from navigator.optimize.tes_common import cap_positions, element_normals, target_setup
+    from navigator.optimize.ti_workspace import mean_envelope
+    from navigator.optimize.tms import target_direction
+    from navigator.targets.head import Head
+    from navigator.tes.electrodes import ElectrodeSpec
+    from navigator.tes.simulate_ac import simulate_ti
+
+    ti, n = res.summary["ti"], res.numbers
+    foc = ti["focality"]
+    p = foc["plain_objective"]
+    print(f"focality ({foc['objective']}), leadfield model: focal {n['channel1']} + {n['channel2']}: target "
+          f"{foc['target_v_per_m']:.4f} V/m, avoid {foc['avoid_mean_v_per_m']:.4f} V/m; plain {p['channel1']} + "
+          f"{p['channel2']}: target {p['target_v_per_m']:.4f}, avoid {p['avoid_mean_v_per_m']:.4f} V/m; "
+          f"target x{foc['target_ratio_vs_plain']:.3f}, avoid x{foc['avoid_ratio_vs_plain']:.3f}")
+    head = Head.of(ws)
+    rt, _c, masks, specs = target_setup(head, res.summary["target"]["spec"], float(res.summary["roi_radius_mm"]),
+                                        [f"{s['spec']}:{s['radius_mm']}" for s in ti["avoid"]])
+    cap = ti["cap"]["cap"]
+    positions = cap_positions(head, cap)
+    d = float(ti["electrode"]["diameter_mm"])
+    vol = np.abs(head.mesh.tet_volumes())
+    nrm = {k: element_normals(head, head.mesh, m, target_direction(rt))[0] for k, m in masks.items()}
+
+    def cem(ch1: str, ch2: str, currents) -> tuple[float, float]:
+        (a, b), (c, e) = ch1.split("-"), ch2.split("-")
+        r = simulate_ti(head.mesh, [ElectrodeSpec(a, currents[0], "disc", (d,)), ElectrodeSpec(b, -currents[0], "disc", (d,))],
+                        [ElectrodeSpec(c, currents[1], "disc", (d,)), ElectrodeSpec(e, -currents[1], "disc", (d,))],
+                        None, direction="normal", eeg_positions=positions)
+        t = mean_envelope(r.E1, r.E2, masks["target"], vol, nrm["target"])
+        av = np.mean([mean_envelope(r.E1, r.E2, masks[f"avoid{k}"], vol, nrm[f"avoid{k}"]) for k in range(len(specs))])
+        return t, float(av)
+
+    t0 = time.perf_counter()
+    tp, ap_ = cem(p["channel1"], p["channel2"], p["currents_mA"])
+    print(f"CEM (each montage's 4 discs alone): focal target {n['field_at_target_v_per_m']:.4f} V/m, avoid "
+          f"{n['avoid_envelope_v_per_m']:.4f} V/m; plain target {tp:.4f}, avoid {ap_:.4f} V/m; target "
+          f"x{n['field_at_target_v_per_m'] / tp:.3f}, avoid x{n['avoid_envelope_v_per_m'] / ap_:.3f} "
+          f"({time.perf_counter() - t0:.0f} s)")
 
 
 def ablation(ws, target: str, brute_force_cap: bool = False) -> None:

@@ -39,7 +39,7 @@ def main(path: str) -> None:
     gt = Fiducials(*(gt_fid[n] for n in ("nasion", "inion", "lpa", "rpa")), source="ground truth")
     eeg_gt = construct_10_10(ctx.scalp, gt)
     eeg = ctx.eeg
-    d = np.array([np.linalg.norm(eeg[n] - eeg_gt[n]) for n in eeg_gt.names() if n in eeg.positions])
+    d = np.array([np.linalg.norm(eeg[n] - eeg_gt[n]) for n in eeg_gt.labels() if n in eeg])
     print(f"\nEEG 10-10 ({len(d)} positions) vs built from ground-truth fiducials: median {np.median(d):.2f} mm, "
           f"95th percentile {np.percentile(d, 95):.2f} mm, max {d.max():.2f} mm")
     lm = json.loads((gt_dir / "mni_landmarks.json").read_text())["points"]

@@ -124,6 +124,127 @@ def test_10_10_names_and_hemispheres(sphere_eeg, sphere) -> None:
         eeg["F33"]
 
 
+# ------------------------------------------------------------------------------ EEG 10-05
+#: the left half of every 10-05 row (Oostenveld & Praamstra 2001), from the lowest position to the
+#: midline, written out: the test's own table, not the construction's naming function
+LEFT_10_05 = {
+    "N": "N1 N1h Nz", "NFp": "NFp1 NFp1h NFpz", "Fp": "Fp1 Fp1h Fpz",
+    "AFp": "AFp9 AFp9h AFp7 AFp7h AFp5 AFp5h AFp3 AFp3h AFp1 AFp1h AFpz",
+    "AF": "AF9 AF9h AF7 AF7h AF5 AF5h AF3 AF3h AF1 AF1h AFz",
+    "AFF": "AFF9 AFF9h AFF7 AFF7h AFF5 AFF5h AFF3 AFF3h AFF1 AFF1h AFFz",
+    "F": "F9 F9h F7 F7h F5 F5h F3 F3h F1 F1h Fz",
+    "FFC": "FFT9 FFT9h FFT7 FFT7h FFC5 FFC5h FFC3 FFC3h FFC1 FFC1h FFCz",
+    "FC": "FT9 FT9h FT7 FT7h FC5 FC5h FC3 FC3h FC1 FC1h FCz",
+    "FCC": "FTT9 FTT9h FTT7 FTT7h FCC5 FCC5h FCC3 FCC3h FCC1 FCC1h FCCz",
+    "C": "T9 T9h T7 T7h C5 C5h C3 C3h C1 C1h Cz",
+    "CCP": "TTP9 TTP9h TTP7 TTP7h CCP5 CCP5h CCP3 CCP3h CCP1 CCP1h CCPz",
+    "CP": "TP9 TP9h TP7 TP7h CP5 CP5h CP3 CP3h CP1 CP1h CPz",
+    "CPP": "TPP9 TPP9h TPP7 TPP7h CPP5 CPP5h CPP3 CPP3h CPP1 CPP1h CPPz",
+    "P": "P9 P9h P7 P7h P5 P5h P3 P3h P1 P1h Pz",
+    "PPO": "PPO9 PPO9h PPO7 PPO7h PPO5 PPO5h PPO3 PPO3h PPO1 PPO1h PPOz",
+    "PO": "PO9 PO9h PO7 PO7h PO5 PO5h PO3 PO3h PO1 PO1h POz",
+    "POO": "POO9 POO9h POO7 POO7h POO5 POO5h POO3 POO3h POO1 POO1h POOz",
+    "O": "O1 O1h Oz", "OI": "OI1 OI1h OIz", "I": "I1 I1h Iz",
+}
+
+
+def _right_name(name: str) -> str:
+    """Left label -> its right twin (odd number + 1, "h" kept): C3h -> C4h, T9 -> T10."""
+    import re
+
+    m = re.fullmatch(r"([A-Za-z]+?)(\d+)(h?)", name)
+    return f"{m.group(1)}{int(m.group(2)) + 1}{m.group(3)}"
+
+
+def _expected_10_05(radius: float) -> dict[str, np.ndarray]:
+    """Every 10-05 position on a sphere with the fiducials on its equator, from spherical geometry:
+    midline and coronal great circles in 5 % steps (9 degrees), the 0/5/10 % circumferences as
+    horizontal circles at 0/9/18 degrees elevation in 9-degree azimuth steps, and each row an
+    arc of the circle through X7, Xz and X8 cut in eighths of the X7-Xz angle."""
+    d = np.deg2rad
+    out: dict[str, np.ndarray] = {}
+
+    def midline(r):
+        return radius * np.array([0.0, np.cos(d(9 * r)), np.sin(d(9 * r))])
+
+    def ring(level, k):  # left half, k-th 5 % step from the front
+        rho, h = radius * np.cos(d(9 * level)), radius * np.sin(d(9 * level))
+        return np.array([-rho * np.sin(d(9 * k)), rho * np.cos(d(9 * k)), h])
+
+    for r, (row, text) in enumerate(LEFT_10_05.items()):
+        names = text.split()
+        for i, name in enumerate(names):
+            lateral = len(names) - 1 - i
+            if lateral == 0:
+                p = midline(r)
+            elif len(names) == 3:  # N, NFp, Fp rows (front) and O, OI, I (back) lie on the rings
+                level, k = (r, lateral) if r <= 2 else (20 - r, 20 - lateral)
+                p = ring(level, k)
+            elif lateral >= 8:
+                p = ring(10 - lateral, r)
+            elif row == "C":
+                b = d(9 * (10 - lateral))
+                p = radius * np.array([-np.cos(b), 0.0, np.sin(b)])
+            else:  # circle through A = X7, B = Xz and C = X8: rotate A towards B about its centre
+                a, b_ = ring(2, r), midline(r)
+                c = a * [-1, 1, 1]
+                n = np.cross(b_ - a, c - a)
+                n /= np.linalg.norm(n)
+                centre = np.array([0.0, *np.linalg.solve(
+                    [[b_[1] - a[1], b_[2] - a[2]], [n[1], n[2]]],
+                    [0.5 * (b_ @ b_ - a @ a), n @ a])])
+                u, v = a - centre, b_ - centre
+                angle = np.arccos(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
+                axis = np.cross(u, v) / np.linalg.norm(np.cross(u, v))
+                t = angle * (8 - lateral) / 8
+                p = centre + u * np.cos(t) + np.cross(axis, u) * np.sin(t)
+            out[name] = p
+            if lateral:
+                out[_right_name(name)] = p * [-1, 1, 1]
+    return out
+
+
+@pytest.fixture(scope="module")
+def sphere_eeg_10_05(sphere):
+    from navigator.targets.eeg import construct_10_05
+
+    fid = Fiducials([0, R, 0], [0, -R, 0], [-R, 0, 0], [R, 0, 0])
+    return construct_10_05(sphere, fid)
+
+
+def test_10_05_names_and_positions_on_sphere_match_spherical_geometry(sphere_eeg_10_05) -> None:
+    """All 345 positions of the 10-05 system: each name of the written-out table at its analytic
+    place (a wrong label moves a position by >= 5 mm, the tolerance is 0.6 mm)."""
+    eeg = sphere_eeg_10_05
+    expected = _expected_10_05(R)
+    assert len(expected) == 345
+    built = set(eeg.names) | {"Nz", "Iz"}
+    assert built == set(expected), (sorted(built - set(expected)), sorted(set(expected) - built))
+    assert set(eeg.fiducials) == {"Nz", "Iz", "LPA", "RPA"} and eeg.system == "10-05"
+    err = {n: float(np.linalg.norm(eeg[n] - p)) for n, p in expected.items()}
+    worst = max(err, key=err.get)
+    assert err[worst] < 0.6, (worst, err[worst])
+    # the nearest other position is several mm away, so a swapped label could not pass
+    P = np.array(list(expected.values()))
+    D = np.linalg.norm(P[:, None] - P[None], axis=2) + np.eye(len(P)) * 1e9
+    assert D.min() > 4.0
+    assert np.linalg.norm(eeg["T9"] - eeg["LPA"]) < 1e-6 and np.linalg.norm(eeg["T10"] - eeg["RPA"]) < 1e-6
+
+
+def test_10_05_contains_the_10_10_positions_exactly(sphere_eeg, sphere_eeg_10_05) -> None:
+    from navigator.targets.eeg import is_10_10_name, name_10_05
+
+    _, ten = sphere_eeg
+    for n in ten.labels():
+        assert np.array_equal(ten[n], sphere_eeg_10_05[n]), n
+    extra = [n for n in sphere_eeg_10_05.names if is_10_10_name(n) and n not in ten.names]
+    assert sorted(extra) == sorted(["AF5", "AF1", "AF2", "AF6", "PO5", "PO1", "PO2", "PO6"])
+    assert all(is_10_10_name(n) for n in ten.labels())
+    assert not any(is_10_10_name(n) for n in ("AFF1h", "FCC3", "NFpz", "T9h", "OI1", "C5h"))
+    assert (name_10_05(9, 3), name_10_05(9, 4, right=True), name_10_05(12, 9), name_10_05(0, 1, right=True)) == \
+        ("FCC3h", "FCC4", "TP9h", "N2h")
+
+
 def test_implausible_fiducials_rejected(sphere) -> None:
     swapped = Fiducials([0, R, 0], [0, -R, 0], [R, 0, 0], [-R, 0, 0])
     with pytest.raises(NavigatorError, match="left/right swapped"):

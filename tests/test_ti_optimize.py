@@ -76,6 +76,34 @@ def test_avoid_limit_is_respected_or_reported():
         optimize_ti(reg, objective="normal", avoid=[(reg, 0.0)])
 
 
+@pytest.mark.parametrize("objective", ["normal", "magnitude"])
+def test_focality_branch_and_bound_is_exact_and_trades_target_for_avoid(objective):
+    """target - w x avoid: the branch and bound finds the brute-force optimum over the split grid
+    (refinement only adds), and against the plain optimum the avoid envelope never rises while the
+    target loss is at most w times the avoid gain."""
+    from navigator.optimize.ti import _boundary_splits
+
+    reg = _region(5, normals=objective == "normal")
+    rng = np.random.default_rng(6)
+    av = TiRegion(0.7 * rng.normal(size=(12, 60, 3)), np.ones(60), None if reg.normals is None else reg.normals[:60])
+    av.fields[-1] = 0.0  # the reference electrode
+    w = 1.5
+    sol = optimize_ti(reg, objective=objective, avoid=[(av, np.inf)], avoid_weight=w, split_steps=5)
+    grid = max(exhaustive_ti(reg, objective=objective, currents_a=tuple(I), avoid=[av], avoid_weight=w).score
+               for I in _boundary_splits(2e-3, 4e-3, 5))
+    assert sol.score >= grid - 1e-15
+    assert sol.score == pytest.approx(sol.objective - w * sol.avoid[0], rel=1e-12)
+    assert sol.evaluated <= sol.total_quadruples and sol.info["avoid_weight"] == w
+    assert max(sol.currents_a) <= 2e-3 * (1 + 1e-12) and sum(sol.currents_a) <= 4e-3 * (1 + 1e-12)
+    plain = optimize_ti(reg, objective=objective, avoid=[(av, np.inf)])
+    assert sol.avoid[0] <= plain.avoid[0] + 1e-15
+    assert plain.objective - sol.objective <= w * (plain.avoid[0] - sol.avoid[0]) + 1e-15
+    with pytest.raises(NavigatorError, match="avoid region"):
+        optimize_ti(reg, objective=objective, avoid_weight=1.0)
+    with pytest.raises(NavigatorError, match="lower the focality weight"):
+        optimize_ti(reg, objective=objective, avoid=[(reg, np.inf)], avoid_weight=1.0)  # avoid = target
+
+
 def test_center_surround_currents_lp():
     from navigator.optimize.center_surround import optimize_surround, surround_currents
 
@@ -183,6 +211,92 @@ def test_cli_optimize_center_surround_and_pad_rotation(sphere_ws, tmp_path):
     assert rot["objective_v_per_m"] >= rot["objective_unrotated_v_per_m"]
     els = load_plan(tmp_path / "pads" / "plan.json").montages[0].electrodes
     assert all(e.y_axis is not None and abs(np.linalg.norm(e.y_axis) - 1) < 1e-9 for e in els)
+
+
+AVOID = "subject:35,20,68:15"  # grey matter 36 mm lateral of the target
+
+
+def test_ti_focality_on_the_sphere_lowers_the_avoid_envelope(sphere_ws, tmp_path):
+    """navigator optimize ti --focality on the three-shell sphere: the avoid region's mean envelope
+    drops against the plain objective, the target's by at most the weight times that drop; the plan
+    carries the avoid region as a target."""
+    from navigator.cli import main
+    from navigator.export.plan import load_plan
+
+    assert main(["optimize", "ti", str(sphere_ws.root), "--target", TARGET, "--roi-radius", "15",
+                 "--avoid", AVOID, "--focality", "2", "--electrode-diameter", "12", "--no-nifti",
+                 "--out", str(tmp_path / "foc"), "-q"]) == 0
+    s = json.loads((tmp_path / "foc" / "summary.json").read_text())
+    n, foc = s["batch_numbers"], s["ti"]["focality"]
+    assert s["ti"]["avoid"][0]["limit_v_per_m"] is None  # --focality without --avoid-max: no limit
+    plain = foc["plain_objective"]
+    assert foc["avoid_mean_v_per_m"] < 0.8 * plain["avoid_mean_v_per_m"]
+    assert plain["target_v_per_m"] - foc["target_v_per_m"] <= 2 * (plain["avoid_mean_v_per_m"]
+                                                                  - foc["avoid_mean_v_per_m"]) + 1e-12
+    assert foc["score_v_per_m"] >= plain["score_v_per_m"] - 1e-12
+    assert n["avoid_ratio_vs_plain"] == pytest.approx(foc["avoid_mean_v_per_m"] / plain["avoid_mean_v_per_m"])
+    assert n["avoid_envelope_v_per_m"] > 0  # the CEM check of the chosen montage
+    plan = load_plan(tmp_path / "foc" / "plan.json")
+    assert [t.name for t in plan.targets] == ["target", "avoid1"] and "focality" in plan.notes
+    np.testing.assert_allclose(plan.targets[1].position, [35, 20, 68], atol=12)
+    # an explicit limit is kept as a constraint
+    assert main(["optimize", "ti", str(sphere_ws.root), "--target", TARGET, "--roi-radius", "15",
+                 "--avoid", AVOID, "--focality", "2", "--avoid-max", "1e-9", "--electrode-diameter", "12",
+                 "--no-nifti", "--out", str(tmp_path / "none"), "-q"]) == 1
+
+
+@pytest.fixture(scope="module")
+def head_ws(tmp_path_factory):
+    """The five-shell test head with fiducials and both caps from the targets step."""
+    from navigator.gui.testing import write_sphere_subject
+
+    return write_sphere_subject(tmp_path_factory.mktemp("cap1005") / "sphere", mesh_size_mm=12.0, t1_spacing_mm=4.0)
+
+
+def test_ti_and_hd_on_the_10_05_cap(head_ws, tmp_path):
+    """The targets step stores the 10-05 cap; `--cap 10-05` makes its sites the TI and HD
+    candidates (thinned to the disc size, 10-10 sites first) and the plan names 10-05 positions."""
+    from navigator.cli import main
+    from navigator.export.plan import load_plan
+    from navigator.io.eeg_positions import read_eeg_csv
+    from navigator.optimize.tes_common import cap_positions, spaced_sites
+    from navigator.targets.eeg import is_10_10_name
+    from navigator.targets.head import Head
+
+    cap = read_eeg_csv(head_ws.root / "targets/eeg_caps/EEG10-05.csv")
+    assert len(cap.names) == 343 and set(cap.fiducials) == {"Nz", "Iz", "LPA", "RPA"}
+    ten = cap_positions(Head.of(head_ws))
+    assert all(np.array_equal(cap[n], p) for n, p in ten.items())  # the 10-10 sites are 10-05 sites
+    target = "subject:-30,20,75"
+    assert main(["optimize", "ti", str(head_ws.root), "--target", target, "--cap", "10-05", "--electrode-gap", "6",
+                 "--no-nifti", "--out", str(tmp_path / "ti"), "-q"]) == 0
+    s = json.loads((tmp_path / "ti" / "summary.json").read_text())
+    sites = s["ti"]["cap"]
+    assert sites["cap"] == "10-05" and sites["positions"] == 343 and sites["min_spacing_mm"] == 16.0
+    assert len(ten) < sites["sites"] == s["batch_numbers"]["leadfield_electrodes"] < 343
+    assert sites["sites"] + len(sites["left_out"]) == 343
+    # the 10-10 cap's sites go first: which of them stay does not depend on the 10-05 additions
+    spaced_out = [n for n in sites["left_out"] if n not in sites["left_out_overlapping"]]
+    assert set(spaced_out) & set(ten) == set(spaced_sites(ten, 16.0)[1])
+    kept = [n for n in cap.names if n not in spaced_out]
+    P = np.array([cap[n] for n in kept])
+    D = np.linalg.norm(P[:, None] - P[None], axis=2) + 1e9 * np.eye(len(P))
+    assert D.min() >= 16.0 and any(not is_10_10_name(n) for n in spaced_out)
+    assert all(np.linalg.norm(P - cap[n], axis=1).min() < 16.0 for n in spaced_out)
+    names = {e.name for e in load_plan(tmp_path / "ti" / "plan.json").montages[0].electrodes}
+    assert len(names) == 4 and names <= set(cap.names)
+    assert main(["optimize", "tdcs", str(head_ws.root), "--target", target, "--mode", "hd", "--cap", "10-05",
+                 "--no-nifti", "--out", str(tmp_path / "hd"), "-q"]) == 0
+    hd = json.loads((tmp_path / "hd" / "summary.json").read_text())["hd"]
+    assert hd["cap"]["cap"] == "10-05" and len(hd["currents_mA"]) == hd["cap"]["sites"] > len(ten)
+    assert main(["optimize", "center-surround", str(head_ws.root), "--target", target, "--cap", "10-05", "--on-cap",
+                 "--ring-radius", "35", "--no-nifti", "--out", str(tmp_path / "cs"), "-q"]) == 0
+    cs = json.loads((tmp_path / "cs" / "summary.json").read_text())["center_surround"]
+    on = [e["name"] for e in cs["electrodes"]]
+    assert cs["cap"] == "10-05" and len(set(on)) == 5 and set(on) <= set(cap.names)
+    assert all(e["nearest_cap_position"] == e["name"] for e in cs["electrodes"])
+    entry = Head.of(head_ws).target(target).scalp_entry
+    assert np.linalg.norm(cap[on[0]] - entry) < 12.0  # the 10-05 site nearest the target
 
 
 def test_search_parameters_are_checked():

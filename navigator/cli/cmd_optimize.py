@@ -76,6 +76,9 @@ def register(sub) -> None:
                    help=f"limit in avoid regions ({_TDCS.avoid_max_v_per_m:g})")
     d.add_argument("--electrode-diameter", type=float, default=_TDCS.electrode_diameter_mm, metavar="MM",
                    help=f"HD disc diameter ({_TDCS.electrode_diameter_mm:g})")
+    d.add_argument("--cap", choices=["10-10", "10-05"], default=_TDCS.cap,
+                   help=f"EEG cap of the HD disc sites and pad centres (10-05: 345 positions; HD sites closer than "
+                        f"the disc diameter + {_TDCS.electrode_gap_mm:g} mm are left out, 10-10 ones first); default {_TDCS.cap}")
     d.add_argument("--pad-size", default="x".join(f"{v:g}" for v in _TDCS.pad_size_mm), metavar="WxH",
                    help="pad size in mm (default {}; e.g. 50x70)".format("x".join(f"{v:g}" for v in _TDCS.pad_size_mm)))
     d.add_argument("--current-ma", type=float, default=_TDCS.current_ma, help=f"pad current, mA ({_TDCS.current_ma:g})")
@@ -127,7 +130,7 @@ def run_tdcs(args) -> int:
                             max_electrodes=args.max_electrodes, avoid=args.avoid, avoid_max_v_per_m=args.avoid_max,
                             electrode_diameter_mm=args.electrode_diameter, pad_size_mm=size,
                             current_ma=args.current_ma, pad_angle_step_deg=args.pad_angle_step,
-                            nifti=not args.no_nifti)
+                            nifti=not args.no_nifti, cap=args.cap)
         result = optimize_tdcs_workspace(Workspace.open(args.subject_dir), target=args.target, out_dir=args.out,
                                          search=search, progress=progress)
     _print(args, result.numbers)

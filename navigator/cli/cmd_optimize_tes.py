@@ -7,10 +7,13 @@ parameter record (:class:`navigator.optimize.tdcs.TdcsSearch`, also used by the 
 
 from __future__ import annotations
 
+import argparse
+
 from navigator.cli import cli_progress, console, subcommand
 from navigator.core.errors import NavigatorError
 from navigator.core.workspace import Workspace
 from navigator.optimize.tdcs import TdcsSearch
+from navigator.targets.eeg import CAP_SYSTEMS
 
 _DEF = TdcsSearch()
 
@@ -22,10 +25,16 @@ def _common(p) -> None:
                    help=f"target sphere radius in grey matter ({_DEF.roi_radius_mm:g})")
     p.add_argument("--avoid", action="append", default=[], metavar="SPEC:RADIUS",
                    help="region to keep the field out of (repeatable; limit --avoid-max)")
-    p.add_argument("--avoid-max", type=float, default=_DEF.avoid_max_v_per_m, metavar="V_PER_M",
-                   help=f"largest mean field (TI: mean envelope) allowed in avoid regions ({_DEF.avoid_max_v_per_m:g})")
+    p.add_argument("--avoid-max", type=_limit, default=argparse.SUPPRESS, metavar="V_PER_M",
+                   help=f"largest mean field (TI: mean envelope) allowed in avoid regions ({_DEF.avoid_max_v_per_m:g}; "
+                        "'none': no limit; TI with --focality: no limit unless given)")
     p.add_argument("--electrode-diameter", type=float, default=_DEF.electrode_diameter_mm, metavar="MM",
                    help=f"disc electrode diameter ({_DEF.electrode_diameter_mm:g})")
+    p.add_argument("--cap", choices=list(CAP_SYSTEMS), default=_DEF.cap,
+                   help=f"EEG cap of the electrode sites: 10-10 or 10-05 (345 positions; sites closer than the "
+                        f"disc diameter + --electrode-gap are left out, 10-10 ones first); default {_DEF.cap}")
+    p.add_argument("--electrode-gap", type=float, default=_DEF.electrode_gap_mm, metavar="MM",
+                   help=f"smallest edge-to-edge gap between cap discs ({_DEF.electrode_gap_mm:g})")
     p.add_argument("--no-nifti", action="store_true", help="skip NIfTI field maps")
     p.add_argument("--out", "-o", required=True, help="output folder")
 
@@ -47,6 +56,9 @@ def register(sub) -> None:
                    help=f"largest current per channel, mA ({_DEF.ti_channel_ma:g})")
     t.add_argument("--total-ma", type=float, default=_DEF.ti_total_ma, metavar="MA",
                    help=f"largest sum of the two channel currents, mA ({_DEF.ti_total_ma:g})")
+    t.add_argument("--focality", type=float, default=_DEF.ti_avoid_weight, metavar="WEIGHT",
+                   help="focality objective: maximize the mean target envelope minus WEIGHT x the mean envelope "
+                        "in the --avoid regions (default 0: the target envelope alone)")
     t.add_argument("--frequencies", default=",".join(f"{f:g}" for f in _DEF.ti_frequencies_hz), metavar="F1,F2",
                    help="carrier frequencies of channel 1 and 2, Hz (default {})".format(
                        ",".join(f"{f:g}" for f in _DEF.ti_frequencies_hz)))
@@ -67,7 +79,26 @@ def register(sub) -> None:
                    help=f"centre current = total injected, mA ({_DEF.max_total_ma:g})")
     c.add_argument("--max-electrode-ma", type=float, default=_DEF.max_electrode_ma, metavar="MA",
                    help=f"largest current per return electrode, mA ({_DEF.max_electrode_ma:g})")
+    c.add_argument("--on-cap", action="store_true",
+                   help="move the centre and the returns to the nearest free positions of --cap (e.g. 4x1 on the 10-05 cap)")
     c.set_defaults(func=run_center_surround)
+
+
+def _limit(text: str) -> float | None:
+    """--avoid-max: a number (V/m) or 'none'."""
+    if text.strip().lower() in ("none", "off", "inf"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected V/m or 'none', got {text!r}") from None
+
+
+def _avoid_max(args, focality: float = 0.0) -> float | None:
+    """The avoid limit: as given; else the default, or none for the TI focality objective."""
+    if hasattr(args, "avoid_max"):  # given (a number, or None for 'none')
+        return args.avoid_max
+    return None if focality > 0 else _DEF.avoid_max_v_per_m
 
 
 def _frequencies(text: str) -> tuple[float, float]:
@@ -95,16 +126,18 @@ def _run(args, search: TdcsSearch, title: str) -> int:
 
 def run_ti(args) -> int:
     search = TdcsSearch(mode="ti", objective=args.direction, roi_radius_mm=args.roi_radius, avoid=args.avoid,
-                        avoid_max_v_per_m=args.avoid_max, electrode_diameter_mm=args.electrode_diameter,
+                        avoid_max_v_per_m=_avoid_max(args, args.focality), electrode_diameter_mm=args.electrode_diameter,
                         ti_channel_ma=args.channel_ma, ti_total_ma=args.total_ma,
-                        ti_frequencies_hz=_frequencies(args.frequencies), nifti=not args.no_nifti)
+                        ti_frequencies_hz=_frequencies(args.frequencies), nifti=not args.no_nifti,
+                        ti_avoid_weight=args.focality, cap=args.cap, electrode_gap_mm=args.electrode_gap)
     return _run(args, search, "TI optimization")
 
 
 def run_center_surround(args) -> int:
     search = TdcsSearch(mode="center-surround", objective=args.direction, roi_radius_mm=args.roi_radius,
-                        avoid=args.avoid, avoid_max_v_per_m=args.avoid_max,
-                        electrode_diameter_mm=args.electrode_diameter, n_returns=args.returns,
+                        avoid=args.avoid, avoid_max_v_per_m=_avoid_max(args),
+                        electrode_diameter_mm=args.electrode_diameter, cap=args.cap,
+                        electrode_gap_mm=args.electrode_gap, surround_on_cap=args.on_cap, n_returns=args.returns,
                         ring_radius_mm=args.ring_radius, surround_currents=args.currents,
                         max_total_ma=args.max_total_ma, max_electrode_ma=args.max_electrode_ma,
                         nifti=not args.no_nifti)

@@ -106,6 +106,22 @@ def optimize_surround(G: np.ndarray, *, objective: str, direction: np.ndarray | 
     return best
 
 
+def snap_to_cap(positions: dict[str, np.ndarray], cap: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The centre and each return moved to the nearest cap position not taken yet (in the given
+    order, centre first), named by it: {cap name: position mm}."""
+    names, P = list(cap), np.array(list(cap.values()), float)
+    if len(names) < len(positions):
+        raise NavigatorError(f"the cap has {len(names)} positions, fewer than the {len(positions)} discs")
+    out: dict[str, np.ndarray] = {}
+    for p in positions.values():
+        d = np.linalg.norm(P - np.asarray(p, float), axis=1)
+        for k in np.argsort(d, kind="stable"):
+            if names[k] not in out:
+                out[names[k]] = P[k].copy()
+                break
+    return out
+
+
 def optimize_center_surround_workspace(head, search, *, target, out: Path,
                                        progress: Progress | None = None) -> MethodOutput:
     """Centre-surround montage on a head; returns the pieces that
@@ -130,11 +146,15 @@ def optimize_center_surround_workspace(head, search, *, target, out: Path,
     ring = ring_points(scalp, entry, np.asarray(rt.scalp_normal, float), R, N)
     names = ["centre"] + [f"return{k + 1}" for k in range(N)]
     positions = dict(zip(names, [entry, *ring]))
+    if getattr(search, "surround_on_cap", False):
+        positions = snap_to_cap(positions, cap_positions(head, getattr(search, "cap", "10-10")))
+        names = list(positions)
     progress.update(0.05, "centre-surround leadfield")
     lf = hd_leadfield(mesh, sigma, positions, masks, diameter_mm=diameter,
                       progress=progress.sub(0.05, 0.7, "centre-surround leadfield"))
     G = lf.roi["target"]
-    avoid = [(lf.roi[f"avoid{k}"], float(search.avoid_max_v_per_m)) for k in range(len(avoid_specs))]
+    avoid = ([] if search.avoid_max_v_per_m is None else
+             [(lf.roi[f"avoid{k}"], float(search.avoid_max_v_per_m)) for k in range(len(avoid_specs))])
 
     def score(I: np.ndarray) -> float:
         E = G @ I
@@ -152,8 +172,9 @@ def optimize_center_surround_workspace(head, search, *, target, out: Path,
     region = TargetRegion(tuple(float(x) for x in centre), float(search.roi_radius_mm), "target")
     write_field_outputs(out / "fields", mesh, sol.v, E, sigma, grids=head.output_grids(bool(search.nifti)),
                         target=region, progress=progress.sub(0.72, 0.97, "fields"), nifti=bool(search.nifti))
-    try:  # the nearest cap position of every disc, for the operator
-        cap = cap_positions(head)
+    cap_name = getattr(search, "cap", "10-10")
+    try:  # the nearest cap position of every disc (of the chosen cap), for the operator
+        cap = cap_positions(head, cap_name)
         cn, cp = list(cap), np.array(list(cap.values()))
         near = {n: cn[int(np.argmin(np.linalg.norm(cp - p, axis=1)))] for n, p in zip(lf.names, lf.positions)}
     except NavigatorError:
@@ -170,7 +191,7 @@ def optimize_center_surround_workspace(head, search, *, target, out: Path,
     for n, i in zip(lf.names[1:], I[1:]):
         numbers[f"current_{n}_ma"] = float(i * 1e3)
     block = {
-        "currents": search.surround_currents, "ring_radius_mm": R, "n_returns": N,
+        "currents": search.surround_currents, "ring_radius_mm": R, "n_returns": N, "cap": cap_name,
         "electrode": {"shape": "disc", "diameter_mm": diameter},
         "electrodes": [{"name": n, "center_mm": p, "current_mA": float(i * 1e3), "nearest_cap_position": near.get(n)}
                        for n, p, i in zip(lf.names, lf.positions, I)],

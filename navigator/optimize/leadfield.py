@@ -36,6 +36,8 @@ class Leadfield:
         elements: region name -> (L, M_k, 3) per-element field per unit current (V/m per A),
             only with ``keep_elements``; volumes: region name -> (M_k,) tet volumes, m^3;
             indices: region name -> (M_k,) tet indices of the region.
+        dropped: names left out because their disc shared scalp nodes with an earlier one
+            (only with ``drop_overlaps``).
     """
 
     names: list[str]
@@ -47,6 +49,7 @@ class Leadfield:
     elements: dict[str, np.ndarray] = field(default_factory=dict)
     volumes: dict[str, np.ndarray] = field(default_factory=dict)
     indices: dict[str, np.ndarray] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -63,10 +66,12 @@ def roi_means(E: np.ndarray, volumes: np.ndarray, masks: dict[str, np.ndarray]) 
 
 
 def hd_leadfield(mesh: Mesh, sigma: np.ndarray, positions: dict[str, np.ndarray], masks: dict[str, np.ndarray], *,
-                 diameter_mm: float = 10.0, keep_elements: bool = False,
+                 diameter_mm: float = 10.0, keep_elements: bool = False, drop_overlaps: bool = False,
                  progress: Progress | None = None) -> Leadfield:
     """Leadfield of disc electrodes at ``positions`` (name -> mm) for the tet ``masks`` (name -> bool);
-    ``keep_elements`` also keeps the per-element fields of the masks (see the module docstring)."""
+    ``keep_elements`` also keeps the per-element fields of the masks (see the module docstring).
+    Overlapping discs (sharing a scalp node) are an error, or with ``drop_overlaps`` left out
+    greedily in the order of ``positions`` (earlier ones kept; ``Leadfield.dropped``)."""
     from navigator.tes.cem import ElectrodeSystem
     from navigator.tes.electrodes import ElectrodeSpec, Scalp, check_overlaps, place_electrode
 
@@ -79,6 +84,21 @@ def hd_leadfield(mesh: Mesh, sigma: np.ndarray, positions: dict[str, np.ndarray]
     names = list(positions)
     placed = [place_electrode(scalp, ElectrodeSpec(position=n, current_ma=0.0, shape="disc", size_mm=(diameter_mm,),
                                                     name=n), np.asarray(positions[n], float)) for n in names]
+    dropped: list[str] = []
+    if drop_overlaps:
+        taken: set[int] = set()
+        keep = []
+        for e in placed:
+            nodes = {int(e.node)} if e.is_point else set(np.unique(e.triangles).tolist())
+            if nodes & taken:
+                dropped.append(e.name)
+                continue
+            taken |= nodes
+            keep.append(e)
+        placed = keep
+        names = [e.name for e in placed]
+        if len(placed) < 2:
+            raise NavigatorError("fewer than two cap discs fit on the scalp without overlapping")
     check_overlaps(placed)
     timings["place"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -105,4 +125,4 @@ def hd_leadfield(mesh: Mesh, sigma: np.ndarray, positions: dict[str, np.ndarray]
     timings.update({f"fem_{k}": v for k, v in system.fem.timings.items()})
     sub.update(1.0, "leadfield done")
     return Leadfield(names, np.array([e.center for e in placed]), roi, system, placed, timings, elements,
-                     {k: np.asarray(vol[i], float) for k, i in idx.items()}, idx)
+                     {k: np.asarray(vol[i], float) for k, i in idx.items()}, idx, dropped)

@@ -31,7 +31,7 @@ from navigator.core.progress import Progress, ensure_progress
 from navigator.core.workspace import Workspace
 from navigator.export.plan import Montage, Plan
 from navigator.optimize.result import OptimizationResult
-from navigator.optimize.tes_common import parse_avoid, sphere_directions
+from navigator.optimize.tes_common import cap_positions, cap_sites, parse_avoid, sphere_directions, update_sites
 from navigator.targets.head import Head
 from navigator.targets.resolve import ResolvedTarget
 
@@ -187,17 +187,27 @@ class TdcsSearch:
         objective: "normal" (ROI-mean E into the cortex) or "magnitude" (|ROI-mean E|).
         roi_radius_mm: target sphere, mm. max_total_ma, max_electrode_ma: current limits, mA.
         max_electrodes: at most this many active electrodes (None: no limit).
-        avoid: regions "SPEC:RADIUS_MM" whose mean field components stay below
-            ``avoid_max_v_per_m`` (V/m). electrode_diameter_mm: HD disc diameter, mm.
+        avoid: regions "SPEC:RADIUS_MM" whose mean field components (TI: mean envelope) stay
+            below ``avoid_max_v_per_m`` (V/m; None: no limit, the regions are only reported or,
+            with ``ti_avoid_weight``, part of the TI objective). electrode_diameter_mm: HD disc
+            diameter, mm.
+        cap: the EEG cap whose positions are the HD and TI disc sites: "10-10" (``targets/eeg.csv``)
+            or "10-05" (345 positions, ``targets/eeg_caps/EEG10-05.csv``); sites closer than
+            ``electrode_diameter_mm + electrode_gap_mm`` (centre to centre) are left out, 10-10
+            positions first (:func:`navigator.optimize.tes_common.cap_sites`).
         pad_size_mm: (width, height) of the pads, mm. current_ma: pad current, mA.
         pad_angle_step_deg: step of the pads' rotation search about their normals, degrees
             (0: no rotation search).
         ti_channel_ma, ti_total_ma: TI current limits per channel and in total, mA.
         ti_frequencies_hz: TI carrier frequencies of channel 1 and 2, Hz.
+        ti_avoid_weight: w >= 0 of the TI focality objective: maximize the mean target envelope
+            minus w times the mean envelope over the avoid regions (0: the target envelope alone;
+            :func:`navigator.optimize.ti.optimize_ti`).
         ring_radius_mm, n_returns: centre-surround ring radius (mm, in the scalp's tangent plane)
             and number of return electrodes. surround_currents: "optimized" (linear programme
             under the current limits and avoid regions) or "standard" (centre carries
-            ``max_total_ma``, the returns share it equally).
+            ``max_total_ma``, the returns share it equally). surround_on_cap: move the centre and
+            the returns to the nearest free positions of ``cap`` (named by them).
         nifti: write NIfTI field maps.
     """
 
@@ -208,7 +218,7 @@ class TdcsSearch:
     max_electrode_ma: float = 1.0
     max_electrodes: int | None = None
     avoid: list[str] = field(default_factory=list)
-    avoid_max_v_per_m: float = 0.05
+    avoid_max_v_per_m: float | None = 0.05
     electrode_diameter_mm: float = 10.0
     pad_size_mm: tuple[float, float] = (50.0, 50.0)
     current_ma: float = 2.0
@@ -216,10 +226,14 @@ class TdcsSearch:
     ti_channel_ma: float = 2.0
     ti_total_ma: float = 4.0
     ti_frequencies_hz: tuple[float, float] = (2000.0, 2010.0)
+    ti_avoid_weight: float = 0.0
     ring_radius_mm: float = 50.0
     n_returns: int = 4
     surround_currents: str = "optimized"
     nifti: bool = True
+    cap: str = "10-10"
+    electrode_gap_mm: float = 2.0
+    surround_on_cap: bool = False
 
     #: the short names of batch configuration files -> attribute
     SHORT_NAMES: ClassVar[dict[str, str]] = {
@@ -229,7 +243,8 @@ class TdcsSearch:
         "pad_size_mm": "pad_size_mm", "current_ma": "current_ma", "nifti": "nifti",
         "pad_angle_step_deg": "pad_angle_step_deg", "ti_channel_ma": "ti_channel_ma", "ti_total_ma": "ti_total_ma",
         "ti_frequencies_hz": "ti_frequencies_hz", "ring_radius_mm": "ring_radius_mm", "n_returns": "n_returns",
-        "surround_currents": "surround_currents",
+        "surround_currents": "surround_currents", "cap": "cap", "electrode_gap_mm": "electrode_gap_mm",
+        "ti_avoid_weight": "ti_avoid_weight", "surround_on_cap": "surround_on_cap",
     }
 
     @classmethod
@@ -255,6 +270,18 @@ class TdcsSearch:
         if int(self.n_returns) < 1 or self.ring_radius_mm <= 0:
             raise NavigatorError("centre-surround needs at least one return electrode and a ring radius > 0 mm")
         self.n_returns = int(self.n_returns)
+        from navigator.targets.eeg import CAP_SYSTEMS
+
+        if self.cap not in CAP_SYSTEMS:
+            raise NavigatorError(f"unknown EEG cap {self.cap!r}; use {' or '.join(CAP_SYSTEMS)}")
+        if self.electrode_gap_mm < 0:
+            raise NavigatorError("the gap between cap discs must be >= 0 mm")
+        if not self.ti_avoid_weight >= 0:
+            raise NavigatorError("the TI avoid weight must be >= 0")
+        if self.ti_avoid_weight > 0 and not self.avoid:
+            raise NavigatorError("the TI focality objective (avoid weight > 0) needs at least one avoid region")
+        if self.avoid_max_v_per_m is not None:
+            self.avoid_max_v_per_m = float(self.avoid_max_v_per_m)
         if self.pad_angle_step_deg < 0:
             raise NavigatorError("the pad rotation step must be >= 0 degrees (0: no rotation search)")
 
@@ -309,7 +336,10 @@ def optimize_tdcs_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_
     direction = target_direction(rt)
     max_total = float(search.max_total_ma) * 1e-3
     max_el = float(search.max_electrode_ma) * 1e-3
-    positions = {n: np.asarray(head.eeg[n], float) for n in head.eeg.names() if n not in ("Nz", "Iz", "LPA", "RPA")}
+    if mode == "hd":
+        positions, sites_info = cap_sites(head, search)
+    else:
+        positions, sites_info = cap_positions(head, search.cap), None
     numbers: dict[str, Any] = {}
     summary: dict[str, Any] = {"type": "tdcs-optimization", "mode": mode, "target": rt.to_json(),
                                "objective": objective, "objective_direction": direction, "roi_radius_mm": roi_radius}
@@ -330,8 +360,10 @@ def optimize_tdcs_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_
     electrodes_out: list = []
     if mode == "hd":
         lf = hd_leadfield(mesh, sigma, positions, masks, diameter_mm=float(search.electrode_diameter_mm),
-                          progress=progress.sub(0.1, 0.8, "leadfield"))
-        avoid = [(lf.roi[f"avoid{k}"], float(search.avoid_max_v_per_m)) for k in range(len(avoid_specs))]
+                          drop_overlaps=True, progress=progress.sub(0.1, 0.8, "leadfield"))
+        positions = update_sites(positions, sites_info, lf)
+        avoid = ([] if search.avoid_max_v_per_m is None else
+                 [(lf.roi[f"avoid{k}"], float(search.avoid_max_v_per_m)) for k in range(len(avoid_specs))])
         sol = optimize_hd(lf.roi["target"], objective=objective, direction=direction, max_total_a=max_total,
                           max_electrode_a=max_el, max_electrodes=search.max_electrodes, avoid=avoid)
         viol = constraint_violations(sol.currents_a, max_total, max_el)
@@ -353,7 +385,7 @@ def optimize_tdcs_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_
                                                                          "max_electrodes": search.max_electrodes},
                          "avoid": [{"spec": s, "radius_mm": r, "mean_field_v_per_m": lf.roi[f"avoid{k}"] @ sol.currents_a}
                                    for k, (s, r) in enumerate(avoid_specs)],
-                         "timings_s": {**lf.timings, "optimization": sol.seconds}}
+                         "cap": sites_info, "timings_s": {**lf.timings, "optimization": sol.seconds}}
     else:
         from navigator.optimize.pads import best_pad_pair, best_pad_rotation, pad_leadfield
 
@@ -438,6 +470,7 @@ def _optimize_method(head: Head, search: TdcsSearch, *, target: str | ResolvedTa
                                search.mode.replace("-", "_"): r.summary}
     numbers = r.numbers
     plan = Plan(name=f"tdcs-{search.mode}-optimized", subject=head.ws.subject_id, image=image_info(head.ws),
-                targets=[plan_target(rt)], montages=[Montage(f"{search.mode}-optimized", r.electrodes)],
+                targets=[plan_target(rt), *r.extra_targets],
+                montages=[Montage(f"{search.mode}-optimized", r.electrodes)],
                 notes=r.notes)
     return _finish(out, plan, numbers, summary, t_all, progress)

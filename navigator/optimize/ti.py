@@ -15,6 +15,17 @@ The objective is the volume-weighted mean envelope over the target region; avoid
 (mean envelope <= a limit, V/m) are constraints. Safety limits: |I_k| <= ``channel_max_a`` per
 channel and I1 + I2 <= ``total_max_a``.
 
+Focality (``avoid_weight`` w > 0): maximize J = T - w A, the mean target envelope T minus w
+times the mean over the avoid regions of their mean envelopes A (each region counts once; a
+region whose limit is ``inf`` only enters the objective). The difference is chosen over the
+ratio T / A because it keeps the search exact and deterministic: A >= 0, so every upper bound
+of T below is one of J and the branch and bound stays exact, while a ratio has no finite bound
+(A -> 0 far from the avoid region) and prefers montages with almost no target envelope. J is
+homogeneous of degree 1 in the currents but not monotone in each channel (more current in one
+channel raises T and A), so the split is searched over the whole boundary of the current limits:
+(I1, I2) = s (t, 1 - t), s as large as the limits allow, t on a grid of ``split_steps`` values in
+(0, 1), then refined by golden section for the chosen montage.
+
 Search (deterministic, exact over the candidate electrodes):
 
 1. Current split. The envelope is non-decreasing in |I1| and in |I2| (a min of terms that grow
@@ -91,6 +102,8 @@ class TiSolution:
         currents_a: (I1, I2), A. objective: mean target envelope, V/m. avoid: mean envelope in
         each avoid region, V/m. evaluated: quadruples evaluated exactly; total_quadruples:
         quadruples of disjoint pairs among the candidates; seconds: wall time. info: extra numbers.
+        score: the optimized value, V/m: ``objective`` minus ``avoid_weight`` times the mean of
+        ``avoid`` (equal to ``objective`` without focality weight; nan when not computed).
     """
 
     pairs: tuple[tuple[int, int], tuple[int, int]]
@@ -101,6 +114,7 @@ class TiSolution:
     total_quadruples: int = 0
     seconds: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
+    score: float = float("nan")
 
 
 def envelope(E1: np.ndarray, E2: np.ndarray, normals: np.ndarray | None = None) -> np.ndarray:
@@ -157,22 +171,41 @@ def _splits(channel_max_a: float, total_max_a: float, steps: int) -> np.ndarray:
     return np.stack([t, total_max_a - t], axis=1)
 
 
+def _boundary_splits(channel_max_a: float, total_max_a: float, steps: int) -> np.ndarray:
+    """(K, 2) currents s (t, 1 - t) on the boundary of {I1, I2 <= channel max, I1 + I2 <= total}
+    for ``steps`` values of t evenly inside (0, 1) (the focality objective's split grid)."""
+    if channel_max_a <= 0 or total_max_a <= 0:
+        raise NavigatorError("TI current limits must be > 0 mA")
+    t = np.linspace(0.0, 1.0, max(int(steps), 1) + 2)[1:-1]
+    return np.stack([t, 1 - t], axis=1) * _boundary_scale(t, channel_max_a, total_max_a)[:, None]
+
+
+def _boundary_scale(t: np.ndarray, channel_max_a: float, total_max_a: float) -> np.ndarray:
+    """Largest s with s max(t, 1 - t) <= channel max and s <= total (s (t, 1 - t) within the limits)."""
+    t = np.asarray(t, float)
+    return np.minimum(channel_max_a / np.maximum(t, 1 - t), total_max_a)
+
+
 def evaluate_montage(target: TiRegion, pairs: tuple[tuple[int, int], tuple[int, int]], currents_a: tuple[float, float],
-                     *, objective: str = "normal", avoid: list[tuple[TiRegion, float]] | None = None) -> TiSolution:
-    """Mean envelope of one montage (electrode indices, currents A) in the target and avoid regions."""
+                     *, objective: str = "normal", avoid: list[tuple[TiRegion, float]] | None = None,
+                     avoid_weight: float = 0.0) -> TiSolution:
+    """Mean envelope of one montage (electrode indices, currents A) in the target and avoid
+    regions; ``score`` = target - ``avoid_weight`` x mean avoid envelope (module docstring)."""
     q = np.array([[pairs[0][0], pairs[0][1], pairs[1][0], pairs[1][1]]])
     I1, I2 = np.array([currents_a[0]], float), np.array([currents_a[1]], float)
     val = float(_Evaluator(target, objective).means(q, I1, I2)[0])
     av = [float(_Evaluator(r, objective).means(q, I1, I2)[0]) for r, _ in avoid or []]
-    return TiSolution(pairs, (float(I1[0]), float(I2[0])), val, av, 1, 1)
+    score = val - float(avoid_weight) * (float(np.mean(av)) if av else 0.0)
+    return TiSolution(pairs, (float(I1[0]), float(I2[0])), val, av, 1, 1, score=score)
 
 
 def optimize_ti(target: TiRegion, *, objective: str = "normal", channel_max_a: float = 2e-3,
                 total_max_a: float = 4e-3, avoid: list[tuple[TiRegion, float]] | None = None,
                 candidates: np.ndarray | None = None, split_steps: int = 11, batch: int = 512,
                 initial: list[tuple[tuple[int, int], tuple[int, int]]] | None = None,
-                progress: Progress | None = None) -> TiSolution:
-    """The TI montage maximizing the mean target envelope (see the module docstring).
+                avoid_weight: float = 0.0, progress: Progress | None = None) -> TiSolution:
+    """The TI montage maximizing the mean target envelope, or with ``avoid_weight`` w > 0 the
+    focality objective target - w x mean avoid envelope (see the module docstring).
 
     Args:
         target: per-element leadfield of the target region. objective: "normal" or "magnitude".
@@ -181,6 +214,8 @@ def optimize_ti(target: TiRegion, *, objective: str = "normal", channel_max_a: f
             split when the total limit binds. batch: quadruples per vectorized evaluation.
         initial: montages evaluated first (e.g. the standard ones) so that the bound prunes from
             the start; they do not restrict the search.
+        avoid_weight: w >= 0 of the focality objective (needs avoid regions; a limit of ``inf``
+            puts a region into the objective only).
     Raises NavigatorError when no montage satisfies the avoid limits.
     """
     if objective not in OBJECTIVES:
@@ -192,12 +227,18 @@ def optimize_ti(target: TiRegion, *, objective: str = "normal", channel_max_a: f
     cand = np.arange(L) if candidates is None else np.unique(np.asarray(candidates, int))
     if len(cand) < 4:
         raise NavigatorError(f"TI needs at least 4 candidate electrodes, got {len(cand)}")
+    w = float(avoid_weight)
+    if not w >= 0:
+        raise NavigatorError(f"the TI avoid weight must be >= 0, got {avoid_weight}")
+    if w > 0 and not avoid:
+        raise NavigatorError("the TI focality objective (avoid weight > 0) needs at least one avoid region")
     ev = _Evaluator(target, objective)
     ev_av = [(_Evaluator(r, objective), float(lim)) for r, lim in avoid]
     ia, ib = np.triu_indices(len(cand), 1)
     pa, pb = cand[ia], cand[ib]  # all unordered pairs
     m = ev.pair_means(pa, pb)
-    splits = _splits(channel_max_a, total_max_a, split_steps)
+    splits = (_boundary_splits(channel_max_a, total_max_a, split_steps) if w > 0
+              else _splits(channel_max_a, total_max_a, split_steps))
     # UB(p, q) = 2 max_split min(I1 m_p, I2 m_q) <= 2 min(c m_p, c m_q, T m_p m_q / (m_p + m_q))
     c1, T = float(splits[:, 0].max()), float(splits.sum(axis=1).max())
 
@@ -237,8 +278,13 @@ def optimize_ti(target: TiRegion, *, objective: str = "normal", channel_max_a: f
             for k, (I1, I2) in enumerate(splits):
                 v = ev.means(q, np.full(len(q), I1), np.full(len(q), I2))
                 ok = np.ones(len(q), bool)
+                penalty = np.zeros(len(q))
                 for e, lim in ev_av:
-                    ok &= e.means(q, np.full(len(q), I1), np.full(len(q), I2)) <= lim
+                    a = e.means(q, np.full(len(q), I1), np.full(len(q), I2))
+                    ok &= a <= lim
+                    penalty += a
+                if w > 0:
+                    v = v - w * penalty / len(ev_av)
                 vals[k] = np.where(ok, v, -np.inf)
             evaluated += len(q)
             k, j = np.unravel_index(int(np.argmax(vals)), vals.shape)
@@ -277,9 +323,38 @@ def optimize_ti(target: TiRegion, *, objective: str = "normal", channel_max_a: f
     if best_q is None:
         raise NavigatorError("no TI montage satisfies the avoid-region limits; raise the limit or "
                              "shrink the avoid regions")
+    if w > 0 and best_val <= 0:
+        raise NavigatorError(f"no TI montage puts more envelope into the target than {w:g} x the mean envelope "
+                             "of the avoid regions; lower the focality weight or move the avoid regions")
     I1, I2 = best_I
     refined = False
-    if len(splits) > 1:  # golden-section refinement of the split around the best grid value
+    if w > 0 and len(splits) > 1:  # golden-section refinement of t on the limits' boundary
+        q = best_q[None]
+        t_grid = splits[:, 0] / splits.sum(axis=1)
+        k0 = int(np.argmin(np.abs(t_grid - I1 / (I1 + I2))))
+        dt = 1.0 / (len(splits) + 1)
+        a, b = max(t_grid[0], t_grid[k0] - dt), min(t_grid[-1], t_grid[k0] + dt)  # never towards one channel off
+
+        def currents(t: float) -> tuple[float, float]:
+            s_ = float(_boundary_scale(np.array([t]), channel_max_a, total_max_a)[0])
+            return s_ * t, s_ * (1 - t)
+
+        def fw(t: float) -> float:
+            x1, x2 = currents(t)
+            v = float(ev.means(q, np.array([x1]), np.array([x2]))[0])
+            pen = 0.0
+            for e, lim in ev_av:
+                av_ = float(e.means(q, np.array([x1]), np.array([x2]))[0])
+                if av_ > lim:
+                    return -np.inf
+                pen += av_
+            return v - w * pen / len(ev_av)
+
+        x, fx = _golden_max(fw, a, b)
+        if fx > best_val:
+            best_val, refined = fx, True
+            I1, I2 = currents(x)
+    elif len(splits) > 1:  # golden-section refinement of the split around the best grid value
         lo, hi = max(0.0, T - c1), min(c1, T)
         step = (hi - lo) / max(len(splits) - 1, 1)
         a, b = max(lo, I1 - step), min(hi, I1 + step)
@@ -307,18 +382,22 @@ def optimize_ti(target: TiRegion, *, objective: str = "normal", channel_max_a: f
         if fx > best_val:
             best_val, I1, I2, refined = fx, x, T - x, True
     pairs = ((int(best_q[0]), int(best_q[1])), (int(best_q[2]), int(best_q[3])))
-    sol = evaluate_montage(target, pairs, (I1, I2), objective=objective, avoid=avoid)
+    sol = evaluate_montage(target, pairs, (I1, I2), objective=objective, avoid=avoid, avoid_weight=w)
     sol.evaluated, sol.total_quadruples = evaluated, int(total)
     sol.seconds = time.perf_counter() - t0
     sol.info = {"pairs": P, "candidates": len(cand), "split_grid": len(splits), "split_refined": refined,
-                "bound_pruned_fraction": 1.0 - evaluated / max(total, 1)}
+                "bound_pruned_fraction": 1.0 - evaluated / max(total, 1), "avoid_weight": w,
+                "split_search": "boundary of the current limits" if w > 0 else
+                ("closed form" if len(splits) == 1 else "I1 + I2 = total")}
     progress.update(1.0, f"TI search done: {evaluated} of {total} montages evaluated")
     return sol
 
 
 def exhaustive_ti(target: TiRegion, *, objective: str = "normal", currents_a: tuple[float, float] = (2e-3, 2e-3),
-                  candidates: np.ndarray | None = None, batch: int = 2048) -> TiSolution:
-    """Reference: every quadruple at fixed currents (for tests and the benchmark's check of the bound)."""
+                  candidates: np.ndarray | None = None, batch: int = 2048, avoid: list[TiRegion] | None = None,
+                  avoid_weight: float = 0.0) -> TiSolution:
+    """Reference: every quadruple at fixed currents (for tests and the benchmark's check of the
+    bound); with ``avoid`` regions and ``avoid_weight`` the focality score target - w x mean avoid."""
     L = target.fields.shape[0]
     cand = np.arange(L) if candidates is None else np.asarray(candidates, int)
     ia, ib = np.triu_indices(len(cand), 1)
@@ -329,12 +408,36 @@ def exhaustive_ti(target: TiRegion, *, objective: str = "normal", currents_a: tu
     i, j = i[ok], j[ok]
     Q = np.stack([pa[i], pb[i], pa[j], pb[j]], axis=1)
     ev = _Evaluator(target, objective)
+    ev_av = [_Evaluator(r, objective) for r in avoid or []]
     best, bq = -np.inf, None
     for s in range(0, len(Q), batch):
         q = Q[s:s + batch]
-        v = ev.means(q, np.full(len(q), currents_a[0]), np.full(len(q), currents_a[1]))
+        I1, I2 = np.full(len(q), currents_a[0]), np.full(len(q), currents_a[1])
+        v = ev.means(q, I1, I2)
+        if ev_av and avoid_weight:
+            v = v - float(avoid_weight) * sum(e.means(q, I1, I2) for e in ev_av) / len(ev_av)
         k = int(np.argmax(v))
         if v[k] > best:
             best, bq = float(v[k]), q[k]
     pairs = ((int(bq[0]), int(bq[1])), (int(bq[2]), int(bq[3])))
-    return TiSolution(pairs, tuple(currents_a), best, [], len(Q), len(Q))
+    sol = evaluate_montage(target, pairs, tuple(currents_a), objective=objective,
+                           avoid=[(r, np.inf) for r in avoid or []], avoid_weight=avoid_weight)
+    sol.evaluated = sol.total_quadruples = len(Q)
+    return sol
+
+
+def _golden_max(f, a: float, b: float, iterations: int = 40) -> tuple[float, float]:
+    """(x, f(x)) of the golden-section search for a maximum of ``f`` on [a, b]."""
+    g = (np.sqrt(5) - 1) / 2
+    x1, x2 = b - g * (b - a), a + g * (b - a)
+    f1, f2 = f(x1), f(x2)
+    for _ in range(iterations):
+        if f1 >= f2:
+            b, x2, f2 = x2, x1, f1
+            x1 = b - g * (b - a)
+            f1 = f(x1)
+        else:
+            a, x1, f1 = x1, x2, f2
+            x2 = a + g * (b - a)
+            f2 = f(x2)
+    return (x1, f1) if f1 >= f2 else (x2, f2)

@@ -7,14 +7,13 @@ import json
 from functools import cached_property
 from pathlib import Path
 
-import numpy as np
-
 from navigator.core.errors import NavigatorError
 from navigator.core.surface import Surface
 from navigator.core.transforms import MniTransform
 from navigator.core.workspace import Workspace
 from navigator.io.transforms import load_mni_transform
-from navigator.targets.eeg import EegPositions, Fiducials
+from navigator.io.eeg_positions import EegPositions
+from navigator.targets.eeg import Fiducials
 from navigator.targets.geometry import SurfaceQuery
 
 USER_TARGETS = "targets/targets.json"
@@ -87,10 +86,7 @@ class HeadContext:
         path = self.ws.path("eeg")
         if not path.exists():
             raise NavigatorError(f"{self.ws.root}: no EEG positions ({self.ws.relpath(path)}); run `navigator prepare`")
-        cap = read_eeg_csv(path)
-        positions = {n: np.asarray(p, float) for n, p in cap.fiducials.items()}  # Nz, Iz, LPA, RPA
-        positions.update({n: np.asarray(p, float) for n, p in zip(cap.names, cap.positions)})
-        return EegPositions(positions)
+        return read_eeg_csv(path, system="10-10")
 
     def user_targets(self) -> dict[str, dict]:
         path = self.ws.root / USER_TARGETS

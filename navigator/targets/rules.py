@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from navigator.core.surface import Surface
-from navigator.targets.eeg import EegPositions, Fiducials
+from navigator.io.eeg_positions import EegPositions
+from navigator.targets.eeg import Fiducials
 from navigator.targets.geometry import (
     SurfaceQuery,
     point_at_length,

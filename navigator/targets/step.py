@@ -1,4 +1,6 @@
-"""Preparation stage "head-coordinates": fiducials and EEG 10-10 positions in the workspace."""
+"""Preparation stage "head-coordinates": fiducials and EEG positions in the workspace: the 10-10
+system in ``targets/eeg.csv`` and the 10-05 system in ``targets/eeg_caps/EEG10-05.csv`` (both
+SimNIBS EEG CSV files, subject RAS mm)."""
 
 from __future__ import annotations
 
@@ -6,26 +8,28 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
-
+from navigator.core.errors import NavigatorError
 from navigator.core.progress import Progress, ensure_progress
 from navigator.core.transforms import AFFINE_NAME, MNI_TO_SUBJECT_NAME, SUBJECT_TO_MNI_NAME
 from navigator.core.workspace import Workspace
 
 log = logging.getLogger("navigator")
 STEP = "head-coordinates"
+#: workspace file of each extra cap system the step builds (relative to the workspace root)
+CAP_FILES = {"10-05": "targets/eeg_caps/EEG10-05.csv"}
 
 
 def head_coordinates_workspace(ws: Workspace, *, progress: Progress | None = None, force: bool = False,
                                system: str = "10-10") -> bool:
-    """Find fiducials (unless the user set them) and construct EEG positions on the scalp.
+    """Find fiducials (unless the user set them) and construct EEG positions on the scalp: the
+    10-10 system (``targets/eeg.csv``) and the 10-05 system (:data:`CAP_FILES`).
 
     Needs the scalp surface and the MNI transforms. Fiducials whose ``source`` is "user" are
     kept as they are. Returns True if the step ran, False if it was current or not possible
     (a head model without MNI transforms, such as a sphere, has no fiducials: logged).
     """
     from navigator.targets.context import HeadContext
-    from navigator.targets.eeg import construct_10_10
+    from navigator.targets.eeg import construct_10_10, construct_cap
     from navigator.targets.fiducials import find_fiducials, load_fiducials, save_fiducials
 
     progress = ensure_progress(progress)
@@ -41,7 +45,7 @@ def head_coordinates_workspace(ws: Workspace, *, progress: Progress | None = Non
         log.warning("%s: no MNI transforms and no user fiducials; skipping fiducials and EEG positions", ws.root)
         return False
     inputs = [scalp] + ([fid_path] if user_fid else transforms)
-    params = {"system": system, "fiducials": "user" if user_fid else "auto"}
+    params = {"system": system, "fiducials": "user" if user_fid else "auto", "caps": sorted(CAP_FILES)}
     if not force and ws.step_is_current(STEP, params, inputs):
         return False
     t0 = time.perf_counter()
@@ -50,22 +54,32 @@ def head_coordinates_workspace(ws: Workspace, *, progress: Progress | None = Non
     fid = load_fiducials(fid_path) if user_fid else find_fiducials(ctx.scalp, ctx.require_transform())
     progress.update(0.3, "EEG 10-10 positions")
     eeg = construct_10_10(ctx.scalp, fid)
+    progress.update(0.6, "EEG 10-05 positions")
+    caps = {}
+    for cap_system in sorted(CAP_FILES):
+        try:
+            caps[cap_system] = construct_cap(ctx.scalp, fid, cap_system)
+        except NavigatorError as exc:  # the 10-10 positions stand on their own
+            log.warning("%s: no EEG %s positions: %s", ws.root, cap_system, exc)
     # outputs are staged and committed together with the manifest record (navigator.core.step_commit)
     with ws.step_commit(STEP) as tx:
         if not user_fid:
             save_fiducials(fid, tx.stage(fid_path))
         write_positions(ws, eeg, tx.stage(ws.path("eeg")))
-        tx.commit(params, inputs=inputs, outputs=[fid_path, ws.path("eeg")], seconds=time.perf_counter() - t0)
+        cap_paths = [ws.root / CAP_FILES[c] for c in caps]
+        for c, path in zip(caps, cap_paths):
+            write_positions(ws, caps[c], tx.stage(path))
+        for c in set(CAP_FILES) - set(caps):
+            tx.remove(ws.root / CAP_FILES[c])  # no stale cap from earlier fiducials
+        tx.commit(params, inputs=inputs, outputs=[fid_path, ws.path("eeg"), *cap_paths],
+                  seconds=time.perf_counter() - t0)
     progress.update(1.0, "done")
     return True
 
 
 def write_positions(ws: Workspace, eeg, path: Path | None = None) -> None:
-    """Write EEG positions to ``path`` (default targets/eeg.csv) in SimNIBS's EEG CSV format."""
-    from navigator.io.eeg_positions import EegPositions as CapFile, write_eeg_csv
+    """Write EEG positions (:class:`navigator.io.eeg_positions.EegPositions`) to ``path``
+    (default targets/eeg.csv) in SimNIBS's EEG CSV format."""
+    from navigator.io.eeg_positions import write_eeg_csv
 
-    fid_names = {"Nz": "Nz", "Iz": "Iz", "LPA": "LPA", "RPA": "RPA"}
-    names = [n for n in eeg.names() if n not in fid_names]
-    cap = CapFile(names=names, positions=np.array([eeg[n] for n in names]),
-                  fiducials={k: np.asarray(eeg[k]) for k in fid_names})
-    write_eeg_csv(cap, ws.path("eeg") if path is None else path)
+    write_eeg_csv(eeg, ws.path("eeg") if path is None else path)

@@ -162,7 +162,7 @@ def simulate_tdcs(
 
 def eeg_positions(head: Head) -> dict[str, np.ndarray] | None:
     """10-10 name -> (3,) subject mm of the head's EEG positions (fiducials included), or None."""
-    return dict(head.eeg.positions) if head.has_eeg else None
+    return head.eeg.as_dict() if head.has_eeg else None
 
 
 def simulate_tdcs_workspace(
