@@ -45,7 +45,7 @@ class Ui(Protocol):
 
     def remember_path(self, path: str) -> None: ...
 
-    def optimization_done(self, kind: str, text: str) -> None: ...
+    def optimization_done(self, kind: str, text: str, rows: list[tuple[str, str]] | None = None) -> None: ...
 
     def live_delivered(self, request, result, error) -> None: ...
 
@@ -319,28 +319,40 @@ class Controller:
                          GridSpec.of(self.ui.display_grid()), kwargs, on_done=self._result_ready(ws, out),
                          in_process=True)
 
-    def simulate_tdcs(self, write_maps: bool = False) -> None:
+    def simulate_tdcs(self, write_maps: bool = False, ti_quantity: str = "TInormal") -> None:
+        """Simulate the montage: one-channel tDCS, or temporal interference when the electrodes
+        name channels 1 and 2 (each pair current-controlled; ``ti_quantity`` "TInormal" |
+        "TImax" is the envelope map shown first)."""
         ws = self.state.require_head_model("a tDCS simulation")
         from navigator.fem.outputs import TargetRegion
-        from navigator.gui.jobs import GridSpec, job_simulate_tdcs
+        from navigator.gui.jobs import GridSpec, job_simulate_tdcs, job_simulate_ti
+        from navigator.gui.montage import is_multichannel, ti_pairs
 
         rows = self.state.montage
         if len(rows) < 2:
             raise NavigatorError("the montage needs at least two electrodes (tDCS panel)")
-        specs = [r.spec() for r in rows]
         tp = self.state.target_point
         target = None if tp is None else TargetRegion(tuple(float(x) for x in tp), 10.0,
                                                        self.state.target.name if self.state.target else "target")
+        grid = GridSpec.of(self.ui.display_grid())
+        if is_multichannel(rows):
+            ch1, ch2 = ti_pairs(rows)
+            pair1, pair2 = [r.spec() for r in ch1], [r.spec() for r in ch2]
+            out = ws.path("simulations") / "gui_ti"
+            self.ui.run_task("TI simulation", job_simulate_ti, str(ws.root), pair1, pair2, str(out), target, grid,
+                             ti_quantity, on_done=self._result_ready(ws, out), in_process=True)
+            return
+        specs = [r.spec() for r in rows]
         out = ws.path("simulations") / "gui_tdcs"
         self.ui.run_task("tDCS simulation", job_simulate_tdcs, str(ws.root), specs, str(out), target,
-                         GridSpec.of(self.ui.display_grid()), on_done=self._result_ready(ws, out), in_process=True)
+                         grid, on_done=self._result_ready(ws, out), in_process=True)
 
     def _result_ready(self, ws, folder: Path) -> Callable:
         def done(res) -> None:
             key = ws.relpath(folder)
             self.state.set_entries(discover_results(ws))
             self.state.add_result(res, key)
-            self.ui.status(f"{res.kind}: peak {res.peak or float('nan'):.3g} V/m, "
+            self.ui.status(f"{res.kind}: {res.short_name} peak {res.peak or float('nan'):.3g} V/m, "
                            f"target {res.target_field or float('nan'):.3g} V/m (full FEM result)", 15000)
 
         return done
@@ -371,6 +383,10 @@ class Controller:
                          in_process=True)
 
     def optimize_tdcs(self, search) -> None:
+        """Optimize the montage (:func:`navigator.optimize.tdcs.optimize_tdcs_workspace`, method
+        ``search.mode``) in a child process (progress, Cancel); the optimized electrodes (with
+        channel and frequency, or the pads' rotation) replace the montage as one undo step and
+        the objective values go to the tDCS panel."""
         ws = self.state.require_head_model("tDCS optimization")
         from navigator.gui.jobs import GridSpec, job_optimize_tdcs
 
@@ -379,17 +395,29 @@ class Controller:
 
         def done(result) -> None:
             from navigator.gui.jobs import summary_text
-            from navigator.gui.state import ElectrodeRow
+            from navigator.gui.montage import rows_from_electrodes
 
-            rows = [ElectrodeRow(name, current, shape, "x".join(f"{v:g}" for v in size))
-                    for name, current, shape, size in result.electrodes if abs(current) >= 1e-6]
+            s = self.state
+            keep = [k for k, e in enumerate(result.electrodes) if abs(e.current_ma) >= 1e-6]
+            angles = {i: result.angles[k] for i, k in enumerate(keep) if k in result.angles}
+            rows = rows_from_electrodes([result.electrodes[k] for k in keep], s.subject.eeg if s.subject is not None else {},
+                                        s.subject.scalp if s.subject is not None else None, angles=angles)
             if rows:
-                self.state.set_montage(rows, "Optimized montage")
-            self.ui.optimization_done("tdcs", summary_text(result.numbers) or "done")
+                s.set_montage(rows, f"Optimized montage ({result.mode})")
+            self.ui.optimization_done("tdcs", summary_text(result.numbers) or "done",
+                                      result.field.extra.get("optimization_rows"))
             ready(result.field)
 
-        self.ui.run_task("tDCS optimization", job_optimize_tdcs, str(ws.root), self._target(), str(out), search,
-                         GridSpec.of(self.ui.display_grid()), on_done=done, in_process=True)
+        self.ui.run_task(f"tDCS optimization ({search.mode})", job_optimize_tdcs, str(ws.root), self._target(),
+                         str(out), search, GridSpec.of(self.ui.display_grid()), on_done=done, in_process=True)
+
+    def set_result_quantity(self, quantity: str) -> None:
+        """Show another map of the result on screen (TI: envelope along the normal or maximal)."""
+        res = self.state.shown_result
+        if res is None:
+            raise NavigatorError("no result on screen")
+        res.set_quantity(quantity)
+        self.state.reshow_result()
 
     # ================================================================== plans and export
     def save_plan(self, path: str | Path | None = None) -> Path:

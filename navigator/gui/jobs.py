@@ -36,8 +36,9 @@ class GridSpec:
 
 
 def histogram_png(values: np.ndarray | None, weights: np.ndarray | None, *, peak: float | None,
-                  target: float | None, title: str) -> bytes | None:
-    """The |E| histogram as PNG bytes, drawn with matplotlib's Agg backend (thread/process safe)."""
+                  target: float | None, title: str, xlabel: str = "|E| (V/m)") -> bytes | None:
+    """The histogram of a field map (default |E|) as PNG bytes, drawn with matplotlib's Agg
+    backend (thread/process safe)."""
     if values is None or len(values) == 0:
         return None
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -48,7 +49,7 @@ def histogram_png(values: np.ndarray | None, weights: np.ndarray | None, *, peak
     ax = fig.add_subplot(111)
     w = None if weights is None else np.asarray(weights, float) / 1000.0
     ax.hist(np.asarray(values, float), bins=50, weights=w, color="#d0502a")
-    ax.set_xlabel("|E| (V/m)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("volume (cm$^3$)" if w is not None else "vertices")
     if peak is not None:
         ax.axvline(peak, color="k", ls="--", lw=1, label="peak (99.9th pct)")
@@ -63,7 +64,17 @@ def histogram_png(values: np.ndarray | None, weights: np.ndarray | None, *, peak
 
 
 def finish_result(res: FieldResult) -> FieldResult:
-    """Add the histogram picture (computed here, off the UI thread)."""
+    """Add the histogram picture(s) (computed here, off the UI thread): one per map a
+    temporal-interference result offers."""
+    if res.is_ti:
+        shown = res.quantity
+        for q in res.quantities:
+            res.set_quantity(q)
+            res.histogram_pngs[q] = histogram_png(res.histogram_values, res.histogram_weights, peak=res.peak,
+                                                  target=res.target_field, title=f"{res.kind}: {res.short_name} in grey matter",
+                                                  xlabel=res.map_title)
+        res.set_quantity(shown)
+        return res
     res.extra.setdefault("histogram_png", histogram_png(
         res.histogram_values, res.histogram_weights, peak=res.peak, target=res.target_field,
         title=f"{res.kind}: |E| in grey matter"))
@@ -108,11 +119,16 @@ class OptimizedTms:
 
 @dataclass
 class OptimizedTdcs:
-    """What the GUI shows of a montage optimization: the electrodes (position name or x,y,z
-    subject mm, current mA, shape, size mm), the key numbers and the field."""
+    """What the GUI shows of a montage optimization: the method, the plan's electrodes
+    (:class:`navigator.export.plan.Electrode`: position subject mm, current mA, shape, size,
+    channel and frequency for TI, ``y_axis`` of rotated pads), the pads' rotation angles
+    (electrode index -> degrees, exact from the optimizer), the key numbers, the summary and the field."""
 
-    electrodes: list[tuple[str, float, str, tuple[float, ...]]]
+    mode: str
+    electrodes: list
+    angles: dict[int, float]
     numbers: dict[str, Any]
+    summary: dict[str, Any]
     field: FieldResult
 
 
@@ -132,18 +148,41 @@ def job_optimize_tms(progress: Progress, subject_dir: str, target: str, out_dir:
 
 def job_optimize_tdcs(progress: Progress, subject_dir: str, target: str, out_dir: str, search,
                       grid: GridSpec | None) -> OptimizedTdcs:
-    """Montage optimization (navigator.optimize.tdcs.optimize_tdcs_workspace) and its display data."""
+    """Montage optimization (navigator.optimize.tdcs.optimize_tdcs_workspace: HD, pads + rotation,
+    temporal interference, centre-surround) and its display data (TI: the envelope map the
+    objective maximized shown first)."""
     from navigator.core.workspace import Workspace
+    from navigator.gui.ti_result import quantity_for_objective
     from navigator.optimize.tdcs import optimize_tdcs_workspace
 
     result = optimize_tdcs_workspace(Workspace.open(subject_dir), target=target, out_dir=Path(out_dir),
                                      search=search, progress=progress.sub(0, 0.9))
     field = finish_result(load_field_result("tdcs-optimization", result.fields_dir,
                                             None if grid is None else grid.volume(), progress.sub(0.9, 1.0),
-                                            extra=_scalars(result.numbers)))
-    electrodes = [(e.name, float(e.current_ma), e.shape, tuple(float(v) for v in e.size_mm))
-                  for e in result.montage.electrodes]
-    return OptimizedTdcs(electrodes, result.numbers, field)
+                                            extra=_scalars(result.numbers),
+                                            ti_quantity=quantity_for_objective(search.objective)))
+    from navigator.gui.montage import optimization_rows
+
+    field.extra["optimization_rows"] = optimization_rows(search.mode, result.numbers, result.summary)
+    angles: dict[int, float] = {}
+    rot = (result.summary.get("pads") or {}).get("rotation") or {}
+    if search.mode == "pads" and "anode_angle_deg" in rot and len(result.montage.electrodes) == 2:
+        angles = {0: float(rot["anode_angle_deg"]), 1: float(rot["cathode_angle_deg"])}
+    return OptimizedTdcs(search.mode, list(result.montage.electrodes), angles, result.numbers, result.summary, field)
+
+
+def job_simulate_ti(progress: Progress, subject_dir: str, pair1: list, pair2: list, out_dir: str, target,
+                    grid: GridSpec | None, quantity: str = "TInormal") -> FieldResult:
+    """Temporal-interference simulation of two channels (navigator.tes.simulate_ac.simulate_ti_workspace:
+    each pair current-controlled, the other floating) and its envelope maps."""
+    from navigator.core.workspace import Workspace
+    from navigator.tes.simulate_ac import simulate_ti_workspace
+
+    simulate_ti_workspace(Workspace.open(subject_dir), pair1, pair2, out_dir, target=target,
+                          progress=progress.sub(0, 0.85))
+    res = load_field_result("tdcs", out_dir, None if grid is None else grid.volume(), progress.sub(0.85, 0.97),
+                            extra={"electrodes": len(pair1) + len(pair2)}, ti_quantity=quantity)
+    return finish_result(res)
 
 
 def job_load_entry(progress: Progress, entry, grid: GridSpec | None) -> FieldResult:
@@ -153,14 +192,22 @@ def job_load_entry(progress: Progress, entry, grid: GridSpec | None) -> FieldRes
 
     from navigator.core.errors import InputError
 
+    from navigator.gui.ti_result import quantity_for_objective
+
     extra: dict[str, Any] = {}
+    quantity = None
     if entry.kind.endswith("optimization") and (entry.folder / "summary.json").exists():
         summary = json.loads((entry.folder / "summary.json").read_text(encoding="utf-8"))
         extra = _scalars(summary.get("batch_numbers") or summary.get("numbers") or {})
+        if summary.get("type") == "tdcs-optimization" and summary.get("mode"):
+            from navigator.gui.montage import optimization_rows
+
+            extra["optimization_rows"] = optimization_rows(summary["mode"], summary.get("batch_numbers") or {}, summary)
+        quantity = quantity_for_objective(summary.get("objective"))  # the map the optimizer maximized
     if entry.fields_dir is None:
         raise InputError(entry.folder, "this plan has no field results to show; use 'Use this plan' to load it")
     res = load_field_result(entry.kind, entry.fields_dir, None if grid is None else grid.volume(), progress,
-                            extra=extra)
+                            extra=extra, ti_quantity=quantity)
     res.key = entry.key
     return finish_result(res)
 

@@ -117,7 +117,7 @@ def load_subject(ws: Workspace, progress: Progress | None = None) -> SubjectData
             data.messages.append(str(exc))
     if head.has_eeg:
         try:
-            data.eeg = {k: np.asarray(v, float) for k, v in head.eeg.as_dict().items()}
+            data.eeg = {k: np.asarray(v, float) for k, v in head.eeg.positions.items()}
         except NavigatorError as exc:
             data.messages.append(str(exc))
     if data.image is None and data.scalp is None:
@@ -178,29 +178,96 @@ def default_workspace_dir(path: str | Path) -> Path:
 # ------------------------------------------------------------------------------ results
 @dataclass
 class FieldResult:
-    """A simulation result ready for display."""
+    """A simulation result ready for display.
+
+    ``quantity`` names the map shown: "magnE" (|E|), or for temporal interference "TInormal" /
+    "TImax" (:mod:`navigator.gui.ti_result`); ``maps`` holds the volume of every map the result
+    offers (the shown one is ``field_volume``), ``histograms`` their grey-matter values and
+    ``histogram_pngs`` their pictures, so :meth:`set_quantity` switches without reading again.
+    """
 
     kind: str  # "tms", "tdcs", "tms-optimization", "tdcs-optimization"
     out_dir: Path | None
     summary: dict[str, Any]
-    field_volume: np.ndarray | None = None  # |E| (V/m) on the subject image grid
-    cortex: Surface | None = None  # middle GM with data["magnE"]
-    histogram_values: np.ndarray | None = None  # |E| samples (V/m) for the histogram
+    field_volume: np.ndarray | None = None  # the shown map (V/m) on the subject image grid
+    cortex: Surface | None = None  # middle GM with data["magnE"] (TI: "TImax", "TInormal")
+    histogram_values: np.ndarray | None = None  # map samples (V/m) for the histogram
     histogram_weights: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     key: str | None = None  # where it is stored, relative to the workspace ("simulations/tms")
+    quantity: str = "magnE"
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
+    histograms: dict[str, tuple] = field(default_factory=dict)
+    histogram_pngs: dict[str, bytes | None] = field(default_factory=dict)
+
+    @property
+    def is_ti(self) -> bool:
+        return self.quantity in ("TImax", "TInormal")
+
+    @property
+    def quantities(self) -> list[str]:
+        """The maps this result can show (TI: those available of TInormal, TImax)."""
+        if not self.is_ti:
+            return [self.quantity]
+        have = set(self.maps) | set(self.histograms) | set((self.cortex.data if self.cortex is not None else {}))
+        return [q for q in ("TInormal", "TImax") if q in have]
+
+    @property
+    def map_title(self) -> str:
+        """Legend title of the shown map, with its unit."""
+        if self.is_ti:
+            from navigator.gui.ti_result import TI_TITLES
+
+            return TI_TITLES[self.quantity]
+        return "E magnitude (V/m)"
+
+    @property
+    def short_name(self) -> str:
+        if self.is_ti:
+            from navigator.gui.ti_result import TI_SHORT
+
+            return TI_SHORT[self.quantity]
+        return "|E|"
+
+    @property
+    def cortex_values(self) -> np.ndarray | None:
+        """Per-vertex values of the shown map on the cortex (None without a cortex map)."""
+        if self.cortex is None:
+            return None
+        v = self.cortex.data.get(self.quantity)
+        return None if v is None else np.asarray(v, float)
+
+    def set_quantity(self, quantity: str) -> None:
+        """Show another of :attr:`quantities` (volume, histogram and its picture switch)."""
+        if quantity not in self.quantities:
+            raise NavigatorError(f"this result has no {quantity} map (it has {', '.join(self.quantities)})")
+        self.quantity = quantity
+        if self.maps:
+            self.field_volume = self.maps.get(quantity)
+        self.histogram_values, self.histogram_weights = self.histograms.get(quantity, (None, None))
+        if quantity in self.histogram_pngs:
+            self.extra["histogram_png"] = self.histogram_pngs[quantity]
 
     @property
     def peak(self) -> float | None:
-        for k in ("E_gm_p99_9_V_per_m", "E_roi_p99_9_V_per_m"):
-            if self.summary.get(k) is not None:
-                return float(self.summary[k])
+        s = self.summary
+        if self.quantity == "TInormal":
+            v = (s.get("middle_gm") or {}).get("TInormal_p99_9_V_per_m")
+            return None if v is None else float(v)
+        keys = ("TImax_gm_p99_9_V_per_m", "TImax_roi_p99_9_V_per_m") if self.quantity == "TImax" else \
+            ("E_gm_p99_9_V_per_m", "E_roi_p99_9_V_per_m")
+        for k in keys:
+            if s.get(k) is not None:
+                return float(s[k])
         return None
 
     @property
     def target_field(self) -> float | None:
+        """Mean of the shown map in the target sphere (V/m; TI normal: over the cortex vertices in it)."""
         t = self.summary.get("target") or {}
-        v = t.get("mean_magnE_V_per_m")
+        key = {"TInormal": "mean_TInormal_V_per_m", "TImax": "mean_TImax_V_per_m"}.get(self.quantity,
+                                                                                      "mean_magnE_V_per_m")
+        v = t.get(key)
         return None if v is None else float(v)
 
     @property
@@ -209,8 +276,13 @@ class FieldResult:
 
 
 def load_field_result(kind: str, out_dir: str | Path, grid: Volume | None,
-                      progress: Progress | None = None, extra: dict[str, Any] | None = None) -> FieldResult:
-    """Read a simulation folder (summary.json, magnE.nii.gz, middle_gm_fields.surf.gii, fields.msh)."""
+                      progress: Progress | None = None, extra: dict[str, Any] | None = None,
+                      ti_quantity: str | None = None) -> FieldResult:
+    """Read a simulation folder (summary.json, magnE.nii.gz, middle_gm_fields.surf.gii, fields.msh).
+
+    A temporal-interference folder gives its envelope maps (:mod:`navigator.gui.ti_result`);
+    ``ti_quantity`` ("TInormal" | "TImax") is the one shown first (default: along the normal
+    when the folder has a cortex map)."""
     from navigator.io.images import load_image
     from navigator.io.surfaces import read_surface
 
@@ -221,6 +293,18 @@ def load_field_result(kind: str, out_dir: str | Path, grid: Volume | None,
         raise InputError(out, "not a simulation folder (no summary.json)")
     summary = json.loads(sp.read_text(encoding="utf-8"))
     res = FieldResult(kind, out, summary, extra=dict(extra or {}))
+    if summary.get("stimulus") == "ti":
+        from navigator.gui.ti_result import load_ti_maps
+
+        ti = load_ti_maps(out, grid, progress)
+        res.cortex, res.maps, res.histograms = ti["cortex"], ti["volumes"], ti["histograms"]
+        res.quantity = "TImax"  # a TI result (see quantities)
+        available = res.quantities
+        if not available:
+            raise InputError(out, "temporal-interference folder without envelope maps (fields.msh or middle_gm_fields.surf.gii)")
+        want = ti_quantity if ti_quantity in available else available[0]
+        res.set_quantity(want)
+        return res
     progress.update(0.3, "reading |E| map")
     if grid is not None and (out / "magnE.nii.gz").exists():
         res.field_volume = resample_to(load_image(out / "magnE.nii.gz"), grid, order=1).astype(np.float32)

@@ -75,13 +75,14 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "set_target_point": lambda w, world: w.controller.set_target_point(world),
     "fmri_target": lambda w, path: w.controller.fmri_target(path),
     "simulate_tms": lambda w: w.controller.simulate_tms(w.tms_panel.write_maps.isChecked()),
-    "simulate_tdcs": lambda w: w.controller.simulate_tdcs(),
+    "simulate_tdcs": lambda w: w.controller.simulate_tdcs(ti_quantity=w.tdcs_panel.ti_quantity()),
     "optimize_tms": lambda w: w.controller.optimize_tms(w.tms_panel.search()),
     "optimize_tdcs": lambda w: w.controller.optimize_tdcs(w.tdcs_panel.search()),
     "save_plan": lambda w, path=None: w.controller.save_plan(path),
     "load_plan": lambda w, path: w.controller.load_plan(path),
     "export_plan": lambda w, fmt, path, space: w.export_done(*w.controller.export_plan(fmt, path, space)),
     "select_result": lambda w, key: w.controller.select_result(key),
+    "set_result_quantity": lambda w, quantity: w.controller.set_result_quantity(quantity),
     "apply_result": lambda w, key: w.controller.apply_result(key),
     "set_coil": lambda w, name: w.state.set_coil_name(name),
     "set_intensity": lambda w, mode, mso, didt: w.state.set_intensity(mode, mso, didt),
@@ -360,8 +361,11 @@ class MainWindow(QMainWindow):
         p = Path(path)
         self.settings.setValue("lastFolder", str(p if p.is_dir() else p.parent))
 
-    def optimization_done(self, kind: str, text: str) -> None:
-        (self.tms_panel if kind == "tms" else self.tdcs_panel).opt_result.setText(text)
+    def optimization_done(self, kind: str, text: str, rows: list[tuple[str, str]] | None = None) -> None:
+        if kind == "tms":
+            self.tms_panel.opt_result.setText(text)
+        else:
+            self.tdcs_panel.show_report(text, rows)
 
     def live_delivered(self, request, result, error) -> None:
         """Called on the live worker thread: hand over to the UI thread (queued signal)."""
@@ -583,7 +587,7 @@ class MainWindow(QMainWindow):
                 lab = int(d.labels[tuple(ijk)])
                 parts.append(f"label {lab} {TISSUES.get(lab, '')}")
             if d.field is not None:
-                parts.append(f"|E| {float(d.field[tuple(ijk)]):.3g} V/m")
+                parts.append(f"{d.field_short} {float(d.field[tuple(ijk)]):.3g} V/m")
         self.coord_label.setText("   ".join(parts))
 
     def set_field_visible(self, on: bool) -> None:
@@ -591,7 +595,7 @@ class MainWindow(QMainWindow):
         self.slices.refresh()
         res = self.state.shown_result
         if res is not None and not self.controller.live_on:
-            self.view3d.set_cortex_field(res.cortex, res.cortex.data.get("magnE") if (on and res.cortex) else None)
+            self.view3d.set_cortex_field(res.cortex, res.cortex_values if on else None, title=res.map_title)
 
     def set_field_threshold(self, frac: float) -> None:
         self.slices.display.field_threshold = float(frac)
@@ -654,10 +658,11 @@ class MainWindow(QMainWindow):
             p = self.state.electrode_position(r.position)
             if p is not None:
                 try:
-                    size = max(float(v) for v in r.size.lower().split("x"))
-                except ValueError:
+                    size = max(r.size_mm())
+                except NavigatorError:
                     size = 10.0
-                els.append((r.position, p, r.current_ma, size / 2))
+                label = "" if r.channel is None else f"ch{r.channel}"
+                els.append((r.position, p, r.current_ma, size / 2, label))
         self.view3d.set_electrodes(els)
 
     def _result_changed(self, key: str) -> None:
@@ -670,13 +675,14 @@ class MainWindow(QMainWindow):
 
     def show_result(self, res: loaders.FieldResult) -> None:
         """A full FEM result on the slices and the cortex, with the banner saying so."""
-        self.slices.display.set_field(res.field_volume)
+        self.slices.display.set_field(res.field_volume, res.map_title, res.short_name)
         self.slices.refresh()
         if res.cortex is not None:
-            self.view3d.set_cortex_field(res.cortex, res.cortex.data.get("magnE"))
+            self.view3d.set_cortex_field(res.cortex, res.cortex_values if self.results_panel.show_field.isChecked()
+                                         else None, title=res.map_title)
         t = res.target_field
-        self.view3d.set_banner("fem", f"FULL FEM RESULT - {res.key or res.kind}"
-                                      + (f" - target |E| {t:.3g} V/m" if t is not None else ""))
+        self.view3d.set_banner("fem", f"FULL FEM RESULT - {res.key or res.kind} - {res.map_title}"
+                                      + (f" - target mean {t:.3g} V/m" if t is not None else ""))
 
     # ================================================================== live field
     def set_live(self, on: bool) -> None:

@@ -11,7 +11,11 @@ coil dragged 15 mm, the map from the live field engine; ``gui_live_compare.png``
 F3 pose shown beside the readouts of the current and the optimizer's pose, when the workspace
 holds a TMS optimization); then it closes the window, opens a new one on the same workspace and
 saves it as reopened (``gui_reopened.png``: the stored results listed, the last one shown).
-``--no-live`` skips the live views (no engine precomputation).
+``--no-live`` skips the live views (no engine precomputation). The temporal-interference views
+(``gui_ti.png``: the tDCS panel after a TI optimization, channels and frequencies in the
+montage table, the objective values, the envelope map on the cortex and the slices;
+``gui_ti_results.png``: the Results panel of that optimization) are taken after the tDCS view;
+``--no-ti`` skips them, ``--ti-only`` takes only them (on the target given by ``--target``).
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", type=Path, help="folder for gui_*.png")
     ap.add_argument("--subject", type=Path, help="workspace to show (default: sphere test subject)")
     ap.add_argument("--no-live", action="store_true", help="skip the live field views")
+    ap.add_argument("--no-ti", action="store_true", help="skip the temporal-interference views")
+    ap.add_argument("--ti-only", action="store_true", help="only the temporal-interference views")
+    ap.add_argument("--target", default="fox", help="target of the TI views with --ti-only (default fox)")
     args = ap.parse_args(argv)
     from PyQt6.QtCore import QSettings
 
@@ -74,6 +81,16 @@ def main(argv: list[str] | None = None) -> int:
 
     w.open_path(subject)
     _wait(app, lambda: not w.runner.busy and w.state.subject is not None)
+    if args.ti_only:
+        w.resolve_target(args.target)
+        _wait(app, lambda: not w.runner.busy)
+        ti_views(app, w, shot)
+        errors = list(dialogs.SHOWN_ERRORS)
+        w.close()
+        tmp.cleanup()
+        if errors:
+            print("errors shown:", errors, file=sys.stderr)
+        return 1 if errors else 0
     panel = w.target_panel
     panel.library.setCurrentIndex(panel.library.findData("fox"))
     w.resolve_target("fox")
@@ -89,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     w.simulate_tdcs()
     _wait(app, lambda: not w.runner.busy)
     shot("tdcs", 2)
+    if not args.no_ti:
+        ti_views(app, w, shot)
     tms_key = next(k for k, r in w.state.results.items() if r.kind == "tms")
     w.results_panel.select(tms_key)
     w.export_panel.format.setCurrentText("localite")
@@ -112,6 +131,25 @@ def main(argv: list[str] | None = None) -> int:
         print("errors shown:", errors, file=sys.stderr)
         return 1
     return 0
+
+
+def ti_views(app, w, shot) -> None:
+    """Temporal interference: optimize two channels for the target (panel defaults, objective
+    along the cortical normal), then the tDCS panel and the Results panel."""
+    from navigator.optimize.tdcs import MODES
+
+    p = w.tdcs_panel
+    w.tabs.setCurrentIndex(2)
+    p.opt_mode.setCurrentIndex(MODES.index("ti"))
+    t0 = time.time()
+    w.optimize_tdcs()
+    _wait(app, lambda: not w.runner.busy, 3600)
+    print(f"TI optimization in the app: {time.time() - t0:.1f} s", file=sys.stderr)
+    res = w.state.shown_result
+    if res is not None and res.is_ti and w.state.target_point is not None:
+        w.slices.set_cursor_world(w.state.target_point)
+    shot("ti", 2)
+    shot("ti_results", 3)
 
 
 def live_views(app, w, shot) -> None:

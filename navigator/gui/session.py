@@ -40,7 +40,8 @@ class SessionRecord:
     """The planning state of one workspace (see the module docstring). ``target`` is a
     :meth:`navigator.targets.resolve.ResolvedTarget.to_json` dict (restored without resolving
     again); ``pose`` a row-major 4x4 list (subject RAS mm) when the pose is explicit;
-    ``montage`` a list of ``{position, current_ma, shape, size}``."""
+    ``montage`` a list of ``{position, current_ma, shape, size[, channel, frequency_hz, angle_deg]}``
+    (:meth:`navigator.gui.montage.ElectrodeRow.to_json`)."""
 
     target: dict[str, Any] | None = None
     coil: str | None = None

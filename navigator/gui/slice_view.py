@@ -71,6 +71,8 @@ class VolumeDisplay:
         self.volume: Volume | None = None
         self.labels: np.ndarray | None = None
         self.field: np.ndarray | None = None
+        self.field_title: str = "E magnitude (V/m)"  # legend of the overlay (what it is, unit)
+        self.field_short: str = "|E|"  # status-bar name of the overlay
         self.field_max: float = 1.0
         self.field_threshold: float = 0.25  # fraction of field_max below which nothing is drawn
         self.label_opacity: float = 0.35
@@ -94,8 +96,10 @@ class VolumeDisplay:
         self.labels = None
         self.field = None
 
-    def set_field(self, field: np.ndarray | None) -> None:
+    def set_field(self, field: np.ndarray | None, title: str = "E magnitude (V/m)", short: str = "|E|") -> None:
+        """The overlay (V/m on the volume grid; None: none) and its legend title / short name."""
         self.field = field
+        self.field_title, self.field_short = title, short
         if field is not None:
             finite = field[np.isfinite(field) & (field > 0)]
             self.field_max = float(np.percentile(finite, 99.9)) if finite.size else 1.0
@@ -262,7 +266,31 @@ class SliceView(QWidget):
         world = self.display.cursor_world
         p.drawText(QRectF(m + 2, m, W, 16), Qt.AlignmentFlag.AlignLeft,
                    f"{self.view}  {'xyz'[fixed]} = {world[fixed]:.1f} mm")
+        self._draw_legend(p)
         p.end()
+
+    def _draw_legend(self, p: QPainter) -> None:
+        """Colour bar of the field overlay with its title and unit (bottom left), as drawn."""
+        d = self.display
+        if d.field is None or not d.show_field:
+            return
+        m = self.MARGIN
+        H = self.height()
+        bar_w = min(120, max(self.width() // 3, 60))
+        x0, y0 = m + 4, H - m - 30
+        lo = d.field_threshold
+        for k in range(bar_w):
+            t = k / max(bar_w - 1, 1)
+            c = hot_colormap(np.array(0.25 + 0.75 * t))
+            p.setPen(QColor(int(c[0] * 255), int(c[1] * 255), int(c[2] * 255)))
+            p.drawLine(QPointF(x0 + k, y0), QPointF(x0 + k, y0 + 8))
+        p.setPen(QColor(230, 230, 230))
+        f = p.font()
+        f.setPointSize(8)
+        p.setFont(f)
+        p.drawText(QRectF(x0, y0 + 9, bar_w + 80, 12), Qt.AlignmentFlag.AlignLeft,
+                   f"{lo * d.field_max:.2g}  ...  {d.field_max:.2g} V/m")
+        p.drawText(QRectF(x0, y0 - 14, self.width() - x0 - m, 13), Qt.AlignmentFlag.AlignLeft, d.field_title)
 
     def _draw_points(self, p: QPainter) -> None:
         vol = self.display.volume

@@ -10,7 +10,7 @@ reopens as the user left it. All coordinates are subject scanner RAS in mm.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,36 +20,13 @@ from PyQt6.QtGui import QUndoStack
 
 from navigator.core.errors import NavigatorError
 from navigator.gui.loaders import FieldResult, SubjectData
+from navigator.gui.montage import MONTAGE_PRESETS, ElectrodeRow, electrodes_from_rows, rows_from_electrodes
 from navigator.gui.session import ResultEntry, SessionRecord
 from navigator.gui.undo import MERGE_DISTANCE, MERGE_HANDLE, MERGE_INTENSITY, MERGE_MOVE, SetValueCommand
 
 log = logging.getLogger("navigator.gui")
 
 DEFAULT_COIL = "Magstim_D70"
-
-
-@dataclass
-class ElectrodeRow:
-    """One electrode of the tDCS montage editor."""
-
-    position: str  # 10-10 name or "x,y,z" (mm)
-    current_ma: float
-    shape: str = "rect"  # rect | ellipse | disc | ring | point
-    size: str = "50x50"  # mm, "WxH" or "D"
-
-    def spec(self):
-        from navigator.tes.montage import parse_electrode_spec
-
-        return parse_electrode_spec(f"{self.position}:{self.current_ma:g}:{self.shape}:{self.size}")
-
-
-MONTAGE_PRESETS: dict[str, list[ElectrodeRow]] = {
-    "F3-Fp2 (depression, pads)": [ElectrodeRow("F3", 2.0), ElectrodeRow("Fp2", -2.0)],
-    "F3-F4 (bilateral DLPFC, pads)": [ElectrodeRow("F3", 2.0), ElectrodeRow("F4", -2.0)],
-    "C3-Fp2 (motor, pads)": [ElectrodeRow("C3", 1.0), ElectrodeRow("Fp2", -1.0)],
-    "HD 4x1 over F3": [ElectrodeRow("F3", 2.0, "disc", "12")] + [
-        ElectrodeRow(n, -0.5, "disc", "12") for n in ("AF3", "F1", "FC3", "F5")],
-}
 
 
 class PlanState(QObject):
@@ -296,6 +273,11 @@ class PlanState(QObject):
             self.current_result = key
             self.resultChanged.emit(key)
 
+    def reshow_result(self) -> None:
+        """The result on screen changed its shown map (e.g. TI envelope along the normal / maximal): redraw."""
+        if self.current_result in self.results:
+            self.resultChanged.emit(self.current_result)
+
     @property
     def shown_result(self) -> FieldResult | None:
         return self.results.get(self.current_result or "")
@@ -313,8 +295,7 @@ class PlanState(QObject):
             intensity_mode=self.intensity_mode, mso=self.mso, didt_a_per_us=self.didt_a_per_us,
             distance_mm=self.distance_mm, handle_angle_deg=self.handle_angle_deg,
             pose=None if self.explicit_pose is None else np.asarray(self.explicit_pose, float).tolist(),
-            montage=[{"position": r.position, "current_ma": r.current_ma, "shape": r.shape, "size": r.size}
-                     for r in self.montage],
+            montage=[r.to_json() for r in self.montage],
             current_result=self.current_result, plan_name=self.plan_name)
 
     def apply_session(self, rec: SessionRecord) -> list[str]:
@@ -343,8 +324,7 @@ class PlanState(QObject):
         self.explicit_pose = None if rec.pose is None else np.asarray(rec.pose, float)
         if rec.montage:
             try:
-                self.montage = [ElectrodeRow(str(m["position"]), float(m["current_ma"]), str(m.get("shape", "rect")),
-                                             str(m.get("size", "50x50"))) for m in rec.montage]
+                self.montage = [ElectrodeRow.from_json(m) for m in rec.montage]
             except (KeyError, TypeError, ValueError) as exc:
                 notes.append(f"the last montage could not be restored ({exc})")
         self.undo_stack.clear()
@@ -357,7 +337,7 @@ class PlanState(QObject):
     # ------------------------------------------------------------------ plan
     def build_plan(self, name: str | None = None):
         """The current plan as a :class:`navigator.export.plan.Plan` (RAS mm, navigator axes)."""
-        from navigator.export.plan import CoilPose, Electrode, ImageInfo, Montage, Plan, Target
+        from navigator.export.plan import CoilPose, ImageInfo, Montage, Plan, Target
 
         ws = self.require_workspace("a plan")
         name = name or self.plan_name
@@ -383,18 +363,10 @@ class PlanState(QObject):
                                             coil=self.coil_name, didt=didt, mso=mso,
                                             description=f"handle {self.handle_angle_deg:.0f} deg, "
                                                         f"distance {self.distance_mm:.1f} mm"))
-        electrodes = []
-        for r in self.montage:
-            p = self.electrode_position(r.position)
-            if p is None:
-                continue
-            shape = {"rect": "rect", "ellipse": "ellipse", "disc": "disc", "ring": "ring"}.get(r.shape, "ellipse")
-            size = tuple(float(s) for s in r.size.lower().split("x")) if r.size else (10.0, 10.0)
-            if len(size) == 1:
-                size = (size[0], size[0])
-            electrodes.append(Electrode(r.position, p, r.current_ma, shape, size[:2]))
+        scalp = self.subject.scalp if self.subject is not None else None
+        electrodes = electrodes_from_rows(self.montage, self.electrode_position, scalp)
         if electrodes:
-            plan.montages.append(Montage("tdcs", electrodes))
+            plan.montages.append(Montage("ti" if any(e.channel is not None for e in electrodes) else "tdcs", electrodes))
         return plan
 
     def plan_summary(self) -> dict[str, Any]:
@@ -402,21 +374,12 @@ class PlanState(QObject):
                 "pose": None if self.pose is None else self.pose.tolist()}
 
     def montage_from_plan(self, plan) -> list[ElectrodeRow]:
-        rows = []
+        """The editor rows of the plan's first montage (channel, frequency and pad rotation kept)."""
         if not plan.montages:
-            return rows
-        eeg = self.subject.eeg if self.subject is not None else {}
-        for e in plan.montages[0].electrodes:
-            pos = e.name if e.name in eeg else ",".join(f"{v:.2f}" for v in e.position)
-            if e.name not in eeg and eeg:
-                names = list(eeg)
-                d = np.linalg.norm(np.array([eeg[n] for n in names]) - e.position, axis=1)
-                if d.min() < 1.0:
-                    pos = names[int(np.argmin(d))]
-            size = "x".join(f"{s:g}" for s in e.size_mm) if e.shape in ("rect", "ellipse") else f"{e.size_mm[0]:g}"
-            rows.append(ElectrodeRow(pos, e.current_ma, e.shape if e.shape in ("rect", "ellipse", "disc", "ring")
-                                     else "ellipse", size))
-        return rows
+            return []
+        s = self.subject
+        return rows_from_electrodes(plan.montages[0].electrodes, s.eeg if s is not None else {},
+                                    s.scalp if s is not None else None)
 
 
 def plan_path_default(ws, name: str) -> Path:

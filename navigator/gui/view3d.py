@@ -404,9 +404,10 @@ class View3D(QWidget):
         x, y, _ = r.GetDisplayPoint()
         return float(x), float(y)
 
-    def set_electrodes(self, electrodes: list[tuple[str, np.ndarray, float, float]]) -> None:
-        """Electrodes as (name, position mm, current mA, radius mm): flat discs on the scalp,
-        red anodes, blue cathodes."""
+    def set_electrodes(self, electrodes: list[tuple]) -> None:
+        """Electrodes as (name, position mm, current mA, radius mm[, label]): flat discs on the
+        scalp, red anodes, blue cathodes; a label (e.g. the TI channel "ch1") is written beside
+        the electrode with its name."""
         if self.plotter is None:
             return
         import pyvista as pv
@@ -414,13 +415,22 @@ class View3D(QWidget):
         for n in [n for n in self.plotter.actors if str(n).startswith("electrode")]:
             self._remove(n)
         centre = self._head_centre
-        for i, (name, pos, cur, radius) in enumerate(electrodes):
+        label_pts, label_text = [], []
+        for i, (name, pos, cur, radius, *rest) in enumerate(electrodes):
             pos = np.asarray(pos, float)
             colour = "#ff3030" if cur > 0 else "#3060ff" if cur < 0 else "#aaaaaa"
             normal = pos - centre if centre is not None else np.array([0.0, 0.0, 1.0])
             normal /= max(np.linalg.norm(normal), 1e-9)
             pad = pv.Cylinder(center=pos + 2.0 * normal, direction=normal, radius=max(radius, 3.0), height=4.0)
             self.plotter.add_mesh(pad, color=colour, name=f"electrode{i}", pickable=False, render=False)
+            if rest and rest[0]:
+                label_pts.append(pos + 8.0 * normal)
+                label_text.append(f"{name} {rest[0]}")
+        self.electrode_labels = label_text
+        if label_pts:
+            self.plotter.add_point_labels(np.array(label_pts), label_text, font_size=10, text_color="white",
+                                          shape_color="#303030", shape_opacity=0.6, show_points=False,
+                                          always_visible=True, name="electrode_labels", render=False)
         self._apply_mode()
         self._render()
 

@@ -95,6 +95,7 @@ class ExportPanel(QWidget):
         lay.addWidget(self.status)
         for sig in (state.targetChanged, state.poseChanged, state.montageChanged):
             sig.connect(self.refresh)
+        state.montageChanged.connect(self._update_about)
         i = self.format.findText("localite")
         if i >= 0:
             self.format.setCurrentIndex(i)
@@ -110,7 +111,7 @@ class ExportPanel(QWidget):
                 self.space.setCurrentText(p.coordinate_space if p.coordinate_space in p.spaces else p.spaces[0])
             else:
                 self.space.addItem(p.coordinate_space)
-            self.about.setText(f"{p.description}\nCoil axes: {p.coil_axes}")
+            self._update_about()
             ws = self.state.ws
             if ws is not None and (not self.path.text() or not any(self.path.text().endswith(e) for e in p.extensions)):
                 self.path.setText(str(ws.path("plans") / "export" / f"{self.state.plan_name}_{p.name}{p.extensions[0]}"))
@@ -150,8 +151,26 @@ class ExportPanel(QWidget):
         for r in s.montage:
             p = s.electrode_position(r.position)
             if p is not None:
-                out.append((f"electrode {r.position} ({r.current_ma:+g} mA)", p))
+                extra = "" if r.channel is None else f", channel {r.channel}" + (
+                    "" if r.frequency_hz is None else f" {r.frequency_hz:g} Hz")
+                extra += f", rotated {r.angle_deg:g} deg" if r.angle_deg else ""
+                out.append((f"electrode {r.position} ({r.current_ma:+g} mA{extra})", p))
         return out
+
+    def _update_about(self) -> None:
+        p = self.plugins.get(self.format.currentText())
+        if p is not None:
+            self.about.setText(f"{p.description}\nCoil axes: {p.coil_axes}" + self.montage_note(p))
+
+    def montage_note(self, plugin) -> str:
+        """What happens to the tES montage in this format: carried (with channels, frequencies and
+        pad axes) or left out (navigation formats hold coil poses and targets only)."""
+        if not self.state.montage:
+            return ""
+        if "montages" in getattr(plugin, "carries", ()):
+            return "\nMontage: written with currents, channels, frequencies and pad axes."
+        return ("\nMontage: NOT in this format (it holds " + (", ".join(plugin.carries) or "no montage")
+                + "); electrodes, channels and frequencies are kept in Save plan (plan.json) and the json format.")
 
     def refresh(self) -> None:
         rows = self.rows()

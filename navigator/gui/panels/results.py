@@ -1,6 +1,8 @@
 """Results panel: every result of the workspace (simulations, optimizations, plans; whoever
 wrote them), read from disk when selected; field at the target, peak, focality and a
-histogram of |E| in grey matter; "Use this plan" loads a result's plan as the current plan."""
+histogram of |E| in grey matter (temporal interference: of the envelope, along the cortical
+normal or maximal, chosen under "Map"); an optimization's objective values; "Use this plan"
+loads a result's plan as the current plan."""
 
 from __future__ import annotations
 
@@ -42,6 +44,18 @@ class ResultsPanel(QWidget):
         self.use_plan.setEnabled(False)
         row.addWidget(self.use_plan)
         lay.addLayout(row)
+        row = QHBoxLayout()
+        self.quantity = QComboBox()
+        self.quantity.setObjectName("resultQuantity")
+        self.quantity.setToolTip("temporal interference: the envelope map drawn on the cortex and the slices")
+        self.quantity.activated.connect(
+            lambda i: self.window.command("set_result_quantity", self.quantity.itemData(i)))
+        self.quantity_label = QLabel("Map")
+        row.addWidget(self.quantity_label)
+        row.addWidget(self.quantity, 1)
+        lay.addLayout(row)
+        self.quantity.hide()
+        self.quantity_label.hide()
         self.table = QTableWidget(0, 2)
         self.table.setObjectName("resultTable")
         self.table.setHorizontalHeaderLabels(["Quantity", "Value"])
@@ -145,6 +159,8 @@ class ResultsPanel(QWidget):
 
         s = res.summary
         t = s.get("target") or {}
+        if res.is_ti:
+            return self._ti_rows(res, f)
         rows = [
             ("Field at target (mean |E|)", f(res.target_field, "V/m")),
             ("Target region", "-" if not t else f"{t.get('radius_mm', 0):g} mm sphere at "
@@ -159,14 +175,59 @@ class ResultsPanel(QWidget):
         solver = s.get("solver") or {}
         if solver:
             rows.append(("Solver iterations", str(solver.get("iterations", "-"))))
-        for k, v in res.extra.items():
-            if isinstance(v, (int, float, str)) and not isinstance(v, bool):
-                rows.append((k, f"{v:.4g}" if isinstance(v, float) else str(v)))
+        rows += self._extra_rows(res)
+        return rows
+
+    @staticmethod
+    def _extra_rows(res) -> list[tuple[str, str]]:
+        """An optimization's labelled objective values (else its raw numbers), source and folder."""
+        rows = list(res.extra.get("optimization_rows") or [])
+        if not rows:
+            for k, v in res.extra.items():
+                if isinstance(v, (int, float, str)) and not isinstance(v, bool):
+                    rows.append((k, f"{v:.4g}" if isinstance(v, float) else str(v)))
         rows.append(("Source", "full FEM result (stored)"))
         rows.append(("Output folder", str(res.out_dir) if res.out_dir else "-"))
         return rows
 
+    def _ti_rows(self, res, f) -> list[tuple[str, str]]:
+        """A temporal-interference result: the envelope (the map shown and the other), per channel."""
+        s = res.summary
+        t = s.get("target") or {}
+        shown = "along the cortical normal" if res.quantity == "TInormal" else "maximal over directions"
+        rows = [
+            ("Map shown", res.map_title),
+            (f"Envelope at target ({shown}, mean)", f(res.target_field, "V/m")),
+            ("Target region", "-" if not t else f"{t.get('radius_mm', 0):g} mm sphere at "
+             f"({', '.join(f'{c:.1f}' for c in t.get('center_mm', []))})"),
+            ("Envelope along normal at target (cortex, mean)", f(t.get("mean_TInormal_V_per_m"), "V/m")),
+            ("Maximal envelope at target (volume, mean)", f(t.get("mean_TImax_V_per_m"), "V/m")),
+            (f"Peak envelope {shown} (99.9th pct)", f(res.peak, "V/m")),
+            ("Max of maximal envelope", f(s.get("TImax_roi_max_V_per_m"), "V/m")),
+            ("Focality: volume >= 50% of peak max envelope",
+             f(res.focality.get("50", None) and res.focality["50"] / 1000, "cm3")),
+        ]
+        for name, c in (s.get("carriers") or {}).items():
+            rows.append((f"Carrier {name.replace('pair', 'channel ')}: |E| at target",
+                         f(c.get("target_mean_magnE_V_per_m"), "V/m")))
+        for e in s.get("electrodes") or []:
+            rows.append((f"Electrode {e.get('name') or e.get('position')} (channel {e.get('pair')})",
+                         f"{e.get('delivered_current_mA', 0):+.3g} mA"))
+        return rows + self._extra_rows(res)
+
     def show(self, res) -> None:
+        self.quantity.blockSignals(True)
+        self.quantity.clear()
+        if res.is_ti:
+            from navigator.gui.ti_result import TI_SHORT
+
+            for q in res.quantities:
+                self.quantity.addItem(TI_SHORT[q] + ("" if q != "TInormal" else " - along the cortical normal")
+                                      + ("" if q != "TImax" else " - maximal over directions"), q)
+            self.quantity.setCurrentIndex(max(self.quantity.findData(res.quantity), 0))
+        self.quantity.blockSignals(False)
+        self.quantity.setVisible(res.is_ti)
+        self.quantity_label.setVisible(res.is_ti)
         rows = self.rows_for(res)
         self.table.setRowCount(len(rows))
         for i, (k, v) in enumerate(rows):

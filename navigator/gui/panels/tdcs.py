@@ -1,8 +1,12 @@
-"""tDCS panel: montage editor on the 10-10 grid (pads or HD), currents, presets, simulate
-and optimize with constraints: HD currents, a pad pair and its rotation, temporal interference
-(two channels: pairs, currents and frequencies) or a centre-surround ring."""
+"""tDCS panel: montage editor on the 10-10 grid (pads or HD), currents, stimulator channels
+and their frequencies (temporal interference), pad rotation, presets, simulate (tDCS, or TI
+when the electrodes name channels 1 and 2) and optimize with constraints: HD currents, a pad
+pair and its rotation, temporal interference (two channels: pairs, currents and frequencies)
+or a centre-surround ring; the optimizer's objective values are listed under the button."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
@@ -10,6 +14,7 @@ from PyQt6.QtGui import QColor, QPainter, QPen
 from PyQt6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -26,6 +31,16 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from navigator.core.errors import NavigatorError
+from navigator.gui.montage import (
+    channel_summary,
+    channel_text,
+    fmt_optional,
+    is_multichannel,
+    parse_angle,
+    parse_channel,
+    parse_frequency,
+)
 from navigator.gui.state import MONTAGE_PRESETS, ElectrodeRow
 from navigator.optimize.tdcs import MODES, TdcsSearch
 
@@ -38,6 +53,8 @@ MODE_LABELS = {"hd": "HD currents (cap discs)", "pads": "pad pair (+ rotation)",
 
 PAD = ("rect", "50x50")
 HD = ("disc", "12")
+#: outline colours of the stimulator channels on the electrode grid
+CHANNEL_COLOURS = {1: QColor(20, 160, 60), 2: QColor(240, 140, 0)}
 
 
 def grid_projection(eeg: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
@@ -79,6 +96,7 @@ class ElectrodeGrid(QWidget):
         self.setMinimumSize(260, 260)
         self.proj: dict[str, tuple[float, float]] = {}
         self.currents: dict[str, float] = {}
+        self.channels: dict[str, int] = {}  # position (lower case) -> stimulator channel
 
     def set_positions(self, eeg: dict[str, np.ndarray]) -> None:
         self.proj = grid_projection(eeg)
@@ -112,9 +130,20 @@ class ElectrodeGrid(QWidget):
                 rad = 9
             else:
                 p.setBrush(QColor(230, 50, 50) if cur > 0 else QColor(50, 90, 230))
-                p.setPen(QColor(0, 0, 0))
+                ch = self.channels.get(name.lower())
+                p.setPen(QPen(CHANNEL_COLOURS.get(ch, QColor(120, 0, 160)), 4) if ch is not None else QColor(0, 0, 0))
                 rad = 12
             p.drawEllipse(q, rad, rad)
+            ch = self.channels.get(name.lower()) if cur is not None else None
+            if ch is not None:
+                f = p.font()
+                f.setPointSize(7)
+                f.setBold(True)
+                p.setFont(f)
+                p.setPen(CHANNEL_COLOURS.get(ch, QColor(120, 0, 160)))
+                p.drawText(QRectF(q.x() + 9, q.y() - 20, 24, 12), Qt.AlignmentFlag.AlignLeft, f"ch{ch}")
+                f.setBold(False)
+                p.setFont(f)
             p.setPen(QColor(0, 0, 0))
             f = p.font()
             f.setPointSize(6)
@@ -138,7 +167,9 @@ class ElectrodeGrid(QWidget):
 
 
 class TdcsPanel(QWidget):
-    COLS = ("Position", "Current (mA)", "Shape", "Size (mm)")
+    COLS = ("Position", "Current (mA)", "Ch", "Freq (Hz)", "Shape", "Size (mm)", "Angle (deg)")
+    #: column of each ElectrodeRow field in the montage table
+    COL = {"position": 0, "current": 1, "channel": 2, "frequency": 3, "shape": 4, "size": 5, "angle": 6}
 
     def __init__(self, state, window):
         super().__init__()
@@ -178,7 +209,16 @@ class TdcsPanel(QWidget):
         self.table.setObjectName("montageTable")
         self.table.setHorizontalHeaderLabels(self.COLS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setVisible(False)
+        self.last_error = ""
+        for c, tip in enumerate(("10-10 name or x,y,z (mm, subject RAS)", "mA, + into the head (anode)",
+                                 "stimulator channel: empty for tDCS, 1 and 2 for temporal interference",
+                                 "carrier frequency of the channel (Hz; an edit applies to the whole channel)",
+                                 "rect, ellipse, disc, ring", "WxH or diameter, mm",
+                                 "pad rotation about the scalp normal, degrees counter-clockwise seen from outside")):
+            self.table.horizontalHeaderItem(c).setToolTip(tip)
         self.table.itemChanged.connect(self._table_edited)
         self.table.setMinimumHeight(120)
         lay.addWidget(self.table)
@@ -202,6 +242,8 @@ class TdcsPanel(QWidget):
 
         self.simulate = QPushButton("Simulate tDCS")
         self.simulate.setObjectName("simulateTdcs")
+        self.simulate.setToolTip("one-channel tDCS; with channels 1 and 2 a temporal-interference simulation "
+                                 "(envelope map as chosen under Objective)")
         self.simulate.clicked.connect(lambda: self.window.simulate_tdcs())
         lay.addWidget(self.simulate)
 
@@ -230,6 +272,12 @@ class TdcsPanel(QWidget):
         self.opt_active.setRange(0, 64)
         self.opt_active.setValue(_SEARCH.max_electrodes or 0)
         self.opt_active.setSpecialValueText("no limit")
+        # HD, TI and centre-surround: the gel discs' diameter
+        self.opt_diameter = QDoubleSpinBox()
+        self.opt_diameter.setObjectName("discDiameter")
+        self.opt_diameter.setRange(2, 40)
+        self.opt_diameter.setValue(_SEARCH.electrode_diameter_mm)
+        self.opt_diameter.setSuffix(" mm")
         # pads: rotation search
         self.opt_angle = QDoubleSpinBox()
         self.opt_angle.setRange(0, 90)
@@ -278,6 +326,8 @@ class TdcsPanel(QWidget):
         form.addRow("Max per electrode", self.opt_each)
         self._rows["active"] = (form.rowCount(), ("hd",))
         form.addRow("Max active electrodes", self.opt_active)
+        self._rows["diameter"] = (form.rowCount(), ("hd", "ti", "center-surround"))
+        form.addRow("Disc diameter", self.opt_diameter)
         self._rows["angle"] = (form.rowCount(), ("pads",))
         form.addRow("Pad rotation step", self.opt_angle)
         self._rows["ti_channel"] = (form.rowCount(), ("ti",))
@@ -293,6 +343,12 @@ class TdcsPanel(QWidget):
         self._rows["cs_currents"] = (form.rowCount(), ("center-surround",))
         form.addRow("Currents", self.cs_currents)
         self.opt_mode.currentIndexChanged.connect(self._mode_changed)
+        self.opt_nifti = QCheckBox("write volume maps (NIfTI)")
+        self.opt_nifti.setObjectName("tdcsWriteMaps")
+        self.opt_nifti.setToolTip("also write the field / envelope maps as NIfTI (slower, larger); the app "
+                                  "samples its slice maps from fields.msh in memory either way")
+        self.opt_nifti.setChecked(False)
+        form.addRow(self.opt_nifti)
         self.optimize = QPushButton("Optimize montage")
         self.optimize.setObjectName("optimizeTdcs")
         self.optimize.clicked.connect(lambda: self.window.optimize_tdcs())
@@ -300,7 +356,18 @@ class TdcsPanel(QWidget):
         self.opt_result = QLabel("")
         self.opt_result.setObjectName("tdcsOptimizationResult")
         self.opt_result.setWordWrap(True)
+        self.opt_result.hide()  # the full line, for the log and tests; the table below is what is read
         form.addRow(self.opt_result)
+        self.report = QTableWidget(0, 2)
+        self.report.setObjectName("tdcsObjectives")
+        self.report.setHorizontalHeaderLabels(["Objective value / setting", "Value"])
+        self.report.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.report.verticalHeader().setVisible(False)
+        self.report.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.report.setWordWrap(True)
+        self.report.setMinimumHeight(150)
+        self.report.hide()
+        form.addRow(self.report)
         lay.addWidget(box)
         self.opt_mode_help = QLabel("")
         self.opt_mode_help.setWordWrap(True)
@@ -321,12 +388,32 @@ class TdcsPanel(QWidget):
         for row, modes in self._rows.values():
             self.opt_form.setRowVisible(row, mode in modes)
 
+    def ti_quantity(self) -> str:
+        """The TI envelope map to show first: along the cortical normal or maximal (the objective)."""
+        return "TImax" if self.opt_objective.currentData() == "magnitude" else "TInormal"
+
+    def show_report(self, text: str, rows: list[tuple[str, str]] | None) -> None:
+        """An optimization finished: its key numbers (``text``) and labelled objective values (``rows``)."""
+        self.opt_result.setText(text)
+        rows = rows or []
+        self.report.setRowCount(len(rows))
+        for i, (k, v) in enumerate(rows):
+            self.report.setItem(i, 0, QTableWidgetItem(k))
+            self.report.setItem(i, 1, QTableWidgetItem(v))
+        self.report.resizeRowsToContents()
+        self.report.setVisible(bool(rows))
+        self.opt_result.setVisible(not rows and bool(text))
+
+    def report_rows(self) -> dict[str, str]:
+        return {self.report.item(i, 0).text(): self.report.item(i, 1).text() for i in range(self.report.rowCount())}
+
     def search(self) -> TdcsSearch:
         """The montage optimization set in the panel: method, objective, current limits (mA) and
         the method's own settings (pad rotation step, TI channels, centre-surround ring)."""
         return TdcsSearch(mode=self.mode(), objective=str(self.opt_objective.currentData()),
                           max_total_ma=self.opt_total.value(), max_electrode_ma=self.opt_each.value(),
                           max_electrodes=self.opt_active.value() if self.opt_active.value() > 0 else None,
+                          electrode_diameter_mm=self.opt_diameter.value(), nifti=self.opt_nifti.isChecked(),
                           pad_angle_step_deg=self.opt_angle.value(), ti_channel_ma=self.ti_channel.value(),
                           ti_total_ma=self.ti_total.value(), ti_frequencies_hz=(self.ti_f1.value(), self.ti_f2.value()),
                           n_returns=self.cs_returns.value(), ring_radius_mm=self.cs_radius.value(),
@@ -345,22 +432,27 @@ class TdcsPanel(QWidget):
         if idx is None:
             rows.append(ElectrodeRow(name, 1.0, shape, size))
         elif rows[idx].current_ma > 0:
-            rows[idx] = ElectrodeRow(name, -1.0, rows[idx].shape, rows[idx].size)
+            r = rows[idx]
+            rows[idx] = ElectrodeRow(name, -1.0, r.shape, r.size, r.channel, r.frequency_hz, r.angle_deg)
         else:
             rows.pop(idx)
         self.state.set_montage(rows)
         self.balance()
 
     def balance(self) -> None:
-        """Split the total current evenly over anodes (+) and cathodes (-)."""
-        rows = list(self.state.montage)
-        an = [r for r in rows if r.current_ma > 0]
-        ca = [r for r in rows if r.current_ma < 0]
-        tot = self.total.value()
-        for r in an:
-            r.current_ma = tot / len(an)
-        for r in ca:
-            r.current_ma = -tot / len(ca)
+        """Split the current evenly over anodes (+) and cathodes (-) of each channel: the Total
+        for a one-channel montage, each channel's own injected current for a multi-channel one."""
+        rows = [replace(r) for r in self.state.montage]  # copies: the state's rows change only by undo steps
+        multi = is_multichannel(rows)
+        for c in channel_summary(rows):
+            group = [r for r in rows if r.channel == c.channel]
+            an = [r for r in group if r.current_ma > 0]
+            ca = [r for r in group if r.current_ma < 0]
+            tot = c.injected_ma if (multi and c.injected_ma > 0) else self.total.value()
+            for r in an:
+                r.current_ma = tot / len(an)
+            for r in ca:
+                r.current_ma = -tot / len(ca)
         self.state.set_montage(rows)
 
     def remove_selected(self) -> None:
@@ -370,18 +462,50 @@ class TdcsPanel(QWidget):
             rows.pop(i)
         self.state.set_montage(rows)
 
+    def _cell(self, i: int, key: str) -> str:
+        item = self.table.item(i, self.COL[key])
+        return item.text() if item is not None else ""
+
     def _table_edited(self, item) -> None:
+        """A cell was edited: the whole table becomes the montage (one undo step). A bad
+        channel, frequency or angle is refused with a message and the table shows the montage
+        as it was; a frequency edit applies to every electrode of that channel."""
         if self._updating:
             return
+        old = self.state.montage
         rows = []
-        for i in range(self.table.rowCount()):
-            vals = [self.table.item(i, c).text() if self.table.item(i, c) else "" for c in range(4)]
-            try:
-                cur = float(vals[1])
-            except ValueError:
-                cur = 0.0
-            rows.append(ElectrodeRow(vals[0].strip(), cur, vals[2].strip() or "rect", vals[3].strip()))
+        try:
+            for i in range(self.table.rowCount()):
+                try:
+                    cur = float(self._cell(i, "current"))
+                except ValueError:
+                    cur = 0.0
+                rows.append(ElectrodeRow(self._cell(i, "position").strip(), cur, self._cell(i, "shape").strip() or "rect",
+                                         self._cell(i, "size").strip(), parse_channel(self._cell(i, "channel")),
+                                         parse_frequency(self._cell(i, "frequency")), parse_angle(self._cell(i, "angle"))))
+        except NavigatorError as exc:
+            status = getattr(self.window, "status", None)
+            if callable(status):
+                status(str(exc))
+            self.last_error = str(exc)
+            self.refresh()
+            return
+        if item is not None and item.column() == self.COL["frequency"] and item.row() < len(rows):
+            edited = rows[item.row()]
+            if edited.channel is not None:
+                for r in rows:
+                    if r.channel == edited.channel:
+                        r.frequency_hz = edited.frequency_hz
+        if item is not None and item.column() == self.COL["channel"] and item.row() < len(rows):
+            edited = rows[item.row()]  # joining a channel: take its frequency when none is given
+            if edited.channel is not None and (item.row() >= len(old) or old[item.row()].frequency_hz is None
+                                               or old[item.row()].channel != edited.channel):
+                f = next((r.frequency_hz for k, r in enumerate(rows) if k != item.row() and r.channel == edited.channel
+                          and r.frequency_hz is not None), None)
+                if f is not None:
+                    edited.frequency_hz = f
         self.state.set_montage(rows)
+        self.refresh()  # a refused or propagated value shows as it is in the montage
 
     def refresh(self) -> None:
         self._updating = True
@@ -389,11 +513,20 @@ class TdcsPanel(QWidget):
             rows = self.state.montage
             self.table.setRowCount(len(rows))
             for i, r in enumerate(rows):
-                for c, v in enumerate((r.position, f"{r.current_ma:g}", r.shape, r.size)):
-                    self.table.setItem(i, c, QTableWidgetItem(v))
+                cells = {"position": r.position, "current": f"{r.current_ma:g}", "channel": fmt_optional(r.channel),
+                         "frequency": fmt_optional(r.frequency_hz), "shape": r.shape, "size": r.size,
+                         "angle": f"{r.angle_deg:g}" if r.angle_deg else ""}
+                for key, v in cells.items():
+                    self.table.setItem(i, self.COL[key], QTableWidgetItem(v))
             self.grid.currents = {r.position.lower(): r.current_ma for r in rows}
+            self.grid.channels = {r.position.lower(): r.channel for r in rows if r.channel is not None}
             self.grid.update()
-            s = sum(r.current_ma for r in rows)
-            self.sum_label.setText(f"sum of currents: {s:+.3f} mA" + ("" if abs(s) < 1e-6 else "  (must be 0)"))
+            if is_multichannel(rows):
+                self.sum_label.setText(channel_text(rows))
+                self.simulate.setText("Simulate TI (channels 1 and 2)")
+            else:
+                s = sum(r.current_ma for r in rows)
+                self.sum_label.setText(f"sum of currents: {s:+.3f} mA" + ("" if abs(s) < 1e-6 else "  (must be 0)"))
+                self.simulate.setText("Simulate tDCS")
         finally:
             self._updating = False
