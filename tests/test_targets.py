@@ -415,6 +415,12 @@ def test_workspace_head_coordinates_and_target_specs(tmp_path) -> None:
     ctx = HeadContext(Workspace.open(ws.root))
     for name in ("Nz", "Iz", "LPA", "RPA", "Cz", "F3"):
         assert abs(np.linalg.norm(ctx.eeg[name]) - R) < 1.0, name
+    # the 10-05 cap beside the 10-10 one, same fiducials, every 10-10 position in it unchanged
+    from navigator.io.eeg_positions import read_eeg_csv
+
+    cap = read_eeg_csv(ws.root / "targets/eeg_caps/EEG10-05.csv")
+    assert len(cap.names) == 343 and list(cap.fiducials) == ["Nz", "Iz", "LPA", "RPA"]
+    assert all(np.array_equal(ctx.eeg[n], cap[n]) for n in ctx.eeg.labels())
     fox = resolve_target(ctx, "fox")
     assert abs(np.linalg.norm(fox.cortical_point) - 70.0) < 0.6  # on the 'cortex'
     assert fox.scalp_cortex_distance_mm == pytest.approx(R - 70.0, abs=1.0)
