@@ -55,9 +55,10 @@ def test_method_choice_and_settings_make_the_search(panel, tmp_path):
     from navigator.optimize.tdcs import MODES, TdcsSearch
 
     p = panel
-    assert p.search() == TdcsSearch(nifti=False)  # the app samples its maps from fields.msh
-    p.opt_nifti.setChecked(True)
     assert p.search() == TdcsSearch()
+    p.opt_nifti.setChecked(False)
+    assert p.search() == TdcsSearch(nifti=False)
+    p.opt_nifti.setChecked(True)
     assert [p.opt_mode.itemData(i) for i in range(p.opt_mode.count())] == list(MODES)
     p.opt_mode.setCurrentIndex(MODES.index("ti"))
     p.ti_channel.setValue(1.5)
@@ -318,6 +319,7 @@ def test_ti_optimization_in_the_window(qapp, qtbot, window, subject, tmp_path):
     p.ti_f1.setValue(F1)
     p.ti_f2.setValue(F2)
     p.opt_objective.setCurrentIndex(0)  # along the cortical normal
+    p.opt_nifti.setChecked(False)  # the slices are sampled from fields.msh in memory
     progress = []
     w.runner.progress.connect(lambda f, m: progress.append((f, m)))
     w.optimize_tdcs()
@@ -455,6 +457,7 @@ def test_center_surround_and_pad_rotation_in_the_window(qtbot, window, subject, 
     _open_with_target(qtbot, w, subject)
     p = w.tdcs_panel
     p.opt_mode.setCurrentIndex(MODES.index(mode))
+    p.opt_nifti.setChecked(False)
     if mode == "pads":
         p.opt_angle.setValue(45)  # 0 and 45 degrees for square pads
     w.optimize_tdcs()

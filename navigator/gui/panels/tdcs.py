@@ -347,7 +347,7 @@ class TdcsPanel(QWidget):
         self.opt_nifti.setObjectName("tdcsWriteMaps")
         self.opt_nifti.setToolTip("also write the field / envelope maps as NIfTI (slower, larger); the app "
                                   "samples its slice maps from fields.msh in memory either way")
-        self.opt_nifti.setChecked(False)
+        self.opt_nifti.setChecked(_SEARCH.nifti)  # the default of the CLI and the batch
         form.addRow(self.opt_nifti)
         self.optimize = QPushButton("Optimize montage")
         self.optimize.setObjectName("optimizeTdcs")
