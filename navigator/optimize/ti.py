@@ -159,6 +159,22 @@ class _Evaluator:
         E2 = (self.F[q[:, 2]] - self.F[q[:, 3]]) * I2[:, None, None]
         return envelope(E1, E2) @ self.w
 
+    def means_splits(self, q: np.ndarray, splits: np.ndarray) -> np.ndarray:
+        """(K, B) :meth:`means` of quadruples q (B, 4) at each current pair of ``splits`` (K, 2) A,
+        the pair fields gathered once (same numbers as K calls of :meth:`means`)."""
+        out = np.empty((len(splits), len(q)))
+        if self.objective == "normal":
+            d1 = np.abs(self.S[q[:, 0]] - self.S[q[:, 1]])
+            d2 = np.abs(self.S[q[:, 2]] - self.S[q[:, 3]])
+            for k, (I1, I2) in enumerate(splits):
+                out[k] = 2 * np.minimum(d1 * abs(I1), d2 * abs(I2)) @ self.w
+            return out
+        D1 = self.F[q[:, 0]] - self.F[q[:, 1]]
+        D2 = self.F[q[:, 2]] - self.F[q[:, 3]]
+        for k, (I1, I2) in enumerate(splits):
+            out[k] = envelope(D1 * I1, D2 * I2) @ self.w
+        return out
+
 
 def _splits(channel_max_a: float, total_max_a: float, steps: int) -> np.ndarray:
     """(K, 2) current pairs (I1, I2) to try: the closed form, or a grid on I1 + I2 = total."""
@@ -274,18 +290,22 @@ def optimize_ti(target: TiRegion, *, objective: str = "normal", channel_max_a: f
             q = Q[s:s + batch]
             if UB[s:s + batch].max() <= best_val:
                 continue
-            vals = np.full((len(splits), len(q)), -np.inf)
-            for k, (I1, I2) in enumerate(splits):
-                v = ev.means(q, np.full(len(q), I1), np.full(len(q), I2))
-                ok = np.ones(len(q), bool)
-                penalty = np.zeros(len(q))
+            vals = ev.means_splits(q, splits)  # (K, B) target envelopes
+            if ev_av:
+                # the avoid regions only where the target envelope can still beat the incumbent
+                # (the value is at most the target envelope: a penalty or a constraint only lowers it)
+                live = vals.max(axis=0) > best_val
+                sub = vals[:, live]
+                ok = np.ones(sub.shape, bool)
+                penalty = np.zeros(sub.shape)
                 for e, lim in ev_av:
-                    a = e.means(q, np.full(len(q), I1), np.full(len(q), I2))
+                    a = e.means_splits(q[live], splits)
                     ok &= a <= lim
                     penalty += a
                 if w > 0:
-                    v = v - w * penalty / len(ev_av)
-                vals[k] = np.where(ok, v, -np.inf)
+                    sub = sub - w * penalty / len(ev_av)
+                vals = np.full(vals.shape, -np.inf)
+                vals[:, live] = np.where(ok, sub, -np.inf)
             evaluated += len(q)
             k, j = np.unravel_index(int(np.argmax(vals)), vals.shape)
             if vals[k, j] > best_val:
