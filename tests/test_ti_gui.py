@@ -166,7 +166,7 @@ def test_montage_table_channel_columns_edit_and_undo(panel):
     st.set_montage(_ti_rows(), "TI montage")
     col = p.COL
     t = p.table
-    assert [p.COLS[col[k]] for k in ("channel", "frequency", "angle")] == ["Ch", "Freq (Hz)", "Angle (deg)"]
+    assert [p.COLS[col[k]] for k in ("channel", "frequency", "angle")] == ["Ch", "Hz", "Angle"]
     cells = [(t.item(i, col["position"]).text(), t.item(i, col["channel"]).text(), t.item(i, col["frequency"]).text())
              for i in range(t.rowCount())]
     assert cells == [("F3", "1", "1000"), ("P4", "1", "1000"), ("F4", "2", "1020"), ("P3", "2", "1020")]

@@ -672,6 +672,9 @@ class MainWindow(QMainWindow):
         if self.controller.live_on:
             self.set_live(False)
         self.show_result(res)
+        rows = res.extra.get("optimization_rows")
+        if res.kind == "tdcs-optimization" and rows:  # a stored or new tES optimization: its objective values
+            self.tdcs_panel.show_report(None, [("Result", res.key or "-"), *rows])
 
     def show_result(self, res: loaders.FieldResult) -> None:
         """A full FEM result on the slices and the cortex, with the banner saying so."""

@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-ti", action="store_true", help="skip the temporal-interference views")
     ap.add_argument("--ti-only", action="store_true", help="only the temporal-interference views")
     ap.add_argument("--target", default="fox", help="target of the TI views with --ti-only (default fox)")
+    ap.add_argument("--reuse-ti", action="store_true",
+                    help="show the workspace's stored TI optimization (plans/gui_tdcs_optimization) instead of running one")
     args = ap.parse_args(argv)
     from PyQt6.QtCore import QSettings
 
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ti_only:
         w.resolve_target(args.target)
         _wait(app, lambda: not w.runner.busy)
-        ti_views(app, w, shot)
+        ti_views(app, w, shot, reuse=args.reuse_ti)
         errors = list(dialogs.SHOWN_ERRORS)
         w.close()
         tmp.cleanup()
@@ -133,18 +135,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def ti_views(app, w, shot) -> None:
+def ti_views(app, w, shot, reuse: bool = False) -> None:
     """Temporal interference: optimize two channels for the target (panel defaults, objective
-    along the cortical normal), then the tDCS panel and the Results panel."""
+    along the cortical normal; ``reuse``: show the stored optimization and use its plan), then
+    the tDCS panel (scrolled to the objective values) and the Results panel."""
     from navigator.optimize.tdcs import MODES
 
     p = w.tdcs_panel
     w.tabs.setCurrentIndex(2)
     p.opt_mode.setCurrentIndex(MODES.index("ti"))
-    t0 = time.time()
-    w.optimize_tdcs()
-    _wait(app, lambda: not w.runner.busy, 3600)
-    print(f"TI optimization in the app: {time.time() - t0:.1f} s", file=sys.stderr)
+    key = "plans/gui_tdcs_optimization"
+    if reuse and key in w.state.entries:
+        w.results_panel.select(key)
+        _wait(app, lambda: w.runner.idle and w.state.current_result == key, 600)
+        w.apply_result(key)
+        _wait(app, lambda: w.runner.idle, 600)
+    else:
+        t0 = time.time()
+        w.optimize_tdcs()
+        _wait(app, lambda: not w.runner.busy, 3600)
+        print(f"TI optimization in the app: {time.time() - t0:.1f} s", file=sys.stderr)
+    w.tabs.setCurrentIndex(2)
+    _settle(app, 0.3)
+    p.scroll.verticalScrollBar().setValue(p.scroll.verticalScrollBar().maximum())
     res = w.state.shown_result
     if res is not None and res.is_ti and w.state.target_point is not None:
         w.slices.set_cursor_world(w.state.target_point)

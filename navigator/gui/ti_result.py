@@ -29,8 +29,8 @@ from navigator.core.progress import Progress, ensure_progress
 
 #: map name -> the legend title (3-D colour bar, slices, histogram)
 TI_TITLES = {
-    "TInormal": "TI envelope along the cortical normal |E_AM.n| (V/m)",
-    "TImax": "TI maximal envelope |E_AM|max (V/m)",
+    "TInormal": "TI envelope along the cortical normal (V/m)",
+    "TImax": "TI envelope, maximal over directions (V/m)",
 }
 #: short names for the status bar and the results table
 TI_SHORT = {"TInormal": "TI envelope (normal)", "TImax": "TI envelope (max)"}

@@ -18,12 +18,14 @@ from PyQt6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
     QRadioButton,
+    QScrollArea,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -93,7 +95,7 @@ class ElectrodeGrid(QWidget):
     def __init__(self):
         super().__init__()
         self.setObjectName("electrodeGrid")
-        self.setMinimumSize(260, 260)
+        self.setMinimumSize(240, 240)
         self.proj: dict[str, tuple[float, float]] = {}
         self.currents: dict[str, float] = {}
         self.channels: dict[str, int] = {}  # position (lower case) -> stimulator channel
@@ -167,7 +169,7 @@ class ElectrodeGrid(QWidget):
 
 
 class TdcsPanel(QWidget):
-    COLS = ("Position", "Current (mA)", "Ch", "Freq (Hz)", "Shape", "Size (mm)", "Angle (deg)")
+    COLS = ("Position", "mA", "Ch", "Hz", "Shape", "Size", "Angle")
     #: column of each ElectrodeRow field in the montage table
     COL = {"position": 0, "current": 1, "channel": 2, "frequency": 3, "shape": 4, "size": 5, "angle": 6}
 
@@ -177,7 +179,19 @@ class TdcsPanel(QWidget):
         self.window = window
         self.setObjectName("tdcsPanel")
         self._updating = False
-        lay = QVBoxLayout(self)
+        # the panel scrolls: montage editor, table, channels, optimization settings and its
+        # objective values are taller than the window on a laptop screen
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.scroll = QScrollArea()
+        self.scroll.setObjectName("tdcsScroll")
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        inner = QWidget()
+        self.scroll.setWidget(inner)
+        outer.addWidget(self.scroll)
+        lay = QVBoxLayout(inner)
 
         top = QHBoxLayout()
         self.pads = QRadioButton("Pads (5x5 cm sponges)")
@@ -211,16 +225,17 @@ class TdcsPanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setMinimumSectionSize(28)
         self.table.verticalHeader().setVisible(False)
         self.last_error = ""
-        for c, tip in enumerate(("10-10 name or x,y,z (mm, subject RAS)", "mA, + into the head (anode)",
+        for c, tip in enumerate(("10-10 name or x,y,z (mm, subject RAS)", "current, mA (+ into the head: anode)",
                                  "stimulator channel: empty for tDCS, 1 and 2 for temporal interference",
-                                 "carrier frequency of the channel (Hz; an edit applies to the whole channel)",
-                                 "rect, ellipse, disc, ring", "WxH or diameter, mm",
+                                 "carrier frequency of the channel, Hz (an edit applies to the whole channel)",
+                                 "rect, ellipse, disc, ring", "size, mm: WxH or the diameter",
                                  "pad rotation about the scalp normal, degrees counter-clockwise seen from outside")):
             self.table.horizontalHeaderItem(c).setToolTip(tip)
         self.table.itemChanged.connect(self._table_edited)
-        self.table.setMinimumHeight(120)
+        self.table.setMinimumHeight(150)  # a TI montage's four rows
         lay.addWidget(self.table)
         row = QHBoxLayout()
         self.total = QDoubleSpinBox()
@@ -392,9 +407,12 @@ class TdcsPanel(QWidget):
         """The TI envelope map to show first: along the cortical normal or maximal (the objective)."""
         return "TImax" if self.opt_objective.currentData() == "magnitude" else "TInormal"
 
-    def show_report(self, text: str, rows: list[tuple[str, str]] | None) -> None:
-        """An optimization finished: its key numbers (``text``) and labelled objective values (``rows``)."""
-        self.opt_result.setText(text)
+    def show_report(self, text: str | None, rows: list[tuple[str, str]] | None) -> None:
+        """An optimization finished (or a stored one is shown): its key numbers (``text``; None
+        keeps the line) and labelled objective values (``rows``)."""
+        if text is not None:
+            self.opt_result.setText(text)
+        text = self.opt_result.text()
         rows = rows or []
         self.report.setRowCount(len(rows))
         for i, (k, v) in enumerate(rows):
