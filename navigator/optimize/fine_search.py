@@ -7,8 +7,9 @@ Stages (world mm; scores are ROI functionals in V/m per A/s of dI/dt):
    the coil axis until the casing's closest point is ``distance_mm`` from the scalp; candidates
    that cannot be placed are counted and never chosen.
 2. **Scores of all placements** (:func:`navigator.optimize.reciprocity.lifted_grid_functionals`):
-   auxiliary dipoles, the reciprocal field on a world lattice (one FMM), compiled sampling at
-   the auxiliary nodes per centre and lift level, one GEMM per level for all angles.
+   auxiliary dipoles, the reciprocal field on a world lattice (one FMM, which also covers the
+   nodes any refinement may reach: :func:`_refinement_reach`), compiled sampling at the
+   auxiliary nodes per centre and lift level, one GEMM per level for all angles.
 3. **Refinement** around the best distinct candidates: a compass search over the centre offset
    in the tangent plane, the handle angle and the coil tilt about its x and y axes (within
    ``tilt_deg``), each pose placed collision-free and scored exactly as the sum over the coil's
@@ -223,6 +224,63 @@ def _prefetch(ev: _PoseEvaluator, cidx: np.ndarray, x0: np.ndarray, spacing_mm: 
     lat.evaluate_marked(mask)
 
 
+def _refinement_reach(lattice: rc.FieldLattice, grid: PlacementGrid, coil, lifts: np.ndarray, placed: np.ndarray, *,
+                      tilt_deg: float, spacing_mm: float, angle_step_deg: float, aux_spacing_mm: float,
+                      lift_step_mm: float = 1.0, lift_margin_mm: float = 3.0):
+    """``extend(mask)`` for :func:`navigator.optimize.reciprocity.lifted_grid_functionals`: the
+    lattice nodes the refinement may need around *any* start, so that the grid's FMM evaluates
+    them too (an FMM's set-up over the head's ~300 k reciprocal current elements costs 10-20 s
+    whatever the number of nodes; the nodes themselves cost ~15 us each).
+
+    A refined pose's dipole P differs from the same dipole of its start grid pose P0 by the
+    centre offset (<= sqrt(2) x spacing), the handle angle (<= half an angle step to the nearest
+    grid angle: r x step/2), the tilt (|tilt x|, |tilt y| <= ``tilt_deg``: a rotation of at most
+    tau_c ~ sqrt(2) tilt about the coil origin, <= |P0 - origin| tau_c) and the lift change of the
+    collision-free placement (``lift_margin_mm``; more is evaluated on demand). P0 lies within
+    sqrt(3)/2 aux spacing of an auxiliary node at a lift level within half a level step, whose
+    lattice cell the grid marks; the nodes of P's cell are within sqrt(3) h of P. So every node
+    closer to a grid-marked node than the sum of these (r: the dipole's distance from the coil
+    axis, bounded by the node's distance from the disc's axis + the disc radius) is marked: a
+    Euclidean distance transform of the grid mask with a radius growing towards the coil's rim.
+    Nodes still missing later are evaluated on demand (:meth:`FieldLattice.ensure`)."""
+    pos = coil.dipole_positions
+    r_coil = float(np.hypot(pos[:, 0], pos[:, 1]).max())
+    z_reach = float(np.abs(pos[:, 2]).max()) + float(np.abs(lifts[placed]).max(initial=0.0)) + lift_margin_mm
+    c0 = int(np.argmin(np.linalg.norm(grid.offsets_mm, axis=1)))
+    entry, n0 = grid.centres[c0], grid.normals[c0]
+    r_disc = float(np.linalg.norm(grid.centres - entry, axis=1).max())
+    tau = 2.0 * math.asin(min(1.0, math.sqrt(2.0) * math.sin(math.radians(tilt_deg) / 2.0))) * 1.01
+    h = lattice.h
+    slop = 1.5 * math.sqrt(3.0) * h + math.sqrt(3.0) / 2 * aux_spacing_mm + lift_step_mm / 2
+    base = slop + math.sqrt(2.0) * spacing_mm + lift_margin_mm
+    per_mm = math.radians(angle_step_deg) / 2 + tau  # x the dipole's distance from the coil origin
+    rho_max = base + per_mm * math.hypot(r_coil, z_reach)
+
+    def extend(mask: np.ndarray) -> None:
+        from scipy import ndimage
+
+        shape = tuple(int(x) for x in lattice.shape)
+        m3 = mask.reshape(shape)
+        ijk = np.argwhere(m3)
+        if len(ijk) == 0:
+            return
+        pad = int(math.ceil(rho_max / h)) + 1
+        lo = np.maximum(ijk.min(axis=0) - pad, 0)
+        hi = np.minimum(ijk.max(axis=0) + pad + 1, np.array(shape))
+        sl = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+        sub = m3[sl]
+        dist = ndimage.distance_transform_edt(~sub, sampling=h)
+        ax = [lattice.origin[i] + h * np.arange(lo[i], hi[i]) - entry[i] for i in range(3)]
+        dx, dy, dz = np.meshgrid(*ax, indexing="ij", sparse=True)
+        along = dx * n0[0] + dy * n0[1] + dz * n0[2]
+        r_node = np.sqrt(np.maximum(dx * dx + dy * dy + dz * dz - along * along, 0.0))
+        r = np.minimum(r_node + r_disc, r_coil)
+        rho = base + per_mm * np.sqrt(r * r + z_reach * z_reach)
+        sub |= dist <= rho  # a view of ``mask``
+
+    return extend
+
+
 def _refine(ev: _PoseEvaluator, starts: list[tuple[int, int]], grid_scores: np.ndarray, *, tilt_deg: float,
             spacing_mm: float, angle_step_deg: float, progress: Progress) -> list[RefinedPose]:
     """Compass search from each start over (du, dv, angle, tilt x, tilt y), all starts at once."""
@@ -311,9 +369,12 @@ def _final_clearance(ev: _PoseEvaluator, scalp: Surface, r: RefinedPose, distanc
 def fine_search(src: rc.ReciprocalSources, coil, grid: PlacementGrid, scalp: Surface, objective: Objective, *,
                 distance_mm: float, max_lift_mm: float = 20.0, refine: bool = True, tilt_deg: float = 5.0,
                 n_refine: int = 8, aux_spacing_mm: float = 2.0, world_grid_mm: float = 2.0, eps: float = 1e-3,
-                casing_spacing_mm: float = 3.0, progress: Progress | None = None) -> FineSearch:
+                casing_spacing_mm: float = 3.0, fold_refinement: bool = True,
+                progress: Progress | None = None) -> FineSearch:
     """Collision-free placement, reciprocity scores of every grid placement and refinement (see
-    the module docstring). ``src`` holds the target's (and the avoid region's) reciprocal sources."""
+    the module docstring). ``src`` holds the target's (and the avoid region's) reciprocal sources.
+    ``fold_refinement``: the grid's FMM also evaluates the field where any refinement may reach
+    (:func:`_refinement_reach`) instead of a second FMM for the refinement."""
     progress = ensure_progress(progress)
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -351,8 +412,15 @@ def fine_search(src: rc.ReciprocalSources, coil, grid: PlacementGrid, scalp: Sur
     lo = grid.centres.min(axis=0) - rs - pad
     hi = grid.centres.max(axis=0) + rs + pad
     lattice = rc.FieldLattice(src, lo, hi, world_grid_mm, eps=eps)
+    spacing = _grid_spacing(grid)
+    astep = float(np.diff(grid.angles_deg).min()) if grid.n_angles > 1 else 10.0
+    extend = None
+    if refine and fold_refinement:
+        extend = _refinement_reach(lattice, grid, coil, lifts, placed, tilt_deg=float(tilt_deg), spacing_mm=spacing,
+                                   angle_step_deg=astep, aux_spacing_mm=aux_spacing_mm)
     vec, ginfo = rc.lifted_grid_functionals(lattice, coil, frames, grid.centres, Q, lifts, placed,
-                                            aux_spacing_mm=aux_spacing_mm, progress=progress.sub(0.05, 0.85, "scores"))
+                                            aux_spacing_mm=aux_spacing_mm, extend=extend,
+                                            progress=progress.sub(0.05, 0.85, "scores"))
     scores = objective.score(vec)
     scores = np.where(placed, scores, np.nan)
     timings["scores"] = time.perf_counter() - t2
@@ -361,14 +429,13 @@ def fine_search(src: rc.ReciprocalSources, coil, grid: PlacementGrid, scalp: Sur
     # 3. refinement
     t3 = time.perf_counter()
     ev = _PoseEvaluator(grid, lattice, coil, casing, sdf, objective, distance_mm, max_lift_mm)
-    spacing = _grid_spacing(grid)
-    astep = float(np.diff(grid.angles_deg).min()) if grid.n_angles > 1 else 10.0
     if refine:
         starts = _candidates(scores, grid, n_refine, min_sep_mm=max(3.0, 3 * spacing), min_sep_deg=max(10.0, 5 * astep))
-        fmm_before = lattice.timings["fmm_calls"]
+        before = dict(lattice.timings)
         refined = _refine(ev, starts, scores, tilt_deg=float(tilt_deg), spacing_mm=spacing, angle_step_deg=astep,
                           progress=progress.sub(0.85, 0.97, "refine"))
-        extra_fmm = lattice.timings["fmm_calls"] - fmm_before
+        extra_fmm = lattice.timings["fmm_calls"] - before["fmm_calls"]
+        extra_nodes = lattice.timings["nodes"] - before["nodes"]
     else:
         c, a = best_grid
         p = np.array([[0.0, 0.0, grid.angles_deg[a], 0.0, 0.0]])
@@ -376,7 +443,7 @@ def fine_search(src: rc.ReciprocalSources, coil, grid: PlacementGrid, scalp: Sur
         refined = [RefinedPose(pose=poses[0], score=float(s[0]), vector=v[:, 0], centre_index=c,
                                angle_deg=float(grid.angles_deg[a]), offset_mm=(0.0, 0.0), tilt_deg=(0.0, 0.0),
                                lift_mm=float(lf[0]), start_score=float(scores[c, a]))]
-        extra_fmm = 0
+        extra_fmm = extra_nodes = 0
     # the exact casing check on every refined candidate (1 mm points, scalp triangles), then the best
     refined = [_final_clearance(ev, scalp, r, distance_mm) for r in refined]
     refined.sort(key=lambda r: -r.score if np.isfinite(r.score) else np.inf)
@@ -390,11 +457,14 @@ def fine_search(src: rc.ReciprocalSources, coil, grid: PlacementGrid, scalp: Sur
         "n_lifted_over_0.5mm": int((placed & (lifts > 0.5)).sum()),
         "max_lift_mm": float(lifts[placed].max()), "casing": casing.source, "casing_points": len(casing.coarse),
         "coil_dipoles": coil.n_dipoles, "aux_nodes": ginfo["aux_nodes"], "lift_levels": ginfo["lift_levels"],
-        "lattice_nodes": int(lattice.timings["nodes"]), "fmm_calls": int(lattice.timings["fmm_calls"]),
+        "lattice_nodes": int(lattice.timings["nodes"]), "grid_lattice_nodes": ginfo["grid_lattice_nodes"],
+        "fmm_calls": int(lattice.timings["fmm_calls"]), "direct_lattice_nodes": int(lattice.timings["direct_nodes"]),
         "refine": {"enabled": bool(refine), "candidates": len(refined), "tilt_max_deg": float(tilt_deg),
                    "evaluations": ev.n_eval, "extra_fmm_calls": int(extra_fmm),
+                   "folded_into_grid_fmm": bool(extend is not None), "extra_lattice_nodes": int(extra_nodes),
                    "grid_best_score": float(scores[best_grid]), "refined_best_score": refined[0].score},
-        "timings_s": {**timings, "scores_detail": ginfo["timings_s"], "fmm": lattice.timings["fmm_s"]},
+        "timings_s": {**timings, "scores_detail": ginfo["timings_s"], "fmm": lattice.timings["fmm_s"],
+                      "lattice_direct": lattice.timings["direct_s"]},
         "placements_per_s_scoring": grid.n_placements / max(timings["collision"] + timings["scores"], 1e-9),
     }
     return FineSearch(grid, scores, vec, lifts, placed, best_grid, refined, objective, casing, info)
@@ -409,3 +479,178 @@ def _grid_spacing(grid: PlacementGrid) -> float:
 
     d, _ = cKDTree(off).query(off, k=2)
     return float(np.median(d[:, 1]))
+
+
+# --------------------------------------------------------------------------- coarse sub-grids
+def half_turn_asymmetry(scores: np.ndarray, angles_deg: np.ndarray) -> float | None:
+    """Largest relative difference of a placement's score and its 180-degree-turned twin's.
+
+    ``scores`` (C, A) over handle angles ``angles_deg`` (A,) evenly covering the full circle;
+    returns max |s(a) - s(a + 180)| / max |s| over the pairs where both are finite, or None when
+    the angle list has no half-turn pairs. A figure-of-eight's field flips sign under a half
+    turn when its windings are point-symmetric, so |mean E| repeats; the mean normal component
+    does not, and neither does any score whose collision-free lift depends on an asymmetric
+    casing (a handle). This measures it instead of assuming it."""
+    A = len(angles_deg)
+    if A < 2 or A % 2 or not np.allclose(np.diff(angles_deg), 360.0 / A):
+        return None
+    s = np.asarray(scores, float)
+    t = np.roll(s, -A // 2, axis=1)
+    ok = np.isfinite(s) & np.isfinite(t)
+    if not ok.any():
+        return None
+    return float(np.abs(s[ok] - t[ok]).max() / np.abs(s[ok]).max())
+
+
+def _centre_lattice(grid: PlacementGrid) -> np.ndarray:
+    """(C, 2) integer coordinates of the centres on the square offset lattice."""
+    sp = _grid_spacing(grid)
+    k = np.rint(grid.offsets_mm / sp).astype(np.int64)
+    if not np.allclose(k * sp, grid.offsets_mm, atol=0.01 * sp):
+        raise NavigatorError("the grid's centres are not on a square lattice (coarse sub-grids need one)")
+    return k
+
+
+def coarse_subgrid(grid: PlacementGrid, centre_step: int, angle_step: int, *, phase: tuple[int, int, int] = (0, 0, 0),
+                   half_turn: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A coarse exhaustive sub-grid of a fine grid: the centres every ``centre_step`` lattice
+    steps (``phase[:2]`` the offset, in steps, of the lattice kept; (0, 0) keeps the target's
+    scalp entry) over the whole disc, and the angles every ``angle_step`` angle indices from
+    index ``phase[2]`` over the full circle (``half_turn``: over 180 degrees only).
+    Returns (centre indices, angle indices)."""
+    k = _centre_lattice(grid)
+    cs, ast = int(centre_step), int(angle_step)
+    if cs < 1 or ast < 1:
+        raise NavigatorError("coarse steps must be >= 1")
+    cidx = np.flatnonzero(((k - np.asarray(phase[:2])) % cs == 0).all(axis=1))
+    n = grid.n_angles // 2 if half_turn else grid.n_angles
+    aidx = np.arange(int(phase[2]) % ast, n, ast)
+    return cidx, aidx
+
+
+@dataclass
+class CoarseGridCheck:
+    """How the best placement of a coarse exhaustive sub-grid ranks among a fine search's scores.
+
+    For every phase (placement of the coarse lattice relative to the fine one: centre_step^2 x
+    angle_step phases) the coarse placements whose fine score lies within ``tol_rel`` of the
+    coarse best are the ones an exhaustive direct search could pick as its best (direct FEM and
+    reciprocity differ by less than that); their worst fine rank is the phase's rank.
+
+    Attributes:
+        centre_step, angle_step: in fine-grid steps; centre_mm, angle_deg: the same in mm/degrees.
+        half_turn: angles over 180 degrees only. tol_rel: see above. top_fraction: the bound.
+        n_placements: coarse placements (placed) of the largest phase. n_fine: finite fine scores.
+        worst_rank: the worst rank over all phases (1 = the fine grid's best). phases, phases_ok:
+        number of phases and of those whose rank is within ``top_fraction`` x n_fine.
+        rank_at_phase0: the rank of phase (0, 0, 0) (the lattice through the scalp entry, angle 0).
+    """
+
+    centre_step: int
+    angle_step: int
+    centre_mm: float
+    angle_deg: float
+    half_turn: bool
+    tol_rel: float
+    top_fraction: float
+    n_placements: int
+    n_fine: int
+    worst_rank: int
+    phases: int
+    phases_ok: int
+    rank_at_phase0: int
+
+    @property
+    def worst_fraction(self) -> float:
+        return self.worst_rank / self.n_fine
+
+    @property
+    def ok(self) -> bool:
+        """Every phase within the top fraction."""
+        return self.phases_ok == self.phases
+
+
+def fine_ranks(scores: np.ndarray) -> tuple[np.ndarray, int]:
+    """(C, A) rank of each finite score among all finite ones (1 = best; ties share the better
+    rank); a large value where not finite. And the number of finite scores."""
+    fin = np.isfinite(scores)
+    srt = np.sort(scores[fin])
+    n = len(srt)
+    ranks = np.full(scores.shape, n + 1, np.int64)
+    ranks[fin] = 1 + n - np.searchsorted(srt, scores[fin], side="right")
+    return ranks, n
+
+
+def coarse_grid_check(scores: np.ndarray, grid: PlacementGrid, centre_step: int, angle_step: int, *,
+                      half_turn: bool = False, tol_rel: float = 0.002, top_fraction: float = 1e-3,
+                      _ranks: tuple[np.ndarray, int] | None = None) -> CoarseGridCheck:
+    """:class:`CoarseGridCheck` of one coarse design (``centre_step`` lattice steps, ``angle_step``
+    angle indices) against the fine ``scores`` (C, A; NaN = not placed) of ``grid``, over all phases."""
+    ranks, n_fine = fine_ranks(scores) if _ranks is None else _ranks
+    k = _centre_lattice(grid)
+    cs, ast = int(centre_step), int(angle_step)
+    A = grid.n_angles
+    n_ang = A // 2 if half_turn else A
+    if n_ang % ast:
+        raise NavigatorError(f"angle step {ast} does not divide {n_ang} angles")
+    S = np.where(np.isfinite(scores), scores, -np.inf)
+    worst, n_ok, n_max, phases, rank0 = 0, 0, 0, 0, -1
+    for px in range(cs):
+        for py in range(cs):
+            cidx = np.flatnonzero(((k - (px, py)) % cs == 0).all(axis=1))
+            if len(cidx) == 0:
+                continue
+            s = S[cidx, :n_ang].reshape(len(cidx), n_ang // ast, ast)  # [centre, angle group, phase]
+            r = ranks[cidx, :n_ang].reshape(s.shape)
+            best = s.max(axis=(0, 1))  # per angle phase
+            thr = best - tol_rel * np.abs(best)
+            contender = (s >= thr) & np.isfinite(s)
+            rk = np.where(contender, r, 0).max(axis=(0, 1))
+            rk = np.where(np.isfinite(best), rk, n_fine + 1)
+            n_placed = np.isfinite(s).sum(axis=(0, 1))
+            n_max = max(n_max, int(n_placed.max()))
+            worst = max(worst, int(rk.max()))
+            n_ok += int((rk <= top_fraction * n_fine).sum())
+            phases += ast
+            if px == 0 and py == 0:
+                rank0 = int(rk[0])
+    return CoarseGridCheck(cs, ast, cs * _grid_spacing(grid), float(ast * 360.0 / A), bool(half_turn), float(tol_rel),
+                           float(top_fraction), n_max, n_fine, worst, phases, n_ok, rank0)
+
+
+def predict_coarse_grid(scores: np.ndarray, grid: PlacementGrid, *, top_fraction: float = 1e-3, tol_rel: float = 0.002,
+                        every_phase: bool = False, half_turn_tol: float | None = None, max_centre_mm: float = 12.0,
+                        max_angle_deg: float = 90.0) -> tuple[CoarseGridCheck, float | None]:
+    """From the fine scores alone: the coarse exhaustive design over the whole disc with the
+    fewest placements whose best (every contender within ``tol_rel`` of it, see
+    :class:`CoarseGridCheck`) is in the fine search's top ``top_fraction``: for the coarse
+    lattice through the target's scalp entry and angle 0 (phase (0, 0, 0), what
+    :func:`coarse_subgrid` gives by default), or at every phase (``every_phase``; this needs
+    about 1 / (top_fraction x shape factor) placements whatever the fine grid). Angles cover 180
+    degrees when the scores repeat under a half turn within ``half_turn_tol`` (default
+    ``tol_rel / 2``; :func:`half_turn_asymmetry`), else 360. Returns (the design's check, the
+    measured half-turn asymmetry). Centre steps up to ``max_centre_mm``, angle steps dividing
+    the angles up to ``max_angle_deg``; an error when no design passes."""
+    asym = half_turn_asymmetry(scores, grid.angles_deg)
+    half = asym is not None and asym <= (tol_rel / 2 if half_turn_tol is None else half_turn_tol)
+    sp = _grid_spacing(grid)
+    A = grid.n_angles
+    n_ang = A // 2 if half else A
+    ranks = fine_ranks(scores)
+    n_cent = {cs: None for cs in range(1, max(1, int(max_centre_mm / sp + 1e-9)) + 1)}
+    k = _centre_lattice(grid)
+    for cs in n_cent:  # centres of the largest phase, to order the designs by cost
+        n_cent[cs] = max(int((((k - (px, py)) % cs == 0).all(axis=1)).sum()) for px in range(cs) for py in range(cs))
+    steps = [q for q in range(1, n_ang + 1) if n_ang % q == 0 and q * 360.0 / A <= max_angle_deg + 1e-9]
+    designs = sorted(((n_cent[cs] * (n_ang // q), cs, q) for cs in n_cent for q in steps), reverse=False)
+    best = None
+    for _cost, cs, q in designs:
+        chk = coarse_grid_check(scores, grid, cs, q, half_turn=half, tol_rel=tol_rel, top_fraction=top_fraction,
+                                _ranks=ranks)
+        if chk.ok if every_phase else chk.rank_at_phase0 <= top_fraction * chk.n_fine:
+            best = chk
+            break
+    if best is None:
+        raise NavigatorError(f"no coarse design up to {max_centre_mm:g} mm x {max_angle_deg:g} degrees puts its best in "
+                             f"the top {100 * top_fraction:g} %{' at every phase' if every_phase else ''}")
+    return best, asym

@@ -377,3 +377,33 @@ def casing_lifts_grid_grouped(sdf: np.ndarray, A: np.ndarray, b: np.ndarray, fra
             if ok:
                 s_prev = s
     return lifts, mind, placed
+
+
+@nb.njit(cache=True, parallel=True)
+def biot_savart_sum(sources: np.ndarray, charges: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """sum_s q_s x (r - c_s) / |r - c_s|^3 at points (P, 3) for current elements ``charges``
+    (k, S, 3) at ``sources`` (S, 3), same length unit; returns (P, k, 3) without the mu0/(4 pi)
+    factor. Direct summation, parallel over the points: for a few points next to many sources
+    (an FMM's set-up over the sources costs seconds whatever the number of points)."""
+    P = points.shape[0]
+    S = sources.shape[0]
+    k = charges.shape[0]
+    out = np.zeros((P, k, 3))
+    for p in nb.prange(P):
+        rx, ry, rz = points[p, 0], points[p, 1], points[p, 2]
+        acc = np.zeros((k, 3))
+        for s in range(S):
+            dx = rx - sources[s, 0]
+            dy = ry - sources[s, 1]
+            dz = rz - sources[s, 2]
+            r2 = dx * dx + dy * dy + dz * dz
+            if r2 == 0.0:
+                continue
+            inv3 = 1.0 / (r2 * np.sqrt(r2))
+            for j in range(k):
+                qx, qy, qz = charges[j, s, 0], charges[j, s, 1], charges[j, s, 2]
+                acc[j, 0] += (qy * dz - qz * dy) * inv3
+                acc[j, 1] += (qz * dx - qx * dz) * inv3
+                acc[j, 2] += (qx * dy - qy * dx) * inv3
+        out[p] = acc
+    return out

@@ -34,6 +34,10 @@ from navigator.optimize.kernels import trilinear_lattice
 MU0 = 4e-7 * math.pi
 #: Above this number of source-target pairs the FMM is used.
 DIRECT_PAIR_LIMIT = 2e6
+#: A :class:`FieldLattice` evaluates new nodes by compiled direct summation up to this number of
+#: source-target pairs (about a second on two cores: 3 functionals, 3e8 pairs), by the FMM above
+#: it (whose set-up over ~300 k head nodes alone takes 10-20 s).
+LATTICE_DIRECT_PAIRS = 3e8
 
 
 @dataclass
@@ -299,7 +303,8 @@ class FieldLattice:
 
     Node ``ijk`` sits at ``origin + h ijk`` (world mm); only the nodes a search needs are
     evaluated (one FMM per :meth:`ensure` call for the nodes not yet known), and B anywhere
-    inside the evaluated cells is trilinear. Values are (k x 3) per node (the k functionals'
+    inside the evaluated cells is trilinear (a few new nodes by compiled direct summation, see
+    :data:`LATTICE_DIRECT_PAIRS`). Values are (k x 3) per node (the k functionals'
     B in tesla for unit current elements, see :class:`ReciprocalSources`).
 
     Attributes:
@@ -322,7 +327,8 @@ class FieldLattice:
         self.k = src.moments.shape[0]
         self.values = np.zeros((0, 3 * self.k))
         self.method, self.eps = method, float(eps)
-        self.timings = {"fmm_s": 0.0, "fmm_calls": 0, "nodes": 0, "outside": 0}
+        self.timings = {"fmm_s": 0.0, "fmm_calls": 0, "fmm_nodes": 0, "direct_s": 0.0, "direct_calls": 0,
+                        "direct_nodes": 0, "nodes": 0, "outside": 0}
 
     def new_mask(self) -> np.ndarray:
         return np.zeros(len(self.lut), bool)
@@ -334,12 +340,22 @@ class FieldLattice:
             return 0
         t0 = time.perf_counter()
         xyz = self.origin + np.stack(np.unravel_index(new, tuple(self.shape)), axis=1) * self.h
-        B = biot_savart(self.src.centroids_m, self.src.moments, xyz * 1e-3, method=self.method, eps=self.eps)
-        vals = np.ascontiguousarray(np.transpose(B, (1, 0, 2)).reshape(len(new), 3 * self.k))
+        n_src = len(self.src.centroids_m)
+        if self.method == "auto" and len(new) * n_src <= LATTICE_DIRECT_PAIRS:
+            from navigator.optimize.kernels import biot_savart_sum
+
+            vals = biot_savart_sum(np.ascontiguousarray(self.src.centroids_m), np.ascontiguousarray(self.src.moments),
+                                   np.ascontiguousarray(xyz * 1e-3)).reshape(len(new), 3 * self.k) * (MU0 / (4 * math.pi))
+            key = "direct"
+        else:
+            B = biot_savart(self.src.centroids_m, self.src.moments, xyz * 1e-3, method=self.method, eps=self.eps)
+            vals = np.ascontiguousarray(np.transpose(B, (1, 0, 2)).reshape(len(new), 3 * self.k))
+            key = "fmm"
         self.lut[new] = len(self.values) + np.arange(len(new))
         self.values = vals if len(self.values) == 0 else np.concatenate([self.values, vals])
-        self.timings["fmm_s"] += time.perf_counter() - t0
-        self.timings["fmm_calls"] += 1
+        self.timings[f"{key}_s"] += time.perf_counter() - t0
+        self.timings[f"{key}_calls"] += 1
+        self.timings[f"{key}_nodes"] += len(new)
         self.timings["nodes"] = len(self.values)
         return len(new)
 
@@ -363,7 +379,7 @@ class FieldLattice:
 
 def lifted_grid_functionals(lattice: FieldLattice, coil, frames: np.ndarray, centres: np.ndarray, Q: np.ndarray,
                             lifts: np.ndarray, placed: np.ndarray, didt: float = 1.0, *, aux_spacing_mm: float = 2.0,
-                            lift_step_mm: float = 1.0, chunk_pairs: int = 256,
+                            lift_step_mm: float = 1.0, chunk_pairs: int = 256, extend=None,
                             progress: Progress | None = None) -> tuple[np.ndarray, dict]:
     """ROI-mean d_j . E (k, C, A) for every centre x handle angle with the coil lifted along its
     axis by ``lifts`` (C, A) mm (outward; from the collision-free placement).
@@ -372,7 +388,9 @@ def lifted_grid_functionals(lattice: FieldLattice, coil, frames: np.ndarray, cen
     ``Q[a]`` in each centre frame ``frames[c]``), B at the auxiliary nodes of each centre at lift
     levels ``lift_step_mm`` apart (compiled, parallel; from the world ``lattice``), one GEMM per
     level for all angles, and linear interpolation between the two levels around each
-    placement's lift. Placements not ``placed`` get NaN.
+    placement's lift. Placements not ``placed`` get NaN. ``extend(mask)``, when given, adds
+    lattice nodes to the flat node mask (in place) before the FMM: the nodes a later stage will
+    need (the refinement's reach), evaluated by the same FMM.
     """
     from navigator.optimize.kernels import aux_node_field, mark_aux_cells
 
@@ -407,6 +425,11 @@ def lifted_grid_functionals(lattice: FieldLattice, coil, frames: np.ndarray, cen
                              lattice.shape, mask)
     if outside:
         raise NavigatorError(f"{outside} auxiliary nodes outside the field lattice (internal error)")
+    n_grid_nodes = int(mask.sum())
+    t_ext = time.perf_counter()
+    if extend is not None:
+        extend(mask)
+    t_ext = time.perf_counter() - t_ext
     progress.update(0.05, f"reciprocal field at {int(mask.sum()):,} lattice nodes (FMM)")
     lattice.evaluate_marked(mask)
     del mask
@@ -438,8 +461,8 @@ def lifted_grid_functionals(lattice: FieldLattice, coil, frames: np.ndarray, cen
         vec[j, cc, aa] = -float(didt) * ((1 - t) * level_scores[j, row0, aa] + t * level_scores[j, row1, aa])
     progress.update(1.0, "placements scored")
     info = {"aux_nodes": len(nodes), "lift_levels": int(len(pair_centre)), "lift_step_mm": step,
-            "lattice_nodes": int(lattice.timings["nodes"]),
-            "timings_s": {"aux": t_aux, "field_fmm": t_field, "node_field": t_interp, "gemm": t_gemm,
+            "lattice_nodes": int(lattice.timings["nodes"]), "grid_lattice_nodes": n_grid_nodes,
+            "timings_s": {"aux": t_aux, "field_fmm": t_field, "extend": t_ext, "node_field": t_interp, "gemm": t_gemm,
                           "total": time.perf_counter() - t0}}
     return vec, info
 
