@@ -166,3 +166,23 @@ def test_distant_csf_counts_csf_away_from_brain_only():
     assert qc.distant_csf_ml(lab, sp * 0.25) == 0.0  # 6.25-8.75 mm away: within 10 mm
     v = qc.assess(qc.qc_measures(NORMAL, 6.0, 6.0, 12.0), TOPO_OK)
     assert [f.check for f in v.problems] == ["CSF more than 10 mm from brain"] and "labelled CSF" in v.summary
+
+
+def test_distant_csf_leaves_out_the_spinal_canal():
+    """CSF far from the brain in the spinal canal (cord not labelled brain) is not counted; the
+    same CSF in the face is."""
+    lab = np.zeros((120, 120, 120), np.uint8)
+    lab[30:90, 30:90, 70:110] = 2  # brain
+    lab[55:65, 35:45, 10:20] = 3  # 1000 voxels below the brain, behind: the canal
+    lab[55:65, 100:110, 40:50] = 3  # 1000 voxels below the brain, in front: the face
+    aff = np.eye(4)
+    aff[:3, 3] = [-60.0, -80.0, -100.0]  # voxel (60, 40, 15) -> world (0, -40, -85)
+    sp = np.ones(3)
+
+    def to_mni(pts):
+        return np.asarray(pts, float)  # the subject is in MNI space here
+
+    assert qc.distant_csf_ml(lab, sp) == pytest.approx(2.0)
+    assert qc.distant_csf_ml(lab, sp, affine=aff, subject_to_mni=to_mni) == pytest.approx(1.0)
+    assert qc.in_spinal_canal(np.array([[0.0, -40.0, -85.0], [0.0, 25.0, -55.0], [40.0, -40.0, -85.0]])).tolist() \
+        == [True, False, False]

@@ -13,7 +13,8 @@ Metrics (all from the final labels on the T1 grid):
   (:func:`face_bone_thickness`); about one voxel when bone is speckled through muscle and fat.
 * ``face_bone_speckle_ml``: bone below the skull base with soft tissue on at least 4 of its 6
   sides (:func:`face_bone_speckle_ml`): bone voxels scattered through muscle and fat.
-* ``distant_csf_ml``: CSF farther than 10 mm from any brain voxel (:func:`distant_csf_ml`).
+* ``distant_csf_ml``: CSF farther than 10 mm from any brain voxel, the spinal canal and the
+  cisterns around the medulla excepted (:func:`distant_csf_ml`).
 * ``medial_cortex``: grey-matter fraction of the GM + CSF voxels next to the midline
   (:func:`medial_gm_fraction`) and the MNI152 template's value for the same band.
 * ``views``: where the QC figure cuts the head (left DLPFC target and midline, subject RAS mm,
@@ -139,8 +140,8 @@ NORMAL_RANGES: tuple[NormalRange, ...] = (
     NormalRange("distant_csf_ml", "CSF more than 10 mm from brain", 0.0, 5.0, "ml",
                 "face and neck (soft tissue labelled CSF?)",
                 "anatomy: subarachnoid CSF lies within a few mm of the cortex, ventricles and cisterns are "
-                "surrounded by brain, the spinal CSF by the cord (Colin27 reference and phantom truth: "
-                "0 ml)"),
+                "surrounded by brain; the spinal canal and the cisterns around the medulla are left out "
+                "(the cord below the atlas is not labelled brain; Colin27 with and without: 4.7 / 1.6 ml)"),
     NormalRange("face_bone_speckle_ml", "face/neck bone speckle", 0.0, 10.0, "ml",
                 "face and neck (bone speckle in soft tissue?)",
                 "bone voxels below the skull base with soft tissue on at least 4 of 6 sides: plates and "
@@ -266,16 +267,40 @@ def face_bone_speckle_ml(labels: np.ndarray, affine: np.ndarray, up: np.ndarray 
     return float(np.count_nonzero(bone & (soft_sides >= 4))) * abs(float(np.linalg.det(a[:3, :3]))) / 1000.0
 
 
-def distant_csf_ml(labels: np.ndarray, spacing: np.ndarray, distance_mm: float = 10.0) -> float:
+#: The spinal canal and the cisterns around the medulla in MNI152 mm (|x|, y range, z below):
+#: CSF there is far from any brain voxel because the cord below the atlas is not labelled
+#: brain, so :func:`distant_csf_ml` does not count it.
+SPINAL_CANAL_MNI = {"half_width_x": 15.0, "y_min": -70.0, "y_max": -10.0, "z_max": -45.0}
+
+
+def in_spinal_canal(mni: np.ndarray) -> np.ndarray:
+    """Bool per point (N, 3) MNI152 mm: inside :data:`SPINAL_CANAL_MNI`."""
+    c = SPINAL_CANAL_MNI
+    mni = np.asarray(mni, float).reshape(-1, 3)
+    return ((np.abs(mni[:, 0]) <= c["half_width_x"]) & (mni[:, 1] >= c["y_min"]) & (mni[:, 1] <= c["y_max"])
+            & (mni[:, 2] <= c["z_max"]))
+
+
+def distant_csf_ml(labels: np.ndarray, spacing: np.ndarray, distance_mm: float = 10.0,
+                   affine: np.ndarray | None = None, subject_to_mni: Any = None) -> float:
     """Volume (ml) of CSF voxels farther than ``distance_mm`` from any WM or GM voxel (Euclidean,
-    anisotropic ``spacing`` in mm honoured): CSF where no CSF space can be (face, neck)."""
+    anisotropic ``spacing`` in mm honoured): CSF where no CSF space can be (face, neck).
+
+    With ``affine`` (voxel -> subject mm) and ``subject_to_mni`` (callable, (N, 3) subject mm
+    -> MNI152 mm), CSF in the spinal canal and the cisterns around the medulla
+    (:data:`SPINAL_CANAL_MNI`) is not counted: it is real CSF whose cord is not labelled brain.
+    """
     lab = np.asarray(labels)
     csf = lab == CSF
     if not csf.any():
         return 0.0
     sp = np.asarray(spacing, float)
     dist = ndi.distance_transform_edt(~np.isin(lab, (WM, GM)), sampling=sp)
-    return float(np.count_nonzero(csf & (dist > distance_mm))) * float(np.prod(sp)) / 1000.0
+    far = np.argwhere(csf & (dist > distance_mm))
+    if len(far) and affine is not None and subject_to_mni is not None:
+        world = far @ np.asarray(affine, float)[:3, :3].T + np.asarray(affine, float)[:3, 3]
+        far = far[~in_spinal_canal(subject_to_mni(world))]
+    return float(len(far)) * float(np.prod(sp)) / 1000.0
 
 
 def qc_measures(volumes_by_tag: dict[int, float], thickness_median_mm: float | None,
@@ -472,7 +497,7 @@ def segmentation_metrics(labels: Volume, reg, topo, tissue_means: Any, tm, mi: f
     up = head_superior_axis(reg.affine_s2m)
     face_t = face_bone_thickness(lab, labels.affine, up)
     speckle = face_bone_speckle_ml(lab, labels.affine, up)
-    far_csf = distant_csf_ml(lab, labels.spacing)
+    far_csf = distant_csf_ml(lab, labels.spacing, affine=labels.affine, subject_to_mni=reg.subject_to_mni)
     verdict = assess(qc_measures(by_tag, med if n else None, speckle, far_csf), topo_json, medial)
     result = {
         "volumes_ml": volumes,
