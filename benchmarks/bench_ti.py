@@ -4,6 +4,8 @@ Usage::
 
     python benchmarks/bench_ti.py --workspace DIR [--target fox]   # e.g. the demo's phantom workspace
     python benchmarks/bench_ti.py --workspace DIR --ablation        # + the search measurements below
+    python benchmarks/bench_ti.py --workspace DIR --sphere-head --target subject:-30,20,75 \
+        --avoid subject:-45,-15,65:15 --focality 2 --cap 10-05        # five-shell test head (made if absent)
 
 Prints, for ``navigator optimize ti`` with default settings (2 mA per channel, 4 mA in total,
 envelope along the cortical normal, 10 mm target sphere):
@@ -44,6 +46,8 @@ def main() -> None:
     ap.add_argument("--ablation", action="store_true")
     ap.add_argument("--ablation-only", action="store_true", help="skip the product run")
     ap.add_argument("--cap", default="10-10", choices=["10-10", "10-05"])
+    ap.add_argument("--sphere-head", action="store_true",
+                    help="--workspace is the five-shell test head of navigator.gui.testing (6 mm mesh; made if absent)")
     ap.add_argument("--avoid", action="append", default=[], metavar="SPEC:RADIUS")
     ap.add_argument("--focality", type=float, default=0.0, metavar="W")
     ap.add_argument("--brute-force-cap", action="store_true",
@@ -52,6 +56,10 @@ def main() -> None:
     from navigator.core.workspace import Workspace
     from navigator.optimize.tdcs import TdcsSearch, optimize_tdcs_workspace
 
+    if a.sphere_head and not Path(a.workspace).exists():
+        from navigator.gui.testing import write_sphere_subject
+
+        write_sphere_subject(a.workspace, mesh_size_mm=6.0, t1_spacing_mm=4.0)
     ws = Workspace.open(a.workspace)
     if a.ablation_only:
         ablation(ws, a.target, a.brute_force_cap)
