@@ -68,6 +68,9 @@ def test_fine_search_agrees_with_direct_fem(head, small_coil):
     assert fs.best.score >= 0.99 * np.nanmax(fs.scores)
     assert abs(fs.best.tilt_deg[0]) <= 4.0 + 1e-9 and abs(fs.best.tilt_deg[1]) <= 4.0 + 1e-9
     assert fs.best.clearance_mm == pytest.approx(4.0, abs=0.15)
+    # the grid's field evaluation covered every node the refinement reached (no second one)
+    assert fs.info["fmm_calls"] + fs.info["refine"]["extra_fmm_calls"] <= 1
+    assert fs.info["refine"]["folded_into_grid_fmm"] and fs.info["refine"]["extra_lattice_nodes"] == 0
 
 
 def test_double_cone_is_lifted_off_the_sphere(head):
