@@ -21,7 +21,7 @@ from scipy import ndimage as ndi
 from navigator.core.progress import Progress, ensure_progress
 from navigator.core.volume import Volume
 from navigator.segmentation.preprocess import to_sitk
-from navigator.segmentation.register import mattes_mi_method
+from navigator.segmentation.register import mattes_mi_method, single_threaded_itk
 
 _LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -94,23 +94,24 @@ def register_t2_to_t1(t1: np.ndarray, t1_affine: np.ndarray, head: np.ndarray, t
     def method():
         return mattes_mi_method(fmask, 0.25, seed=11)
 
-    probe = method()
-    probe.SetInitialTransform(identity)
-    before = float(probe.MetricEvaluate(fixed, moving))
+    with single_threaded_itk():  # the same registration in every run
+        probe = method()
+        probe.SetInitialTransform(identity)
+        before = float(probe.MetricEvaluate(fixed, moving))
 
-    reg = method()
-    reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=150,
-                                                 relaxationFactor=0.6, gradientMagnitudeTolerance=1e-6)
-    reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel([2, 1])
-    reg.SetSmoothingSigmasPerLevel([2.0, 1.0])
-    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    reg.SetInitialTransform(init, inPlace=True)
-    reg.AddCommand(sitk.sitkIterationEvent, progress.check)
-    reg.Execute(fixed, moving)
-    check = method()
-    check.SetInitialTransform(init)
-    after = float(check.MetricEvaluate(fixed, moving))
+        reg = method()
+        reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=150,
+                                                     relaxationFactor=0.6, gradientMagnitudeTolerance=1e-6)
+        reg.SetOptimizerScalesFromPhysicalShift()
+        reg.SetShrinkFactorsPerLevel([2, 1])
+        reg.SetSmoothingSigmasPerLevel([2.0, 1.0])
+        reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+        reg.SetInitialTransform(init, inPlace=True)
+        reg.AddCommand(sitk.sitkIterationEvent, progress.check)
+        reg.Execute(fixed, moving)
+        check = method()
+        check.SetInitialTransform(init)
+        after = float(check.MetricEvaluate(fixed, moving))
 
     applied = after < before - 1e-4
     tr = init if applied else identity

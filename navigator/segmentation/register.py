@@ -18,6 +18,7 @@ depend on the scanner's contrast.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,6 +147,29 @@ def _rot_x(deg: float, center: np.ndarray) -> np.ndarray:
     return c2 @ r @ c1
 
 
+@contextmanager
+def single_threaded_itk():
+    """Run the ITK work inside on one thread (ITK's global default), restoring the default after.
+
+    ITK's multi-threaded Mattes mutual information adds up the threads' partial joint histograms
+    in an order that changes from run to run, so with 2 threads the same registration ends up to
+    1e-9 mm elsewhere each time (measured on the demo phantom: the subject -> MNI affine differed by
+    1.4e-9 between three runs in one process; with one thread the three were bit-identical), and
+    the MNI-space maps, fiducials and EEG positions computed after it differ with it. One thread
+    makes the registrations repeat bit for bit (affine registration of the phantom: about 20 s of
+    CPU either way). The registration method must be built inside the block: ITK objects take the
+    default thread count when they are made.
+    """
+    import SimpleITK as sitk
+
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
+
+
 def mattes_mi_method(fixed_mask, sampling: float, seed: int):
     """A SimpleITK registration method with Mattes mutual information (32 bins) over
     ``fixed_mask``, a random ``sampling`` fraction of its voxels (fixed ``seed``, so runs
@@ -184,17 +208,18 @@ def affine_register(t1: np.ndarray, affine: np.ndarray, head: np.ndarray, tmpl: 
     init_ras = _geometric_init(head, affine, tmpl)  # subject -> MNI translation
 
     def run(transform, shrink, sigmas, iters, lr=1.0):
-        reg = mattes_mi_method(fmask, 0.3, seed=7)
-        reg.SetOptimizerAsRegularStepGradientDescent(learningRate=lr, minStep=1e-3, numberOfIterations=iters,
-                                                     relaxationFactor=0.6, gradientMagnitudeTolerance=1e-6)
-        reg.SetOptimizerScalesFromPhysicalShift()
-        reg.SetShrinkFactorsPerLevel(shrink)
-        reg.SetSmoothingSigmasPerLevel(sigmas)
-        reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-        reg.SetInitialTransform(transform, inPlace=True)
-        reg.AddCommand(sitk.sitkIterationEvent, progress.check)
-        reg.Execute(fixed, moving)
-        return reg.GetMetricValue()
+        with single_threaded_itk():  # the same affine in every run
+            reg = mattes_mi_method(fmask, 0.3, seed=7)
+            reg.SetOptimizerAsRegularStepGradientDescent(learningRate=lr, minStep=1e-3, numberOfIterations=iters,
+                                                         relaxationFactor=0.6, gradientMagnitudeTolerance=1e-6)
+            reg.SetOptimizerScalesFromPhysicalShift()
+            reg.SetShrinkFactorsPerLevel(shrink)
+            reg.SetSmoothingSigmasPerLevel(sigmas)
+            reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+            reg.SetInitialTransform(transform, inPlace=True)
+            reg.AddCommand(sitk.sitkIterationEvent, progress.check)
+            reg.Execute(fixed, moving)
+            return reg.GetMetricValue()
 
     best = None
     center_mni = np.array([0.0, -18.0, 18.0])
