@@ -58,10 +58,17 @@ def tet_envelope_normal(mesh, E1: np.ndarray, E2: np.ndarray, cortex) -> np.ndar
     gm = np.flatnonzero(mesh.tet_tags == GM)
     if len(gm) == 0:
         return out
-    _, idx = cKDTree(np.asarray(cortex.vertices, float)).query(mesh.tet_centroids()[gm])
+    centroids = np.asarray(mesh.nodes, float)[np.asarray(mesh.tetrahedra)[gm]].mean(axis=1)  # grey matter only
+    _, idx = cKDTree(np.asarray(cortex.vertices, float)).query(centroids)
     n = cortex.vertex_normals()[idx]
     out[gm] = ti_envelope_along(np.asarray(E1, float)[gm], np.asarray(E2, float)[gm], n)
     return out
+
+
+def _volumes(mesh, tets: np.ndarray) -> np.ndarray:
+    """Volumes (mm^3) of the tetrahedra ``tets`` only (the whole mesh's would cost seconds)."""
+    p = np.asarray(mesh.nodes, float)[np.asarray(mesh.tetrahedra)[tets]]
+    return np.abs(np.einsum("ij,ij->i", p[:, 1] - p[:, 0], np.cross(p[:, 2] - p[:, 0], p[:, 3] - p[:, 0]))) / 6.0
 
 
 def maps_on_grid(mesh, tet_maps: dict[str, np.ndarray], grid) -> dict[str, np.ndarray]:
@@ -105,9 +112,8 @@ def load_ti_maps(out_dir: str | Path, grid, progress: Progress | None = None) ->
     if cortex is not None and "E1" in m.tet_data and "E2" in m.tet_data:
         progress.update(0.4, "envelope along the cortical normal")
         tet_maps["TInormal"] = tet_envelope_normal(m, m.tet_data["E1"], m.tet_data["E2"], cortex)
-    sel = m.tet_tags == GM if np.any(m.tet_tags == GM) else np.ones(m.n_tets, bool)
-    vol = np.abs(m.tet_volumes())
-    res["histograms"] = {k: (v[sel], vol[sel]) for k, v in tet_maps.items()}
+    sel = np.flatnonzero(m.tet_tags == GM) if np.any(m.tet_tags == GM) else np.arange(m.n_tets)
+    res["histograms"] = {k: (v[sel], _volumes(m, sel)) for k, v in tet_maps.items()}
     if grid is not None and tet_maps:
         progress.update(0.6, "sampling the envelope maps on the image grid")
         res["volumes"] = maps_on_grid(m, tet_maps, grid)
