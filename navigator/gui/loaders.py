@@ -117,7 +117,7 @@ def load_subject(ws: Workspace, progress: Progress | None = None) -> SubjectData
             data.messages.append(str(exc))
     if head.has_eeg:
         try:
-            data.eeg = {k: np.asarray(v, float) for k, v in head.eeg.positions.items()}
+            data.eeg = {k: np.asarray(v, float) for k, v in head.eeg.as_dict().items()}
         except NavigatorError as exc:
             data.messages.append(str(exc))
     if data.image is None and data.scalp is None:
