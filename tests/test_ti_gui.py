@@ -69,6 +69,17 @@ def test_method_choice_and_settings_make_the_search(panel, tmp_path):
     p.opt_diameter.setValue(8)
     assert p.search() == TdcsSearch(mode="ti", objective="magnitude", ti_channel_ma=1.5, ti_total_ma=3.0,
                                     ti_frequencies_hz=(1000.0, 1020.0), electrode_diameter_mm=8.0)
+    p.opt_cap.setCurrentText("10-05")
+    p.opt_avoid.setText("mni:0,60,0:15; eeg:Fp2:20")
+    p.opt_avoid_max.setValue(0)  # no limit: the regions enter through the focality weight
+    p.ti_weight.setValue(2)
+    s = p.search()
+    assert (s.cap, s.avoid, s.avoid_max_v_per_m, s.ti_avoid_weight) == ("10-05", ["mni:0,60,0:15", "eeg:Fp2:20"], None, 2.0)
+    assert p.form_visible("ti_weight") and p.form_visible("cap") and not p.form_visible("cs_on_cap")
+    p.opt_cap.setCurrentText("10-10")
+    p.opt_avoid.setText("")
+    p.opt_avoid_max.setValue(0.05)
+    p.ti_weight.setValue(0)
     assert p.ti_quantity() == "TImax"
     form = p.opt_form
     visible = {k: form.isRowVisible(row) for k, (row, _m) in p._rows.items()}
@@ -79,8 +90,11 @@ def test_method_choice_and_settings_make_the_search(panel, tmp_path):
     p.cs_returns.setValue(6)
     p.cs_radius.setValue(40)
     p.cs_currents.setCurrentText("standard")
+    p.cs_on_cap.setChecked(True)
     s = p.search()
     assert (s.mode, s.n_returns, s.ring_radius_mm, s.surround_currents) == ("center-surround", 6, 40.0, "standard")
+    assert s.surround_on_cap and p.form_visible("cs_on_cap") and not p.form_visible("cap")
+    p.cs_on_cap.setChecked(False)
     assert form.isRowVisible(p._rows["cs_radius"][0]) and not form.isRowVisible(p._rows["ti_channel"][0])
     p.opt_mode.setCurrentText("pads")
     p.opt_angle.setValue(30)

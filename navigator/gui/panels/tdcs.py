@@ -23,6 +23,7 @@ from PyQt6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QPushButton,
     QRadioButton,
     QScrollArea,
@@ -287,6 +288,33 @@ class TdcsPanel(QWidget):
         self.opt_active.setRange(0, 64)
         self.opt_active.setValue(_SEARCH.max_electrodes or 0)
         self.opt_active.setSpecialValueText("no limit")
+        # HD and TI: the cap whose positions are the disc sites
+        self.opt_cap = QComboBox()
+        self.opt_cap.setObjectName("tdcsCap")
+        self.opt_cap.addItems(["10-10", "10-05"])
+        self.opt_cap.setCurrentText(_SEARCH.cap)
+        # all methods: regions to keep the field off, and their limit
+        self.opt_avoid = QLineEdit(", ".join(_SEARCH.avoid))
+        self.opt_avoid.setObjectName("tdcsAvoid")
+        self.opt_avoid.setPlaceholderText("none; e.g. mni:0,60,0:15; eeg:Fp2:20 (SPEC:RADIUS_MM, ';' between)")
+        self.opt_avoid_max = QDoubleSpinBox()
+        self.opt_avoid_max.setObjectName("tdcsAvoidMax")
+        self.opt_avoid_max.setDecimals(3)
+        self.opt_avoid_max.setRange(0, 10)
+        self.opt_avoid_max.setSingleStep(0.01)
+        self.opt_avoid_max.setValue(_SEARCH.avoid_max_v_per_m or 0.0)
+        self.opt_avoid_max.setSuffix(" V/m")
+        self.opt_avoid_max.setSpecialValueText("no limit (report only)")
+        # TI: focality weight on the avoid regions' envelope
+        self.ti_weight = QDoubleSpinBox()
+        self.ti_weight.setObjectName("tiAvoidWeight")
+        self.ti_weight.setRange(0, 100)
+        self.ti_weight.setDecimals(2)
+        self.ti_weight.setValue(_SEARCH.ti_avoid_weight)
+        self.ti_weight.setSpecialValueText("0 (target envelope only)")
+        # centre-surround on the cap positions
+        self.cs_on_cap = QCheckBox("snap the discs to the nearest cap positions")
+        self.cs_on_cap.setChecked(_SEARCH.surround_on_cap)
         # HD, TI and centre-surround: the gel discs' diameter
         self.opt_diameter = QDoubleSpinBox()
         self.opt_diameter.setObjectName("discDiameter")
@@ -341,6 +369,16 @@ class TdcsPanel(QWidget):
         form.addRow("Max per electrode", self.opt_each)
         self._rows["active"] = (form.rowCount(), ("hd",))
         form.addRow("Max active electrodes", self.opt_active)
+        self._rows["cap"] = (form.rowCount(), ("hd", "ti"))
+        form.addRow("EEG cap (disc sites)", self.opt_cap)
+        self._rows["avoid"] = (form.rowCount(), MODES)
+        form.addRow("Avoid regions", self.opt_avoid)
+        self._rows["avoid_max"] = (form.rowCount(), MODES)
+        form.addRow("Avoid limit (mean)", self.opt_avoid_max)
+        self._rows["ti_weight"] = (form.rowCount(), ("ti",))
+        form.addRow("TI focality weight", self.ti_weight)
+        self._rows["cs_on_cap"] = (form.rowCount(), ("center-surround",))
+        form.addRow(self.cs_on_cap)
         self._rows["diameter"] = (form.rowCount(), ("hd", "ti", "center-surround"))
         form.addRow("Disc diameter", self.opt_diameter)
         self._rows["angle"] = (form.rowCount(), ("pads",))
@@ -397,6 +435,10 @@ class TdcsPanel(QWidget):
         """The optimization method chosen (one of :data:`navigator.optimize.tdcs.MODES`)."""
         return str(self.opt_mode.currentData())
 
+    def form_visible(self, row: str) -> bool:
+        """Whether the setting ``row`` (a key of the method rows) is shown for the chosen method."""
+        return self.opt_form.isRowVisible(self._rows[row][0])
+
     def _mode_changed(self) -> None:
         mode = self.mode()
         self.opt_mode_help.setText(MODE_LABELS[mode])
@@ -432,10 +474,18 @@ class TdcsPanel(QWidget):
                           max_total_ma=self.opt_total.value(), max_electrode_ma=self.opt_each.value(),
                           max_electrodes=self.opt_active.value() if self.opt_active.value() > 0 else None,
                           electrode_diameter_mm=self.opt_diameter.value(), nifti=self.opt_nifti.isChecked(),
+                          cap=self.opt_cap.currentText(), avoid=self.avoid_specs(),
+                          avoid_max_v_per_m=self.opt_avoid_max.value() or None,
+                          ti_avoid_weight=self.ti_weight.value(), surround_on_cap=self.cs_on_cap.isChecked(),
                           pad_angle_step_deg=self.opt_angle.value(), ti_channel_ma=self.ti_channel.value(),
                           ti_total_ma=self.ti_total.value(), ti_frequencies_hz=(self.ti_f1.value(), self.ti_f2.value()),
                           n_returns=self.cs_returns.value(), ring_radius_mm=self.cs_radius.value(),
                           surround_currents=self.cs_currents.currentText())
+
+    def avoid_specs(self) -> list[str]:
+        """The avoid regions typed in the panel: ``SPEC:RADIUS_MM`` separated by ';' (or new lines)."""
+        text = self.opt_avoid.text().replace("\n", ";")
+        return [a.strip() for a in text.split(";") if a.strip()]
 
     def _shape(self) -> tuple[str, str]:
         return PAD if self.pads.isChecked() else HD
