@@ -186,3 +186,20 @@ def test_distant_csf_leaves_out_the_spinal_canal():
     assert qc.distant_csf_ml(lab, sp, affine=aff, subject_to_mni=to_mni) == pytest.approx(1.0)
     assert qc.in_spinal_canal(np.array([[0.0, -40.0, -85.0], [0.0, 25.0, -55.0], [40.0, -40.0, -85.0]])).tolist() \
         == [True, False, False]
+
+
+def test_eyes_not_judged_when_the_image_ends_before_the_orbits():
+    """A scan cut in front of or below the eyes gets 'eyes: not measured', not 'check: orbits'."""
+    ident = lambda p: np.asarray(p, float)  # noqa: E731 (subject = MNI here)
+    whole = np.eye(4)
+    whole[:3, 3] = [-90.0, -126.0, -72.0]  # 181 x 217 x 181 at 1 mm: the MNI box, eyes inside
+    assert qc.orbits_in_view((181, 217, 181), whole, ident)
+    assert not qc.orbits_in_view((181, 185, 181), whole, ident)  # ends at y = +58: eye centres at y = 57
+    low_cut = whole.copy()
+    low_cut[2, 3] = -40.0  # starts at z = -40: eye centres at z = -35 only 5 mm inside
+    assert not qc.orbits_in_view((181, 217, 150), low_cut, ident)
+    no_eyes = {k: v for k, v in NORMAL.items() if k != 6}
+    cut = qc.assess(qc.qc_measures(no_eyes, 6.0, 1.0, 0.0, orbits_in_view=False), TOPO_OK)
+    assert cut.plausible and any(f.message == "eyes (both): not measured" for f in cut.findings)
+    seen = qc.assess(qc.qc_measures(no_eyes, 6.0, 1.0, 0.0), TOPO_OK)
+    assert [f.check for f in seen.problems] == ["eyes (both)"]

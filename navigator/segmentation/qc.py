@@ -303,13 +303,34 @@ def distant_csf_ml(labels: np.ndarray, spacing: np.ndarray, distance_mm: float =
     return float(len(far)) * float(np.prod(sp)) / 1000.0
 
 
+#: Radius (mm) around each eye centre that must lie inside the image for the eye volume to be
+#: judged (an adult globe is ~24 mm across).
+ORBIT_RADIUS_MM = 12.0
+
+
+def orbits_in_view(shape: tuple[int, int, int], affine: np.ndarray, mni_to_subject: Any) -> bool:
+    """True when both orbits (balls of :data:`ORBIT_RADIUS_MM` around the MNI152 eye centres,
+    mapped into the subject with ``mni_to_subject``: (N, 3) MNI mm -> subject mm) lie inside the
+    image grid (``shape``, ``affine`` voxel -> subject mm)."""
+    from navigator.segmentation.classify import EYE_CENTRES_MNI
+
+    a = np.asarray(affine, float)
+    centres = np.asarray(mni_to_subject(EYE_CENTRES_MNI), float)
+    sp = np.sqrt((a[:3, :3] ** 2).sum(axis=0))
+    vox = (centres - a[:3, 3]) @ np.linalg.inv(a[:3, :3]).T
+    margin = ORBIT_RADIUS_MM / sp
+    hi = np.asarray(shape, float) - 1.0
+    return bool(((vox - margin >= 0.0) & (vox + margin <= hi)).all())
+
+
 def qc_measures(volumes_by_tag: dict[int, float], thickness_median_mm: float | None,
                 face_bone_speckle: float | None = None,
-                distant_csf: float | None = None) -> dict[str, float]:
+                distant_csf: float | None = None, orbits_in_view: bool = True) -> dict[str, float]:
     """The measures :data:`NORMAL_RANGES` refer to, from tissue volumes (ml, by SimNIBS tag), the
     median vault skull thickness (mm), the face/neck bone speckle (ml,
     :func:`face_bone_speckle_ml`) and the distant CSF (ml, :func:`distant_csf_ml`). Ratios with a
-    zero denominator and missing values are NaN."""
+    zero denominator and missing values are NaN; so is the eye volume when the orbits are not
+    both inside the image (``orbits_in_view`` False, :func:`orbits_in_view`)."""
     v = {t: float(volumes_by_tag.get(t, 0.0)) for t in range(1, 11)}
     icv = v[WM] + v[GM] + v[CSF]
     bone = v[BONE] + v[COMPACT_BONE] + v[SPONGY_BONE]
@@ -325,7 +346,7 @@ def qc_measures(volumes_by_tag: dict[int, float], thickness_median_mm: float | N
         "bone_ml": bone,
         "skull_thickness_median_mm": nan if thickness_median_mm is None else float(thickness_median_mm),
         "scalp_to_bone_ratio": v[SCALP] / bone if bone > 0 else nan,
-        "eyes_ml": v[EYES],
+        "eyes_ml": v[EYES] if orbits_in_view else nan,
         "face_bone_speckle_ml": nan if face_bone_speckle is None else float(face_bone_speckle),
         "distant_csf_ml": nan if distant_csf is None else float(distant_csf),
     }
@@ -337,8 +358,8 @@ def assess(measures: dict[str, float], topology: dict[str, Any] | None = None,
     """The verdict: every measure against its normal range, the topology checks and the medial
     cortex check (``medial``: the ``medial_cortex`` metrics entry).
 
-    A measure that is missing or NaN is reported as "not measured" and does not fail; eyes
-    outside the field of view give 0 ml and do fail (a reason to look at the orbits).
+    A measure that is missing or NaN is reported as "not measured" and does not fail (eyes
+    when the image ends before the orbits: :func:`qc_measures` ``orbits_in_view``).
     """
     findings: list[QcFinding] = []
     for r in ranges:
@@ -498,7 +519,8 @@ def segmentation_metrics(labels: Volume, reg, topo, tissue_means: Any, tm, mi: f
     face_t = face_bone_thickness(lab, labels.affine, up)
     speckle = face_bone_speckle_ml(lab, labels.affine, up)
     far_csf = distant_csf_ml(lab, labels.spacing, affine=labels.affine, subject_to_mni=reg.subject_to_mni)
-    verdict = assess(qc_measures(by_tag, med if n else None, speckle, far_csf), topo_json, medial)
+    eyes_seen = orbits_in_view(lab.shape, labels.affine, reg.mni_to_subject)
+    verdict = assess(qc_measures(by_tag, med if n else None, speckle, far_csf, eyes_seen), topo_json, medial)
     result = {
         "volumes_ml": volumes,
         "intracranial_volume_ml": round(icv, 1),
@@ -520,6 +542,7 @@ def segmentation_metrics(labels: Volume, reg, topo, tissue_means: Any, tm, mi: f
         "face_bone_thickness_mm": None if face_t is None else round(face_t, 2),
         "face_bone_speckle_ml": round(speckle, 2),
         "distant_csf_ml": round(far_csf, 2),
+        "orbits_in_view": eyes_seen,
         "views": qc_views(reg, labels),
         "verdict": verdict.to_json(),
     }
