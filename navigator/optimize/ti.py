@@ -276,6 +276,36 @@ def optimize_ti(target: TiRegion, *, objective: str = "normal", channel_max_a: f
     pending_q: list[np.ndarray] = []
     pending_ub: list[np.ndarray] = []
 
+    def avoid_values(q: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """(K, B) values (target envelope T minus the avoid penalty, -inf where a limit is broken)
+        of quadruples q at each split; -inf where not needed. A value is at most its target
+        envelope, so each quadruple's splits are taken in order of decreasing T and the avoid
+        regions are evaluated only while T can still beat both the incumbent and the best value
+        of that quadruple so far: the same maximum as evaluating every split."""
+        K, B = T.shape
+        out = np.full((K, B), -np.inf)
+        order = np.argsort(-T, axis=0, kind="stable")
+        floor = np.full(B, best_val)
+        cols_all = np.arange(B)
+        for r in range(K):
+            k_r = order[r]
+            Tr = T[k_r, cols_all]
+            cols = np.flatnonzero(Tr > floor)
+            if len(cols) == 0:
+                break
+            I1, I2 = splits[k_r[cols], 0], splits[k_r[cols], 1]
+            ok = np.ones(len(cols), bool)
+            penalty = np.zeros(len(cols))
+            for e, lim in ev_av:
+                a = e.means(q[cols], I1, I2)
+                ok &= a <= lim
+                penalty += a
+            v = Tr[cols] - w * penalty / len(ev_av) if w > 0 else Tr[cols]
+            v = np.where(ok, v, -np.inf)
+            out[k_r[cols], cols] = v
+            floor[cols] = np.maximum(floor[cols], v)
+        return out
+
     def flush() -> None:
         nonlocal best_val, best_q, best_I, best_av, evaluated
         if not pending_q:
@@ -292,20 +322,7 @@ def optimize_ti(target: TiRegion, *, objective: str = "normal", channel_max_a: f
                 continue
             vals = ev.means_splits(q, splits)  # (K, B) target envelopes
             if ev_av:
-                # the avoid regions only where the target envelope can still beat the incumbent
-                # (the value is at most the target envelope: a penalty or a constraint only lowers it)
-                live = vals.max(axis=0) > best_val
-                sub = vals[:, live]
-                ok = np.ones(sub.shape, bool)
-                penalty = np.zeros(sub.shape)
-                for e, lim in ev_av:
-                    a = e.means_splits(q[live], splits)
-                    ok &= a <= lim
-                    penalty += a
-                if w > 0:
-                    sub = sub - w * penalty / len(ev_av)
-                vals = np.full(vals.shape, -np.inf)
-                vals[:, live] = np.where(ok, sub, -np.inf)
+                vals = avoid_values(q, vals)
             evaluated += len(q)
             k, j = np.unravel_index(int(np.argmax(vals)), vals.shape)
             if vals[k, j] > best_val:
