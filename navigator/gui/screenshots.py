@@ -157,7 +157,8 @@ def ti_views(app, w, shot, reuse: bool = False) -> None:
         print(f"TI optimization in the app: {time.time() - t0:.1f} s", file=sys.stderr)
     w.tabs.setCurrentIndex(2)
     _settle(app, 0.3)
-    p.scroll.verticalScrollBar().setValue(p.scroll.verticalScrollBar().maximum())
+    bar = p.scroll.verticalScrollBar()  # from the montage table's header down to the objective values
+    bar.setValue(min(bar.maximum(), p.table.mapTo(p.scroll.widget(), p.table.rect().topLeft()).y() - 4))
     res = w.state.shown_result
     if res is not None and res.is_ti and w.state.target_point is not None:
         w.slices.set_cursor_world(w.state.target_point)
