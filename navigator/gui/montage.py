@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from navigator.core.errors import NavigatorError
+from navigator.tes.electrodes import electrode_frame
 
 #: shapes of the plan record the editor keeps as they are (others are drawn as ellipses)
 PLAN_SHAPES = ("rect", "ellipse", "disc", "ring")
@@ -225,18 +226,9 @@ def scalp_normal(scalp, center: np.ndarray, radius_mm: float) -> np.ndarray:
 
 
 def default_frame(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) of an unrotated electrode with outward ``normal`` (rule of
-    :func:`navigator.tes.electrodes.place_electrode`: y = world superior projected, anterior
-    near the vertex; x = y cross normal)."""
-    n = np.asarray(normal, float) / np.linalg.norm(normal)
-    y = np.array([0.0, 0.0, 1.0])
-    if np.linalg.norm(y - (y @ n) * n) < 0.3:
-        y = np.array([0.0, 1.0, 0.0])
-    y = y - (y @ n) * n
-    if np.linalg.norm(y) < 1e-6:
-        y = np.array([0.0, 1.0, 0.0]) - n[1] * n
-    y /= np.linalg.norm(y)
-    return np.cross(y, n), y
+    """(x, y) of an unrotated electrode with outward ``normal`` (the rule of
+    :func:`navigator.tes.electrodes.place_electrode`, :func:`~navigator.tes.electrodes.electrode_frame`)."""
+    return electrode_frame(np.asarray(normal, float) / np.linalg.norm(normal))
 
 
 def y_axis_for_angle(normal: np.ndarray, angle_deg: float) -> np.ndarray:

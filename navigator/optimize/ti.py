@@ -403,19 +403,7 @@ def optimize_ti(target: TiRegion, *, objective: str = "normal", channel_max_a: f
                 return -np.inf
             return v
 
-        g = (np.sqrt(5) - 1) / 2
-        x1, x2 = b - g * (b - a), a + g * (b - a)
-        f1, f2 = f(x1), f(x2)
-        for _ in range(40):
-            if f1 >= f2:
-                b, x2, f2 = x2, x1, f1
-                x1 = b - g * (b - a)
-                f1 = f(x1)
-            else:
-                a, x1, f1 = x1, x2, f2
-                x2 = a + g * (b - a)
-                f2 = f(x2)
-        x, fx = (x1, f1) if f1 >= f2 else (x2, f2)
+        x, fx = _golden_max(f, a, b)
         if fx > best_val:
             best_val, I1, I2, refined = fx, x, T - x, True
     pairs = ((int(best_q[0]), int(best_q[1])), (int(best_q[2]), int(best_q[3])))

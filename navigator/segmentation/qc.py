@@ -37,6 +37,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from navigator.core.tissues import BONE, COMPACT_BONE, CSF, EYES, GM, SCALP, SPONGY_BONE, TISSUES, WM
+from navigator.core.transforms import apply_affine
 from navigator.core.volume import Volume
 from navigator.segmentation.validation import skull_thickness_samples
 
@@ -298,7 +299,7 @@ def distant_csf_ml(labels: np.ndarray, spacing: np.ndarray, distance_mm: float =
     dist = ndi.distance_transform_edt(~np.isin(lab, (WM, GM)), sampling=sp)
     far = np.argwhere(csf & (dist > distance_mm))
     if len(far) and affine is not None and subject_to_mni is not None:
-        world = far @ np.asarray(affine, float)[:3, :3].T + np.asarray(affine, float)[:3, 3]
+        world = apply_affine(np.asarray(affine, float), far.astype(float))
         far = far[~in_spinal_canal(subject_to_mni(world))]
     return float(len(far)) * float(np.prod(sp)) / 1000.0
 
@@ -317,7 +318,7 @@ def orbits_in_view(shape: tuple[int, int, int], affine: np.ndarray, mni_to_subje
     a = np.asarray(affine, float)
     centres = np.asarray(mni_to_subject(EYE_CENTRES_MNI), float)
     sp = np.sqrt((a[:3, :3] ** 2).sum(axis=0))
-    vox = (centres - a[:3, 3]) @ np.linalg.inv(a[:3, :3]).T
+    vox = apply_affine(np.linalg.inv(a), centres)
     margin = ORBIT_RADIUS_MM / sp
     hi = np.asarray(shape, float) - 1.0
     return bool(((vox - margin >= 0.0) & (vox + margin <= hi)).all())

@@ -222,6 +222,23 @@ class Scalp:
         return n / np.linalg.norm(n)
 
 
+def electrode_frame(normal: np.ndarray, direction: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) unit axes of an unrotated electrode with unit outward ``normal`` (world RAS): y is
+    ``direction`` (a world vector) projected onto the scalp's tangent plane, or without one the
+    world superior axis projected (world anterior near the vertex); x = y cross normal."""
+    if direction is not None:
+        y = np.asarray(direction, float)
+    else:
+        y = np.array([0.0, 0.0, 1.0])
+        if np.linalg.norm(y - (y @ normal) * normal) < 0.3:
+            y = np.array([0.0, 1.0, 0.0])
+    y = y - (y @ normal) * normal
+    if np.linalg.norm(y) < 1e-6:
+        y = np.array([0.0, 1.0, 0.0]) - normal[1] * normal
+    y = y / np.linalg.norm(y)
+    return np.cross(y, normal), y
+
+
 def place_electrode(
     scalp: Scalp, spec: ElectrodeSpec, position_mm: np.ndarray, direction_mm: np.ndarray | None = None
 ) -> PlacedElectrode:
@@ -240,17 +257,8 @@ def place_electrode(
         )
     extent = max(spec.size_mm) / 2 if spec.size_mm else 5.0
     normal = scalp.mean_normal(center, max(extent, 5.0))
-    if direction_mm is not None:
-        y = np.asarray(direction_mm, float).reshape(3) - center
-    else:
-        y = np.array([0.0, 0.0, 1.0])
-        if np.linalg.norm(y - (y @ normal) * normal) < 0.3:
-            y = np.array([0.0, 1.0, 0.0])
-    y = y - (y @ normal) * normal
-    if np.linalg.norm(y) < 1e-6:
-        y = np.array([0.0, 1.0, 0.0]) - normal[1] * normal
-    y = y / np.linalg.norm(y)
-    x = np.cross(y, normal)
+    x, y = electrode_frame(normal, None if direction_mm is None
+                           else np.asarray(direction_mm, float).reshape(3) - center)
     if spec.angle_deg:
         a = np.deg2rad(spec.angle_deg)
         x, y = np.cos(a) * x + np.sin(a) * y, -np.sin(a) * x + np.cos(a) * y
