@@ -395,12 +395,13 @@ class Controller:
 
         def done(result) -> None:
             from navigator.gui.jobs import summary_text
+            from navigator.gui.loaders import named_positions
             from navigator.gui.montage import rows_from_electrodes
 
             s = self.state
             keep = [k for k, e in enumerate(result.electrodes) if abs(e.current_ma) >= 1e-6]
             angles = {i: result.angles[k] for i, k in enumerate(keep) if k in result.angles}
-            rows = rows_from_electrodes([result.electrodes[k] for k in keep], s.subject.eeg if s.subject is not None else {},
+            rows = rows_from_electrodes([result.electrodes[k] for k in keep], named_positions(s.subject),
                                         s.subject.scalp if s.subject is not None else None, angles=angles)
             if rows:
                 s.set_montage(rows, f"Optimized montage ({result.mode})")

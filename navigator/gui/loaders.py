@@ -61,10 +61,37 @@ class SubjectData:
     cortex: Surface | None = None
     fiducials: dict[str, np.ndarray] = field(default_factory=dict)
     eeg: dict[str, np.ndarray] = field(default_factory=dict)
+    #: the 10-05 cap positions (a superset of the 10-10 names; ``targets/eeg_caps/EEG10-05.csv``),
+    #: so that electrodes an optimizer put on the 10-05 cap keep their names in the montage editor
+    eeg_1005: dict[str, np.ndarray] = field(default_factory=dict)
     has_mesh: bool = False
     has_transform: bool = False
     messages: list[str] = field(default_factory=list)
     ctx: Any = None  # navigator.targets.head.Head, warmed up on the worker thread
+
+
+def _stored_cap(ws: Workspace, system: str, messages: list[str]) -> dict[str, np.ndarray]:
+    """The workspace's stored ``system`` cap (name -> subject RAS mm; empty when not stored)."""
+    from navigator.io.eeg_positions import read_eeg_csv
+    from navigator.targets.step import CAP_FILES
+
+    path = ws.root / CAP_FILES[system]
+    if not path.exists():
+        return {}
+    try:
+        return {k: np.asarray(v, float) for k, v in read_eeg_csv(path, system=system).as_dict().items()}
+    except NavigatorError as exc:
+        messages.append(str(exc))
+        return {}
+
+
+def named_positions(subject: SubjectData | None) -> dict[str, np.ndarray]:
+    """Every named scalp position of the subject the montage editor accepts: the 10-10 positions
+    and, where stored, the 10-05 cap's (name -> subject RAS mm; the 10-10 value wins on a name
+    both hold)."""
+    if subject is None:
+        return {}
+    return {**subject.eeg_1005, **subject.eeg}
 
 
 def load_image_volume(path: str | Path) -> Volume:
@@ -120,6 +147,7 @@ def load_subject(ws: Workspace, progress: Progress | None = None) -> SubjectData
             data.eeg = {k: np.asarray(v, float) for k, v in head.eeg.as_dict().items()}
         except NavigatorError as exc:
             data.messages.append(str(exc))
+    data.eeg_1005 = _stored_cap(ws, "10-05", data.messages)
     if data.image is None and data.scalp is None:
         raise NavigatorError(f"{ws.root}: workspace holds no image and no surfaces to show")
     progress.update(0.9, "preparing target lookup")

@@ -247,7 +247,8 @@ def angle_for_y_axis(normal: np.ndarray, y_axis: np.ndarray) -> float:
 
 # ------------------------------------------------------------------------------ rows <-> plan electrodes
 def position_text(name: str, position: np.ndarray, eeg: dict[str, np.ndarray]) -> str:
-    """The row's position: the 10-10 name when the electrode sits on it (within 1 mm), else x,y,z."""
+    """The row's position: the EEG name (10-10 or 10-05, as ``eeg`` holds them) when the electrode
+    sits on it (within 1 mm), else x,y,z."""
     p = np.asarray(position, float)
     for k, v in eeg.items():
         if k.lower() == name.lower() and np.linalg.norm(np.asarray(v, float) - p) < 1.0:

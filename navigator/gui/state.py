@@ -19,7 +19,7 @@ from PyQt6.QtCore import QObject, pyqtSignal
 from PyQt6.QtGui import QUndoStack
 
 from navigator.core.errors import NavigatorError
-from navigator.gui.loaders import FieldResult, SubjectData
+from navigator.gui.loaders import FieldResult, SubjectData, named_positions
 from navigator.gui.montage import MONTAGE_PRESETS, ElectrodeRow, electrodes_from_rows, rows_from_electrodes
 from navigator.gui.session import ResultEntry, SessionRecord
 from navigator.gui.undo import MERGE_DISTANCE, MERGE_HANDLE, MERGE_INTENSITY, MERGE_MOVE, SetValueCommand
@@ -246,8 +246,7 @@ class PlanState(QObject):
                 return np.array([float(v) for v in position.split(",")], float)
             except ValueError:
                 return None
-        eeg = self.subject.eeg if self.subject is not None else {}
-        for k, v in eeg.items():
+        for k, v in named_positions(self.subject).items():
             if k.lower() == position.strip().lower():
                 return v
         return None
@@ -378,7 +377,7 @@ class PlanState(QObject):
         if not plan.montages:
             return []
         s = self.subject
-        return rows_from_electrodes(plan.montages[0].electrodes, s.eeg if s is not None else {},
+        return rows_from_electrodes(plan.montages[0].electrodes, named_positions(s),
                                     s.scalp if s is not None else None)
 
 

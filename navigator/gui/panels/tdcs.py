@@ -229,7 +229,7 @@ class TdcsPanel(QWidget):
         self.table.horizontalHeader().setMinimumSectionSize(28)
         self.table.verticalHeader().setVisible(False)
         self.last_error = ""
-        for c, tip in enumerate(("10-10 name or x,y,z (mm, subject RAS)", "current, mA (+ into the head: anode)",
+        for c, tip in enumerate(("EEG name (10-10, or 10-05 where stored) or x,y,z (mm, subject RAS)", "current, mA (+ into the head: anode)",
                                  "stimulator channel: empty for tDCS, 1 and 2 for temporal interference",
                                  "carrier frequency of the channel, Hz (an edit applies to the whole channel)",
                                  "rect, ellipse, disc, ring", "size, mm: WxH or the diameter",
