@@ -61,9 +61,9 @@ def test_in_process_when_not_worthwhile(monkeypatch):
     monkeypatch.setenv(primary_job.ENV_SWITCH, "0")
     assert not background_worthwhile(coil, 10**7)
     monkeypatch.setenv(primary_job.ENV_SWITCH, "1")
-    monkeypatch.setattr(primary_job, "_available_cores", lambda: 1)
+    monkeypatch.setattr(primary_job, "available_cores", lambda: 1)
     assert not background_worthwhile(coil, 10**7)  # one core: nothing to overlap with
-    monkeypatch.setattr(primary_job, "_available_cores", lambda: 2)
+    monkeypatch.setattr(primary_job, "available_cores", lambda: 2)
     assert background_worthwhile(coil, 10**7)
     job = PrimaryFieldJob.start(coil, pose, _points(500), 1e6)
     out = job.result()
@@ -120,7 +120,7 @@ def test_solve_tms_with_background_primary_field_matches(monkeypatch):
     assert "primary_field_wait" not in ref.timings
     monkeypatch.setenv(primary_job.ENV_SWITCH, "1")
     monkeypatch.setattr(primary_job, "MIN_BACKGROUND_POINTS", 0)
-    monkeypatch.setattr(primary_job, "_available_cores", lambda: 2)
+    monkeypatch.setattr(primary_job, "available_cores", lambda: 2)
     got = solve_tms(mesh, coil, pose, 1e6, method="fmm")
     assert "primary_field_wait" in got.timings and "solver_setup" in got.timings
     np.testing.assert_array_equal(got.D, ref.D)
@@ -130,8 +130,8 @@ def test_solve_tms_with_background_primary_field_matches(monkeypatch):
 def test_child_waits_for_go_ahead_and_cleans_up_without_it(monkeypatch):
     """Held child (parallel loops use every core): it computes nothing until released and
     removes its folder when the parent goes away without releasing it."""
-    monkeypatch.setattr(primary_job, "_cpu_cores", lambda: 1)
-    monkeypatch.setattr(primary_job, "_compute_threads", lambda: 1)
+    monkeypatch.setattr(primary_job, "cpu_cores", lambda: 1)
+    monkeypatch.setattr(primary_job, "compute_threads", lambda: 1)
     coil, pose = _coil_and_pose()
     job = PrimaryFieldJob.start(coil, pose, _points(), 1e6, method="fmm", background=True)
     d, proc = job._dir, job._proc

@@ -79,7 +79,8 @@ class RefinedPose:
         pose: 4x4 (world mm). score: objective. vector: (k,) functionals.
         centre_index, angle_deg, offset_mm (du, dv in the centre frame), tilt_deg (about coil x, y),
         lift_mm (outward along the coil axis from the along-normal position), clearance_mm
-        (casing-scalp distance at the closest point, exact), start_score (its grid score).
+        (casing-scalp distance at the closest point, exact; None: not checked because a better
+        candidate was already placed, :func:`_exact_checked`), start_score (its grid score).
     """
 
     pose: np.ndarray
@@ -282,13 +283,16 @@ def _refinement_reach(lattice: rc.FieldLattice, grid: PlacementGrid, coil, lifts
 
 
 def _refine(ev: _PoseEvaluator, starts: list[tuple[int, int]], grid_scores: np.ndarray, *, tilt_deg: float,
-            spacing_mm: float, angle_step_deg: float, progress: Progress) -> list[RefinedPose]:
-    """Compass search from each start over (du, dv, angle, tilt x, tilt y), all starts at once."""
+            spacing_mm: float, angle_step_deg: float, prefetch: bool, progress: Progress) -> list[RefinedPose]:
+    """Compass search from each start over (du, dv, angle, tilt x, tilt y), all starts at once.
+    ``prefetch``: evaluate the lattice nodes around the starts first (one FMM; not needed when the
+    grid's FMM covered the refinement's reach, :func:`_refinement_reach`)."""
     K = len(starts)
     cidx = np.array([c for c, _ in starts])
     x = np.zeros((K, 5))
     x[:, 2] = [ev.grid.angles_deg[a] for _, a in starts]
-    _prefetch(ev, cidx, x, spacing_mm, angle_step_deg, tilt_deg)
+    if prefetch:
+        _prefetch(ev, cidx, x, spacing_mm, angle_step_deg, tilt_deg)
     best, vec, poses, lifts = ev.evaluate(x, cidx)
     step = np.array([spacing_mm / 2, spacing_mm / 2, angle_step_deg / 2, max(tilt_deg / 2, 1e-9), max(tilt_deg / 2, 1e-9)])
     steps = np.tile(step, (K, 1))
@@ -333,6 +337,27 @@ def _refine(ev: _PoseEvaluator, starts: list[tuple[int, int]], grid_scores: np.n
                                angle_deg=float(x[kk, 2] % 360.0), offset_mm=(float(x[kk, 0]), float(x[kk, 1])),
                                tilt_deg=(float(x[kk, 3]), float(x[kk, 4])), lift_mm=float(lifts[kk]),
                                start_score=float(grid_scores[c, a])))
+    out.sort(key=lambda r: -r.score if np.isfinite(r.score) else np.inf)
+    return out
+
+
+def _exact_checked(ev: _PoseEvaluator, scalp: Surface, refined: list[RefinedPose], distance_mm: float) -> list[RefinedPose]:
+    """The refined candidates after the exact casing check (:func:`_final_clearance`), best first.
+
+    Candidates are checked best first until the best checked score is at least the next
+    candidate's unchecked one: a check only lifts the coil further from the head (which lowers
+    its field), so no later candidate can win. Unchecked candidates keep ``clearance_mm`` None.
+    """
+    order = sorted(refined, key=lambda r: -r.score if np.isfinite(r.score) else np.inf)
+    checked: list[RefinedPose] = []
+    rest: list[RefinedPose] = []
+    for r in order:
+        best = max((c.score for c in checked if np.isfinite(c.score)), default=-np.inf)
+        if checked and (not np.isfinite(r.score) or best >= r.score):
+            rest.append(r)
+            continue
+        checked.append(_final_clearance(ev, scalp, r, distance_mm))
+    out = checked + rest
     out.sort(key=lambda r: -r.score if np.isfinite(r.score) else np.inf)
     return out
 
@@ -433,7 +458,7 @@ def fine_search(src: rc.ReciprocalSources, coil, grid: PlacementGrid, scalp: Sur
         starts = _candidates(scores, grid, n_refine, min_sep_mm=max(3.0, 3 * spacing), min_sep_deg=max(10.0, 5 * astep))
         before = dict(lattice.timings)
         refined = _refine(ev, starts, scores, tilt_deg=float(tilt_deg), spacing_mm=spacing, angle_step_deg=astep,
-                          progress=progress.sub(0.85, 0.97, "refine"))
+                          prefetch=extend is None, progress=progress.sub(0.85, 0.97, "refine"))
         extra_fmm = lattice.timings["fmm_calls"] - before["fmm_calls"]
         extra_nodes = lattice.timings["nodes"] - before["nodes"]
     else:
@@ -444,9 +469,7 @@ def fine_search(src: rc.ReciprocalSources, coil, grid: PlacementGrid, scalp: Sur
                                angle_deg=float(grid.angles_deg[a]), offset_mm=(0.0, 0.0), tilt_deg=(0.0, 0.0),
                                lift_mm=float(lf[0]), start_score=float(scores[c, a]))]
         extra_fmm = extra_nodes = 0
-    # the exact casing check on every refined candidate (1 mm points, scalp triangles), then the best
-    refined = [_final_clearance(ev, scalp, r, distance_mm) for r in refined]
-    refined.sort(key=lambda r: -r.score if np.isfinite(r.score) else np.inf)
+    refined = _exact_checked(ev, scalp, refined, distance_mm)
     timings["refine"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
     n_placed = int(placed.sum())

@@ -598,7 +598,7 @@ def optimize_tms_workspace(ws: Workspace, *, target: str | ResolvedTarget, out_d
                  "vector_direct": vec_direct, "vector_reciprocity": rec_vec},
         "refined": [{"pose": r.pose, "score": r.score * scale, "grid_score": r.start_score * scale,
                      "handle_angle_deg": r.angle_deg, "offset_mm": list(r.offset_mm), "tilt_deg": list(r.tilt_deg),
-                     "lift_mm": r.lift_mm} for r in fs.refined],
+                     "lift_mm": r.lift_mm, "casing_clearance_mm": r.clearance_mm} for r in fs.refined],
         "standard_F3": None if standard is None else {"pose": standard["pose"], "score_per_A_per_us": standard["score"] * 1e6,
                                                       "casing_clearance_mm": standard["casing_clearance_mm"]},
         "dose": dose_info or None, "search": fs.info, "files": files + ["plan.json", "fields/"],

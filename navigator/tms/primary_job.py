@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from navigator.core.progress import Progress, ensure_progress
+from navigator.fem.fmm import available_cores, compute_threads, cpu_cores
 from navigator.tms.coil import Coil
 from navigator.tms.primary import _choose, check_pose, primary_field
 
@@ -45,28 +46,6 @@ MIN_BACKGROUND_POINTS = 100_000
 ENV_SWITCH = "NAVIGATOR_PRIMARY_FIELD_PROCESS"
 
 
-def _cpu_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def _compute_threads() -> int:
-    """Threads this process's compiled (numba) loops use."""
-    try:
-        import numba
-
-        return int(numba.get_num_threads())
-    except Exception:  # numba missing: assume one thread per core
-        return _cpu_cores()
-
-
-def _available_cores() -> int:
-    return min(_cpu_cores(), _compute_threads())
-
-
 def background_worthwhile(coil: Coil, n_points: int, method: str = "auto") -> bool:
     """True if computing this primary field in a child process is expected to save time."""
     if os.environ.get(ENV_SWITCH, "1").strip() == "0":
@@ -75,7 +54,7 @@ def background_worthwhile(coil: Coil, n_points: int, method: str = "auto") -> bo
         return False
     if _choose(method, max(coil.n_dipoles, coil.n_segments), n_points) != "fmm":
         return False
-    return _available_cores() >= 2
+    return available_cores() >= 2
 
 
 class PrimaryFieldJob:
@@ -112,7 +91,7 @@ class PrimaryFieldJob:
             background = background_worthwhile(coil, len(pts), method)
         if background:
             job._launch()
-            if _cpu_cores() > _compute_threads():
+            if cpu_cores() > compute_threads():
                 job.release()
         return job
 
