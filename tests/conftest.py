@@ -62,8 +62,21 @@ def command_path(argv: list[str], leaves: set[tuple[str, ...]]) -> tuple[str, ..
     return next((words[:n] for n in range(len(words), 0, -1) if words[:n] in leaves), None)
 
 
+def pytest_sessionfinish(session) -> None:
+    """Under pytest-xdist the tests run in worker processes: each worker hands its recorded calls
+    to the controller (``workeroutput``), which merges them in :func:`pytest_testnodedown`."""
+    config = session.config
+    if config.getoption("--cli-coverage", default=False) and hasattr(config, "workeroutput"):
+        config.workeroutput["navigator_cli_calls"] = _CLI_CALLS
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # pytest-xdist controller: a worker finished
+    _CLI_CALLS.extend(getattr(node, "workeroutput", {}).get("navigator_cli_calls", []))
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    if not config.getoption("--cli-coverage", default=False):
+    if not config.getoption("--cli-coverage", default=False) or hasattr(config, "workeroutput"):
         return
     leaves = cli_leaf_commands()
     run = {command_path(argv, leaves) for argv in _CLI_CALLS} - {None}
