@@ -180,7 +180,7 @@ def test_optimize_tms_workspace(sphere_ws, tmp_path):
 
     out = tmp_path / "tms"
     search = TmsSearch.from_params({"radius": 4, "spacing": 4, "angle_step": 45, "roi_radius": 10,
-                                    "target_field": 50.0, "nifti": False})
+                                    "target_field": 50.0, "nifti": False, "world_grid": 3.0, "max_lift": 8.0})
     result = optimize_tms_workspace(sphere_ws, target="subject:0,30,72", out_dir=out, coil="Magstim_D70",
                                     search=search)
     nums = result.numbers
