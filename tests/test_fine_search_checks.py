@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from navigator.optimize import fine_search
 from navigator.optimize.fine_search import RefinedPose
@@ -39,3 +40,47 @@ def test_every_candidate_checked_while_checks_keep_lowering(monkeypatch):
     out = fine_search._exact_checked(None, None, [_pose(s) for s in (1.0, 2.0, 3.0)], 4.0)
     assert [r.clearance_mm for r in out] == [4.0, 4.0, 4.0]
     assert [r.score for r in out] == [-97.0, -98.0, -99.0]
+
+
+def test_casing_groups_change_speed_not_lifts():
+    """The grouped casing minimum prunes by an exact bound: every group size (one group holding
+    every point = brute force) gives the same lifts, minimum distances and placed flags."""
+    from navigator.optimize.collision import CasingModel, place_lifts, search_field
+    from navigator.tms.library import library_coil
+    from navigator.tms.pose import place_coil
+    from navigator.core.surface import Surface
+
+    # a bumpy sphere (radius 90 mm +- 4 mm) so that the closest casing point moves around
+    import scipy.spatial
+
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(4000, 3))
+    v /= np.linalg.norm(v, axis=1)[:, None]
+    faces = scipy.spatial.ConvexHull(v).simplices
+    nrm = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
+    flip = (nrm * v[faces].mean(axis=1)).sum(axis=1) < 0
+    faces[flip] = faces[flip][:, ::-1]
+    r = 90.0 + 4.0 * np.sin(3 * np.arctan2(v[:, 1], v[:, 0])) * v[:, 2]
+    scalp = Surface(v * r[:, None], faces)
+    coil = library_coil("Magstim_D70")
+    entry = np.array([0.0, 0.4, 0.92]) * 95
+    pl = place_coil(scalp, entry, handle_angle=0.0, distance=4.0)
+    angles = np.radians(np.arange(0, 360, 15))
+    rot = np.array([[[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]] for a in angles])
+    R = np.einsum("ij,ajk->aik", pl.pose[:3, :3], rot)
+    T = np.repeat(pl.pose[None, :3, 3], len(R), axis=0) + rng.normal(scale=3.0, size=(len(R), 3))
+    results = []
+    for group_mm in (1000.0, 15.0, 10.0, 6.0):
+        cas = CasingModel.of(coil, group_mm=group_mm)
+        sdf = search_field(scalp, pl.scalp_point, pl.normal, cas, radius_mm=10.0, max_lift_mm=20.0)
+        results.append(place_lifts(sdf, cas, R, T, 4.0))
+        if group_mm == 1000.0:  # the minimum is the brute-force one over every casing point
+            lifts, mind = results[0][0], results[0][1]
+            for p in range(len(R)):
+                w = cas.coarse @ R[p].T + T[p] - lifts[p] * R[p][:, 2]
+                assert float(sdf.sample(w).min()) == pytest.approx(mind[p], abs=1e-9)
+    for lifts, mind, placed in results[1:]:
+        np.testing.assert_array_equal(placed, results[0][2])
+        np.testing.assert_allclose(lifts, results[0][0], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(mind, results[0][1], rtol=0, atol=1e-12)
+    assert results[0][2].all() and np.ptp(results[0][0]) > 0.5  # the lifts differ between the poses

