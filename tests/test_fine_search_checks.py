@@ -45,13 +45,14 @@ def test_every_candidate_checked_while_checks_keep_lowering(monkeypatch):
 def test_casing_groups_change_speed_not_lifts():
     """The grouped casing minimum prunes by an exact bound: every group size (one group holding
     every point = brute force) gives the same lifts, minimum distances and placed flags."""
+    import scipy.spatial
+
+    from navigator.core.surface import Surface
     from navigator.optimize.collision import CasingModel, place_lifts, search_field
     from navigator.tms.library import library_coil
     from navigator.tms.pose import place_coil
-    from navigator.core.surface import Surface
 
     # a bumpy sphere (radius 90 mm +- 4 mm) so that the closest casing point moves around
-    import scipy.spatial
 
     rng = np.random.default_rng(3)
     v = rng.normal(size=(4000, 3))
