@@ -214,3 +214,37 @@ def test_t1_only_dura_on_the_inner_table_is_not_csf():
     assert (labels[dura] == 3).mean() < 0.2, np.unique(labels[dura], return_counts=True)
     truth = (layer >= 0) & (layer <= 2)
     assert abs(ic.sum() / truth.sum() - 1) < 0.05, ic.sum() / truth.sum()
+
+
+def test_prior_warp_smoothing_keeps_the_layers_under_the_cerebellum():
+    """The registration's field can squeeze the few mm below the brain's lower edge into one MNI
+    height (measured under Colin27's cerebellum); pulled through it, the atlas's CSF and skull
+    there are skipped. With the fold smoothed they reach the subject as a layer; an affine or
+    gently nonlinear map is returned unchanged."""
+    c = {n: i for i, n in enumerate(head_priors.CLASSES)}
+    shape = (9, 9, 60)
+    grid = np.eye(4)
+    grid[:3, 3] = [16.0, -64.0, -85.0]  # 1 mm voxels around MNI x = 20, y = -60, z -85..-26
+    subj = np.indices(shape).transpose(1, 2, 3, 0).astype(np.float32) + grid[:3, 3].astype(np.float32)
+    z = subj[..., 2]
+    mni = subj.copy()
+    # above z = -61 the identity; the 7 mm below all map to MNI z = -69.6; then the map resumes
+    mni[..., 2] = np.where(z > -61, z, np.where(z >= -67, -69.6, z - 3.0))
+    below = (subj[4, 4, :, 2] >= -70) & (subj[4, 4, :, 2] <= -58)
+
+    def dark_layer(coords):
+        p = head_priors.warp_head_priors(coords)[:, 4, 4, :]
+        return (p[c["csf"]] + p[c["skull"]])[below]
+
+    assert dark_layer(mni).max() < 0.2  # the layer is skipped by the raw field
+    smoothed = head_priors.smooth_prior_warp(mni, grid, np.eye(4))
+    assert dark_layer(smoothed).max() > 0.6 and (dark_layer(smoothed) > 0.5).sum() >= 2
+    assert head_priors.warp_folds(mni, grid, np.eye(4))[4, 4, below].any()
+    # an affine map, and a gentle nonlinear one (volume change < 2x), are left as they are
+    aff = np.array([[1.1, 0.05, 0, 3], [0, 0.95, 0.1, -2], [0.02, 0, 1.05, 5], [0, 0, 0, 1.0]])
+    lin = subj @ aff[:3, :3].T.astype(np.float32) + aff[:3, 3].astype(np.float32)
+    assert np.abs(head_priors.smooth_prior_warp(lin, grid, aff) - lin).max() < 1e-4
+    gentle = lin.copy()
+    gentle[..., 2] += 2.0 * np.sin(subj[..., 2] / 8.0)
+    assert not head_priors.warp_folds(gentle, grid, aff).any()
+    assert np.abs(head_priors.smooth_prior_warp(gentle, grid, aff) - gentle).max() < 1e-4

@@ -94,6 +94,71 @@ def warp_head_priors(mni_coords: np.ndarray, priors: HeadPriors | None = None,
     return out
 
 
+#: Gaussian sigma (mm) of the smoothing of the registration's nonlinear displacement where it
+#: folds, before the head priors are pulled through it (:func:`smooth_prior_warp`): the scale of
+#: the layers the priors describe (scalp, skull, CSF: 2-6 mm each), above the demons' own 3 mm.
+PRIOR_WARP_SMOOTHING_MM = 4.0
+#: Local volume change (Jacobian determinant relative to the affine part) beyond which the field
+#: counts as folded: a factor of 2 compression or expansion.
+PRIOR_WARP_FOLD = 2.0
+
+
+def warp_folds(mni_coords: np.ndarray, grid_affine: np.ndarray, affine_s2m: np.ndarray,
+               fold: float = PRIOR_WARP_FOLD) -> np.ndarray:
+    """Bool mask of the grid voxels where the subject -> MNI map changes volume by more than
+    ``fold`` (or less than 1/``fold``) relative to its affine part."""
+    g = [np.gradient(mni_coords[..., i].astype(np.float32)) for i in range(3)]  # d mni_i / d voxel_j
+    det = (g[0][0] * (g[1][1] * g[2][2] - g[1][2] * g[2][1])
+           - g[0][1] * (g[1][0] * g[2][2] - g[1][2] * g[2][0])
+           + g[0][2] * (g[1][0] * g[2][1] - g[1][1] * g[2][0]))
+    del g
+    m = np.asarray(affine_s2m, float) @ np.asarray(grid_affine, float)
+    rel = np.abs(det) / abs(float(np.linalg.det(m[:3, :3])))
+    return (rel < 1.0 / fold) | (rel > fold)
+
+
+def smooth_prior_warp(mni_coords: np.ndarray, grid_affine: np.ndarray, affine_s2m: np.ndarray,
+                      sigma_mm: float = PRIOR_WARP_SMOOTHING_MM, fold: float = PRIOR_WARP_FOLD) -> np.ndarray:
+    """MNI152 coordinates of the grid voxels with the warp's folds smoothed away.
+
+    The subject -> MNI registration is driven by the brain's tissue image: at the brain's edge,
+    where the template has nothing beyond the brain, its field can compress several mm of the
+    subject into one MNI height and jump over the next ones (on Colin27 10 % of the head changes
+    volume by more than a factor of 2; under the cerebellum 5 mm of the subject map to the same
+    MNI height). Pulled through such a field the head priors lose their layers: the atlas's CSF
+    and skull under the cerebellum are skipped and the subject's CSF and bone there get the soft
+    tissue's prior. The priors describe smooth anatomical layers a few mm thick, so where the
+    field folds (:func:`warp_folds`: volume change beyond a factor of ``fold``) they are pulled
+    through the displacement smoothed by a Gaussian of ``sigma_mm``, blended into the unchanged
+    field over the same distance; the affine part is kept exactly, and a regular field (the
+    brain of a normal head) is left as it is. The registration itself (targets, MNI maps, the
+    falx band) is unchanged, and :func:`align_priors_to_head` still corrects the remaining
+    offset against this head's tissues.
+
+    Args:
+        mni_coords: (X, Y, Z, 3) MNI mm of every voxel of the grid under the registration.
+        grid_affine: 4x4 voxel -> subject RAS mm of the grid.
+        affine_s2m: 4x4 subject RAS mm -> MNI mm (the affine part of the registration).
+    """
+    shape = mni_coords.shape[:3]
+    spacing = np.sqrt((np.asarray(grid_affine, float)[:3, :3] ** 2).sum(axis=0))
+    sigma = [float(sigma_mm) / float(s) for s in spacing]
+    folded = warp_folds(mni_coords, grid_affine, affine_s2m, fold)
+    out = np.asarray(mni_coords, np.float32).copy()
+    if sigma_mm <= 0 or not folded.any():
+        return out
+    weight = np.clip(2.0 * ndi.gaussian_filter(folded.astype(np.float32), sigma, mode="nearest"), 0.0, 1.0)
+    del folded
+    m = (np.asarray(affine_s2m, float) @ np.asarray(grid_affine, float)).astype(np.float32)
+    ijk = np.ogrid[tuple(slice(0, n) for n in shape)]
+    for k in range(3):
+        affine_k = m[k, 0] * ijk[0] + m[k, 1] * ijk[1] + m[k, 2] * ijk[2] + m[k, 3]
+        disp = out[..., k] - affine_k
+        smooth = ndi.gaussian_filter(disp, sigma, mode="nearest")
+        out[..., k] = affine_k + disp + weight * (smooth - disp)
+    return out
+
+
 #: Class values of the scalar "tissue image" that aligns the priors to a subject (see
 #: :func:`head_tissue_image`): distinct, with the brain brightest and air darkest.
 TISSUE_VALUES = {"background": 0.0, "wm": 5.0, "gm": 4.0, "deep_gm": 4.5, "csf": 2.0, "skull": 1.0,

@@ -254,6 +254,9 @@ def _labels_head_priors(t1n, t2n, head, reg, w_aff, w_shape, sp, progress, lap, 
     # the noise level of the air around the head, decides where the skin ends
     mni_coords = reg.subject_grid_to_mni(w_aff, w_shape)
     falx = head_labels.falx_band(mni_coords)
+    # the priors' layers (scalp, skull, CSF) follow the registration's displacement, smoothed over
+    # their own thickness where it folds at the brain's edge (head_priors.smooth_prior_warp)
+    mni_coords = head_priors.smooth_prior_warp(mni_coords, w_aff, reg.affine_s2m)
     hp = head_priors.warp_head_priors(mni_coords, region=head)
     first = head_mixture.fit_head_mixture(t1n, hp, head, t2n, smoothing=0.0,
                                           progress=progress.sub(0.6, 0.66, "head tissue mixture"))
