@@ -52,3 +52,19 @@ def test_split_only_where_it_pays(monkeypatch):
     monkeypatch.delenv(fmm.ENV_SWITCH)
     monkeypatch.setattr(fmm, "available_cores", lambda: 1)
     assert not fmm.split_worthwhile(9, 300_000, 400_000)
+
+
+def test_exchange_files_leave_a_small_shared_memory_alone(monkeypatch):
+    import collections
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(fmm.shutil, "disk_usage", lambda p: usage(64 << 20, 60 << 20, 4 << 20))
+    assert fmm._exchange_dir(100 << 20) is None  # a container's 64 MB /dev/shm: the temporary folder
+    monkeypatch.setattr(fmm.shutil, "disk_usage", lambda p: usage(12 << 30, 0, 12 << 30))
+    import os
+
+    expected = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    assert fmm._exchange_dir(100 << 20) == expected
+    src, ch, tgt = _problem(3, seed=2)  # and the split still works wherever the files go
+    np.testing.assert_allclose(fmm.laplace_fmm(src, ch, tgt, split=True)[0], fmm.laplace_fmm(src, ch, tgt, split=False)[0],
+                               rtol=1e-12)

@@ -120,6 +120,18 @@ def laplace_fmm(sources: np.ndarray, charges: np.ndarray, targets: np.ndarray, *
     return pot, grad
 
 
+def _exchange_dir(need_bytes: int) -> str | None:
+    """Shared memory (/dev/shm) for the exchange files when it is writable and has room (a
+    container's is often 64 MB), else the default temporary folder (None)."""
+    shm = "/dev/shm"
+    try:
+        if os.path.isdir(shm) and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free >= need_bytes:
+            return shm
+    except OSError:
+        pass
+    return None
+
+
 class _ChildFmm:
     """One FMM in a child process (see the module docstring)."""
 
@@ -128,8 +140,8 @@ class _ChildFmm:
 
     @classmethod
     def start(cls, sources, charges, targets, eps: float, pgt: int) -> "_ChildFmm | None":
-        base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-        d = Path(tempfile.mkdtemp(prefix="navigator-fmm-", dir=base))
+        need = 8 * (sources.size + charges.size + targets.size + charges.shape[0] * (4 if pgt >= 2 else 1) * len(targets))
+        d = Path(tempfile.mkdtemp(prefix="navigator-fmm-", dir=_exchange_dir(2 * need)))
         try:
             np.save(d / "sources.npy", sources)
             np.save(d / "charges.npy", charges)
