@@ -68,3 +68,28 @@ def test_exchange_files_leave_a_small_shared_memory_alone(monkeypatch):
     src, ch, tgt = _problem(3, seed=2)  # and the split still works wherever the files go
     np.testing.assert_allclose(fmm.laplace_fmm(src, ch, tgt, split=True)[0], fmm.laplace_fmm(src, ch, tgt, split=False)[0],
                                rtol=1e-12)
+
+
+def test_a_failing_or_cancelled_half_leaves_no_child_or_files(monkeypatch, tmp_path):
+    import glob
+
+    from navigator.core.errors import Cancelled
+    from navigator.core.progress import Progress
+
+    monkeypatch.setattr(fmm, "_exchange_dir", lambda need: str(tmp_path))
+    src, ch, tgt = _problem(4, seed=4)
+    real = fmm._lfmm3d
+
+    def failing(*a, **k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(fmm, "_lfmm3d", failing)  # this process's half fails
+    with pytest.raises(RuntimeError):
+        fmm.laplace_fmm(src, ch, tgt, split=True)
+    assert not glob.glob(str(tmp_path / "navigator-fmm-*"))
+    monkeypatch.setattr(fmm, "_lfmm3d", real)
+    progress = Progress()
+    progress.token.cancel()
+    with pytest.raises(Cancelled):
+        fmm.laplace_fmm(src, ch, tgt, split=True, progress=progress)
+    assert not glob.glob(str(tmp_path / "navigator-fmm-*"))

@@ -109,8 +109,13 @@ def laplace_fmm(sources: np.ndarray, charges: np.ndarray, targets: np.ndarray, *
         return _lfmm3d(sources, charges, targets, eps, pgt)
     half = (nd + 1) // 2
     child = _ChildFmm.start(sources, charges[half:], targets, eps, pgt)
-    pot0, grad0 = _lfmm3d(sources, charges[:half], targets, eps, pgt)
-    progress.check()
+    try:
+        pot0, grad0 = _lfmm3d(sources, charges[:half], targets, eps, pgt)
+        progress.check()
+    except BaseException:  # this half failed or the user cancelled: stop the child, remove its files
+        if child is not None:
+            child.discard()
+        raise
     got = child.result(progress) if child is not None else None
     if got is None:  # no child or it failed: the second half here
         got = _lfmm3d(sources, charges[half:], targets, eps, pgt)
@@ -157,16 +162,18 @@ class _ChildFmm:
             shutil.rmtree(d, ignore_errors=True)
             return None
 
+    def discard(self) -> None:
+        """Stop the child (if still running) and remove its folder."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
     def result(self, progress: Progress) -> tuple[np.ndarray, np.ndarray | None] | None:
         """(pot, grad) of the child, or None when it failed (logged); removes the folder."""
         try:
             while self.proc.poll() is None:
-                try:
-                    progress.check()
-                except BaseException:
-                    self.proc.kill()
-                    self.proc.wait()
-                    raise
+                progress.check()  # a cancel kills the child (finally)
                 time.sleep(0.01)
             if self.proc.returncode != 0:
                 tail = " | ".join((self.dir / "child.log").read_text(errors="replace").splitlines()[-3:])
@@ -180,7 +187,7 @@ class _ChildFmm:
             log.warning("FMM child process: could not read its result (%s); computing its half here", exc)
             return None
         finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            self.discard()
 
 
 def _child_main(folder: str) -> int:
