@@ -72,14 +72,11 @@ class SubjectData:
 
 def _stored_cap(ws: Workspace, system: str, messages: list[str]) -> dict[str, np.ndarray]:
     """The workspace's stored ``system`` cap (name -> subject RAS mm; empty when not stored)."""
-    from navigator.io.eeg_positions import read_eeg_csv
-    from navigator.targets.step import CAP_FILES
+    from navigator.targets.step import stored_cap
 
-    path = ws.root / CAP_FILES[system]
-    if not path.exists():
-        return {}
     try:
-        return {k: np.asarray(v, float) for k, v in read_eeg_csv(path, system=system).as_dict().items()}
+        cap = stored_cap(ws, system)
+        return {} if cap is None else {k: np.asarray(v, float) for k, v in cap.as_dict().items()}
     except NavigatorError as exc:
         messages.append(str(exc))
         return {}

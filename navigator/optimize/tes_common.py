@@ -73,7 +73,7 @@ def cap_eeg(head: Head, cap: str = "10-10") -> EegPositions:
     fiducials (in memory, once per head session; ``navigator prepare`` stores it).
     """
     from navigator.targets.eeg import CAP_SYSTEMS, construct_cap
-    from navigator.targets.step import CAP_FILES
+    from navigator.targets.step import CAP_FILES, stored_cap
 
     if cap not in CAP_SYSTEMS:
         raise NavigatorError(f"unknown EEG cap {cap!r}; use {' or '.join(CAP_SYSTEMS)}")
@@ -82,11 +82,9 @@ def cap_eeg(head: Head, cap: str = "10-10") -> EegPositions:
             raise NavigatorError(f"{head.ws.root}: subject has no EEG positions (targets/eeg.csv); "
                                  "run `navigator prepare` (EEG 10-10 step) first")
         return head.eeg
-    path = head.ws.root / CAP_FILES[cap]
-    if path.exists():
-        from navigator.io.eeg_positions import read_eeg_csv
-
-        return read_eeg_csv(path, system=cap)
+    stored = stored_cap(head.ws, cap)
+    if stored is not None:
+        return stored
     built = _BUILT_CAPS.setdefault(head, {})
     if cap not in built:
         if not head.ws.has("fiducials"):

@@ -19,6 +19,15 @@ STEP = "head-coordinates"
 CAP_FILES = {"10-05": "targets/eeg_caps/EEG10-05.csv"}
 
 
+def stored_cap(ws: Workspace, system: str):
+    """The ``system`` cap (a key of :data:`CAP_FILES`) this step stored in ``ws`` as
+    :class:`~navigator.io.eeg_positions.EegPositions` (subject RAS mm), or None when not stored."""
+    from navigator.io.eeg_positions import read_eeg_csv
+
+    path = ws.root / CAP_FILES[system]
+    return read_eeg_csv(path, system=system) if path.exists() else None
+
+
 def head_coordinates_workspace(ws: Workspace, *, progress: Progress | None = None, force: bool = False,
                                system: str = "10-10") -> bool:
     """Find fiducials (unless the user set them) and construct EEG positions on the scalp: the
