@@ -57,14 +57,16 @@ def test_split_only_where_it_pays(monkeypatch):
 def test_exchange_files_leave_a_small_shared_memory_alone(monkeypatch):
     import collections
 
+    from navigator.fem import child_process
+
     usage = collections.namedtuple("usage", "total used free")
-    monkeypatch.setattr(fmm.shutil, "disk_usage", lambda p: usage(64 << 20, 60 << 20, 4 << 20))
-    assert fmm._exchange_dir(100 << 20) is None  # a container's 64 MB /dev/shm: the temporary folder
-    monkeypatch.setattr(fmm.shutil, "disk_usage", lambda p: usage(12 << 30, 0, 12 << 30))
+    monkeypatch.setattr(child_process.shutil, "disk_usage", lambda p: usage(64 << 20, 60 << 20, 4 << 20))
+    assert fmm.shared_memory_dir(100 << 20) is None  # a container's 64 MB /dev/shm: the temporary folder
+    monkeypatch.setattr(child_process.shutil, "disk_usage", lambda p: usage(12 << 30, 0, 12 << 30))
     import os
 
     expected = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    assert fmm._exchange_dir(100 << 20) == expected
+    assert fmm.shared_memory_dir(100 << 20) == expected
     src, ch, tgt = _problem(3, seed=2)  # and the split still works wherever the files go
     np.testing.assert_allclose(fmm.laplace_fmm(src, ch, tgt, split=True)[0], fmm.laplace_fmm(src, ch, tgt, split=False)[0],
                                rtol=1e-12)
@@ -76,7 +78,7 @@ def test_a_failing_or_cancelled_half_leaves_no_child_or_files(monkeypatch, tmp_p
     from navigator.core.errors import Cancelled
     from navigator.core.progress import Progress
 
-    monkeypatch.setattr(fmm, "_exchange_dir", lambda need: str(tmp_path))
+    monkeypatch.setattr(fmm, "shared_memory_dir", lambda need: str(tmp_path))
     src, ch, tgt = _problem(4, seed=4)
     real = fmm._lfmm3d
 

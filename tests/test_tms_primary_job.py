@@ -88,8 +88,8 @@ def test_cancel_kills_the_child():
     coil, pose = _coil_and_pose()
     before = _dirs()
     job = PrimaryFieldJob.start(coil, pose, _points(), 1e6, method="fmm", background=True)
-    proc = job._proc
-    assert proc is not None
+    assert job._child is not None
+    proc = job._child.proc
     progress = Progress()
     progress.token.cancel()
     with pytest.raises(Cancelled):
@@ -134,11 +134,10 @@ def test_child_waits_for_go_ahead_and_cleans_up_without_it(monkeypatch):
     monkeypatch.setattr(primary_job, "compute_threads", lambda: 1)
     coil, pose = _coil_and_pose()
     job = PrimaryFieldJob.start(coil, pose, _points(), 1e6, method="fmm", background=True)
-    d, proc = job._dir, job._proc
-    assert proc is not None and d is not None
+    assert job._child is not None
+    d, proc = job._child.folder, job._child.proc
     assert proc.stdin is not None and not proc.stdin.closed  # held
     proc.stdin.close()  # what the parent's death looks like to the child
     assert proc.wait(timeout=60) == 0
     assert not d.exists()
-    job._proc = None
-    job._dir = None
+    job._child = None

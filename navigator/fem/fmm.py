@@ -9,12 +9,11 @@ is therefore split by density: the second half runs in a child process beside th
 FMM on its own core, and the halves are stacked (the same numbers as one call, up to the FMM's
 own tolerance per density).
 
-Protocol (like :mod:`navigator.tms.primary_job`): the parent writes ``sources.npy``,
-``charges.npy``, ``targets.npy`` and ``job.json`` into a private temporary folder, runs
-``python -m navigator.fem.fmm DIR`` and, after its own half, reads ``grad.npy``/``pot.npy``. A
-child that fails or cannot be started is never fatal: its half is then computed in this
-process. A plain subprocess (not ``multiprocessing``) is used so that the caller's ``__main__``
-is never re-imported and daemon processes (batch workers) may use it too.
+Protocol (:mod:`navigator.fem.child_process`, shared with :mod:`navigator.tms.primary_job`): the
+parent writes ``sources.npy``, ``charges.npy``, ``targets.npy`` and ``job.json`` into a private
+temporary folder (in /dev/shm when it has room), runs ``python -m navigator.fem.fmm DIR`` and,
+after its own half, reads ``grad.npy``/``pot.npy``. A child that fails or cannot be started is
+never fatal: its half is then computed in this process.
 
 Used only when it can help: ``nd >= 2``, at least :data:`MIN_SPLIT_POINTS` sources + targets,
 two CPU cores available to this process and ``NAVIGATOR_FMM_PROCESS`` not set to ``0``.
@@ -25,16 +24,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from navigator.core.progress import Progress, ensure_progress
+from navigator.fem.child_process import ChildProcess, save_output, shared_memory_dir
 
 log = logging.getLogger(__name__)
 
@@ -125,63 +121,47 @@ def laplace_fmm(sources: np.ndarray, charges: np.ndarray, targets: np.ndarray, *
     return pot, grad
 
 
-def _exchange_dir(need_bytes: int) -> str | None:
-    """Shared memory (/dev/shm) for the exchange files when it is writable and has room (a
-    container's is often 64 MB), else the default temporary folder (None)."""
-    shm = "/dev/shm"
-    try:
-        if os.path.isdir(shm) and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free >= need_bytes:
-            return shm
-    except OSError:
-        pass
-    return None
-
-
 class _ChildFmm:
-    """One FMM in a child process (see the module docstring)."""
+    """One FMM in a child process (see the module docstring): its input and output arrays."""
 
-    def __init__(self, folder: Path, proc: subprocess.Popen, pgt: int):
-        self.dir, self.proc, self.pgt = folder, proc, pgt
+    def __init__(self, child: ChildProcess, pgt: int):
+        self.child, self.pgt = child, pgt
 
     @classmethod
-    def start(cls, sources, charges, targets, eps: float, pgt: int) -> "_ChildFmm | None":
+    def start(cls, sources: np.ndarray, charges: np.ndarray, targets: np.ndarray, eps: float,
+              pgt: int) -> "_ChildFmm | None":
+        """Write the inputs and start the child; None (logged) when it cannot be started."""
+        # bytes of the input and output arrays (float64); /dev/shm only with room for twice that
         need = 8 * (sources.size + charges.size + targets.size + charges.shape[0] * (4 if pgt >= 2 else 1) * len(targets))
-        d = Path(tempfile.mkdtemp(prefix="navigator-fmm-", dir=_exchange_dir(2 * need)))
-        try:
+
+        def write_inputs(d: Path) -> None:
             np.save(d / "sources.npy", sources)
             np.save(d / "charges.npy", charges)
             np.save(d / "targets.npy", targets)
             (d / "job.json").write_text(json.dumps({"eps": float(eps), "pgt": int(pgt)}))
-            env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
-            with open(d / "child.log", "wb") as logf:
-                proc = subprocess.Popen([sys.executable, "-m", "navigator.fem.fmm", str(d)], stdout=logf,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-            return cls(d, proc, pgt)
+
+        try:
+            child = ChildProcess.start("navigator.fem.fmm", write_inputs, prefix="navigator-fmm-",
+                                       parent_dir=shared_memory_dir(2 * need))
         except Exception as exc:
             log.warning("FMM: could not start a child process (%s); computing in this process", exc)
-            shutil.rmtree(d, ignore_errors=True)
             return None
+        return cls(child, pgt)
 
     def discard(self) -> None:
         """Stop the child (if still running) and remove its folder."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.child.close()
 
     def result(self, progress: Progress) -> tuple[np.ndarray, np.ndarray | None] | None:
         """(pot, grad) of the child, or None when it failed (logged); removes the folder."""
         try:
-            while self.proc.poll() is None:
-                progress.check()  # a cancel kills the child (finally)
-                time.sleep(0.01)
-            if self.proc.returncode != 0:
-                tail = " | ".join((self.dir / "child.log").read_text(errors="replace").splitlines()[-3:])
-                log.warning("FMM child process failed (exit code %s: %s); computing its half here",
-                            self.proc.returncode, tail)
+            self.child.wait(progress)  # a cancel kills the child
+            failure = self.child.failure()
+            if failure is not None:
+                log.warning("FMM child process failed (%s); computing its half here", failure)
                 return None
-            pot = np.load(self.dir / "pot.npy")
-            grad = np.load(self.dir / "grad.npy") if self.pgt >= 2 else None
+            pot = np.load(self.child.folder / "pot.npy")
+            grad = np.load(self.child.folder / "grad.npy") if self.pgt >= 2 else None
             return pot, grad
         except OSError as exc:
             log.warning("FMM child process: could not read its result (%s); computing its half here", exc)
@@ -195,11 +175,9 @@ def _child_main(folder: str) -> int:
     job = json.loads((d / "job.json").read_text())
     pot, grad = _lfmm3d(np.load(d / "sources.npy"), np.load(d / "charges.npy"), np.load(d / "targets.npy"),
                         float(job["eps"]), int(job["pgt"]))
-    np.save(d / "pot.tmp.npy", pot)
     if grad is not None:
-        np.save(d / "grad.tmp.npy", grad)
-        os.replace(d / "grad.tmp.npy", d / "grad.npy")
-    os.replace(d / "pot.tmp.npy", d / "pot.npy")
+        save_output(d / "grad.npy", grad)
+    save_output(d / "pot.npy", pot)
     return 0
 
 

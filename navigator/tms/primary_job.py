@@ -6,13 +6,12 @@ need the primary field. On a 2-core machine the FMM in a second process therefor
 the set-up almost for free (at 1 M nodes 9.4-9.7 s instead of 12.1-12.2 s per
 simulation, docs/performance.md).
 
-Protocol: the parent writes ``job.pkl`` (coil, pose, dI/dt, method, eps) and ``points.npy``
-into a private temporary folder, runs ``python -m navigator.tms.primary_job DIR`` and, once
-the child exits, reads ``field.npy`` (dA/dt, V/m, world axes) and ``seconds.txt``. A child
-that fails or cannot be started is never fatal: :meth:`PrimaryFieldJob.result` then computes
-the field in this process. A plain subprocess (not ``multiprocessing``) is used so that the
-caller's ``__main__`` module is never re-imported and daemon processes (batch workers) may
-use it too.
+Protocol (:mod:`navigator.fem.child_process`, shared with :mod:`navigator.fem.fmm`): the
+parent writes ``job.pkl`` (coil, pose, dI/dt, method, eps) and ``points.npy`` into a private
+temporary folder, runs ``python -m navigator.tms.primary_job DIR`` and, once the child exits,
+reads ``field.npy`` (dA/dt, V/m, world axes) and ``seconds.txt``. A child that fails or cannot
+be started is never fatal: :meth:`PrimaryFieldJob.result` then computes the field in this
+process.
 
 The background process is used only when it can help: an FMM-sized problem
 (:data:`MIN_BACKGROUND_POINTS` points or more), at least two CPU cores available to this
@@ -25,15 +24,14 @@ import logging
 import os
 import pickle
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from navigator.core.progress import Progress, ensure_progress
+from navigator.fem.child_process import ChildProcess, save_output, wait_for_go_ahead
 from navigator.fem.fmm import available_cores, compute_threads, cpu_cores
 from navigator.tms.coil import Coil
 from navigator.tms.primary import _choose, check_pose, primary_field
@@ -67,8 +65,8 @@ class PrimaryFieldJob:
     def __init__(self, coil: Coil, pose: np.ndarray, points_mm: np.ndarray, didt: float, method: str, eps: float):
         self.coil, self.pose, self.points, self.didt = coil, np.asarray(pose, np.float64), points_mm, float(didt)
         self.method, self.eps = method, float(eps)
-        self._dir: Path | None = None
-        self._proc: subprocess.Popen | None = None
+        #: The background child (None: in-process, or already collected/closed).
+        self._child: ChildProcess | None = None
         #: Seconds of primary-field computation (in the child when run in the background).
         self.seconds: float = 0.0
         #: True if the field was computed by a child process.
@@ -96,42 +94,32 @@ class PrimaryFieldJob:
         return job
 
     def _launch(self) -> None:
-        d = Path(tempfile.mkdtemp(prefix="navigator-primary-"))
-        try:
+        def write_inputs(d: Path) -> None:
             with open(d / "job.pkl", "wb") as fh:
                 pickle.dump({"coil": self.coil, "pose": self.pose, "didt": self.didt, "method": self.method,
                              "eps": self.eps}, fh, protocol=pickle.HIGHEST_PROTOCOL)
             np.save(d / "points.npy", self.points)
-            env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
-            with open(d / "child.log", "wb") as logf:
-                self._proc = subprocess.Popen([sys.executable, "-m", "navigator.tms.primary_job", str(d)],
-                                              stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
-                                              env=env)
-            self._dir = d
+
+        try:
+            self._child = ChildProcess.start("navigator.tms.primary_job", write_inputs,
+                                             prefix="navigator-primary-", hold=True)
         except Exception as exc:  # no process: compute in-process later
             log.warning("primary field: could not start a background process (%s); computing in-process", exc)
-            shutil.rmtree(d, ignore_errors=True)
-            self._proc = None
+            self._child = None
 
     def release(self) -> None:
         """Let the background child compute now (no-op in-process or when already released)."""
-        if self._proc is not None and self._proc.stdin is not None and not self._proc.stdin.closed:
-            try:
-                self._proc.stdin.write(b"go\n")
-                self._proc.stdin.close()
-            except OSError:  # the child died; result() falls back to this process
-                pass
+        if self._child is not None:
+            self._child.release()
 
     def result(self, progress: Progress | None = None) -> np.ndarray:
         """(N, 3) dA/dt in V/m, world axes; waits for the child (cancellable through ``progress``)."""
         progress = ensure_progress(progress)
         try:
-            if self._proc is not None:
+            if self._child is not None:
                 self.release()
                 progress.update(0.0, "primary field (background)")
-                while self._proc.poll() is None:
-                    progress.check()
-                    time.sleep(0.01)
+                self._child.wait(progress)
                 out = self._collect()
                 if out is not None:
                     progress.update(1.0, "primary field")
@@ -145,12 +133,12 @@ class PrimaryFieldJob:
             self.close()
 
     def _collect(self) -> np.ndarray | None:
-        assert self._proc is not None and self._dir is not None
-        d = self._dir
+        assert self._child is not None
+        d = self._child.folder
         try:
-            if self._proc.returncode != 0:
-                raise RuntimeError(f"exit code {self._proc.returncode}: "
-                                   + " | ".join((d / "child.log").read_text(errors="replace").splitlines()[-3:]))
+            failure = self._child.failure()
+            if failure is not None:
+                raise RuntimeError(failure)
             out = np.load(d / "field.npy")
             if out.shape != self.points.shape or not np.isfinite(out).all():
                 raise RuntimeError(f"child returned an array of shape {out.shape} (or non-finite values)")
@@ -163,30 +151,14 @@ class PrimaryFieldJob:
 
     def close(self) -> None:
         """Stop the child (if still running) and delete its files."""
-        if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.kill()
-                self._proc.wait()
-            if self._proc.stdin is not None and not self._proc.stdin.closed:
-                try:
-                    self._proc.stdin.close()
-                except OSError:
-                    pass
-        self._proc = None
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
-
-    def __del__(self) -> None:  # a job abandoned by an exception in the caller
-        try:
-            self.close()
-        except Exception:
-            pass
+        if self._child is not None:
+            self._child.close()
+        self._child = None
 
 
 def _main(job_dir: Path) -> None:
     parent = os.getppid()
-    if sys.stdin.readline().strip() != "go":  # end of file without go-ahead: the parent went away
+    if not wait_for_go_ahead():  # end of file without go-ahead: the parent went away
         shutil.rmtree(job_dir, ignore_errors=True)
         return
     with open(job_dir / "job.pkl", "rb") as fh:  # written by our own parent process, private folder
@@ -198,9 +170,7 @@ def _main(job_dir: Path) -> None:
     if os.getppid() != parent:  # orphaned (the parent was killed): leave nothing behind
         shutil.rmtree(job_dir, ignore_errors=True)
         return
-    tmp = job_dir / "field.tmp.npy"
-    np.save(tmp, out)
-    os.replace(tmp, job_dir / "field.npy")
+    save_output(job_dir / "field.npy", out)
     (job_dir / "seconds.txt").write_text(f"{seconds:.6f}")
 
 
