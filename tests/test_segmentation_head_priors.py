@@ -248,3 +248,29 @@ def test_prior_warp_smoothing_keeps_the_layers_under_the_cerebellum():
     gentle[..., 2] += 2.0 * np.sin(subj[..., 2] / 8.0)
     assert not head_priors.warp_folds(gentle, grid, aff).any()
     assert np.abs(head_priors.smooth_prior_warp(gentle, grid, aff) - gentle).max() < 1e-4
+
+
+def test_noisy_wm_gm_boundary_is_decided_with_the_neighbourhood():
+    """A flat WM/GM boundary under noise of 40 % of the WM-GM contrast: the midpoint rule alone
+    flips every voxel the noise carries across the level; with the mixture's neighbourhood
+    term the boundary is clean again, and it stays where it is (the WM volume is unbiased)."""
+    rng = np.random.default_rng(3)
+    n = 40
+    c = {name: i for i, name in enumerate(head_priors.CLASSES)}
+    truth = np.zeros((n, n, n), bool)
+    truth[:, :, : n // 2] = True  # white matter below, grey matter above
+    clean = np.where(truth, 0.62, 0.46).astype(np.float32)
+    noise = 0.4 * (0.62 - 0.46)
+    t1 = clean + rng.normal(0.0, noise, clean.shape).astype(np.float32)
+    cls = np.where(t1 >= 0.54, c["wm"], c["gm"]).astype(np.int8)
+    midpoint_errors = int((cls == c["wm"])[~truth].sum() + (cls == c["gm"])[truth].sum())
+    head_labels._smooth_wm_gm(cls, t1, 0.62, 0.46, noise)
+    wm = cls == c["wm"]
+    errors = int(wm[~truth].sum() + (~wm)[truth].sum())
+    assert midpoint_errors > 0.2 * n ** 3 * 0.5  # the test's noise does fray the midpoint decision
+    assert errors < 0.25 * midpoint_errors, (errors, midpoint_errors)
+    assert abs(wm.sum() / truth.sum() - 1) < 0.02
+    # a clean image keeps its midpoint decision voxel for voxel
+    cls = np.where(clean >= 0.54, c["wm"], c["gm"]).astype(np.int8)
+    head_labels._smooth_wm_gm(cls, clean, 0.62, 0.46, 0.005)
+    assert ((cls == c["wm"]) == truth).all()

@@ -30,7 +30,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from navigator.core.tissues import COMPACT_BONE, CSF, EYES, GM, SCALP, SPONGY_BONE, WM
-from navigator.segmentation.head_mixture import HeadMixture
+from navigator.segmentation.head_mixture import MEAN_FIELD_BETA, HeadMixture, mean_field, softmax
 from navigator.segmentation.head_priors import CLASSES
 
 _IDX = {n: i for i, n in enumerate(CLASSES)}
@@ -62,7 +62,8 @@ def _partial_volume_boundaries(cls: np.ndarray, mix: HeadMixture, t1: np.ndarray
     T1 midpoints between the class means: a voxel half GM, half CSF has the mean of the two,
     so the midpoint is where the anatomical boundary lies. The Gaussian decision would move
     the boundary towards the narrower class (WM is much narrower than GM, CSF much wider),
-    which thins the cortex.
+    which thins the cortex. The WM/GM decision then keeps the mixture's neighbourhood prior
+    (:func:`_smooth_wm_gm`), so that image noise does not fray the boundary voxel by voxel.
     """
     wm, gm, csf = (float(mix.class_mean(n)[0]) for n in ("wm", "gm", "csf"))
     # the CSF class mean is pulled up by partial-volume voxels at every CSF surface; the pure
@@ -72,11 +73,39 @@ def _partial_volume_boundaries(cls: np.ndarray, mix: HeadMixture, t1: np.ndarray
         csf = float(np.median(t1[core]))
     if not wm > gm > csf:
         return None
+    # image noise: the robust spread of the mixture's WM interior (no boundary there; taken
+    # before the midpoint cut below truncates the WM's intensities)
+    interior = ndi.binary_erosion(cls == _IDX["wm"], structure=_SIX)
+    noise = None
+    if interior.sum() >= 1000:
+        w = t1[interior]
+        noise = 1.4826 * float(np.median(np.abs(w - np.median(w))))
     sel = np.isin(cls, (_IDX["wm"], _IDX["gm"], _IDX["csf"]))
     v = t1[sel]
     new = np.where(v >= 0.5 * (wm + gm), _IDX["wm"], np.where(v >= 0.5 * (gm + csf), _IDX["gm"], _IDX["csf"]))
     cls[sel] = new.astype(np.int8)
+    if noise is not None and noise > 0:
+        _smooth_wm_gm(cls, t1, wm, gm, noise)
     return 0.5 * (gm + csf)
+
+
+def _smooth_wm_gm(cls: np.ndarray, t1: np.ndarray, wm: float, gm: float, noise: float) -> None:
+    """Re-decide WM against GM with the midpoint likelihood and the mixture's Potts prior (in place).
+
+    The midpoint rule alone decides each voxel on its own T1, so on a noisy scan (a single
+    acquisition, not an average like Colin27) the WM/GM boundary frays into isolated voxels
+    wherever the noise carries a voxel across the level. Here the two classes share one
+    Gaussian spread, the image ``noise`` (T1 units), so their likelihoods still cross at the
+    midpoint, and the mixture's mean-field neighbourhood term (:data:`MEAN_FIELD_BETA`) is
+    added. On a clean image the likelihood
+    dominates and little moves. The GM/CSF decision, on which the later CSF and skull rules
+    build, is left as it is.
+    """
+    sel = np.isin(cls, (_IDX["wm"], _IDX["gm"]))
+    v = t1[sel].astype(np.float32)
+    base = np.stack([-(v - wm) ** 2, -(v - gm) ** 2]) / np.float32(2.0 * noise * noise)
+    post = mean_field(softmax(base), base, sel, MEAN_FIELD_BETA)
+    cls[sel] = np.where(post[0] >= post[1], _IDX["wm"], _IDX["gm"]).astype(np.int8)
 
 
 #: The falx band in MNI mm: |x| <= FALX_HALF_WIDTH_MM, z > FALX_MIN_Z_MM (above the corpus

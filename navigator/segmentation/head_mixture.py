@@ -27,6 +27,10 @@ from scipy import ndimage as ndi
 from navigator.core.progress import Progress, ensure_progress
 from navigator.segmentation.head_priors import CLASSES
 
+#: Strength of the mean-field (Potts) neighbourhood term: a class's log score gains this times
+#: the summed posterior of that class over the six neighbours (see :func:`mean_field`).
+MEAN_FIELD_BETA = 0.6
+
 #: Gaussians per class (T1-weighted contrast), in :data:`CLASSES` order.
 COMPONENTS: dict[str, int] = {"background": 1, "wm": 1, "gm": 1, "deep_gm": 1, "csf": 1, "skull": 1,
                               "soft": 3, "eyes": 1}
@@ -112,7 +116,7 @@ class _Model:
     def e_step(self, x: np.ndarray, logpri: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(class posteriors (C, N), component responsibilities (K, N))."""
         logc = self.component_loglik(x)
-        logc = _softmax(logc + logpri[self.cc])
+        logc = softmax(logc + logpri[self.cc])
         post = np.zeros((logpri.shape[0], len(x)))
         np.add.at(post, self.cc, logc)
         return post, logc
@@ -137,7 +141,7 @@ class _Model:
 
 def fit_head_mixture(t1: np.ndarray, priors: np.ndarray, region: np.ndarray, t2: np.ndarray | None = None,
                      iterations: int = 25, floor: float = 1e-3, max_fit: int = 400_000,
-                     smoothing: float = 0.6, progress: Progress | None = None) -> HeadMixture:
+                     smoothing: float = MEAN_FIELD_BETA, progress: Progress | None = None) -> HeadMixture:
     """Fit the prior-weighted mixture on ``region`` and return every region voxel's posteriors.
 
     Args:
@@ -207,17 +211,17 @@ def fit_head_mixture(t1: np.ndarray, priors: np.ndarray, region: np.ndarray, t2:
     base = np.concatenate([model.class_loglik(x_all[s:s + 1_000_000], len(CLASSES)).astype(np.float32)
                            for s in range(0, len(x_all), 1_000_000)], axis=1)
     base += logpri_all.astype(np.float32)
-    post = _softmax(base)
+    post = softmax(base)
     if smoothing > 0:
         progress.update(0.92, "head tissue mixture: spatial smoothing")
-        post = _mean_field(post, base, region, smoothing)
+        post = mean_field(post, base, region, smoothing)
     progress.update(1.0, "head tissue mixture done")
     covs = model.covs
     return HeadMixture(post.astype(np.float32), model.means.copy(),
                        np.array([np.diag(c) for c in covs]), cc, region)
 
 
-def _softmax(logp: np.ndarray) -> np.ndarray:
+def softmax(logp: np.ndarray) -> np.ndarray:
     """Normalised exp over axis 0 (class posteriors from log scores)."""
     out = logp - logp.max(axis=0, keepdims=True)
     np.exp(out, out=out)
@@ -225,10 +229,12 @@ def _softmax(logp: np.ndarray) -> np.ndarray:
     return out
 
 
-def _mean_field(post: np.ndarray, base: np.ndarray, region: np.ndarray, beta: float, rounds: int = 2) -> np.ndarray:
+def mean_field(post: np.ndarray, base: np.ndarray, region: np.ndarray, beta: float, rounds: int = 2) -> np.ndarray:
     """Posteriors with a Potts-like neighbourhood term, by two mean-field updates.
 
-    ``base`` (C, N) is log p(x | class) + log prior of the region voxels.
+    ``base`` (C, N) is log p(x | class) + log prior of the ``region`` voxels (C-order voxel
+    order of the bool mask ``region``), ``post`` (C, N) the posteriors to start from; voxels
+    outside ``region`` count as no class.
     """
     c = post.shape[0]
     grid = np.zeros(region.shape, np.float32)
@@ -239,5 +245,5 @@ def _mean_field(post: np.ndarray, base: np.ndarray, region: np.ndarray, beta: fl
         for ci in range(c):
             grid[region] = post[ci]
             nb[ci] = ndi.convolve(grid, kernel, mode="constant")[region]
-        post = _softmax(base + beta * nb)
+        post = softmax(base + beta * nb)
     return post
