@@ -4,6 +4,8 @@
 enforces what a head model must satisfy, choosing at every correction the voxel's next most
 probable admissible class rather than a fixed one:
 
+* WM/GM/CSF boundaries at the 50 % partial-volume midpoints, the WM/GM one with the
+  mixture's neighbourhood term so noise does not fray it;
 * the brain (WM + GM) is one connected piece; brain-labelled voxels elsewhere take their best
   non-brain class;
 * CSF is the fluid around and inside that brain: CSF components not connected to the brain's
@@ -97,9 +99,8 @@ def _smooth_wm_gm(cls: np.ndarray, t1: np.ndarray, wm: float, gm: float, noise: 
     wherever the noise carries a voxel across the level. Here the two classes share one
     Gaussian spread, the image ``noise`` (T1 units), so their likelihoods still cross at the
     midpoint, and the mixture's mean-field neighbourhood term (:data:`MEAN_FIELD_BETA`) is
-    added. On a clean image the likelihood
-    dominates and little moves. The GM/CSF decision, on which the later CSF and skull rules
-    build, is left as it is.
+    added. On a clean image the likelihood dominates and little moves. The GM/CSF decision,
+    on which the later CSF and skull rules build, is left as it is.
     """
     sel = np.isin(cls, (_IDX["wm"], _IDX["gm"]))
     v = t1[sel].astype(np.float32)
