@@ -269,8 +269,8 @@ def _labels_intensity_rules(t1n, t2n, head, reg, tm, w_aff, w_shape, sp, progres
 
 def _labels_head_priors(t1n, t2n, head, reg, w_aff, w_shape, sp, progress, lap, warnings):
     """Whole-head mixture with the SAMSEG head priors aligned to this head."""
-    # the generous head mask of step 1 is the region: the air class of the mixture, fixed at
-    # the noise level of the air around the head, decides where the skin ends
+    # the generous head mask of step 1 is the region (the air class of the mixture is fixed at
+    # the noise level of the air around the head); the skin ends at the air/skin midpoint
     mni_coords = reg.subject_grid_to_mni(w_aff, w_shape)
     falx = head_labels.falx_band(mni_coords)
     # the priors' layers (scalp, skull, CSF) follow the registration's displacement, smoothed over
@@ -291,6 +291,9 @@ def _labels_head_priors(t1n, t2n, head, reg, w_aff, w_shape, sp, progress, lap, 
     lap("classify")
     progress.update(0.8, "skull and scalp")
     wl, intracranial = head_labels.labels_from_mixture(mix, t1n, sp, hp, t2n, falx)
+    # the mixture gives the outermost partial-volume voxels (mostly air) to the skin's classes;
+    # the skin ends at the air/skin midpoint, as with intensity-rules
+    wl[~(preprocess.refine_head_surface(t1n, head, sp) | intracranial)] = 0
     if not (wl == EYES).any():
         warnings.append("eyes not found (field of view or contrast); no eye label")
     lap("labels")
