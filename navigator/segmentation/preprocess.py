@@ -8,9 +8,10 @@
   shrunken copy for speed and applied at full resolution.
 * :func:`normalize_intensity` maps robust percentiles of the head to a fixed range so nothing
   downstream depends on the scanner's intensity units.
-* :func:`head_mask` separates the head from background air (log-intensity threshold + largest component +
-  hole filling); :func:`refine_head_surface` then puts its outer surface at the air/tissue
-  partial-volume midpoint (air next to the head, skin under its surface) of the bias-corrected image.
+* :func:`head_mask` separates the head from background air (threshold from the log-intensity
+  air/tissue split, largest component, hole filling); :func:`refine_head_surface` then puts
+  its outer surface at the partial-volume midpoint between the air next to the head and the
+  skin under its surface.
 """
 
 from __future__ import annotations
@@ -216,13 +217,15 @@ def skin_midpoint(data: np.ndarray, head: np.ndarray, depth_mm: np.ndarray, spac
     gamma 1.4, peeled 67 ml of skin). A split of the whole head's histogram (Otsu) follows the
     brain and the fat and sits higher still.
     """
-    outside_mm = ndi.distance_transform_edt(~head) * spacing
+    # the air's median from every second voxel (a level, not a boundary: 8x less work)
+    outside_mm = ndi.distance_transform_edt(~head[::2, ::2, ::2]) * (2.0 * spacing)
     near_air = (outside_mm > 0) & (outside_mm <= 6.0)
     lo, hi = max(1.5, 1.5 * spacing), max(3.0, 2.0 * spacing)
     under_skin = head & (depth_mm >= lo - 1e-6) & (depth_mm <= hi + 1e-6)
     if not near_air.any() or not under_skin.any():
         return air_tissue_threshold(data[::2, ::2, ::2])
-    return 0.5 * (float(np.median(data[near_air])) + float(np.percentile(data[under_skin], 25)))
+    air = float(np.median(data[::2, ::2, ::2][near_air]))
+    return 0.5 * (air + float(np.percentile(data[under_skin], 25)))
 
 
 def refine_head_surface(data: np.ndarray, head: np.ndarray, spacing: float,
