@@ -16,7 +16,7 @@ def register(sub) -> None:
         "compressed): size, voxel size, orientation, sform/qform, intensities and a modality guess. "
         "Exits with 0 when navigator can load the image, 1 (and one error line) when it cannot.",
     )
-    p.add_argument("image", help="NIfTI file (.nii, .nii.gz, .mgz) or DICOM folder")
+    p.add_argument("image", help="image file (.nii, .nii.gz, .mgz, .nrrd, .mha) or DICOM folder")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
     p.add_argument(
         "--series",

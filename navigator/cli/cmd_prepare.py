@@ -21,7 +21,7 @@ def register(sub) -> None:
         "step: segmentation and MNI registration, head mesh and surfaces, fiducials and EEG positions. "
         "Steps already done with the same inputs and parameters are skipped.",
     )
-    p.add_argument("image", help="T1-weighted image (.nii/.nii.gz or DICOM folder), or an existing workspace")
+    p.add_argument("image", help="T1-weighted image (.nii/.nii.gz/.mgz/.nrrd/.mha or DICOM folder), or an existing workspace")
     p.add_argument("--out", help="subject workspace folder to create or continue (not needed when IMAGE is a workspace)")
     p.add_argument("--t2", help="optional T2-weighted image; improves the skull")
     p.add_argument("--subject-id", help="subject identifier (default: the output folder's name)")

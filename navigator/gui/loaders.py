@@ -22,7 +22,7 @@ from navigator.core.workspace import MANIFEST_NAME, Workspace
 
 log = logging.getLogger("navigator.gui")
 
-IMAGE_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".img", ".hdr")
+IMAGE_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".img", ".hdr", ".nrrd", ".nhdr", ".mha", ".mhd")
 
 
 def ras_volume(vol: Volume) -> Volume:
@@ -184,7 +184,7 @@ def classify_path(path: str | Path) -> str:
         raise InputError(p, "JSON file is not a navigator plan (kind 'navigator-plan')")
     if name.endswith(IMAGE_SUFFIXES) or name.endswith(".dcm"):
         return "image" if not name.endswith(".dcm") else "dicom"
-    raise InputError(p, "unknown file type: open a NIfTI image, a DICOM folder, a subject workspace, "
+    raise InputError(p, "unknown file type: open a NIfTI/NRRD/MetaImage image, a DICOM folder, a subject workspace, "
                         "a SimNIBS m2m folder, a gmsh .msh head mesh or a plan.json")
 
 
@@ -192,7 +192,7 @@ def default_workspace_dir(path: str | Path) -> Path:
     """Where a workspace made from ``path`` goes by default: ``<parent>/<stem>_navigator``."""
     p = Path(path)
     stem = p.name
-    for suf in (".nii.gz", ".nii", ".mgz", ".msh", ".dcm"):
+    for suf in (".nii.gz", *IMAGE_SUFFIXES, ".msh", ".dcm"):
         if stem.lower().endswith(suf):
             stem = stem[: -len(suf)]
             break

@@ -412,7 +412,7 @@ class MainWindow(QMainWindow):
     def open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, "Open image, workspace manifest, head mesh or plan", self._last_folder(),
-            "Supported (*.nii *.nii.gz *.mgz *.msh subject.json *.json);;All files (*)")
+            "Supported (*.nii *.nii.gz *.mgz *.nrrd *.nhdr *.mha *.mhd *.msh subject.json *.json);;All files (*)")
         if path:
             p = Path(path)
             self.command("open_path", p.parent if p.name == "subject.json" else p)

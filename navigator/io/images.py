@@ -1,7 +1,9 @@
 """Load, save and describe images: NIfTI files and DICOM folders -> :class:`Volume` in scanner RAS.
 
-* :func:`load_image` reads a NIfTI (.nii / .nii.gz; also FreeSurfer .mgz) file or a DICOM
-  folder, applies the sanity checks of :mod:`navigator.io.nifti` / :mod:`navigator.io.dicom`
+* :func:`load_image` reads a NIfTI (.nii / .nii.gz; also FreeSurfer .mgz and Analyze
+  .hdr/.img) file, a NRRD (.nrrd / .nhdr) or MetaImage (.mha / .mhd) file, or a DICOM folder,
+  applies the sanity checks of :mod:`navigator.io.nifti` / :mod:`navigator.io.itk_images` /
+  :mod:`navigator.io.dicom`
   and (by default) reorders/flips the voxel axes to the closest RAS orientation *without
   resampling*: the affine is updated so every voxel keeps its exact world position.
 * :func:`save_nifti` writes a Volume atomically with sform = qform = affine (code 1, scanner).
@@ -22,6 +24,7 @@ import numpy as np
 from navigator.core.errors import InputError
 from navigator.core.volume import Volume
 from navigator.io import dicom as _dicom
+from navigator.io import itk_images as _itk
 from navigator.io import nifti as _nifti
 
 log = logging.getLogger("navigator")
@@ -82,10 +85,11 @@ def _is_dicom_input(path: Path) -> bool:
 def load_image(
     path: str | Path, *, allow_4d: bool = False, reorient: bool = True, series_uid: str | None = None
 ) -> Volume:
-    """Load a NIfTI/MGH image or a DICOM series (folder or one of its files) as a Volume.
+    """Load a NIfTI/MGH/NRRD/MetaImage image or a DICOM series (folder or one of its files).
 
     Args:
-        path: .nii / .nii.gz / .mgz file, a DICOM folder, or one DICOM file of a series.
+        path: .nii / .nii.gz / .mgz / .hdr / .nrrd / .nhdr / .mha / .mhd file, a DICOM folder,
+            or one DICOM file of a series.
         allow_4d: when False a 4-D image must hold one volume (squeezed to 3-D); several
             volumes raise InputError. When True, 4-D data (X, Y, Z, T or C) is returned as is
             (a 3-D file stays 3-D).
@@ -94,7 +98,7 @@ def load_image(
 
     Returns:
         Volume with affine voxel -> scanner RAS mm. ``meta`` records 'format', 'transform'
-        ('sform'/'qform'/'none'/'mgh'/'dicom'), sform/qform codes and their disagreement (mm),
+        ('sform'/'qform'/'none'/'mgh'/'itk'/'dicom'), sform/qform codes and their disagreement (mm),
         'original_axcodes', 'original_affine', 'reoriented', and DICOM series facts.
 
     Raises:
@@ -112,6 +116,14 @@ def load_image(
                 path, f"DICOM series is 4-D with {data.shape[3]} volumes; a single 3-D volume is needed"
             )
         return _finish(data, vol.affine, str(path), dict(vol.meta), reorient)
+    if _itk.itk_format(path):
+        data, header = _itk.read_itk_image(path)
+        if data.ndim == 4 and not allow_4d:
+            if data.shape[3] > 1:
+                raise InputError(path, f"is 4-D with {data.shape[3]} volumes or components; a single 3-D "
+                                       "volume is needed")
+            data = data[..., 0]
+        return _finish(data, header.affine, str(path), header.meta(), reorient)
     img = _nifti.open_image(path)
     facts = _nifti.header_facts(img, path)
     _nifti.check_loadable(facts, allow_4d)
@@ -461,6 +473,8 @@ def image_info(path: str | Path, series_uid: str | None = None) -> ImageInfo:
             dicom={k: v for k, v in vol.meta.items() if k not in ("format", "transform")},
             problems=problems,
         )
+    if _itk.itk_format(path):
+        return _itk_image_info(path)
     img = _nifti.open_image(path)
     facts = _nifti.header_facts(img, path)
     problems = list(facts.problems)
@@ -520,5 +534,58 @@ def image_info(path: str | Path, series_uid: str | None = None) -> ImageInfo:
         modality_reason=reason,
         world_bounds_mm=bounds,
         warnings=list(facts.warnings),
+        problems=problems,
+    )
+
+
+def _itk_image_info(path: Path) -> ImageInfo:
+    """:func:`image_info` for a NRRD/MetaImage file."""
+    header = _itk.read_header(path)
+    problems = list(header.problems)
+    vmin = vmax = None
+    pct: dict[str, float] = {}
+    n_bad = 0
+    n_u = None
+    guess, reason = "other", "not read: " + (problems[0] if problems else "")
+    if len(header.shape) == 4:
+        problems.append(f"4-D with {header.shape[3]} volumes or components (loads only where a series is expected)")
+    if not header.problems:
+        data, _ = _itk.read_itk_image(path, allow_nonfinite=True)
+        vmin, vmax, pct, n_bad = _stats(data)
+        if n_bad:
+            problems.append(f"{n_bad:,} NaN/inf voxels")
+        guess, reason, n_u = guess_modality(data, spacing=np.sqrt((header.affine[:3, :3] ** 2).sum(axis=0)))
+    aff = header.affine
+    n = np.array(header.shape[:3]) - 1
+    corners = np.array([[i, j, k, 1.0] for i in (0, n[0]) for j in (0, n[1]) for k in (0, n[2])])
+    world = (corners @ aff.T)[:, :3]
+    try:
+        codes = axcodes_of(aff)
+    except Exception:  # noqa: BLE001 - degenerate geometry (reported in problems)
+        codes = ("?", "?", "?")
+    return ImageInfo(
+        path=str(path),
+        format=header.format,
+        shape=header.shape,
+        voxel_size_mm=tuple(float(v) for v in np.sqrt((aff[:3, :3] ** 2).sum(axis=0))),
+        axcodes=codes,
+        transform="itk",
+        sform_code=None,
+        qform_code=None,
+        sform_qform_disagree=False,
+        sform_qform_max_diff_mm=None,
+        affine=aff.tolist(),
+        dtype=str(header.dtype),
+        scl_slope=1.0,
+        scl_inter=0.0,
+        min=vmin,
+        max=vmax,
+        percentiles=pct,
+        n_nonfinite=n_bad,
+        n_unique_sampled=n_u,
+        modality_guess=guess,
+        modality_reason=reason,
+        world_bounds_mm=(tuple(float(x) for x in world.min(axis=0)), tuple(float(x) for x in world.max(axis=0))),
+        warnings=list(header.warnings),
         problems=problems,
     )
