@@ -326,3 +326,23 @@ def test_open_leaves_a_running_step_alone(tmp_path: Path) -> None:
     (stale.folder / step_commit.OWNER_NAME).write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}))
     Workspace.open(ws.root)
     assert not (ws.root / step_commit.STAGING_DIR).exists() and not (ws.root / "b.txt").exists()
+
+
+def test_missing_step_output_makes_the_step_stale(tmp_path: Path, caplog) -> None:
+    """A deleted output (not a source) does not lock the user out: the workspace opens with a
+    warning and the step is no longer current, so the next run remakes it."""
+    ws = Workspace.create(tmp_path / "s")
+    src = ws.path("t1")
+    src.parent.mkdir(parents=True)
+    src.write_bytes(b"image bytes")
+    ws.add_source("T1", src)
+    out = ws.root / "targets" / "fiducials.json"
+    out.parent.mkdir()
+    out.write_text("{}")
+    ws.record_step("head-coordinates", {"system": "10-10"}, [src], [out])
+    assert Workspace.open(ws.root).step_is_current("head-coordinates", {"system": "10-10"}, [src])
+    out.unlink()
+    with caplog.at_level("WARNING", logger="navigator"):
+        again = Workspace.open(ws.root)
+    assert "head-coordinates" in caplog.text and "missing" in caplog.text
+    assert not again.step_is_current("head-coordinates", {"system": "10-10"}, [src])

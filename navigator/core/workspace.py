@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -35,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 from navigator import __version__
 from navigator.core.atomic import atomic_path, atomic_write_json, sha256_file
 from navigator.core.errors import WorkspaceError
+
+log = logging.getLogger("navigator")
 
 if TYPE_CHECKING:  # pragma: no cover
     from navigator.core.step_commit import StepCommit
@@ -207,10 +210,18 @@ class Workspace:
                 raise WorkspaceError(f"{path}: step {name!r} is malformed")
 
     def _check_files(self, verify_hashes: bool) -> None:
+        """Sources must exist (they cannot be remade); a missing step output only makes its
+        step stale (:meth:`step_is_current` is False), so the next run remakes it: logged."""
+        sources = {s["path"] for s in self._manifest["sources"].values()}
         for rel, digest in self._named_files().items():
             p = self.root / rel
             if not p.exists():
-                raise WorkspaceError(f"{p}: file named in {MANIFEST_NAME} is missing")
+                if rel in sources:
+                    raise WorkspaceError(f"{p}: file named in {MANIFEST_NAME} is missing")
+                step = next(n for n, s in self._manifest["steps"].items() if rel in s.get("outputs", {}))
+                log.warning("%s: output of step %r is missing; the step will run again (navigator prepare %s)",
+                            p, step, self.root)
+                continue
             if verify_hashes and p.is_file() and sha256_file(p) != digest:
                 raise WorkspaceError(f"{p}: file changed since it was recorded (sha256 mismatch)")
 
