@@ -203,3 +203,26 @@ def test_eyes_not_judged_when_the_image_ends_before_the_orbits():
     assert cut.plausible and any(f.message == "eyes (both): not measured" for f in cut.findings)
     seen = qc.assess(qc.qc_measures(no_eyes, 6.0, 1.0, 0.0), TOPO_OK)
     assert [f.check for f in seen.problems] == ["eyes (both)"]
+
+
+def test_defaced_orbits_are_not_judged_for_eyes():
+    """A defaced scan (face zeroed) has its orbits inside the grid but holds no signal there:
+    'eyes: not measured' rather than 'check: orbits'; an intact scan is judged as before."""
+    from navigator.segmentation.classify import EYE_CENTRES_MNI
+
+    ident = lambda p: np.asarray(p, float)  # noqa: E731 (subject = MNI here)
+    aff = np.eye(4)
+    aff[:3, 3] = [-90.0, -126.0, -72.0]  # 181 x 217 x 181 at 1 mm: the MNI box
+    rng = np.random.default_rng(3)
+    t1 = rng.integers(1, 200, size=(181, 217, 181)).astype(np.int16)  # signal everywhere
+    assert not qc.orbits_zero_filled(t1, aff, ident)
+    ii, jj, kk = np.indices(t1.shape, sparse=True)
+    y, z = jj - 126.0, kk - 72.0
+    defaced = t1.copy()
+    defaced[np.broadcast_to((y > 40.0) & (z < 10.0), t1.shape)] = 0  # the face in front of y = 40 below z = 10
+    assert qc.orbits_zero_filled(defaced, aff, ident)
+    # a zero in a few orbit voxels (noise floor) is not defacing
+    sparse = t1.copy()
+    eye = np.round(np.asarray(EYE_CENTRES_MNI[0]) - aff[:3, 3]).astype(int)
+    sparse[eye[0] - 3:eye[0] + 3, eye[1] - 3:eye[1] + 3, eye[2] - 3:eye[2] + 3] = 0
+    assert not qc.orbits_zero_filled(sparse, aff, ident)

@@ -251,11 +251,31 @@ def test_implausible_fiducials_rejected(sphere) -> None:
         construct_10_10(sphere, swapped)
 
 
+def head_surface(centre, face_cut_y: float | None = None, step: float = 1.5) -> Surface:
+    """An ellipsoidal head of adult size (semi-axes 88 x 106 x 95 mm, centre 18 mm behind
+    ``centre``), optionally 'defaced': everything in front of y = centre + face_cut_y removed
+    (a closed surface with a flat cut, as a defaced scan's scalp)."""
+    from skimage.measure import marching_cubes
+
+    c = np.asarray(centre, float) + [0.0, -18.0, 0.0]
+    g = np.arange(-120.0, 120.0 + step / 2, step)
+    X, Y, Z = np.meshgrid(g, g, g, indexing="ij")
+    f = np.sqrt((X / 88.0) ** 2 + (Y / 106.0) ** 2 + (Z / 95.0) ** 2) - 1.0
+    if face_cut_y is not None:
+        f = np.maximum(f, (Y - 18.0 - face_cut_y) / 106.0)
+    v, faces, _, _ = marching_cubes(f, 0.0, spacing=(step, step, step))
+    v = v - 120.0 + c
+    s = Surface(v, faces)
+    if (s.face_normals() * (s.vertices[s.faces].mean(1) - c)).sum(1).mean() < 0:
+        s = Surface(v, faces[:, ::-1])
+    return s
+
+
 def test_auto_fiducials_follow_the_transform() -> None:
     from navigator.targets.fiducials import MNI_FIDUCIAL_RAYS, find_fiducials
 
     shift = np.array([5.0, -12.0, 20.0])
-    head = sphere_surface(radius=85, centre=tuple(shift), scale=(0.85, 1.05, 1.0))
+    head = head_surface(shift)
     fid = find_fiducials(head, identity_transform(shift=shift))
     q = SurfaceQuery(head)
     for name in ("nasion", "inion", "lpa", "rpa"):
@@ -268,6 +288,32 @@ def test_auto_fiducials_follow_the_transform() -> None:
         along = v @ np.array(direction)
         assert along > 0 and np.linalg.norm(v - along * np.array(direction)) < 1e-6
     assert fid.lpa[0] < fid.rpa[0] and fid.nasion[1] > fid.inion[1]
+    assert fid.estimated == ()
+
+
+def test_defaced_head_gets_the_template_nasion(tmp_path, caplog) -> None:
+    """A defaced scan has no scalp at the nasion: the ray meets the flat cut far inside the head.
+    The nasion is then the template's landmark, flagged; the other fiducials stay on the scalp."""
+    from navigator.targets.fiducials import find_fiducials, load_fiducials, save_fiducials, template_landmarks_mni
+
+    shift = np.array([5.0, -12.0, 20.0])
+    intact = find_fiducials(head_surface(shift), identity_transform(shift=shift))
+    defaced = head_surface(shift, face_cut_y=45.0)
+    with caplog.at_level("WARNING", logger="navigator"):
+        fid = find_fiducials(defaced, identity_transform(shift=shift))
+    assert fid.estimated == ("nasion",)
+    assert "nasion" in caplog.text and "check it" in caplog.text
+    np.testing.assert_allclose(fid.nasion, template_landmarks_mni()["nasion"] + shift, atol=1e-9)
+    # the estimate is within a few mm of the intact head's nasion; the cut surface is ~35 mm behind
+    assert np.linalg.norm(fid.nasion - intact.nasion) < 8.0
+    assert SurfaceQuery(defaced).ray_hit(np.array([0.0, 30.0, -32.5]) + shift, np.array([0.0, 1.0, 0.0]))[1] < \
+        intact.nasion[1] - 25.0
+    for name in ("inion", "lpa", "rpa"):
+        np.testing.assert_allclose(getattr(fid, name), getattr(intact, name), atol=1e-6)
+    save_fiducials(fid, tmp_path / "fiducials.json")
+    assert load_fiducials(tmp_path / "fiducials.json").estimated == ("nasion",)
+    # the EEG positions are still built (the estimated nasion is projected onto the cut surface)
+    assert len(construct_10_10(defaced, fid).names) > 60
 
 
 def test_anterior_rule_walks_50mm_forward(sphere, sphere_eeg) -> None:

@@ -65,6 +65,8 @@ def run(args) -> int:
 
     qc = load_qc(ws)
     if qc is not None:
+        for w in qc.get("warnings", []):
+            out.print(f"[yellow]segmentation warning:[/yellow] {w}")
         for line in verdict_lines(qc):
             out.print(line)
         out.print(f"segmentation QC report: {ws.path('qc') / 'segmentation_qc.png'}")

@@ -99,14 +99,16 @@ def run_fiducials(args) -> int:
     path = ws.path("fiducials")
     changes = {n: getattr(args, n) for n in ("nasion", "inion", "lpa", "rpa") if getattr(args, n)}
     if changes:
-        current = load_fiducials(path).as_dict() if path.exists() else {}
+        before = load_fiducials(path) if path.exists() else None
+        current = before.as_dict() if before else {}
         current.update({n: parse_xyz(v).tolist() for n, v in changes.items()})
         missing = {"nasion", "inion", "lpa", "rpa"} - set(current)
         if missing:
             from navigator.core.errors import NavigatorError
 
             raise NavigatorError(f"no automatic fiducials to edit; give all four (missing: {', '.join(sorted(missing))})")
-        fid = Fiducials(**current, source="user")
+        still_estimated = tuple(n for n in (before.estimated if before else ()) if n not in changes)
+        fid = Fiducials(**current, source="user", estimated=still_estimated)
         problems = fid.check_plausible()
         if problems:
             from navigator.core.errors import NavigatorError
@@ -118,12 +120,15 @@ def run_fiducials(args) -> int:
         head_coordinates_workspace(ws, force=True)
     fid = load_fiducials(path)
     if args.json:
-        print(json.dumps({"source": fid.source, **fid.as_dict()}, indent=2))
+        print(json.dumps({"source": fid.source, **fid.as_dict(), "estimated_from_template": list(fid.estimated)},
+                         indent=2))
     else:
         out = console(args)
         out.print(f"fiducials ({fid.source}), subject scanner RAS mm:")
         for n, v in fid.as_dict().items():
-            out.print(f"  {n:7s} {_fmt(v)}")
+            note = "  estimated from the MNI template (no scalp there in the image): check it" \
+                if n in fid.estimated else ""
+            out.print(f"  {n:7s} {_fmt(v)}{note}")
     return 0
 
 

@@ -170,7 +170,9 @@ class Controller:
             msg += f"; {len(entries)} stored result(s) in the Results panel"
         if session is not None:
             msg += "; last session restored"
-        self.ui.status(msg, 10000)
+        if data.messages:  # what the user must check (estimated fiducials, unreadable files)
+            msg += " - " + "; ".join(data.messages)
+        self.ui.status(msg, 30000 if data.messages else 10000)
         for m in data.messages + notes:
             log.warning(m)
         if session is not None and session.current_result in self.state.entries:

@@ -136,7 +136,14 @@ def load_subject(ws: Workspace, progress: Progress | None = None) -> SubjectData
     progress.update(0.8, "reading head coordinates")
     if ws.has("fiducials"):
         try:
-            data.fiducials = {k: np.asarray(v, float) for k, v in head.fiducials.as_dict().items()}
+            fid = head.fiducials
+            data.fiducials = {(f"{k} (estimated)" if k in fid.estimated else k): np.asarray(v, float)
+                              for k, v in fid.as_dict().items()}
+            if fid.estimated:
+                data.messages.append(
+                    f"CHECK {', '.join(fid.estimated)}: estimated from the MNI template (the image has no scalp "
+                    "there: defaced or cut); correct it before registering a navigation system "
+                    "(navigator fiducials WORKSPACE --nasion X,Y,Z)")
         except NavigatorError as exc:
             data.messages.append(str(exc))
     if head.has_eeg:

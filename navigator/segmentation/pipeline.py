@@ -230,7 +230,12 @@ def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None
     transform = reg.to_mni_transform(t1.affine, t1.shape, float(p["field_spacing_mm"]))
     from navigator.segmentation.qc import segmentation_metrics
 
-    metrics = segmentation_metrics(labels_vol, reg, topo, tissue_means, tm, mi)
+    metrics = segmentation_metrics(labels_vol, reg, topo, tissue_means, tm, mi, t1=np.asarray(t1.data))
+    if metrics["orbits_zero_filled"]:
+        warnings[:] = [w for w in warnings if not w.startswith("eyes not found")]
+        warnings.append("the face has been removed from the image (the orbits hold no signal: a defaced scan); "
+                        "the eyes are not labelled, and fiducials where the scalp is missing are placed from the "
+                        "MNI template")
     if t2_reg is not None:
         metrics["t2_registration"] = t2_reg.to_json()
     # 1st and 99th percentile over the brain of the residual bias field removed after N4

@@ -309,6 +309,11 @@ def distant_csf_ml(labels: np.ndarray, spacing: np.ndarray, distance_mm: float =
 ORBIT_RADIUS_MM = 12.0
 
 
+#: An orbit is zero-filled (its face removed by defacing) when more than this fraction of its
+#: ball holds exactly the image's lowest value. A real orbit (eye, fat, muscle) has signal.
+ZERO_FILLED_ORBIT = 0.5
+
+
 def orbits_in_view(shape: tuple[int, int, int], affine: np.ndarray, mni_to_subject: Any) -> bool:
     """True when both orbits (balls of :data:`ORBIT_RADIUS_MM` around the MNI152 eye centres,
     mapped into the subject with ``mni_to_subject``: (N, 3) MNI mm -> subject mm) lie inside the
@@ -322,6 +327,32 @@ def orbits_in_view(shape: tuple[int, int, int], affine: np.ndarray, mni_to_subje
     margin = ORBIT_RADIUS_MM / sp
     hi = np.asarray(shape, float) - 1.0
     return bool(((vox - margin >= 0.0) & (vox + margin <= hi)).all())
+
+
+def orbits_zero_filled(image: np.ndarray, affine: np.ndarray, mni_to_subject: Any) -> bool:
+    """True when an orbit inside the image holds no signal: more than :data:`ZERO_FILLED_ORBIT`
+    of its ball (:data:`ORBIT_RADIUS_MM` around the MNI152 eye centre) is exactly the image's
+    lowest value, as when defacing tools (pydeface, mri_deface, fsl_deface) zero the face.
+
+    ``image``: the T1 as loaded (not normalised), ``affine`` voxel -> subject mm."""
+    from navigator.segmentation.classify import EYE_CENTRES_MNI
+
+    a = np.asarray(affine, float)
+    floor = image.min()
+    centres = apply_affine(np.linalg.inv(a), np.asarray(mni_to_subject(EYE_CENTRES_MNI), float))
+    sp = np.sqrt((a[:3, :3] ** 2).sum(axis=0))
+    reach = np.ceil(ORBIT_RADIUS_MM / sp).astype(int)
+    for c in centres:
+        lo = np.maximum(np.round(c).astype(int) - reach, 0)
+        hi = np.minimum(np.round(c).astype(int) + reach + 1, image.shape)
+        if np.any(hi <= lo):
+            continue  # this orbit is outside the image (orbits_in_view handles it)
+        idx = np.stack(np.meshgrid(*(np.arange(l_, h_) for l_, h_ in zip(lo, hi)), indexing="ij"), -1)
+        ball = np.linalg.norm((idx - c) * sp, axis=-1) <= ORBIT_RADIUS_MM
+        box = image[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        if ball.any() and float(np.mean(box[ball] == floor)) > ZERO_FILLED_ORBIT:
+            return True
+    return False
 
 
 def qc_measures(volumes_by_tag: dict[int, float], thickness_median_mm: float | None,
@@ -473,8 +504,12 @@ def qc_views(reg, labels: Volume) -> dict[str, Any]:
             "mni_axes_subject": [[round(float(c), 5) for c in row] for row in rot]}
 
 
-def segmentation_metrics(labels: Volume, reg, topo, tissue_means: Any, tm, mi: float) -> dict[str, Any]:
+def segmentation_metrics(labels: Volume, reg, topo, tissue_means: Any, tm, mi: float,
+                         t1: np.ndarray | None = None) -> dict[str, Any]:
     """JSON-ready metrics dictionary (see module docstring).
+
+    ``t1``: the T1 as loaded, on the labels' grid; with it, zero-filled (defaced) orbits are not
+    judged for their eyes (:func:`orbits_zero_filled`).
 
     ``tissue_means``: (classes, channels) fitted means with WM, GM, CSF first (normalised T1 in
     channel 0), or an object holding them as ``.means`` (the brain mixture's result).
@@ -521,6 +556,8 @@ def segmentation_metrics(labels: Volume, reg, topo, tissue_means: Any, tm, mi: f
     speckle = face_bone_speckle_ml(lab, labels.affine, up)
     far_csf = distant_csf_ml(lab, labels.spacing, affine=labels.affine, subject_to_mni=reg.subject_to_mni)
     eyes_seen = orbits_in_view(lab.shape, labels.affine, reg.mni_to_subject)
+    face_removed = t1 is not None and orbits_zero_filled(t1, labels.affine, reg.mni_to_subject)
+    eyes_seen = eyes_seen and not face_removed
     verdict = assess(qc_measures(by_tag, med if n else None, speckle, far_csf, eyes_seen), topo_json, medial)
     result = {
         "volumes_ml": volumes,
@@ -544,6 +581,7 @@ def segmentation_metrics(labels: Volume, reg, topo, tissue_means: Any, tm, mi: f
         "face_bone_speckle_ml": round(speckle, 2),
         "distant_csf_ml": round(far_csf, 2),
         "orbits_in_view": eyes_seen,
+        "orbits_zero_filled": face_removed,
         "views": qc_views(reg, labels),
         "verdict": verdict.to_json(),
     }

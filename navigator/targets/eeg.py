@@ -51,6 +51,10 @@ class Fiducials:
     lpa: np.ndarray
     rpa: np.ndarray
     source: str = "user"  # "auto", "user", "ground truth", "simnibs"
+    #: fiducials placed at the MNI template's landmark because the image has no scalp there
+    #: (face or ears removed by defacing, or a cut field of view): estimates, to be checked.
+    #: The EEG construction uses their closest scalp points, as for any fiducial.
+    estimated: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for n in FIDUCIAL_NAMES:

@@ -7,11 +7,19 @@ mapped to the subject with the registration's affine part (the nonlinear field i
 by the brain only and is unreliable at the face and ears) and cast onto the subject's scalp
 surface, so the fiducial lies on this subject's
 scalp where the template ray meets it. Users can edit the result (`targets/fiducials.json`).
+
+Where the image has no scalp at a landmark (a defaced scan has its face, sometimes its ears,
+zeroed; a field of view can end before the nose), the ray meets the cut surface far inside
+the head, or nothing. The fiducial is then the template's own landmark (where the ray leaves
+the head of the shipped head priors), mapped with the same affine, and it is listed in
+``Fiducials.estimated`` so the user is told to check it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +31,8 @@ from navigator.core.transforms import MniTransform, apply_affine
 from navigator.targets.eeg import FIDUCIAL_NAMES, Fiducials
 from navigator.targets.geometry import SurfaceQuery
 
+log = logging.getLogger("navigator")
+
 #: (origin inside the head, outward direction) in MNI152 mm for each fiducial.
 MNI_FIDUCIAL_RAYS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
     "nasion": ((0.0, 30.0, -32.5), (0.0, 1.0, 0.0)),
@@ -32,10 +42,45 @@ MNI_FIDUCIAL_RAYS: dict[str, tuple[tuple[float, float, float], tuple[float, floa
 }
 
 
+#: A scalp point found farther than this (mm, along the ray) inside the template's landmark
+#: means the image has no scalp there (defaced face or ears, cut field of view): the template's
+#: landmark is used instead. Intact heads: see docs/validation.md (Targets and head coordinates).
+MISSING_SCALP_MM = 15.0
+
+
+@functools.lru_cache(maxsize=1)
+def template_landmarks_mni() -> dict[str, np.ndarray]:
+    """Each fiducial on the template head, MNI152 mm: the last point of its ray inside the head
+    of the shipped head priors (background probability < 0.5), found in 0.25 mm steps."""
+    from scipy import ndimage as ndi
+
+    from navigator.segmentation.head_priors import load_head_priors
+
+    hp = load_head_priors()
+    mni_to_voxel = np.linalg.inv(hp.affine) @ hp.mni152_to_atlas
+    steps = np.arange(0.0, 150.0, 0.25)
+    out = {}
+    for name, (origin, direction) in MNI_FIDUCIAL_RAYS.items():
+        points = np.asarray(origin, float) + steps[:, None] * np.asarray(direction, float)
+        vox = apply_affine(mni_to_voxel, points)
+        background = ndi.map_coordinates(hp.priors[0].astype(np.float32), vox.T, order=1, cval=255.0) / 255.0
+        inside = np.flatnonzero(background < 0.5)
+        if inside.size == 0:
+            raise NavigatorError(f"head priors: the {name} ray never enters the template head")
+        out[name] = points[inside[-1]]
+    return out
+
+
 def find_fiducials(scalp: Surface, transform: MniTransform) -> Fiducials:
-    """Automatic fiducials on ``scalp`` (subject RAS mm) from the MNI template rays."""
+    """Automatic fiducials on ``scalp`` (subject RAS mm) from the MNI template rays.
+
+    A fiducial whose ray misses the scalp, or meets it more than :data:`MISSING_SCALP_MM`
+    inside the template's landmark, is the template's landmark (listed in ``estimated``).
+    """
     q = SurfaceQuery(scalp)
     found = {}
+    estimated = []
+    landmarks = template_landmarks_mni()
     # rays are mapped with the registration's affine part: the nonlinear field is constrained by
     # the brain only and outside it can tilt a ray into the jaw or neck (measured on the phantom:
     # affine 0.6-1.4 mm from ground truth, nonlinear 1.8-25 mm)
@@ -45,13 +90,18 @@ def find_fiducials(scalp: Surface, transform: MniTransform) -> Fiducials:
         o = apply_affine(mni_to_subject, o_mni)[0]
         d = mni_to_subject[:3, :3] @ np.array(direction)
         hit = q.ray_hit(o, d)
-        if hit is None:
-            # the ray misses (cut field of view): fall back to the closest scalp point to the
-            # mapped template landmark 80 mm out along the ray
-            far = apply_affine(mni_to_subject, o_mni + 80.0 * np.array(direction))[0]
-            hit = q.closest_point(far)[0][0]
-        found[name] = hit
-    fid = Fiducials(**found, source="auto")
+        landmark = apply_affine(mni_to_subject, landmarks[name])[0]
+        depth = None if hit is None else float(np.dot(landmark - hit, d / np.linalg.norm(d)))
+        if depth is None or depth > MISSING_SCALP_MM:
+            # no scalp where the template has its landmark: removed face/ears or a cut image
+            found[name] = landmark
+            estimated.append(name)
+            where = "misses the scalp" if depth is None else f"meets the scalp {depth:.0f} mm inside the template's landmark"
+            log.warning("%s: the template ray %s; the image has no scalp there (face or ears removed, or "
+                        "the field of view ends): placed at the MNI template's landmark, check it", name, where)
+        else:
+            found[name] = hit
+    fid = Fiducials(**found, source="auto", estimated=tuple(estimated))
     problems = fid.check_plausible()
     if problems:
         raise NavigatorError("automatic fiducials are implausible (" + "; ".join(problems)
@@ -61,8 +111,9 @@ def find_fiducials(scalp: Surface, transform: MniTransform) -> Fiducials:
 
 def save_fiducials(fid: Fiducials, path: str | Path) -> Path:
     """Write fiducials as JSON (subject RAS mm) atomically."""
+    extra = {"estimated_from_template": list(fid.estimated)} if fid.estimated else {}
     atomic_write_json(path, {"coordinate_system": "subject scanner RAS (mm)", "source": fid.source,
-                             **fid.as_dict()})
+                             **fid.as_dict(), **extra})
     return Path(path)
 
 
@@ -70,7 +121,8 @@ def load_fiducials(path: str | Path) -> Fiducials:
     path = Path(path)
     try:
         d = json.loads(path.read_text())
-        return Fiducials(**{n: d[n] for n in FIDUCIAL_NAMES}, source=d.get("source", "user"))
+        estimated = tuple(str(n) for n in d.get("estimated_from_template", ()) if n in FIDUCIAL_NAMES)
+        return Fiducials(**{n: d[n] for n in FIDUCIAL_NAMES}, source=d.get("source", "user"), estimated=estimated)
     except FileNotFoundError:
         raise InputError(path, "no fiducials file") from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
