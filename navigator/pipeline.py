@@ -52,8 +52,13 @@ def create_workspace_from_image(
     *,
     t2: str | Path | None = None,
     subject_id: str | None = None,
+    series: str | None = None,
+    t2_series: str | None = None,
 ) -> Workspace:
     """Create a workspace from a T1 (NIfTI file or DICOM folder), or reopen it if it exists.
+
+    A DICOM folder holding a whole exam gives the series ``series`` (UID or series number), or
+    without it its only 3-D T1-weighted series (``t2_series`` / 3-D T2-weighted for ``t2``).
 
     The image is loaded (reoriented to RAS without resampling) and written to
     ``input/T1.nii.gz``. Reopening a workspace whose recorded T1 came from a *different* image
@@ -68,7 +73,7 @@ def create_workspace_from_image(
         ws = Workspace.open(out_dir)
         if "T1" in ws.sources() and Path(image).resolve() == ws.source_path("T1").resolve():
             return ws  # the workspace's own T1 (e.g. `demo` on the sample it wrote): nothing to load or compare
-    t1_volume = load_image(image)
+    t1_volume = load_image(image, series_uid=series, dicom_weighting="T1")
     if (out_dir / MANIFEST_NAME).exists():
         ws = Workspace.open(out_dir)
         existing = ws.sources().get("T1")
@@ -92,7 +97,7 @@ def create_workspace_from_image(
         ws = Workspace.create(out_dir, subject_id=subject_id)
         _add_image(ws, "T1", "t1", t1_volume, image, save_nifti)
     if t2 is not None:
-        t2_volume = load_image(t2)
+        t2_volume = load_image(t2, series_uid=t2_series, dicom_weighting="T2")
         src = ws.sources().get("T2")
         tmp_hash = None
         if src is not None:

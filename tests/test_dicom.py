@@ -531,3 +531,54 @@ def test_left_marker_lands_at_negative_x_in_every_variant(tmp_path, tmp_dicom_se
     ijk = np.argwhere(vol.data == 1000)
     assert len(ijk) == 1
     np.testing.assert_allclose(vol.voxel_to_world(ijk)[0], [-5.5, 2.5, 3.0], atol=1e-6)
+
+
+def test_whole_exam_folder_gives_its_3d_t1(tmp_path, tmp_dicom_series, caplog):
+    """A DICOM export of a whole exam: localizer, T2, FLAIR, a T1 MPRAGE and its MPR reformat.
+    Asked for a T1 (prepare, the app), the MPRAGE is taken and logged; for a T2, the T2; with
+    two plain T1 volumes it is ambiguous and the error lists the series and --series."""
+    from navigator.io.dicom import MIN_VOLUME_IMAGES
+
+    n = MIN_VOLUME_IMAGES
+    vol = np.random.default_rng(0).integers(0, 500, size=(8, 7, n)).astype(float)
+    exam = tmp_path / "exam"
+    tmp_dicom_series(exam / "1", vol[:, :, :3], description="AAHead_Scout_32ch", series_number=1)
+    tmp_dicom_series(exam / "2", vol, description="t2_space_sag_p2_iso", series_number=2)
+    tmp_dicom_series(exam / "3", vol, description="t2_space_dark-fluid_sag (FLAIR)", series_number=3)
+    tmp_dicom_series(exam / "4", vol, description="t1_mprage_sag_p2_iso", series_number=4,
+                     series_uid="1.2.840.99.4")
+    tmp_dicom_series(exam / "5", vol[:, :, ::-1], description="t1_mprage_sag_p2_iso_MPR_Tra", series_number=5)
+    with caplog.at_level("WARNING", logger="navigator"):
+        t1 = load_image(exam, dicom_weighting="T1")
+    assert t1.meta["series_uid"] == "1.2.840.99.4"
+    assert "t1_mprage_sag_p2_iso" in caplog.text and "--series" in caplog.text
+    assert load_image(exam, dicom_weighting="T2").meta["series_description"] == "t2_space_sag_p2_iso"
+    assert load_image(exam, series_uid="5").meta["series_number"] == 5  # an explicit choice always wins
+    with pytest.raises(InputError, match="5 DICOM series"):
+        load_image(exam)  # no weighting asked for (navigator info, convert): the user chooses
+    # Siemens' copy without distortion correction ("_ND") does not make it ambiguous
+    tmp_dicom_series(exam / "4nd", vol, description="t1_mprage_sag_p2_iso_ND", series_number=7)
+    assert load_image(exam, dicom_weighting="T1").meta["series_uid"] == "1.2.840.99.4"
+    tmp_dicom_series(exam / "6", vol, description="T1 3D TFE", series_number=6)
+    with pytest.raises(InputError) as err:
+        load_image(exam, dicom_weighting="T1")
+    assert "2 of them look like a 3-D T1-weighted volume" in str(err.value) and "--series" in str(err.value)
+
+
+def test_prepare_takes_the_t1_of_a_whole_exam(tmp_path, tmp_dicom_series):
+    """`navigator prepare EXAM_FOLDER` (and the app) start from the exam's T1; --series overrides."""
+    from navigator.cli import build_parser
+    from navigator.io.dicom import MIN_VOLUME_IMAGES
+    from navigator.pipeline import create_workspace_from_image
+
+    vol = np.random.default_rng(1).integers(0, 500, size=(8, 7, MIN_VOLUME_IMAGES)).astype(float)
+    exam = tmp_path / "exam"
+    tmp_dicom_series(exam / "a", vol[:, :, :3], description="localizer", series_number=1)
+    tmp_dicom_series(exam / "b", vol, description="Sag IR-FSPGR", series_number=2)
+    tmp_dicom_series(exam / "c", vol[::-1], description="Sag CUBE T2", series_number=3)
+    ws = create_workspace_from_image(exam, tmp_path / "ws")
+    np.testing.assert_array_equal(load_image(ws.source_path("T1")).data, load_image(exam, series_uid="2").data)
+    ws2 = create_workspace_from_image(exam, tmp_path / "ws2", series="3")
+    np.testing.assert_array_equal(load_image(ws2.source_path("T1")).data, load_image(exam, series_uid="3").data)
+    args = build_parser().parse_args(["prepare", str(exam), "--out", "w", "--series", "2", "--t2-series", "3"])
+    assert (args.series, args.t2_series) == ("2", "3")

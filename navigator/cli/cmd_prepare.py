@@ -24,6 +24,11 @@ def register(sub) -> None:
     p.add_argument("image", help="T1-weighted image (.nii/.nii.gz/.mgz/.nrrd/.mha or DICOM folder), or an existing workspace")
     p.add_argument("--out", help="subject workspace folder to create or continue (not needed when IMAGE is a workspace)")
     p.add_argument("--t2", help="optional T2-weighted image; improves the skull")
+    p.add_argument("--series", metavar="UID_OR_NUMBER",
+                   help="DICOM folder of a whole exam: the T1 series to use (default: its only 3-D T1-weighted "
+                        "series; `navigator info FOLDER` lists them)")
+    p.add_argument("--t2-series", metavar="UID_OR_NUMBER",
+                   help="the same for --t2 (default: the folder's only 3-D T2-weighted series)")
     p.add_argument("--subject-id", help="subject identifier (default: the output folder's name)")
     p.add_argument("--force", action="store_true", help="re-run steps even when they are current")
     p.add_argument("--stop-after", choices=["segment", "mesh", "head-coordinates"], help="stop after this step")
@@ -44,14 +49,15 @@ def run(args) -> int:
             raise NavigatorError(f"{src} is a workspace; leave out --out or point --out at it")
         ws = Workspace.open(src)
         if args.t2:
-            ws = create_workspace_from_image(ws.source_path("T1"), src, t2=args.t2)
+            ws = create_workspace_from_image(ws.source_path("T1"), src, t2=args.t2, t2_series=args.t2_series)
     else:
         if not args.out:
             raise NavigatorError("--out SUBJECT_DIR is required when IMAGE is an image")
         out = Path(args.out)
         if out.exists() and not out.is_dir():
             raise NavigatorError(f"{out}: --out exists and is a file; give a new or existing workspace folder")
-        ws = create_workspace_from_image(src, args.out, t2=args.t2, subject_id=args.subject_id)
+        ws = create_workspace_from_image(src, args.out, t2=args.t2, subject_id=args.subject_id,
+                                         series=args.series, t2_series=args.t2_series)
     with cli_progress(args, "prepare") as progress:
         mesh = params_from_args(args)
         report = prepare(ws, progress=progress, force=args.force, stop_after=args.stop_after,

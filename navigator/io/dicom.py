@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -366,16 +367,77 @@ def _images_of(ds: Any, path: Path) -> list[DicomImage]:
     return [DicomImage(path, ds)]
 
 
-def select_series(folder: str | Path, series_uid: str | None = None) -> DicomSeries:
-    """The one series to use: the only one, or the one whose UID (or series number) is given."""
+#: Fewest images of a series taken for a 3-D structural volume (localizers, 2-D stacks and
+#: single reformatted slabs have fewer).
+MIN_VOLUME_IMAGES = 60
+
+#: Series descriptions (SeriesDescription or ProtocolName, lower case) of each weighting across
+#: vendors: Siemens MPRAGE/SPACE, GE (IR-)FSPGR/BRAVO/CUBE, Philips 3D TFE/T2W TSE/VISTA.
+_WEIGHTING_PATTERNS = {
+    "T1": re.compile(r"t1|mp-?rage|mp_rage|spgr|bravo|tfe|flash"),
+    "T2": re.compile(r"t2|space|cube|vista"),
+}
+#: Descriptions that are not a plain structural volume of either weighting: FLAIR, T2*, diffusion,
+#: functional, localizers, quantitative maps, MP2RAGE inversions, phase images, angiography,
+#: reformats (Siemens "_MPR_", MIP).
+_NOT_STRUCTURAL = re.compile(
+    r"flair|t2\*|t2star|swi|dwi|dti|diff|bold|fmri|rest|epi|localiz|localis|scout|survey|aahead|map|inv1|inv2"
+    r"|phase|_ph(?![a-z])|tof|angio|asl|perf|(?<![a-z])mpr(?!age)|reformat|mip|(?<![a-z0-9])pd(?![a-z])"
+)
+
+
+def _is_derived(s: DicomSeries) -> bool:
+    """ImageType says DERIVED (reformats, MIPs, computed maps) or SECONDARY."""
+    ds = s.images[0].header if s.images else None
+    kinds = [str(t).upper() for t in (getattr(ds, "ImageType", None) or [])]
+    return "DERIVED" in kinds or "SECONDARY" in kinds
+
+
+def structural_candidates(series: list[DicomSeries], weighting: str) -> list[DicomSeries]:
+    """The series that look like a 3-D ``weighting`` ('T1' or 'T2') structural volume: MR, at
+    least :data:`MIN_VOLUME_IMAGES` images, original (not derived) images, a description naming
+    the weighting and none of the other kinds (:data:`_NOT_STRUCTURAL`); of a series saved with
+    and without distortion correction, the corrected one."""
+    pattern = _WEIGHTING_PATTERNS[weighting]
+    other = _WEIGHTING_PATTERNS["T2" if weighting == "T1" else "T1"]
+    out = []
+    for s in series:
+        text = s.description.lower()
+        if s.modality not in ("MR", "") or len(s.images) < MIN_VOLUME_IMAGES or _is_derived(s):
+            continue
+        if not pattern.search(text) or _NOT_STRUCTURAL.search(text):
+            continue
+        if weighting == "T2" and other.search(text) and "t2" not in text:
+            continue
+        out.append(s)
+    # Siemens saves the images without distortion correction beside the corrected ones as "..._ND"
+    corrected = [s for s in out if not re.search(r"(^|[_\s])nd($|[_\s])", s.description.lower())]
+    return corrected if corrected else out
+
+
+def select_series(folder: str | Path, series_uid: str | None = None, weighting: str | None = None) -> DicomSeries:
+    """The one series to use: the only one, the one whose UID (or series number) is given, or,
+    with ``weighting`` ('T1' or 'T2') and several series in the folder (a whole exam), the only
+    one that looks like a 3-D structural volume of that weighting (:func:`structural_candidates`;
+    logged). Anything else is an InputError listing the series."""
     series = list_dicom_series(folder)
     listing = "; ".join(f"[{i + 1}] {s.summary()}" for i, s in enumerate(series))
     if series_uid is None:
         if len(series) == 1:
             return series[0]
+        found = structural_candidates(series, weighting) if weighting else []
+        if len(found) == 1:
+            log.warning("%s: %d DICOM series; using %s, the only 3-D %s-weighted one (choose another with "
+                        "--series)", folder, len(series), found[0].summary(), weighting)
+            return found[0]
+        why = ""
+        if weighting:
+            why = (f"{len(found)} of them look like a 3-D {weighting}-weighted volume, " if found
+                   else f"none of them looks like a 3-D {weighting}-weighted volume, ")
         raise InputError(
             folder,
-            f"holds {len(series)} DICOM series: {listing}; pass --series UID (series_uid=...) to choose one",
+            f"holds {len(series)} DICOM series: {listing}; {why}pass --series UID or series number "
+            "(series_uid=...) to choose one",
         )
     wanted = str(series_uid).strip()
     hits = [s for s in series if s.uid == wanted] or [
@@ -650,10 +712,12 @@ def _number(ds, name: str) -> float | None:
         return None
 
 
-def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> Volume:
+def read_dicom_series(folder: str | Path, series_uid: str | None = None, weighting: str | None = None) -> Volume:
     """Read one DICOM series into a Volume (file voxel order, RAS affine, not reoriented).
 
     ``folder`` may also be one DICOM file: its folder is scanned and its series chosen.
+    ``weighting`` ('T1'/'T2'): in a folder of several series, take the only 3-D structural one
+    of that weighting when no ``series_uid`` is given (:func:`select_series`).
     Data is (X, Y, Z) or (X, Y, Z, T) when each slice position has T images.
     """
     folder = Path(folder)
@@ -665,7 +729,7 @@ def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> Volu
             raise InputError(folder, "is a DICOM file without an image")
         series_uid = series_uid or str(getattr(ds, "SeriesInstanceUID", ""))
         folder = folder.parent
-    series = select_series(folder, series_uid)
+    series = select_series(folder, series_uid, weighting)
     _check_uniform(series, folder)
     affine, grid, hdrs, tilt = _geometry(series, folder)
     rows, cols = series.rows, series.columns

@@ -83,7 +83,8 @@ def _is_dicom_input(path: Path) -> bool:
 
 
 def load_image(
-    path: str | Path, *, allow_4d: bool = False, reorient: bool = True, series_uid: str | None = None
+    path: str | Path, *, allow_4d: bool = False, reorient: bool = True, series_uid: str | None = None,
+    dicom_weighting: str | None = None,
 ) -> Volume:
     """Load a NIfTI/MGH/NRRD/MetaImage image or a DICOM series (folder or one of its files).
 
@@ -95,6 +96,9 @@ def load_image(
             (a 3-D file stays 3-D).
         reorient: reorder/flip voxel axes to the closest RAS orientation (no resampling).
         series_uid: which DICOM series to read when the folder holds several (UID or number).
+        dicom_weighting: 'T1' or 'T2': without ``series_uid``, a folder of several series (a whole
+            exam) gives its only 3-D structural series of that weighting
+            (:func:`navigator.io.dicom.select_series`).
 
     Returns:
         Volume with affine voxel -> scanner RAS mm. ``meta`` records 'format', 'transform'
@@ -109,7 +113,7 @@ def load_image(
     if not path.exists():
         raise InputError(path, "no such file or folder")
     if _is_dicom_input(path):
-        vol = _dicom.read_dicom_series(path, series_uid)
+        vol = _dicom.read_dicom_series(path, series_uid, dicom_weighting)
         data = vol.data
         if data.ndim == 4 and not allow_4d:
             raise InputError(
