@@ -49,6 +49,8 @@ class Ui(Protocol):
 
     def live_delivered(self, request, result, error) -> None: ...
 
+    def choose(self, title: str, label: str, options: list[str]) -> int | None: ...
+
 
 @dataclass
 class LiveResult:
@@ -103,8 +105,40 @@ class Controller:
             self._import(path, out_dir, "m2m")
         elif kind == "mesh":
             self._import(path, out_dir, "mesh")
+        elif kind == "dicom" and path.is_dir():
+            self.open_dicom(path, out_dir)
         else:
             self.open_image(path, out_dir)
+
+    def open_dicom(self, folder: str | Path, out_dir: str | Path | None = None, prepare: bool = True) -> None:
+        """Open a DICOM folder. Its series are listed off the UI thread; a folder of several (a
+        whole exam) opens its only 3-D T1-weighted series, or asks the user which series is the T1."""
+        from navigator.io.dicom import list_dicom_series, structural_candidates
+
+        folder = Path(folder)
+
+        def done(series):
+            if len(series) == 1:
+                self.open_image(folder, out_dir, prepare=prepare)
+                return
+            t1 = structural_candidates(series, "T1")
+            if len(t1) == 1:
+                chosen = t1[0]
+            else:
+                offered = t1 or series
+                why = (f"{len(t1)} look like a 3-D T1-weighted volume" if t1
+                       else "none looks like a 3-D T1-weighted volume by its description")
+                idx = self.ui.choose("Choose the T1 series",
+                                     f"{folder.name} holds {len(series)} DICOM series; {why}. Which is the T1?",
+                                     [s.summary() for s in offered])
+                if idx is None:
+                    self.ui.status(f"opening {folder.name} cancelled")
+                    return
+                chosen = offered[idx]
+            self.ui.status(f"{folder.name}: using {chosen.summary()}", 15000)
+            self.open_image(folder, out_dir, prepare=prepare, series=chosen.uid)
+
+        self.ui.run_task(f"Reading {folder.name}", lambda progress: list_dicom_series(folder), on_done=done)
 
     def open_workspace(self, path: str | Path) -> None:
         from navigator.core.workspace import Workspace
@@ -113,15 +147,17 @@ class Controller:
         self.ui.run_task(f"Loading {ws.subject_id}", _load_with_results, ws,
                          on_done=lambda d: self.subject_loaded(d, path))
 
-    def open_image(self, path: str | Path, out_dir: str | Path | None = None, prepare: bool = True) -> None:
-        """Create (or reopen) a workspace from a T1 image or DICOM folder, show it, then prepare it."""
+    def open_image(self, path: str | Path, out_dir: str | Path | None = None, prepare: bool = True,
+                   series: str | None = None) -> None:
+        """Create (or reopen) a workspace from a T1 image or DICOM folder (``series``: which of its
+        series; :meth:`open_dicom` asks), show it, then prepare it."""
         from navigator.pipeline import create_workspace_from_image
 
         out = Path(out_dir) if out_dir else loaders.default_workspace_dir(path)
 
         def work(progress):
             progress.update(0.05, "reading image")
-            ws = create_workspace_from_image(path, out)
+            ws = create_workspace_from_image(path, out, series=series)
             return _load_with_results(progress.sub(0.5, 1.0), ws)
 
         def done(data):

@@ -22,6 +22,22 @@ log = logging.getLogger("navigator.gui")
 SHOWN_ERRORS: list[tuple[str, str]] = []
 #: When True (tests), dialogs are created and shown non-modally and closed right away.
 NON_BLOCKING = False
+#: Every choice offered to the user (title, options); tests read it.
+SHOWN_CHOICES: list[tuple[str, list[str]]] = []
+#: Answers to the next choices when NON_BLOCKING (tests): an option index, or None for Cancel;
+#: first in, first out. With none left a choice is cancelled.
+ANSWERS: list[int | None] = []
+
+
+def choose_item(parent: QWidget | None, title: str, label: str, options: list[str]) -> int | None:
+    """Ask the user to pick one of ``options`` (a modal list); the index picked, None if cancelled."""
+    SHOWN_CHOICES.append((title, list(options)))
+    if NON_BLOCKING:
+        return ANSWERS.pop(0) if ANSWERS else None
+    from PyQt6.QtWidgets import QInputDialog
+
+    item, ok = QInputDialog.getItem(parent, title, label, options, 0, False)
+    return options.index(item) if ok and item in options else None
 
 
 def error_message(exc: BaseException) -> tuple[str, str]:

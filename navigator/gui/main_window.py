@@ -45,7 +45,7 @@ from PyQt6.QtWidgets import (
 from navigator.core.errors import NavigatorError
 from navigator.gui import jobs, loaders  # noqa: F401 - jobs imported now, not on the first click
 from navigator.gui.controller import Controller
-from navigator.gui.dialogs import error_message, show_error, show_exception
+from navigator.gui.dialogs import choose_item, error_message, show_error, show_exception
 from navigator.gui.panels.export import ExportPanel
 from navigator.gui.panels.results import ResultsPanel
 from navigator.gui.panels.target import TargetPanel
@@ -436,6 +436,10 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Load plan", start, "Plan (*.json)")
         if path:
             self.command("load_plan", path)
+
+    def choose(self, title: str, label: str, options: list[str]) -> int | None:
+        """Ui protocol: one of ``options`` picked by the user (index), None if cancelled."""
+        return choose_item(self, title, label, options)
 
     def screenshot_dialog(self) -> None:
         start = str(Path(str(self.settings.value("screenshotFolder", self._last_folder()))) / "navigator.png")
