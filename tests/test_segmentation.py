@@ -200,3 +200,24 @@ def test_non_head_image_is_rejected():
     cube[40:50, 40:50, 40:50] = 100.0
     with pytest.raises(InputError, match="not a whole-head"):
         segment_head(Volume(cube, np.diag([2.0, 2.0, 2.0, 1.0])))
+
+
+def test_bright_noise_background_is_refused_with_guidance():
+    """An MP2RAGE UNI image has noise as bright as tissue around the head: the head's outline
+    cannot be found, and the user is told what to give instead. Dark (Rayleigh) noise, and a
+    field of view cut inside the head (bright but smooth border), are not that."""
+    from navigator.segmentation.pipeline import segment_head
+
+    rng = np.random.default_rng(5)
+    lab, _ = _spheres(shape=(110, 110, 110), radii=(24, 30, 34, 44, 52))
+    tissue = np.where(lab > 0, 0.4 + 0.1 * lab, 0.0)  # smooth layers
+    rayleigh = np.hypot(rng.normal(0, 0.03, lab.shape), rng.normal(0, 0.03, lab.shape))
+    uni = np.where(lab > 0, tissue, rng.uniform(0.0, 1.0, lab.shape)).astype(np.float32)
+    mprage = (tissue + rayleigh).astype(np.float32)
+    assert preprocess.bright_noise_background(uni, np.ones(3))[0]
+    assert not preprocess.bright_noise_background(mprage, np.ones(3))[0]
+    cropped = mprage[25:-25, 25:-25, 25:-25]  # every border voxel is tissue
+    verdict, fraction, roughness = preprocess.bright_noise_background(cropped, np.ones(3))
+    assert fraction > preprocess.BRIGHT_BORDER_FRACTION and roughness < 0.2 and not verdict
+    with pytest.raises(InputError, match="MP2RAGE UNI"):
+        segment_head(Volume(uni * 1000.0, np.diag([2.0, 2.0, 2.0, 1.0])))

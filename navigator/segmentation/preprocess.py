@@ -169,6 +169,39 @@ def air_noise_ceiling(values: np.ndarray, split: float) -> float:
     return 3.16 * float(np.median(air)) if air.size else 0.0
 
 
+#: Depth (mm) of the image's outer shell read by :func:`bright_noise_background`.
+BORDER_SHELL_MM = 5.0
+#: Above this fraction of the outer shell brighter than the air/tissue split, and ...
+BRIGHT_BORDER_FRACTION = 0.5
+#: ... above this median roughness (local RMS of the detail finer than 1 voxel / local level:
+#: white noise about 0.5, tissue about 0.1), the background is bright noise.
+NOISE_ROUGHNESS = 0.35
+
+
+def bright_noise_background(data: np.ndarray, spacing: np.ndarray) -> tuple[bool, float, float]:
+    """Whether the air around the head is noise as bright as tissue (an MP2RAGE UNI image: the
+    ratio of two noise-only inversions spans the whole intensity range).
+
+    Returns (verdict, fraction of the outer :data:`BORDER_SHELL_MM` shell brighter than the
+    air/tissue split, median roughness of those voxels). A dark background (MPRAGE, SPGR, any
+    magnitude image) has a bright fraction near 0.1; a field of view cut through the head adds
+    bright but smooth tissue (roughness ~0.1)."""
+    sample = np.asarray(data[::2, ::2, ::2], np.float32)
+    b = max(1, int(round(BORDER_SHELL_MM / (2.0 * float(np.mean(spacing))))))
+    shell = np.ones(sample.shape, bool)
+    shell[b:-b, b:-b, b:-b] = False
+    split = air_tissue_threshold(sample)
+    bright = shell & (sample > split)
+    fraction = float(bright.sum()) / max(int(shell.sum()), 1)
+    if fraction <= BRIGHT_BORDER_FRACTION:
+        return False, fraction, float("nan")
+    detail = sample - ndi.gaussian_filter(sample, 1.0)
+    rms = np.sqrt(np.clip(ndi.uniform_filter(detail * detail, 3), 0.0, None))
+    level = np.maximum(ndi.uniform_filter(sample, 3), 1e-3 * float(sample.max()))
+    roughness = float(np.median((rms / level)[bright]))
+    return roughness > NOISE_ROUGHNESS, fraction, roughness
+
+
 def head_mask(data: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     """Boolean mask of the head: everything brighter than the background noise, largest
     connected component, small gaps closed, holes (air cavities, dark bone) filled.
