@@ -445,3 +445,36 @@ def test_cli_gui_registered_and_display_check(monkeypatch):
     monkeypatch.delenv("QT_QPA_PLATFORM")
     monkeypatch.setenv("DISPLAY", ":99")
     assert display_available() is True
+
+
+def test_head_model_qc_is_shown(window, subject, qtbot, tmp_path):
+    """A head model whose QC says "check" is reported when the subject opens, and Subject > Head
+    model QC report shows the verdict, the warnings and the QC figure."""
+    import json
+    import shutil
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    w = window
+    ws = tmp_path / "qc_subject"
+    shutil.copytree(subject.root, ws)
+    qc_dir = ws / "labels" / "qc"
+    qc_dir.mkdir(parents=True, exist_ok=True)
+    qc = {"verdict": {"plausible": False, "summary": "check: skull",
+                      "findings": [{"ok": False, "message": "skull (compact + spongy bone) 1059 ml (above)"}]},
+          "warnings": ["the face has been removed from the image"]}
+    (qc_dir / "segmentation_qc.json").write_text(json.dumps(qc))
+    fig = plt.figure(figsize=(3, 2))
+    fig.savefig(qc_dir / "segmentation_qc.png")
+    plt.close(fig)
+    w.open_path(ws)
+    wait_idle(qtbot, w)
+    assert "head model QC: check: skull" in w.statusBar().currentMessage()
+    w.actions_by_name["show_qc_report"].trigger()
+    dialog = w.qc_dialog
+    assert dialog.isVisible() and not dialog.figure.pixmap().isNull()
+    assert "1059 ml" in dialog.text.text() and "face has been removed" in dialog.text.text()
+    dialog.close()

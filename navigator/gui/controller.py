@@ -206,7 +206,10 @@ class Controller:
             msg += f"; {len(entries)} stored result(s) in the Results panel"
         if session is not None:
             msg += "; last session restored"
-        if data.messages:  # what the user must check (estimated fiducials, unreadable files)
+        verdict = (data.qc or {}).get("verdict")
+        if verdict and not verdict.get("plausible", True):  # a bad head model must be seen at once
+            data.messages.insert(0, f"head model QC: {verdict['summary']} (Subject > Head model QC report)")
+        if data.messages:  # what the user must check (QC, estimated fiducials, unreadable files)
             msg += " - " + "; ".join(data.messages)
         self.ui.status(msg, 30000 if data.messages else 10000)
         for m in data.messages + notes:

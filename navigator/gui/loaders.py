@@ -67,6 +67,10 @@ class SubjectData:
     has_mesh: bool = False
     has_transform: bool = False
     messages: list[str] = field(default_factory=list)
+    #: the segmentation's QC (``labels/qc/segmentation_qc.json``: verdict, warnings, volumes) and
+    #: its report figure; None when the workspace has no segmentation of its own
+    qc: dict[str, Any] | None = None
+    qc_png: Path | None = None
     ctx: Any = None  # navigator.targets.head.Head, warmed up on the worker thread
 
 
@@ -119,6 +123,14 @@ def load_subject(ws: Workspace, progress: Progress | None = None) -> SubjectData
         if data.image is None:
             data.image = ras_volume(lab.with_data(np.asarray(lab.data, np.float32)))
         data.labels = resample_to(lab, data.image, order=0).astype(np.uint8)
+        from navigator.segmentation.step import QC_PNG, load_qc
+
+        try:
+            data.qc = load_qc(ws)
+        except (OSError, ValueError) as exc:  # a damaged QC file must not stop the subject opening
+            data.messages.append(f"segmentation QC unreadable: {exc}")
+        png = ws.path("qc") / QC_PNG
+        data.qc_png = png if png.exists() else None
     progress.update(0.5, "reading surfaces")
     from navigator.targets.head import Head
 

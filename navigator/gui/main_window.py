@@ -113,6 +113,7 @@ MENUS: list[tuple[str, list]] = [
                ("&Quit", "close", (), QKeySequence.StandardKey.Quit, None)]),
     ("&Edit", ["undo"]),
     ("&Subject", [("&Prepare head model", "prepare_head_model", (), "Ctrl+P", None),
+                  ("Head model &QC report", "show_qc_report", (), "Ctrl+Shift+Q", "actionQcReport"),
                   ("&Cancel running task", "cancel_task", (), "Esc", None)]),
     ("&Plan", [("Simulate &TMS (full FEM)", "simulate_tms", (), "Ctrl+T", "actionSimulateTms"),
                ("Simulate t&DCS", "simulate_tdcs", (), "Ctrl+D", None),
@@ -321,6 +322,17 @@ class MainWindow(QMainWindow):
 
     def export_current(self) -> None:
         self.export_panel.export()
+
+    def show_qc_report(self) -> None:
+        """The segmentation's QC figure and verdict (Subject > Head model QC report)."""
+        from navigator.gui.qc_dialog import QcReportDialog
+
+        s = self.state.subject
+        if s is None or s.qc is None:
+            self.status("no segmentation QC: open a subject and prepare its head model (Ctrl+P)")
+            return
+        self.qc_dialog = QcReportDialog(self, s.ws.subject_id if s.ws else "subject", s.qc, s.qc_png)
+        self.qc_dialog.show()
 
     def show_help(self) -> None:
         QMessageBox.information(self, "navigator - keyboard and mouse", HELP)
