@@ -77,12 +77,14 @@ def save_view(t1_data: np.ndarray, lab: np.ndarray, affine: np.ndarray, view: st
     from matplotlib.patches import Patch
 
     from navigator.core.atomic import atomic_path
-    from navigator.segmentation.qc_figure import _COLORS, _center_of
+    from navigator.segmentation.qc_figure import _COLORS, MEDIAL_VIEW_OFFSET_MM, _center_of
 
     normal, (left, right, bottom, top) = VIEWS[view]
-    c = _center_of(lab)
+    c = np.asarray(_center_of(lab), float)
+    if view == "sagittal":  # the left medial surface, not the fissure (as the QC report)
+        c[normal] -= MEDIAL_VIEW_OFFSET_MM / abs(float(affine[normal, normal]))
     sl = [slice(None)] * 3
-    sl[normal] = int(c[normal])
+    sl[normal] = int(round(c[normal]))
     im2 = np.asarray(t1_data, np.float32)[tuple(sl)].T  # rows: second in-plane axis, cols: first
     lb2 = np.asarray(lab)[tuple(sl)].T
     u, v = [a for a in range(3) if a != normal]
@@ -217,8 +219,11 @@ def main(argv=None) -> int:
     if off_diag > 1e-3:
         print(f"note: the grid is oblique (max off-diagonal {off_diag:.3f}); the letters give the closest "
               "world directions")
+    from navigator.segmentation.qc_figure import MEDIAL_VIEW_OFFSET_MM
+
     out = Path(args.out)
-    footer = (f"{name}: {t1_desc} with navigator segment labels; slice through the brain centre; "
+    footer = (f"{name}: {t1_desc} with navigator segment labels; slices through the brain centre "
+              f"(sagittal: {MEDIAL_VIEW_OFFSET_MM:.0f} mm to its left, the medial surface); "
               f"benchmarks/segmentation_screenshots.py, {datetime.date.today().isoformat()}")
     for view in VIEWS:
         p = save_view(t1_ras, lab_ras, aff, view, out / f"segmentation_{view}.png",

@@ -91,13 +91,14 @@ def test_report_planes_follow_the_head_axes_and_pass_through_the_target():
     views = {"mni_axes_subject": rot.tolist(), "dlpfc_target": {"subject_ras_mm": target.tolist()},
              "midline_point_subject_ras_mm": [0.0, 0.0, 0.0]}
     planes = report_planes(labels, views)
-    assert [p["name"].split()[0] for p in planes] == ["axial", "coronal", "sagittal", "mid-sagittal"]
+    assert [p["name"].split()[0] for p in planes] == ["axial", "coronal", "sagittal", "medial"]
     for p in planes[:3]:
         normal = np.cross(p["e_u"], p["e_v"])
         assert abs(float((target - p["origin"]) @ normal)) < 1e-9  # the target is on the plane
         assert p["mark"] is not None
     mid = planes[3]
     assert np.allclose(np.abs(np.cross(mid["e_u"], mid["e_v"])), np.abs(rot[0])) and mid["mark"] is None
+    assert float(mid["point"] @ rot[0]) == pytest.approx(-4.0)  # the left medial surface, off the fissure
     np.testing.assert_allclose(planes[0]["e_v"], rot[1])  # axial panel: up = anterior of the head
     # without a registration: grid axes through the brain centre, no target
     plain = report_planes(labels, None)

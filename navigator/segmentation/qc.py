@@ -420,7 +420,7 @@ def assess(measures: dict[str, float], topology: dict[str, Any] | None = None,
         lo = MEDIAL_MIN_SHARE_OF_TEMPLATE * tmpl
         ok = x >= lo
         findings.append(QcFinding(
-            "medial cortex", ok, x, f">= {lo:.2f}", "medial cortex along the midline (mid-sagittal view)",
+            "medial cortex", ok, x, f">= {lo:.2f}", "medial cortex along the midline (medial-surface view)",
             f"medial cortex: {x:.2f} of the GM + CSF next to the midline is grey matter"
             + ("" if ok else f" (template {tmpl:.2f}): cortex labelled CSF?")))
     bad = [f for f in findings if f.ok is False]

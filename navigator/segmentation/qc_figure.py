@@ -184,9 +184,16 @@ def _letters(ax, letters: tuple[str, str, str, str]) -> None:
     ax.text(0.5, 0.98, top, ha="center", va="top", **kw)
 
 
+#: The fourth panel cuts the left hemisphere this far (mm) from the midline, parallel to it:
+#: the medial cortex (cingulate, medial frontal and parietal), not the interhemispheric fissure
+#: and the falx that a cut exactly through the midline shows as a sheet of CSF on any head.
+MEDIAL_VIEW_OFFSET_MM = 4.0
+
+
 def report_planes(labels: Volume, views: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The four planes of the QC report: axial, coronal and sagittal through the left DLPFC
-    target and the mid-sagittal plane, each as a dict with 'name', 'point' (subject RAS mm on the
+    target and the left medial surface (:data:`MEDIAL_VIEW_OFFSET_MM` left of the midline,
+    parallel to it), each as a dict with 'name', 'point' (subject RAS mm on the
     plane), 'e_u', 'e_v' (in-plane unit vectors: the panel's rightward and upward directions),
     'letters' (left, right, bottom, top) and 'mark' (the target, or None).
 
@@ -219,8 +226,8 @@ def report_planes(labels: Volume, views: dict[str, Any] | None) -> list[dict[str
          "letters": ("L", "R", "I", "S")},
         {"name": f"sagittal through {tname}", "point": through, "e_u": ey, "e_v": ez,
          "letters": ("P", "A", "I", "S")},
-        {"name": "mid-sagittal (midline)", "point": mid, "e_u": ey, "e_v": ez,
-         "letters": ("P", "A", "I", "S")},
+        {"name": f"medial surface ({MEDIAL_VIEW_OFFSET_MM:.0f} mm left of the midline)",
+         "point": mid - MEDIAL_VIEW_OFFSET_MM * ex, "e_u": ey, "e_v": ez, "letters": ("P", "A", "I", "S")},
     ]
     for p in planes:
         p["mark"] = target if (target is not None and "DLPFC" in p["name"]) else None
@@ -238,7 +245,7 @@ def save_qc_report(t1: Volume, labels: Volume, path: str | Path, title: str = ""
     check (tissue volumes and ratios against normal adult ranges, skull thickness, topology,
     medial cortex), failed ones in red. Right: the T1 with the labels as a coloured fill, in
     four planes: axial, coronal and sagittal through the left DLPFC target (cross-hair) and the
-    mid-sagittal plane. Planes follow the MNI axes (the head's own orientation, whatever the scan's),
+    left medial surface (4 mm off the midline). Planes follow the MNI axes (the head's own orientation, whatever the scan's),
     1 mm sampling, subject's right on the right and anterior on the right.
 
     ``metrics`` is the QC metrics dictionary of :func:`navigator.segmentation.qc.segmentation_metrics`
