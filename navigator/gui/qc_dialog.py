@@ -1,9 +1,9 @@
 """The head model's QC report in the app: the segmentation's QC figure and its verdict.
 
 The figure is ``labels/qc/segmentation_qc.png`` (label overlays in three planes through the
-left DLPFC and the midline, tissue volumes against adult ranges, a plain verdict), made by the
-segmentation step; the text above it repeats the verdict, the failed checks and the
-segmentation's warnings (cut field of view, defaced face...).
+left DLPFC and one through the left medial surface, tissue volumes against adult ranges, a
+plain verdict), made by the segmentation step; the text above it repeats the verdict, the
+failed checks and the segmentation's warnings (cut field of view, defaced face...).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ log = logging.getLogger("navigator")
 #: File name endings read by this module -> format name recorded in the volume's meta.
 ITK_SUFFIXES: dict[str, str] = {".nrrd": "nrrd", ".nhdr": "nrrd", ".mha": "metaimage", ".mhd": "metaimage"}
 
+#: How the formats are named in messages.
 ITK_SUFFIXES_DOC = "NRRD/MetaImage"
 
 #: ITK's world frame is LPS; flipping x and y gives RAS.
