@@ -8,14 +8,7 @@ import SimpleITK as sitk
 
 from navigator.core.errors import InputError
 from navigator.io.images import image_info, load_image
-
-
-def _rotation(ax: float, ay: float, az: float) -> np.ndarray:
-    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
+from navigator.samples.warp import _rotation_xyz
 
 
 def _oblique_itk_image() -> tuple[sitk.Image, np.ndarray, tuple[int, int, int]]:
@@ -27,7 +20,7 @@ def _oblique_itk_image() -> tuple[sitk.Image, np.ndarray, tuple[int, int, int]]:
     image = sitk.GetImageFromArray(np.transpose(data, (2, 1, 0)))  # ITK's numpy view is [k, j, i]
     image.SetSpacing((0.9, 1.2, 2.5))
     image.SetOrigin((31.0, -17.5, 44.0))
-    image.SetDirection(tuple(_rotation(0.3, -0.2, 0.5).ravel()))
+    image.SetDirection(tuple(_rotation_xyz(0.3, -0.2, 0.5).ravel()))
     return image, data, marker
 
 

@@ -446,37 +446,8 @@ def image_info(path: str | Path, series_uid: str | None = None) -> ImageInfo:
         raise InputError(path, "no such file or folder")
     if _is_dicom_input(path):
         vol = _dicom.read_dicom_series(path, series_uid)
-        vmin, vmax, pct, n_bad = _stats(vol.data)
-        guess, reason, n_u = guess_modality(vol.data, vol.meta, spacing=vol.spacing)
-        problems = []
-        if vol.data.ndim == 4:
-            problems.append(f"4-D with {vol.data.shape[3]} volumes")
-        return ImageInfo(
-            path=str(path),
-            format="dicom",
-            shape=tuple(int(s) for s in vol.data.shape),
-            voxel_size_mm=tuple(float(v) for v in vol.spacing),
-            axcodes=axcodes_of(vol.affine),
-            transform="dicom",
-            sform_code=None,
-            qform_code=None,
-            sform_qform_disagree=False,
-            sform_qform_max_diff_mm=None,
-            affine=vol.affine.tolist(),
-            dtype=str(vol.data.dtype),
-            scl_slope=1.0,
-            scl_inter=0.0,
-            min=vmin,
-            max=vmax,
-            percentiles=pct,
-            n_nonfinite=n_bad,
-            n_unique_sampled=n_u,
-            modality_guess=guess,
-            modality_reason=reason,
-            world_bounds_mm=tuple(tuple(float(x) for x in b) for b in vol.world_bounds()),
-            dicom={k: v for k, v in vol.meta.items() if k not in ("format", "transform")},
-            problems=problems,
-        )
+        problems = [f"4-D with {vol.data.shape[3]} volumes"] if vol.data.ndim == 4 else []
+        return _array_info(path, "dicom", "dicom", vol.data, vol.affine, problems, dicom_meta=vol.meta)
     if _itk.itk_format(path):
         return _itk_image_info(path)
     img = _nifti.open_image(path)
@@ -543,43 +514,54 @@ def image_info(path: str | Path, series_uid: str | None = None) -> ImageInfo:
 
 
 def _itk_image_info(path: Path) -> ImageInfo:
-    """:func:`image_info` for a NRRD/MetaImage file."""
+    """:func:`image_info` for a NRRD/MetaImage file (the header's problems, else the voxels too)."""
     header = _itk.read_header(path)
     problems = list(header.problems)
-    vmin = vmax = None
-    pct: dict[str, float] = {}
-    n_bad = 0
-    n_u = None
-    guess, reason = "other", "not read: " + (problems[0] if problems else "")
     if len(header.shape) == 4:
         problems.append(f"4-D with {header.shape[3]} volumes or components (loads only where a series is expected)")
-    if not header.problems:
-        data, _ = _itk.read_itk_image(path, allow_nonfinite=True)
+    data = None if header.problems else _itk.read_itk_image(path, allow_nonfinite=True)[0]
+    return _array_info(path, header.format, "itk", data, header.affine, problems, warnings=header.warnings,
+                       shape=header.shape, dtype=header.dtype)
+
+
+def _array_info(path: Path, fmt: str, transform: str, data: np.ndarray | None, affine: np.ndarray,
+                problems: list[str], *, warnings: tuple[str, ...] | list[str] = (),
+                dicom_meta: dict[str, Any] | None = None,
+                shape: tuple[int, ...] | None = None, dtype: Any = None) -> ImageInfo:
+    """:class:`ImageInfo` of an image whose voxels are in memory (DICOM, NRRD/MetaImage) or, with
+    ``data`` None, unreadable for the reasons in ``problems`` (then ``shape`` and ``dtype`` come
+    from the header)."""
+    vmin = vmax = n_u = None
+    pct: dict[str, float] = {}
+    n_bad = 0
+    spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    guess, reason = "other", "not read: " + (problems[0] if problems else "")
+    if data is not None:
         vmin, vmax, pct, n_bad = _stats(data)
         if n_bad:
             problems.append(f"{n_bad:,} NaN/inf voxels")
-        guess, reason, n_u = guess_modality(data, spacing=np.sqrt((header.affine[:3, :3] ** 2).sum(axis=0)))
-    aff = header.affine
-    n = np.array(header.shape[:3]) - 1
+        guess, reason, n_u = guess_modality(data, dicom_meta, spacing=spacing)
+    shape = tuple(int(x) for x in (data.shape if data is not None else shape))
+    n = np.array(shape[:3]) - 1
     corners = np.array([[i, j, k, 1.0] for i in (0, n[0]) for j in (0, n[1]) for k in (0, n[2])])
-    world = (corners @ aff.T)[:, :3]
+    world = (corners @ affine.T)[:, :3]
     try:
-        codes = axcodes_of(aff)
+        codes = axcodes_of(affine)
     except Exception:  # noqa: BLE001 - degenerate geometry (reported in problems)
         codes = ("?", "?", "?")
     return ImageInfo(
         path=str(path),
-        format=header.format,
-        shape=header.shape,
-        voxel_size_mm=tuple(float(v) for v in np.sqrt((aff[:3, :3] ** 2).sum(axis=0))),
+        format=fmt,
+        shape=shape,
+        voxel_size_mm=tuple(float(v) for v in spacing),
         axcodes=codes,
-        transform="itk",
+        transform=transform,
         sform_code=None,
         qform_code=None,
         sform_qform_disagree=False,
         sform_qform_max_diff_mm=None,
-        affine=aff.tolist(),
-        dtype=str(header.dtype),
+        affine=affine.tolist(),
+        dtype=str(data.dtype if data is not None else dtype),
         scl_slope=1.0,
         scl_inter=0.0,
         min=vmin,
@@ -590,6 +572,7 @@ def _itk_image_info(path: Path) -> ImageInfo:
         modality_guess=guess,
         modality_reason=reason,
         world_bounds_mm=(tuple(float(x) for x in world.min(axis=0)), tuple(float(x) for x in world.max(axis=0))),
-        warnings=list(header.warnings),
+        dicom=None if dicom_meta is None else {k: v for k, v in dicom_meta.items() if k not in ("format", "transform")},
+        warnings=list(warnings),
         problems=problems,
     )
