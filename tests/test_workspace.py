@@ -328,7 +328,7 @@ def test_open_leaves_a_running_step_alone(tmp_path: Path) -> None:
     assert not (ws.root / step_commit.STAGING_DIR).exists() and not (ws.root / "b.txt").exists()
 
 
-def test_missing_step_output_makes_the_step_stale(tmp_path: Path, caplog) -> None:
+def test_missing_step_output_makes_the_step_stale(tmp_path: Path, caplog, capsys) -> None:
     """A deleted output (not a source) does not lock the user out: the workspace opens with a
     warning and the step is no longer current, so the next run remakes it."""
     ws = Workspace.create(tmp_path / "s")
@@ -346,3 +346,7 @@ def test_missing_step_output_makes_the_step_stale(tmp_path: Path, caplog) -> Non
         again = Workspace.open(ws.root)
     assert "head-coordinates" in caplog.text and "missing" in caplog.text
     assert not again.step_is_current("head-coordinates", {"system": "10-10"}, [src])
+    from navigator.cli import main
+
+    assert main(["workspace", str(ws.root)]) == 0
+    assert "head-coordinates: STALE, output missing: targets/fiducials.json" in capsys.readouterr().out

@@ -21,7 +21,12 @@ def run(args) -> int:
         out.print(f"  source {role}: {src['path']}  sha256 {src['sha256'][:12]}...  from {src.get('original')}")
     for name, step in ws.steps().items():
         secs = f"{step.seconds:.1f} s" if step.seconds is not None else "?"
-        out.print(f"  step {name}: done {step.completed} ({secs}, navigator {step.software_version})")
+        missing = [rel for rel in step.outputs if not (ws.root / rel).exists()]
+        if missing:
+            out.print(f"  step {name}: STALE, output missing: {', '.join(missing)} "
+                      f"(navigator prepare {ws.root} remakes it)")
+        else:
+            out.print(f"  step {name}: done {step.completed} ({secs}, navigator {step.software_version})")
     if args.verify:
         out.print("all recorded files verified")
     return 0

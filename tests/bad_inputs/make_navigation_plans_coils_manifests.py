@@ -292,8 +292,8 @@ def manifests() -> None:
         "string_schema/subject.json": m(schema_version="1"),
         "no_subject_id/subject.json": json.dumps({k: v for k, v in good.items() if k != "subject_id"}),
         "source_without_hash/subject.json": m(sources={"t1": {"path": "sources/T1.nii.gz"}}),
-        "missing_output/subject.json": m(steps={"mesh": {"completed": "2026-12-01T10:00:00+00:00",
-                                                         "outputs": {"mesh/head.msh": "0" * 64}}}),
+        "missing_source/subject.json": m(sources={"T1": {"path": "input/T1.nii.gz", "sha256": "0" * 64,
+                                                         "original": "/data/sub-01_T1w.nii.gz"}}),
         "malformed_step/subject.json": m(steps={"mesh": ["head.msh"]}),
         "no_manifest/README.txt": "a folder that is not a navigator workspace\n",
     }
@@ -304,7 +304,7 @@ def manifests() -> None:
         (WORKSPACE, "string_schema", r"string_schema/subject\.json: manifest has no integer schema_version"),
         (WORKSPACE, "no_subject_id", r"no_subject_id/subject\.json: manifest field 'subject_id' missing"),
         (WORKSPACE, "source_without_hash", r"source_without_hash/subject\.json: source 't1' lacks path or sha256"),
-        (WORKSPACE, "missing_output", r"missing_output/mesh/head\.msh: file named in subject\.json is missing"),
+        (WORKSPACE, "missing_source", r"missing_source/input/T1\.nii\.gz: file named in subject\.json is missing"),
         (WORKSPACE, "malformed_step", r"malformed_step/subject\.json: step 'mesh' is malformed"),
         (WORKSPACE, "no_manifest", r"no_manifest: not a navigator workspace \(no subject\.json\)"),
     ]
