@@ -537,3 +537,34 @@ def test_head_reuses_the_recorded_targets_only_while_current(tmp_path) -> None:
     assert moved.resolved == {}
     np.testing.assert_allclose(old, [-30.0, 40.0, 50.0])
     np.testing.assert_allclose(moved.target("mine").point, [30.0, 40.0, 50.0])
+
+
+def test_defaced_head_is_completed_for_the_eeg_only_where_it_was_removed() -> None:
+    """A head (the template's own, in MNI space) with its face zero-filled: the completed scalp
+    has the face again (the template nasion lies on it), the defaced scalp does not; an intact
+    head needs no completion."""
+    from navigator.targets.completed_scalp import completed_scalp, template_head_mask
+    from navigator.targets.fiducials import template_landmarks_mni
+
+    aff = np.diag([2.0, 2.0, 2.0, 1.0])
+    aff[:3, 3] = [-90.0, -126.0, -72.0]
+    shape = (91, 109, 91)
+    ident = identity_transform(half=140.0, step=10.0)
+    head = template_head_mask(shape, aff, ident)
+    rng = np.random.default_rng(0)
+    t1 = np.where(head, 100.0, rng.uniform(1.0, 5.0, shape)).astype(np.float32)  # noisy air, no zeros
+    assert completed_scalp(Volume(t1, aff), Volume(head.astype(np.uint8), aff), ident) is None
+
+    world = np.stack(np.meshgrid(*(aff[a, a] * np.arange(shape[a]) + aff[a, 3] for a in range(3)), indexing="ij"), -1)
+    face = (world[..., 1] > 55.0) & (world[..., 2] < 25.0)  # pydeface-like block in front of the brow
+    t1_defaced = np.where(face, 0.0, t1).astype(np.float32)
+    defaced = head & ~face
+    nasion = template_landmarks_mni()["nasion"]
+    completed = completed_scalp(Volume(t1_defaced, aff), Volume(defaced.astype(np.uint8), aff), ident)
+    assert completed is not None
+    assert np.linalg.norm(SurfaceQuery(completed).closest_point(nasion)[0][0] - nasion) < 3.0
+    from skimage.measure import marching_cubes
+
+    v, f, _, _ = marching_cubes(defaced.astype(np.float32), 0.5)
+    cut = Surface(v * 2.0 + aff[:3, 3], f)
+    assert np.linalg.norm(SurfaceQuery(cut).closest_point(nasion)[0][0] - nasion) > 10.0

@@ -8,6 +8,8 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
+
 from navigator.core.errors import NavigatorError
 from navigator.core.progress import Progress, ensure_progress
 from navigator.core.transforms import AFFINE_NAME, MNI_TO_SUBJECT_NAME, SUBJECT_TO_MNI_NAME
@@ -26,6 +28,34 @@ def stored_cap(ws: Workspace, system: str):
 
     path = ws.root / CAP_FILES[system]
     return read_eeg_csv(path, system=system) if path.exists() else None
+
+
+def eeg_scalp(ws: Workspace, ctx, fid):
+    """The scalp the EEG positions are built on: the subject's, or, when the image lacks part of
+    the head (a fiducial had no scalp under it, or the QC found the orbits zero-filled: a defaced
+    face), the subject's head completed with the template head where the image was zero-filled
+    (:mod:`navigator.targets.completed_scalp`; identical wherever the image has scalp)."""
+    from navigator.io.images import load_image
+    from navigator.segmentation.step import load_qc
+    from navigator.targets.completed_scalp import completed_scalp
+
+    qc = load_qc(ws) if ws.path("qc").exists() else None
+    face_removed = bool(fid.estimated) or bool((qc or {}).get("orbits_zero_filled"))
+    if not face_removed or not (ws.path("t1").exists() and ws.path("labels").exists()):
+        return ctx.scalp
+    try:
+        transform = ctx.require_transform()
+    except NavigatorError:
+        return ctx.scalp
+    t1, labels = load_image(ws.path("t1")), load_image(ws.path("labels"))
+    if t1.shape != labels.shape or not np.allclose(t1.affine, labels.affine, atol=1e-4):
+        return ctx.scalp
+    surface = completed_scalp(t1, labels, transform)
+    if surface is None:
+        return ctx.scalp
+    log.warning("%s: the image lacks part of the head (defaced face); the EEG positions are built on the "
+                "scalp completed with the MNI template head there", ws.root)
+    return surface
 
 
 def head_coordinates_workspace(ws: Workspace, *, progress: Progress | None = None, force: bool = False,
@@ -54,6 +84,7 @@ def head_coordinates_workspace(ws: Workspace, *, progress: Progress | None = Non
         log.warning("%s: no MNI transforms and no user fiducials; skipping fiducials and EEG positions", ws.root)
         return False
     inputs = [scalp] + ([fid_path] if user_fid else transforms)
+    inputs += [p for p in (ws.path("t1"), ws.path("labels")) if p.exists()]  # the scalp's completion
     params = {"system": system, "fiducials": "user" if user_fid else "auto", "caps": sorted(CAP_FILES)}
     if not force and ws.step_is_current(STEP, params, inputs):
         return False
@@ -61,13 +92,14 @@ def head_coordinates_workspace(ws: Workspace, *, progress: Progress | None = Non
     ctx = HeadContext(ws)
     progress.update(0.05, "fiducials")
     fid = load_fiducials(fid_path) if user_fid else find_fiducials(ctx.scalp, ctx.require_transform())
+    scalp_for_eeg = eeg_scalp(ws, ctx, fid)
     progress.update(0.3, "EEG 10-10 positions")
-    eeg = construct_10_10(ctx.scalp, fid)
+    eeg = construct_10_10(scalp_for_eeg, fid)
     progress.update(0.6, "EEG 10-05 positions")
     caps = {}
     for cap_system in sorted(CAP_FILES):
         try:
-            caps[cap_system] = construct_cap(ctx.scalp, fid, cap_system)
+            caps[cap_system] = construct_cap(scalp_for_eeg, fid, cap_system)
         except NavigatorError as exc:  # the 10-10 positions stand on their own
             log.warning("%s: no EEG %s positions: %s", ws.root, cap_system, exc)
     # outputs are staged and committed together with the manifest record (navigator.core.step_commit)
