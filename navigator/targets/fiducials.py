@@ -44,7 +44,7 @@ MNI_FIDUCIAL_RAYS: dict[str, tuple[tuple[float, float, float], tuple[float, floa
 
 #: A scalp point found farther than this (mm, along the ray) inside the template's landmark
 #: means the image has no scalp there (defaced face or ears, cut field of view): the template's
-#: landmark is used instead. Intact heads: see docs/validation.md (Targets and head coordinates).
+#: landmark is used instead. Measured on intact and defaced heads: docs/validation.md, Defaced scans.
 MISSING_SCALP_MM = 15.0
 
 
