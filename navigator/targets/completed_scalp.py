@@ -7,7 +7,8 @@ move by up to 10-20 mm (docs/validation.md, Defaced scans). This module complete
 for the EEG construction only, with the template head where the image is zero-filled: the
 voxels that hold exactly the image's lowest value in blocks connected to the image border
 (zero-filled background and removed face), inside the head of the shipped head priors mapped
-with the affine part of the MNI registration, thicker than the misfit slivers around any head.
+with the affine part of the MNI registration, thicker than the misfit slivers around any head
+and reaching the template's nasion (the face).
 The completed surface equals the subject's scalp wherever the image has scalp.
 """
 
@@ -40,8 +41,14 @@ def template_head_mask(shape: tuple[int, int, int], affine: np.ndarray, transfor
     return (background < 127.5).reshape(shape)
 
 
+#: Only removed parts that reach this close (mm) to the template's nasion count: defacing
+#: removes the face; elsewhere a zero-filled background next to a head of another shape (the
+#: sphere sample) is not a removed part of the head.
+NASION_REACH_MM = 30.0
+
+
 def removed_head(t1: Volume, head: np.ndarray, transform: MniTransform) -> np.ndarray:
-    """Bool mask of the template head the image zero-filled (empty when nothing was removed).
+    """Bool mask of the face the image zero-filled (empty when nothing was removed).
 
     ``t1`` as loaded (not normalised); ``head``: the subject's head mask on the same grid."""
     data = np.asarray(t1.data)
@@ -55,6 +62,20 @@ def removed_head(t1: Volume, head: np.ndarray, transform: MniTransform) -> np.nd
     removed = zero_filled & ~head & template_head_mask(head.shape, t1.affine, transform)
     radius = max(1, int(round(0.5 * MIN_REMOVED_THICKNESS_MM / float(np.min(t1.spacing)))))
     removed = ndi.binary_opening(removed, structure=ndi.generate_binary_structure(3, 1), iterations=radius)
+    from navigator.targets.fiducials import template_landmarks_mni
+
+    nasion = apply_affine(np.linalg.inv(t1.affine) @ np.linalg.inv(transform.subject_to_mni_affine),
+                          template_landmarks_mni()["nasion"])[0]
+    parts, n_parts = ndi.label(removed)
+    if n_parts:
+        reach = np.asarray([NASION_REACH_MM / s for s in t1.spacing])
+        lo = np.maximum(np.floor(nasion - reach).astype(int), 0)
+        hi = np.minimum(np.ceil(nasion + reach).astype(int) + 1, removed.shape)
+        box = parts[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        idx = np.stack(np.meshgrid(*(np.arange(a, b) for a, b in zip(lo, hi)), indexing="ij"), -1)
+        near = np.linalg.norm((idx - nasion) * np.asarray(t1.spacing), axis=-1) <= NASION_REACH_MM
+        keep = np.unique(box[near & (box > 0)])
+        removed = np.isin(parts, keep)
     if removed.sum() * float(np.prod(t1.spacing)) / 1000.0 < MIN_REMOVED_ML:
         return np.zeros(head.shape, bool)
     return removed

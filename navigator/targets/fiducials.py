@@ -8,11 +8,13 @@ by the brain only and is unreliable at the face and ears) and cast onto the subj
 surface, so the fiducial lies on this subject's
 scalp where the template ray meets it. Users can edit the result (`targets/fiducials.json`).
 
-Where the image has no scalp at a landmark (a defaced scan has its face, sometimes its ears,
-zeroed; a field of view can end before the nose), the ray meets the cut surface far inside
-the head, or nothing. The fiducial is then the template's own landmark (where the ray leaves
-the head of the shipped head priors), mapped with the same affine, and it is listed in
-``Fiducials.estimated`` so the user is told to check it.
+Where the image has no scalp at a landmark, the ray meets nothing (a field of view that ends
+before the nose or the ears) or, for the nasion, meets the scalp far inside the head (a
+defaced scan has its face zeroed, and the nasion's ray meets the flat cut). The fiducial is
+then the template's own landmark (where the ray leaves the head of the shipped head priors),
+mapped with the same affine, and it is listed in ``Fiducials.estimated`` so the user is told
+to check it. Only the nasion is judged by depth: defacing removes the face, and a head that is
+not head-shaped (the sphere sample) has its inion and ears well inside the template's.
 """
 
 from __future__ import annotations
@@ -42,9 +44,8 @@ MNI_FIDUCIAL_RAYS: dict[str, tuple[tuple[float, float, float], tuple[float, floa
 }
 
 
-#: A scalp point found farther than this (mm, along the ray) inside the template's landmark
-#: means the image has no scalp there (defaced face or ears, cut field of view): the template's
-#: landmark is used instead. Measured on intact and defaced heads: docs/validation.md, Defaced scans.
+#: A nasion found farther than this (mm, along the ray) inside the template's landmark means
+#: the image has no face there (defaced): the template's landmark is used instead. Measured on intact and defaced heads: docs/validation.md, Defaced scans.
 MISSING_SCALP_MM = 15.0
 
 
@@ -74,7 +75,7 @@ def template_landmarks_mni() -> dict[str, np.ndarray]:
 def find_fiducials(scalp: Surface, transform: MniTransform) -> Fiducials:
     """Automatic fiducials on ``scalp`` (subject RAS mm) from the MNI template rays.
 
-    A fiducial whose ray misses the scalp, or meets it more than :data:`MISSING_SCALP_MM`
+    A fiducial whose ray misses the scalp, or a nasion more than :data:`MISSING_SCALP_MM`
     inside the template's landmark, is the template's landmark (listed in ``estimated``).
     """
     q = SurfaceQuery(scalp)
@@ -92,7 +93,7 @@ def find_fiducials(scalp: Surface, transform: MniTransform) -> Fiducials:
         hit = q.ray_hit(o, d)
         landmark = apply_affine(mni_to_subject, landmarks[name])[0]
         depth = None if hit is None else float(np.dot(landmark - hit, d / np.linalg.norm(d)))
-        if depth is None or depth > MISSING_SCALP_MM:
+        if depth is None or (name == "nasion" and depth > MISSING_SCALP_MM):
             # no scalp where the template has its landmark: removed face/ears or a cut image
             found[name] = landmark
             estimated.append(name)
