@@ -568,3 +568,17 @@ def test_defaced_head_is_completed_for_the_eeg_only_where_it_was_removed() -> No
     v, f, _, _ = marching_cubes(defaced.astype(np.float32), 0.5)
     cut = Surface(v * 2.0 + aff[:3, 3], f)
     assert np.linalg.norm(SurfaceQuery(cut).closest_point(nasion)[0][0] - nasion) > 10.0
+
+
+def test_a_sphere_head_keeps_its_own_fiducials() -> None:
+    """The sphere sample is not head-shaped: its inion lies ~28 mm inside the template's and its
+    ears ~10 mm. Only a missing face (the nasion) falls back to the template."""
+    from navigator.targets.fiducials import find_fiducials
+
+    ball = sphere_surface(radius=95.0)
+    fid = find_fiducials(ball, identity_transform())
+    assert fid.estimated == ()
+    q = SurfaceQuery(ball)
+    for name in ("nasion", "inion", "lpa", "rpa"):
+        p = getattr(fid, name)
+        assert np.linalg.norm(q.closest_point(p)[0][0] - p) < 1e-6  # on the sphere
