@@ -200,17 +200,13 @@ def brain_labels(cls: BrainClasses, tmpl_brain: np.ndarray, spacing: float) -> t
     return labels, intracranial
 
 
-@dataclass
-class ExtracranialResult:
-    labels: np.ndarray
-    notes: list[str]
-
-
 def extracranial_labels(labels: np.ndarray, intracranial: np.ndarray, head: np.ndarray, t1: np.ndarray,
                         t2: np.ndarray | None, spacing: float, eye_centres_vox: np.ndarray | None,
                         dark_threshold: float,
-                        progress: Progress | None = None) -> ExtracranialResult:
-    """Add skull (7/8), scalp (5), eyes (6) and air (0) to ``labels`` (modified copy).
+                        progress: Progress | None = None) -> np.ndarray:
+    """Add skull (7/8), scalp (5), eyes (6) and air (0) to ``labels`` (modified copy); returns it.
+    Whether eyes were found is judged on the final labels, by
+    :func:`navigator.segmentation.pipeline.segment_head`.
 
     Args:
         labels: labels inside the intracranial space (1/2/3), 0 elsewhere.
@@ -222,7 +218,6 @@ def extracranial_labels(labels: np.ndarray, intracranial: np.ndarray, head: np.n
         dark_threshold: T1 level below which a voxel is "dark" (compact bone, air, CSF).
     """
     progress = ensure_progress(progress)
-    notes: list[str] = []
     out = labels.copy()
     region = head & ~intracranial
     if t2 is not None:
@@ -258,8 +253,6 @@ def extracranial_labels(labels: np.ndarray, intracranial: np.ndarray, head: np.n
         del grid
     if eyes.any():
         eyes &= d_ic > 2.0 * spacing
-    else:
-        notes.append("eyes not found (field of view or contrast); no eye label")
     progress.update(0.35, "skull: shell")
 
     # cranial skull: dark voxels within 15 mm of the intracranial space and 2 mm under the skin,
@@ -303,4 +296,4 @@ def extracranial_labels(labels: np.ndarray, intracranial: np.ndarray, head: np.n
     out[skull & air] = 0
     out[eyes] = EYES
     progress.update(1.0, "extracranial tissues done")
-    return ExtracranialResult(out, notes)
+    return out

@@ -206,11 +206,10 @@ def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None
 
     # ---- 5-6. tissue labels on the working grid --------------------------------------------
     if p["method"] == "head-priors":
-        wl, intracranial, tissue_means = _labels_head_priors(t1n, t2n, head, reg, w_aff, w_shape, sp, progress, lap,
-                                                             warnings)
+        wl, intracranial, tissue_means = _labels_head_priors(t1n, t2n, head, reg, w_aff, w_shape, sp, progress, lap)
     else:
         wl, intracranial, tissue_means = _labels_intensity_rules(t1n, t2n, head, reg, tm, w_aff, w_shape, sp,
-                                                                 progress, lap, warnings)
+                                                                 progress, lap)
     icv_ml = intracranial.sum() * vox_ml
     if head_ml < 1.35 * icv_ml:
         raise InputError(t1.source, f"head volume {head_ml:.0f} ml is barely larger than the intracranial "
@@ -238,10 +237,11 @@ def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None
 
     metrics = segmentation_metrics(labels_vol, reg, topo, tissue_means, tm, mi, t1=np.asarray(t1.data))
     if metrics["orbits_zero_filled"]:
-        warnings[:] = [w for w in warnings if not w.startswith("eyes not found")]
         warnings.append("the face has been removed from the image (the orbits hold no signal: a defaced scan); "
                         "the eyes are not labelled, and fiducials where the scalp is missing are placed from the "
                         "MNI template")
+    elif not (out == EYES).any():
+        warnings.append("eyes not found (field of view or contrast); no eye label")
     if t2_reg is not None:
         metrics["t2_registration"] = t2_reg.to_json()
     # 1st and 99th percentile over the brain of the residual bias field removed after N4
@@ -256,7 +256,7 @@ def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None
                               metrics, warnings, timings)
 
 
-def _labels_intensity_rules(t1n, t2n, head, reg, tm, w_aff, w_shape, sp, progress, lap, warnings):
+def _labels_intensity_rules(t1n, t2n, head, reg, tm, w_aff, w_shape, sp, progress, lap):
     """Brain mixture with the MNI152 priors, skull and scalp by intensity rules (the default)."""
     mni_coords = reg.subject_grid_to_mni(w_aff, w_shape)
     priors, region = _warp_priors(tm, mni_coords, head)
@@ -271,14 +271,13 @@ def _labels_intensity_rules(t1n, t2n, head, reg, tm, w_aff, w_shape, sp, progres
     head = preprocess.refine_head_surface(t1n, head, sp) | intracranial
     dark_thr, _soft = _extracranial_levels(t1n, head, intracranial, cls)
     eye_vox = apply_affine(np.linalg.inv(w_aff), reg.mni_to_subject(classify.EYE_CENTRES_MNI))
-    ext = classify.extracranial_labels(labels, intracranial, head, t1n, t2n, sp, eye_vox, dark_thr,
-                                       progress=progress.sub(0.7, 0.85, "skull and scalp"))
-    warnings.extend(ext.notes)
+    labels = classify.extracranial_labels(labels, intracranial, head, t1n, t2n, sp, eye_vox, dark_thr,
+                                          progress=progress.sub(0.7, 0.85, "skull and scalp"))
     lap("extracranial")
-    return ext.labels, intracranial, cls.means[:3]
+    return labels, intracranial, cls.means[:3]
 
 
-def _labels_head_priors(t1n, t2n, head, reg, w_aff, w_shape, sp, progress, lap, warnings):
+def _labels_head_priors(t1n, t2n, head, reg, w_aff, w_shape, sp, progress, lap):
     """Whole-head mixture with the SAMSEG head priors aligned to this head."""
     # the generous head mask of step 1 is the region (the air class of the mixture is fixed at
     # the noise level of the air around the head); the skin ends at the air/skin midpoint
@@ -305,8 +304,6 @@ def _labels_head_priors(t1n, t2n, head, reg, w_aff, w_shape, sp, progress, lap, 
     # the mixture gives the outermost partial-volume voxels (mostly air) to the skin's classes;
     # the skin ends at the air/skin midpoint, as with intensity-rules
     wl[~(preprocess.refine_head_surface(t1n, head, sp) | intracranial)] = 0
-    if not (wl == EYES).any():
-        warnings.append("eyes not found (field of view or contrast); no eye label")
     lap("labels")
     return wl, intracranial, mix.brain_means()
 
