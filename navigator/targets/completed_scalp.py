@@ -28,17 +28,21 @@ MIN_REMOVED_THICKNESS_MM = 6.0
 MIN_REMOVED_ML = 20.0
 
 
-def template_head_mask(shape: tuple[int, int, int], affine: np.ndarray, transform: MniTransform) -> np.ndarray:
+def template_head_mask(shape: tuple[int, int, int], affine: np.ndarray, transform: MniTransform,
+                       region: np.ndarray | None = None) -> np.ndarray:
     """Bool mask on the grid (``affine`` voxel -> subject RAS mm): inside the head of the shipped
-    head priors (background probability < 0.5), mapped with the registration's affine part."""
+    head priors (background probability < 0.5), mapped with the registration's affine part.
+    With ``region`` (bool, same grid) only its voxels are looked up; the rest are False."""
     from navigator.segmentation.head_priors import load_head_priors
 
     hp = load_head_priors()
-    vox = np.indices(shape, dtype=np.float32).reshape(3, -1).T
+    out = np.zeros(shape, bool)
+    vox = np.argwhere(np.ones(shape, bool) if region is None else region).astype(np.float32)
     mni = apply_affine(transform.subject_to_mni_affine @ affine, vox)
     atlas = apply_affine(np.linalg.inv(hp.affine) @ hp.mni152_to_atlas, mni)
     background = ndi.map_coordinates(hp.priors[0], atlas.T, order=1, mode="constant", cval=255.0)
-    return (background < 127.5).reshape(shape)
+    out[tuple(vox.astype(np.intp).T)] = background < 127.5
+    return out
 
 
 #: Only removed parts that reach this close (mm) to the template's nasion count: defacing
@@ -58,24 +62,18 @@ def removed_head(t1: Volume, head: np.ndarray, transform: MniTransform) -> np.nd
     if n == 0:
         return np.zeros(head.shape, bool)
     border = np.unique(np.concatenate([np.unique(np.take(labels, i, axis=a)) for a in range(3) for i in (0, -1)]))
-    zero_filled = np.isin(labels, border[border > 0])
-    removed = zero_filled & ~head & template_head_mask(head.shape, t1.affine, transform)
+    candidates = np.isin(labels, border[border > 0]) & ~head  # zero-filled, outside the subject's head
+    removed = template_head_mask(head.shape, t1.affine, transform, region=candidates)
     radius = max(1, int(round(0.5 * MIN_REMOVED_THICKNESS_MM / float(np.min(t1.spacing)))))
     removed = ndi.binary_opening(removed, structure=ndi.generate_binary_structure(3, 1), iterations=radius)
     from navigator.targets.fiducials import template_landmarks_mni
 
     nasion = apply_affine(np.linalg.inv(t1.affine) @ np.linalg.inv(transform.subject_to_mni_affine),
                           template_landmarks_mni()["nasion"])[0]
-    parts, n_parts = ndi.label(removed)
-    if n_parts:
-        reach = np.asarray([NASION_REACH_MM / s for s in t1.spacing])
-        lo = np.maximum(np.floor(nasion - reach).astype(int), 0)
-        hi = np.minimum(np.ceil(nasion + reach).astype(int) + 1, removed.shape)
-        box = parts[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        idx = np.stack(np.meshgrid(*(np.arange(a, b) for a, b in zip(lo, hi)), indexing="ij"), -1)
-        near = np.linalg.norm((idx - nasion) * np.asarray(t1.spacing), axis=-1) <= NASION_REACH_MM
-        keep = np.unique(box[near & (box > 0)])
-        removed = np.isin(parts, keep)
+    parts, _ = ndi.label(removed)
+    at = np.argwhere(removed)
+    near = np.linalg.norm((at - nasion) * np.asarray(t1.spacing), axis=1) <= NASION_REACH_MM
+    removed = np.isin(parts, np.unique(parts[tuple(at[near].T)]))
     if removed.sum() * float(np.prod(t1.spacing)) / 1000.0 < MIN_REMOVED_ML:
         return np.zeros(head.shape, bool)
     return removed

@@ -39,8 +39,7 @@ def eeg_scalp(ws: Workspace, ctx, fid):
     from navigator.segmentation.step import load_qc
     from navigator.targets.completed_scalp import completed_scalp
 
-    qc = load_qc(ws) if ws.path("qc").exists() else None
-    face_removed = bool(fid.estimated) or bool((qc or {}).get("orbits_zero_filled"))
+    face_removed = bool(fid.estimated) or bool((load_qc(ws) or {}).get("orbits_zero_filled"))
     if not face_removed or not (ws.path("t1").exists() and ws.path("labels").exists()):
         return ctx.scalp
     try:
