@@ -3,14 +3,16 @@
 Usage::
 
     python benchmarks/validate_segmentation.py T1 REFERENCE_LABELS --mapping charm5
-        [--labels EXISTING_LABELS] [--t2 T2] [--json OUT.json] [--overlays DIR]
+        [--labels EXISTING_LABELS] [--t2 T2] [--inv2 INV2] [--json OUT.json] [--overlays DIR]
         [--transforms DIR] [--save-labels OUT.nii.gz] [--vault-offset-mm 10]
 
 Without ``--labels`` it runs :func:`navigator.segmentation.segment_head` on the T1 (and T2) in
 memory (about 2.5 minutes on 2 cores for a 1 mm head; run it with ``nice``); with ``--labels``
 it scores an existing label image (SimNIBS numbering, e.g. ``labels/labels.nii.gz`` of a
 workspace, or the workspace folder itself, which also supplies its ``transforms/``) without
-re-running. ``--mapping`` is ``charm5`` (the SimNIBS-charm 5-tissue
+re-running. With ``--inv2`` the T1 is an MP2RAGE UNI image, combined with its second inversion
+before segmenting as ``navigator prepare --inv2`` does (:mod:`navigator.segmentation.mp2rage`).
+``--mapping`` is ``charm5`` (the SimNIBS-charm 5-tissue
 convention: 0 air, 1 WM, 2 GM, 3 CSF, 4 bone, 5 all extracranial soft tissue incl. eyes),
 ``simnibs`` (a full SimNIBS label image: charm's final_tissues, a phantom's ground truth) or a
 JSON/TOML file (format in :func:`navigator.segmentation.validation.mapping_from_dict`).
@@ -81,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labels", help="score this existing label image (SimNIBS labels) instead of "
                     "segmenting; a subject workspace folder means its labels/labels.nii.gz and transforms/")
     ap.add_argument("--t2", help="T2 image for the segmentation (same world space)")
+    ap.add_argument("--inv2", help="the MP2RAGE's second inversion image when T1 is its UNI image "
+                    "(combined as by `navigator prepare --inv2`)")
+    ap.add_argument("--mp2rage-combination", default=None,
+                    help="with --inv2: how UNI and INV2 are combined (default: the pipeline's)")
     ap.add_argument("--method", choices=("intensity-rules", "head-priors"), default=None,
                     help="segmentation method (navigator segment --method; default: the pipeline default, head-priors)")
     ap.add_argument("--json", help="write the figures to this JSON file")
@@ -124,6 +130,15 @@ def main(argv: list[str] | None = None) -> int:
             from navigator.segmentation import segment_head
 
             t2 = load_image(args.t2) if args.t2 else None
+            if args.inv2:
+                from navigator.segmentation import mp2rage
+
+                t1, mp_info = mp2rage.combine_volumes(
+                    t1, load_image(args.inv2), args.mp2rage_combination or mp2rage.DEFAULT_COMBINATION,
+                    uni_path=args.t1, inv2_path=args.inv2)
+                info["mp2rage"] = {**mp_info.to_json(), "inv2": str(args.inv2)}
+                for w in mp_info.warnings:
+                    print(f"MP2RAGE warning: {w}", file=sys.stderr)
             print(f"segmenting {args.t1}" + (f" with {args.t2}" if args.t2 else "") + " ...", file=sys.stderr)
             t0 = time.perf_counter()
             res = segment_head(t1, t2, progress=_progress_printer(), params={"method": args.method} if args.method else None)
