@@ -54,11 +54,16 @@ def create_workspace_from_image(
     subject_id: str | None = None,
     series: str | None = None,
     t2_series: str | None = None,
+    inv2: str | Path | None = None,
+    inv2_series: str | None = None,
 ) -> Workspace:
     """Create a workspace from a T1 (NIfTI file or DICOM folder), or reopen it if it exists.
 
     A DICOM folder holding a whole exam gives the series ``series`` (UID or series number), or
     without it its only 3-D T1-weighted series (``t2_series`` / 3-D T2-weighted for ``t2``).
+    ``inv2`` is the second inversion of an MP2RAGE whose UNI image is the T1 (written to
+    ``input/INV2.nii.gz``, source "INV2"; from a DICOM exam its series ``inv2_series``); the
+    segmentation combines the two (:mod:`navigator.segmentation.mp2rage`).
 
     The image is loaded (reoriented to RAS without resampling) and written to
     ``input/T1.nii.gz``. Reopening a workspace whose recorded T1 came from a *different* image
@@ -69,11 +74,16 @@ def create_workspace_from_image(
     from navigator.io.images import load_image, save_nifti
 
     out_dir = Path(out_dir)
-    if t2 is None and (out_dir / MANIFEST_NAME).exists():
+    if t2 is None and inv2 is None and (out_dir / MANIFEST_NAME).exists():
         ws = Workspace.open(out_dir)
         if "T1" in ws.sources() and Path(image).resolve() == ws.source_path("T1").resolve():
             return ws  # the workspace's own T1 (e.g. `demo` on the sample it wrote): nothing to load or compare
     t1_volume = load_image(image, series_uid=series, dicom_weighting="T1")
+    if inv2 is not None:  # checked before anything is written: the error names the user's file
+        from navigator.segmentation.mp2rage import check_inv2
+
+        inv2_volume = load_image(inv2, series_uid=inv2_series)
+        check_inv2(t1_volume, inv2_volume, inv2)
     if (out_dir / MANIFEST_NAME).exists():
         ws = Workspace.open(out_dir)
         existing = ws.sources().get("T1")
@@ -105,6 +115,11 @@ def create_workspace_from_image(
         _add_image(ws, "T2", "t2", t2_volume, t2, save_nifti)
         if tmp_hash is not None and tmp_hash != sha256_file(ws.path("t2")):
             log.warning("T2 image replaced; steps that used it will run again")
+    if inv2 is not None:
+        before = (ws.sources().get("INV2") or {}).get("sha256")
+        _add_image(ws, "INV2", "inv2", inv2_volume, inv2, save_nifti)
+        if before is not None and before != sha256_file(ws.path("inv2")):
+            log.warning("INV2 image replaced; steps that used it will run again")
     return ws
 
 

@@ -1,4 +1,7 @@
-"""`navigator prepare IMAGE --out SUBJECT_DIR [--t2 IMAGE]`: MRI to a ready head model.
+"""`navigator prepare IMAGE --out SUBJECT_DIR [--t2 IMAGE] [--inv2 IMAGE]`: MRI to a ready head model.
+
+`--inv2` gives the second inversion of an MP2RAGE whose UNI image is IMAGE: the two are combined
+into a background-suppressed T1-weighted image before segmentation.
 
 Mesh options (`--cell-size`, `--facet-size`, ...) are those of `navigator mesh`; `--use-labels`
 meshes the labels a workspace was given (a sample subject's, an imported model's) instead of
@@ -24,11 +27,15 @@ def register(sub) -> None:
     p.add_argument("image", help="T1-weighted image (.nii/.nii.gz/.mgz/.nrrd/.mha or DICOM folder), or an existing workspace")
     p.add_argument("--out", help="subject workspace folder to create or continue (not needed when IMAGE is a workspace)")
     p.add_argument("--t2", help="optional T2-weighted image; improves the skull")
+    p.add_argument("--inv2", help="MP2RAGE: the second inversion (INV2) image when IMAGE is the UNI image; the two "
+                   "are combined into a background-suppressed T1-weighted image (a raw UNI alone is refused)")
     p.add_argument("--series", metavar="UID_OR_NUMBER",
                    help="DICOM folder of a whole exam: the T1 series to use (default: its only 3-D T1-weighted "
                         "series; `navigator info FOLDER` lists them)")
     p.add_argument("--t2-series", metavar="UID_OR_NUMBER",
                    help="the same for --t2 (default: the folder's only 3-D T2-weighted series)")
+    p.add_argument("--inv2-series", metavar="UID_OR_NUMBER",
+                   help="the same for --inv2 (needed when the DICOM folder holds several series)")
     p.add_argument("--subject-id", help="subject identifier (default: the output folder's name)")
     p.add_argument("--force", action="store_true", help="re-run steps even when they are current")
     p.add_argument("--stop-after", choices=["segment", "mesh", "head-coordinates"], help="stop after this step")
@@ -48,8 +55,9 @@ def run(args) -> int:
         if args.out and Path(args.out).resolve() != src.resolve():
             raise NavigatorError(f"{src} is a workspace; leave out --out or point --out at it")
         ws = Workspace.open(src)
-        if args.t2:
-            ws = create_workspace_from_image(ws.source_path("T1"), src, t2=args.t2, t2_series=args.t2_series)
+        if args.t2 or args.inv2:
+            ws = create_workspace_from_image(ws.source_path("T1"), src, t2=args.t2, t2_series=args.t2_series,
+                                             inv2=args.inv2, inv2_series=args.inv2_series)
     else:
         if not args.out:
             raise NavigatorError("--out SUBJECT_DIR is required when IMAGE is an image")
@@ -57,7 +65,8 @@ def run(args) -> int:
         if out.exists() and not out.is_dir():
             raise NavigatorError(f"{out}: --out exists and is a file; give a new or existing workspace folder")
         ws = create_workspace_from_image(src, args.out, t2=args.t2, subject_id=args.subject_id,
-                                         series=args.series, t2_series=args.t2_series)
+                                         series=args.series, t2_series=args.t2_series, inv2=args.inv2,
+                                         inv2_series=args.inv2_series)
     with cli_progress(args, "prepare") as progress:
         mesh = params_from_args(args)
         report = prepare(ws, progress=progress, force=args.force, stop_after=args.stop_after,

@@ -3,7 +3,8 @@
 Layout (paths relative to the subject folder; see ``docs/workspace.md``)::
 
     subject.json               manifest (this module)
-    input/T1.nii.gz            source images as loaded (``input/T2.nii.gz``, ``input/rest.nii.gz``)
+    input/T1.nii.gz            source images as loaded (``input/T2.nii.gz``, ``input/rest.nii.gz``;
+                               ``input/INV2.nii.gz``: an MP2RAGE's second inversion when T1 is its UNI)
     labels/labels.nii.gz       tissue labels, SimNIBS numbering
     labels/qc/                 segmentation QC montage (PNG) and metrics (JSON)
     mesh/head.msh              tetrahedral head model, gmsh 2.2
@@ -49,6 +50,7 @@ MANIFEST_NAME = "subject.json"
 LAYOUT: dict[str, str] = {
     "t1": "input/T1.nii.gz",
     "t2": "input/T2.nii.gz",
+    "inv2": "input/INV2.nii.gz",
     "rest": "input/rest.nii.gz",
     "labels": "labels/labels.nii.gz",
     "qc": "labels/qc",

@@ -140,8 +140,9 @@ def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None
     if noisy:
         raise InputError(t1.source, f"the air around the head is noise as bright as tissue ({100 * bright_fraction:.0f} % "
                          f"of the image's outer {preprocess.BORDER_SHELL_MM:.0f} mm; roughness {roughness:.2f}), "
-                         "as in an MP2RAGE UNI image: the head's outline cannot be found. Give the denoised UNI "
-                         "(UNI-DEN), a background-suppressed UNI (UNI x INV2, 'robust' MP2RAGE) or an MPRAGE")
+                         "as in an MP2RAGE UNI image: the head's outline cannot be found. Give the MP2RAGE's "
+                         "second inversion too (navigator prepare UNI --inv2 INV2, or in the app Subject > "
+                         "Add MP2RAGE INV2), or the denoised UNI (UNI-DEN) or an MPRAGE")
     head = preprocess.head_mask(raw, work.spacing)
     head_ml = head.sum() * vox_ml
     if head_ml < 1000:
