@@ -51,6 +51,8 @@ class Ui(Protocol):
 
     def choose(self, title: str, label: str, options: list[str]) -> int | None: ...
 
+    def offer_file(self, title: str, message: str, button: str) -> str | None: ...
+
 
 @dataclass
 class LiveResult:
@@ -158,14 +160,53 @@ class Controller:
         def work(progress):
             progress.update(0.05, "reading image")
             ws = create_workspace_from_image(path, out, series=series)
-            return _load_with_results(progress.sub(0.5, 1.0), ws)
+            loaded = _load_with_results(progress.sub(0.5, 1.0), ws)
+            return loaded, _needs_inv2(ws, loaded[0].image)
 
-        def done(data):
+        def done(result):
+            data, needs_inv2 = result
             self.subject_loaded(data, path)
-            if prepare and not data[0].has_mesh:
+            if needs_inv2:  # a raw MP2RAGE UNI: the segmentation would refuse it alone
+                self.ask_inv2(prepare=prepare and not data[0].has_mesh)
+            elif prepare and not data[0].has_mesh:
                 self.prepare_head_model()
 
         self.ui.run_task(f"Opening {Path(path).name}", work, on_done=done)
+
+    def ask_inv2(self, prepare: bool = True) -> None:
+        """The subject's T1 is a raw MP2RAGE UNI image: explain, and let the user pick the INV2."""
+        path = self.ui.offer_file(
+            "MP2RAGE UNI image",
+            "This image is an MP2RAGE UNI image: the air around the head is noise as bright as tissue, so the "
+            "head cannot be segmented from it alone.\n\nChoose the second inversion (INV2) image of the same "
+            "MP2RAGE: the two are combined into a T1-weighted image with a dark background.\n(Later: Subject > "
+            "Add MP2RAGE INV2.)",
+            "Choose INV2...")
+        if path is None:
+            self.ui.status("MP2RAGE UNI without its INV2: the head model cannot be prepared (Subject > Add MP2RAGE "
+                           "INV2)", 20000)
+            return
+        self.add_inv2(path, prepare=prepare)
+
+    def add_inv2(self, path: str | Path, prepare: bool = True) -> None:
+        """Add the MP2RAGE second inversion ``path`` to the subject (its T1 is the UNI image),
+        then prepare the head model; the file is checked first (same scanner space, not a UNI)."""
+        from navigator.pipeline import create_workspace_from_image
+
+        ws = self.state.require_workspace("adding an MP2RAGE INV2 image")
+        path = Path(path)
+
+        def work(progress):
+            progress.update(0.1, "reading the INV2 image")
+            create_workspace_from_image(ws.source_path("T1"), ws.root, inv2=path)
+            return path
+
+        def done(_):
+            self.ui.status(f"MP2RAGE INV2 added: {path.name}", 10000)
+            if prepare:
+                self.prepare_head_model()
+
+        self.ui.run_task(f"Adding {path.name}", work, on_done=done)
 
     def _import(self, path: Path, out_dir, kind: str) -> None:
         out = Path(out_dir) if out_dir else loaders.default_workspace_dir(path)
@@ -666,6 +707,13 @@ class Controller:
         vals = np.full(n_vertices, np.nan)
         vals[np.asarray(self.live.engine.region_vertices)] = np.asarray(live_field.magnitude, float)
         return vals
+
+
+def _needs_inv2(ws, image) -> bool:
+    """The workspace's T1 is a raw MP2RAGE UNI image and it has no INV2 yet."""
+    from navigator.segmentation.mp2rage import looks_like_raw_uni
+
+    return image is not None and "INV2" not in ws.sources() and looks_like_raw_uni(image)
 
 
 def _load_with_results(progress, ws):

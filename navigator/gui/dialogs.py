@@ -40,6 +40,43 @@ def choose_item(parent: QWidget | None, title: str, label: str, options: list[st
     return options.index(item) if ok and item in options else None
 
 
+#: Every offer to pick a file (title, message); tests read it.
+SHOWN_FILE_OFFERS: list[tuple[str, str]] = []
+#: Answers to the next file offers when NON_BLOCKING (tests): a path, or None for "Not now";
+#: first in, first out. With none left an offer is declined.
+FILE_ANSWERS: list[str | None] = []
+#: The last file offer's message box (tests take screenshots of it when NON_BLOCKING).
+LAST_FILE_OFFER: QMessageBox | None = None
+
+
+def offer_file(parent: QWidget | None, title: str, message: str, button: str, start: str,
+               file_filter: str) -> str | None:
+    """Explain why a file is needed and let the user pick it: a message box with ``button``
+    and "Not now", then a file dialog. The path picked, None if declined or cancelled."""
+    global LAST_FILE_OFFER
+    SHOWN_FILE_OFFERS.append((title, message))
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle(f"navigator - {title}")
+    box.setText(message)
+    pick = box.addButton(button, QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Not now", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(pick)
+    box.setObjectName("fileOfferDialog")
+    LAST_FILE_OFFER = box
+    if NON_BLOCKING:
+        box.setModal(False)
+        box.show()
+        return FILE_ANSWERS.pop(0) if FILE_ANSWERS else None
+    box.exec()
+    if box.clickedButton() is not pick:
+        return None
+    from PyQt6.QtWidgets import QFileDialog
+
+    path, _ = QFileDialog.getOpenFileName(parent, title, start, file_filter)
+    return path or None
+
+
 def error_message(exc: BaseException) -> tuple[str, str]:
     """(title, one-line message) for an exception."""
     if isinstance(exc, NavigatorError):

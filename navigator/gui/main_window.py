@@ -45,7 +45,7 @@ from PyQt6.QtWidgets import (
 from navigator.core.errors import NavigatorError
 from navigator.gui import jobs, loaders  # noqa: F401 - jobs imported now, not on the first click
 from navigator.gui.controller import Controller
-from navigator.gui.dialogs import choose_item, error_message, show_error, show_exception
+from navigator.gui.dialogs import choose_item, error_message, offer_file, show_error, show_exception
 from navigator.gui.panels.export import ExportPanel
 from navigator.gui.panels.results import ResultsPanel
 from navigator.gui.panels.target import TargetPanel
@@ -66,11 +66,15 @@ MOVE_MM, TURN_DEG, TILT_DEG = 2.0, 5.0, 2.0
 #: session writes wait this long after the last edit (ms)
 SESSION_DELAY_MS = 400
 
+#: the image files a file dialog offers
+IMAGE_FILTER = "Images (*.nii *.nii.gz *.mgz *.nrrd *.nhdr *.mha *.mhd);;All files (*)"
+
 #: command name -> what it does (the window ``w`` gives access to the controller and panels)
 COMMANDS: dict[str, Callable[..., Any]] = {
     "open_path": lambda w, path, out_dir=None: w.controller.open_path(path, out_dir),
     "open_workspace": lambda w, path: w.controller.open_workspace(path),
     "prepare_head_model": lambda w: w.controller.prepare_head_model(),
+    "add_inv2": lambda w, path: w.controller.add_inv2(path),
     "resolve_target": lambda w, spec, name=None: w.controller.resolve_target(spec, name),
     "set_target_point": lambda w, world: w.controller.set_target_point(world),
     "fmri_target": lambda w, path: w.controller.fmri_target(path),
@@ -113,6 +117,7 @@ MENUS: list[tuple[str, list]] = [
                ("&Quit", "close", (), QKeySequence.StandardKey.Quit, None)]),
     ("&Edit", ["undo"]),
     ("&Subject", [("&Prepare head model", "prepare_head_model", (), "Ctrl+P", None),
+                  ("Add MP2RAGE &INV2...", "add_inv2_dialog", (), None, "actionAddInv2"),
                   ("Head model &QC report", "show_qc_report", (), "Ctrl+Shift+Q", "actionQcReport"),
                   ("&Cancel running task", "cancel_task", (), "Esc", None)]),
     ("&Plan", [("Simulate &TMS (full FEM)", "simulate_tms", (), "Ctrl+T", "actionSimulateTms"),
@@ -452,6 +457,20 @@ class MainWindow(QMainWindow):
     def choose(self, title: str, label: str, options: list[str]) -> int | None:
         """Ui protocol: one of ``options`` picked by the user (index), None if cancelled."""
         return choose_item(self, title, label, options)
+
+    def offer_file(self, title: str, message: str, button: str) -> str | None:
+        """Ui protocol: a file the user picks after reading why (path), None if declined."""
+        return offer_file(self, title, message, button, self._last_folder(), IMAGE_FILTER)
+
+    def add_inv2_dialog(self) -> None:
+        """Subject > Add MP2RAGE INV2: the second inversion of the MP2RAGE whose UNI is the T1."""
+        if self.state.ws is None:
+            self.status("open the subject's MP2RAGE UNI image first (File > Open)")
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "MP2RAGE second inversion (INV2) image", self._last_folder(),
+                                              IMAGE_FILTER)
+        if path:
+            self.command("add_inv2", path)
 
     def screenshot_dialog(self) -> None:
         start = str(Path(str(self.settings.value("screenshotFolder", self._last_folder()))) / "navigator.png")
