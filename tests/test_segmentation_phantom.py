@@ -94,6 +94,33 @@ def test_skull_stripped_input_is_rejected():
         segment_head(Volume(np.ascontiguousarray(data), aff, source="brain.nii.gz"))
 
 
+#: FLAIR-like levels per SimNIBS label (CSF nulled, grey matter brighter than white matter).
+_FLAIR_LEVELS = {1: 0.70, 2: 1.00, 3: 0.08, 5: 0.80, 6: 0.10, 7: 0.05, 8: 0.60, 9: 0.30, 10: 0.50}
+
+
+@pytest.mark.slow
+def test_non_t1_contrasts_are_refused(phantom_ws):
+    """A T2 or a FLAIR given as the main image is refused with the contrast named, before any
+    labels are made (a FLAIR used to run to the end with nonsense labels and a QC verdict that
+    named only the intracranial volume)."""
+    from navigator.core.errors import InputError
+    from navigator.io.images import load_image
+    from navigator.segmentation.pipeline import segment_head
+
+    with pytest.raises(InputError, match="CSF is as bright as white matter.*T2-weighted"):
+        segment_head(load_image(phantom_ws.path("t2")))
+    truth = load_image(phantom_ws.root / "ground_truth" / "labels.nii.gz")
+    lab = np.asarray(truth.data)
+    flair = np.zeros(lab.shape, np.float32)
+    for label, level in _FLAIR_LEVELS.items():
+        flair[lab == label] = level
+    rng = np.random.default_rng(3)
+    flair = ndi.gaussian_filter(flair, 0.7)
+    flair = np.hypot(flair + rng.normal(0, 0.02, lab.shape), rng.normal(0, 0.02, lab.shape)).astype(np.float32)
+    with pytest.raises(InputError, match="grey matter is as bright as white matter.*FLAIR"):
+        segment_head(Volume(flair * 1000.0, truth.affine.copy(), source="flair.nii.gz"))
+
+
 @pytest.mark.slow
 @pytest.mark.shared_data
 @pytest.mark.skipif(not IXI.exists(), reason="../shared/data/ixi not available")

@@ -177,6 +177,7 @@ def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None
     aff_reg = register.Registration(s2m, np.eye(4))
     mni_coords = aff_reg.subject_grid_to_mni(w_aff, w_shape)
     priors, region = _warp_priors(tm, mni_coords, head)
+    _check_t1_contrast(t1n, priors, region, t1.source)
     cls0 = classify.gmm_brain(t1n, priors, region, None, iterations=12,
                               progress=progress.sub(0.35, 0.42, "tissue mixture (affine)"))
     _check_brain(cls0, head, vox_ml, t1.source)
@@ -320,6 +321,32 @@ def _warp_priors(tm, mni_coords: np.ndarray, head: np.ndarray) -> tuple[dict[str
     return priors, region
 
 
+#: Tissue cores for the contrast check: voxels where the affine-mapped MNI152 prior of WM
+#: exceeds 0.95, of GM or CSF 0.9 (deep white matter, cortex and deep nuclei, ventricles).
+CONTRAST_CORE_PRIOR = {"wm": 0.95, "gm": 0.9, "csf": 0.9}
+
+
+def _check_t1_contrast(t1n: np.ndarray, priors: dict[str, np.ndarray], region: np.ndarray, source: Any) -> None:
+    """Refuse an image that is not T1-weighted, from the median intensity of the tissue cores
+    (:data:`CONTRAST_CORE_PRIOR`) after the affine registration: a T1 has WM > GM > CSF (GM/WM
+    0.60-0.84 on Colin27, IXI015, the phantom and their gamma/bias/defaced copies); a T2 or PD
+    image has CSF above WM, a FLAIR GM above WM (GM/WM 1.2-1.4 on FLAIR-like copies)."""
+    med = {}
+    for key, level in CONTRAST_CORE_PRIOR.items():
+        core = region & (priors[key] > level)
+        if core.sum() < 1000:
+            return  # registration too far off to judge; the brain checks that follow will say so
+        med[key] = float(np.median(t1n[core]))
+    if med["csf"] >= med["wm"]:
+        raise InputError(source, "CSF is as bright as white matter or brighter: the image does not look "
+                         "T1-weighted (a T2-weighted or proton-density image?); give the T1-weighted image as the "
+                         "main image (a T2 can be added beside it)")
+    if med["gm"] >= med["wm"]:
+        raise InputError(source, "grey matter is as bright as white matter or brighter: the image does not look "
+                         "T1-weighted (a FLAIR or proton-density image?); give a T1-weighted image (MPRAGE, SPGR, "
+                         "MP2RAGE)")
+
+
 def _check_brain(cls: classify.BrainClasses, head: np.ndarray, vox_ml: float, source: Any) -> None:
     brain_ml = float((cls.wm + cls.gm).sum()) * vox_ml
     head_ml = float(head.sum()) * vox_ml
@@ -330,8 +357,6 @@ def _check_brain(cls: classify.BrainClasses, head: np.ndarray, vox_ml: float, so
     if brain_ml < 500 or brain_ml > 2500:
         raise InputError(source, f"found {brain_ml:.0f} ml of brain tissue where MNI152 expects the brain; "
                          "is this a T1-weighted MRI of a human head?")
-    if cls.means.shape[0] >= 3 and not (cls.means[0, 0] > cls.means[2, 0]):
-        raise InputError(source, "white matter is not brighter than CSF: the image does not look T1-weighted")
 
 
 def _extracranial_levels(t1n: np.ndarray, head: np.ndarray, intracranial: np.ndarray,
