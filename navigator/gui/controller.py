@@ -183,8 +183,7 @@ class Controller:
             "Add MP2RAGE INV2.)",
             "Choose INV2...")
         if path is None:
-            self.ui.status("MP2RAGE UNI without its INV2: the head model cannot be prepared (Subject > Add MP2RAGE "
-                           "INV2)", 20000)
+            self.ui.status("MP2RAGE UNI: add its INV2 to prepare (Subject > Add MP2RAGE INV2)", 20000)
             return
         self.add_inv2(path, prepare=prepare)
 
