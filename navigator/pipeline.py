@@ -16,7 +16,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from navigator.core.errors import NavigatorError, WorkspaceError
 from navigator.core.progress import Progress, ensure_progress
@@ -25,6 +25,9 @@ from navigator.core.workspace import MANIFEST_NAME, Workspace
 from navigator.meshing.step import mesh_workspace
 from navigator.segmentation.step import segment_workspace
 from navigator.targets.step import head_coordinates_workspace
+
+if TYPE_CHECKING:
+    from navigator.io.dicom import DicomSeries
 
 log = logging.getLogger("navigator")
 
@@ -52,15 +55,16 @@ def create_workspace_from_image(
     *,
     t2: str | Path | None = None,
     subject_id: str | None = None,
-    series: str | None = None,
+    series: str | DicomSeries | None = None,
     t2_series: str | None = None,
     inv2: str | Path | None = None,
     inv2_series: str | None = None,
 ) -> Workspace:
     """Create a workspace from a T1 (NIfTI file or DICOM folder), or reopen it if it exists.
 
-    A DICOM folder holding a whole exam gives the series ``series`` (UID or series number), or
-    without it its only 3-D T1-weighted series (``t2_series`` / 3-D T2-weighted for ``t2``).
+    A DICOM folder holding a whole exam gives the series ``series`` (UID or series number, or the
+    :class:`navigator.io.dicom.DicomSeries` the caller already listed), or without it its only
+    3-D T1-weighted series (``t2_series`` / 3-D T2-weighted for ``t2``).
     ``inv2`` is the second inversion of an MP2RAGE whose UNI image is the T1 (written to
     ``input/INV2.nii.gz``, source "INV2"; from a DICOM exam its series ``inv2_series``); the
     segmentation combines the two (:mod:`navigator.segmentation.mp2rage`).

@@ -38,15 +38,20 @@ def _exam(folder, tmp_dicom_series, descriptions):
     return folder
 
 
-def test_exam_with_one_t1_opens_it(qtbot, window, tmp_path, tmp_dicom_series):
+def test_exam_with_one_t1_opens_it(qtbot, window, tmp_path, tmp_dicom_series, monkeypatch):
     from navigator.gui import dialogs
+    from navigator.io import dicom
     from navigator.io.images import load_image
 
     exam = _exam(tmp_path / "exam", tmp_dicom_series, ["AAHead_Scout", "t1_mprage_sag_p2_iso", "t2_space_sag"])
+    listed = []
+    list_series = dicom.list_dicom_series
+    monkeypatch.setattr(dicom, "list_dicom_series", lambda folder: listed.append(folder) or list_series(folder))
     offered_before = len(dialogs.SHOWN_CHOICES)
     window.controller.open_dicom(exam, tmp_path / "ws", prepare=False)
     qtbot.waitUntil(lambda: window.state.subject is not None and not window.runner.busy, timeout=60_000)
     assert len(dialogs.SHOWN_CHOICES) == offered_before  # nothing to ask
+    assert len(listed) == 1  # the exam's headers are read once (the listing is passed on)
     np.testing.assert_array_equal(load_image(window.state.ws.source_path("T1")).data,
                                   load_image(exam, series_uid="2").data)
 

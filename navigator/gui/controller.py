@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from navigator.core.errors import NavigatorError
 from navigator.gui import live as livemod
 from navigator.gui import loaders
 from navigator.gui.session import ResultEntry, discover_results, load_session, save_session
+
+if TYPE_CHECKING:
+    from navigator.io.dicom import DicomSeries
 
 log = logging.getLogger("navigator.gui")
 
@@ -121,7 +124,7 @@ class Controller:
 
         def done(series):
             if len(series) == 1:
-                self.open_image(folder, out_dir, prepare=prepare)
+                self.open_image(folder, out_dir, prepare=prepare, series=series[0])
                 return
             t1 = structural_candidates(series, "T1")
             if len(t1) == 1:
@@ -138,7 +141,7 @@ class Controller:
                     return
                 chosen = offered[idx]
             self.ui.status(f"{folder.name}: using {chosen.summary()}", 15000)
-            self.open_image(folder, out_dir, prepare=prepare, series=chosen.uid)
+            self.open_image(folder, out_dir, prepare=prepare, series=chosen)
 
         self.ui.run_task(f"Reading {folder.name}", lambda progress: list_dicom_series(folder), on_done=done)
 
@@ -150,9 +153,9 @@ class Controller:
                          on_done=lambda d: self.subject_loaded(d, path))
 
     def open_image(self, path: str | Path, out_dir: str | Path | None = None, prepare: bool = True,
-                   series: str | None = None) -> None:
+                   series: str | DicomSeries | None = None) -> None:
         """Create (or reopen) a workspace from a T1 image or DICOM folder (``series``: which of its
-        series; :meth:`open_dicom` asks), show it, then prepare it."""
+        series, as listed by :meth:`open_dicom`, which asks), show it, then prepare it."""
         from navigator.pipeline import create_workspace_from_image
 
         out = Path(out_dir) if out_dir else loaders.default_workspace_dir(path)

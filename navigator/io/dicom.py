@@ -712,24 +712,31 @@ def _number(ds, name: str) -> float | None:
         return None
 
 
-def read_dicom_series(folder: str | Path, series_uid: str | None = None, weighting: str | None = None) -> Volume:
+def read_dicom_series(folder: str | Path, series_uid: str | DicomSeries | None = None,
+                      weighting: str | None = None) -> Volume:
     """Read one DICOM series into a Volume (file voxel order, RAS affine, not reoriented).
 
     ``folder`` may also be one DICOM file: its folder is scanned and its series chosen.
+    ``series_uid`` may be a :class:`DicomSeries` already listed by :func:`list_dicom_series`
+    (the folder's headers are then not read again).
     ``weighting`` ('T1'/'T2'): in a folder of several series, take the only 3-D structural one
     of that weighting when no ``series_uid`` is given (:func:`select_series`).
     Data is (X, Y, Z) or (X, Y, Z, T) when each slice position has T images.
     """
     folder = Path(folder)
-    if folder.is_file():
-        if not is_dicom_file(folder):
-            raise InputError(folder, "is not a DICOM file")
-        ds = _read_header(folder)
-        if ds is None:
-            raise InputError(folder, "is a DICOM file without an image")
-        series_uid = series_uid or str(getattr(ds, "SeriesInstanceUID", ""))
-        folder = folder.parent
-    series = select_series(folder, series_uid, weighting)
+    if isinstance(series_uid, DicomSeries):
+        series = series_uid
+        folder = folder.parent if folder.is_file() else folder
+    else:
+        if folder.is_file():
+            if not is_dicom_file(folder):
+                raise InputError(folder, "is not a DICOM file")
+            ds = _read_header(folder)
+            if ds is None:
+                raise InputError(folder, "is a DICOM file without an image")
+            series_uid = series_uid or str(getattr(ds, "SeriesInstanceUID", ""))
+            folder = folder.parent
+        series = select_series(folder, series_uid, weighting)
     _check_uniform(series, folder)
     affine, grid, hdrs, tilt = _geometry(series, folder)
     rows, cols = series.rows, series.columns

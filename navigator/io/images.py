@@ -83,7 +83,8 @@ def _is_dicom_input(path: Path) -> bool:
 
 
 def load_image(
-    path: str | Path, *, allow_4d: bool = False, reorient: bool = True, series_uid: str | None = None,
+    path: str | Path, *, allow_4d: bool = False, reorient: bool = True,
+    series_uid: str | _dicom.DicomSeries | None = None,
     dicom_weighting: str | None = None,
 ) -> Volume:
     """Load a NIfTI/MGH/NRRD/MetaImage image or a DICOM series (folder or one of its files).
@@ -95,7 +96,8 @@ def load_image(
             volumes raise InputError. When True, 4-D data (X, Y, Z, T or C) is returned as is
             (a 3-D file stays 3-D).
         reorient: reorder/flip voxel axes to the closest RAS orientation (no resampling).
-        series_uid: which DICOM series to read when the folder holds several (UID or number).
+        series_uid: which DICOM series to read when the folder holds several (UID or number, or
+            the :class:`navigator.io.dicom.DicomSeries` already listed, read without listing again).
         dicom_weighting: 'T1' or 'T2': without ``series_uid``, a folder of several series (a whole
             exam) gives its only 3-D structural series of that weighting
             (:func:`navigator.io.dicom.select_series`).
