@@ -45,6 +45,36 @@ def test_repair_fixes_brain_touching_bone_open_skull_and_islands():
     assert (fixed != bad).mean() < 0.05
 
 
+def test_compact_bone_is_one_piece_through_the_skull():
+    """A compact plate of the inner table that joins the skull through spongy bone (touching
+    only spongy bone, air cells and CSF, as in the mastoid) is part of the skull, not an
+    island, and the repair keeps it (it used to be removed, re-made by the skull closing and
+    left as an island after the last round); a compact speck in the scalp, or on spongy bone
+    but away from the intracranial space, is an island."""
+    lab, r = _spheres()
+    i = np.indices(lab.shape)
+    mastoid = (r > 17) & (r <= 22) & (i[0] < 22) & (np.abs(i[1] - 30) < 5) & (np.abs(i[2] - 30) < 5)
+    lab[mastoid] = SPONGY_BONE
+    inner = (np.abs(i[1] - 30) < 3) & (np.abs(i[2] - 30) < 3)
+    lab[mastoid & inner & (r > 17) & (r < 18.1)] = COMPACT_BONE  # inner-table plate, spongy around
+    lab[mastoid & inner & (r > 18) & (r < 19.1) & (i[1] == 30)] = 0  # an air cell beside it
+    outer = lab.copy()
+    outer[mastoid] = SPONGY_BONE
+    outer[mastoid & inner & (r > 19.5) & (r < 20.6)] = COMPACT_BONE  # in the diploe, off the IC
+    assert cleanup.check_topology(outer, None, 1.0).islands[str(COMPACT_BONE)] == 1
+    plate = cleanup._island_components(lab, COMPACT_BONE, 1.0, 500.0)[0]
+    assert plate.max() >= 2  # the plate is its own compact component ...
+    rep = cleanup.check_topology(lab, None, 1.0)
+    assert rep.islands[str(COMPACT_BONE)] == 0 and rep.ok, rep.to_json()  # ... but not an island
+    assert (cleanup.repair(lab, None, 1.0) == lab).all()
+    speck = lab.copy()
+    speck[30, 30, 4:6] = SPONGY_BONE
+    speck[30, 30, 6] = COMPACT_BONE  # bone in the scalp: compact on a detached spongy speck
+    assert cleanup.check_topology(speck, None, 1.0).islands[str(COMPACT_BONE)] == 1
+    fixed = cleanup.repair(speck, None, 1.0)
+    assert (fixed[30, 30, 4:7] == SCALP).all() and cleanup.check_topology(fixed, None, 1.0).ok
+
+
 def test_neck_cut_is_a_plane_and_is_enforced():
     lab, _ = _spheres()
     aff = np.eye(4)

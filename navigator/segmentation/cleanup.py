@@ -12,7 +12,9 @@ voxel edges and corners. Definitions:
   image border); repair: such air voxels become scalp.
 * *no islands*: every tissue is one 26-connected component, except that CSF, eyes and spongy
   bone may have further components of at least ``min_part_mm3`` (ventricles, two eyes, diploe
-  patches). Smaller components are given the most common label around them.
+  patches), and that a compact plate on the intracranial space that joins the skull through
+  spongy bone (the inner table between mastoid air cells) is part of the skull, not speckle.
+  Smaller components are given the most common label around them.
 * *neck cut*: everything below a plane (the MNI axial plane ``z = NECK_CUT_MNI_Z`` mapped into
   the subject with the affine registration) is background.
 """
@@ -89,6 +91,36 @@ def neck_cut_mask(shape, affine: np.ndarray, affine_s2m: np.ndarray, z_mni: floa
     return z < z_mni
 
 
+def _island_components(labels: np.ndarray, tag: int, voxel_mm3: float,
+                       min_part_mm3: float) -> tuple[np.ndarray, list[int]]:
+    """26-connected components of ``tag`` (label array) and the ids of those that are islands
+    under the *no islands* rule of the module docstring."""
+    lab, n = ndi.label(labels == tag, structure=_CUBE)
+    if n <= 1:
+        return lab, []
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    main = int(np.argmax(sizes))
+    keep = {main}
+    if tag in _MULTI_OK:
+        keep |= {int(i) for i in np.nonzero(sizes * voxel_mm3 >= min_part_mm3)[0]}
+    if tag == COMPACT_BONE:
+        # a plate of the inner table: it touches the intracranial space and joins the main
+        # compact bone through spongy bone (closing the skull would only make it again)
+        skull, _ = ndi.label(np.isin(labels, (COMPACT_BONE, SPONGY_BONE)), structure=_CUBE)
+        objs = ndi.find_objects(lab)
+        main_sl = objs[main - 1]
+        main_piece = int(skull[main_sl][lab[main_sl] == main][0])
+        for i in range(1, n + 1):
+            if i in keep:
+                continue
+            sl = tuple(slice(max(o.start - 1, 0), o.stop + 1) for o in objs[i - 1])
+            comp = lab[sl] == i
+            if int(skull[sl][comp][0]) == main_piece and (_dil(comp) & np.isin(labels[sl], _IC)).any():
+                keep.add(i)
+    return lab, [i for i in range(1, n + 1) if i not in keep]
+
+
 def remove_islands(labels: np.ndarray, voxel_mm3: float, min_part_mm3: float = 500.0,
                    max_rounds: int = 4) -> np.ndarray:
     """Give every disallowed small component the most common label on its border."""
@@ -96,15 +128,7 @@ def remove_islands(labels: np.ndarray, voxel_mm3: float, min_part_mm3: float = 5
     for _ in range(max_rounds):
         changed = False
         for tag in [int(t) for t in np.unique(out) if t != 0]:
-            lab, n = ndi.label(out == tag, structure=_CUBE)
-            if n <= 1:
-                continue
-            sizes = np.bincount(lab.ravel())
-            sizes[0] = 0
-            keep = {int(np.argmax(sizes))}
-            if tag in _MULTI_OK:
-                keep |= {int(i) for i in np.nonzero(sizes * voxel_mm3 >= min_part_mm3)[0]}
-            drop = [i for i in range(1, n + 1) if i not in keep]
+            lab, drop = _island_components(out, tag, voxel_mm3, min_part_mm3)
             if not drop:
                 continue
             objs = ndi.find_objects(lab)
@@ -172,16 +196,7 @@ def check_topology(labels: np.ndarray, cut: np.ndarray | None, voxel_mm3: float,
     n_scalp = int((air & _dil(np.isin(labels, _BONE + (EYES,))) & ~allowed_open).sum())
     islands: dict[str, int] = {}
     for tag in [int(t) for t in np.unique(labels) if t != 0]:
-        lab, n = ndi.label(labels == tag, structure=_CUBE)
-        if n <= 1:
-            islands[str(tag)] = 0
-            continue
-        sizes = np.bincount(lab.ravel())[1:]
-        order = np.argsort(sizes)[::-1]
-        extra = sizes[order[1:]]
-        if tag in _MULTI_OK:
-            extra = extra[extra * voxel_mm3 < min_part_mm3]
-        islands[str(tag)] = int(len(extra))
+        islands[str(tag)] = len(_island_components(labels, tag, voxel_mm3, min_part_mm3)[1])
     neck_ok = True
     if cut is not None:
         neck_ok = not bool((labels[cut] != 0).any())
