@@ -232,6 +232,54 @@ def test_non_head_image_is_rejected():
         segment_head(Volume(cube, np.diag([2.0, 2.0, 2.0, 1.0])))
 
 
+def test_intensity_offset_is_removed_and_standard_images_are_kept():
+    """The air is moved to 0 in a signed image shifted below 0 (its air a constant fill) and in
+    an image with a constant offset (noisy air at +1000); a standard image (Rayleigh air, or a
+    zero-filled background) and one with negative padding outside the field of view are kept."""
+    lab, r = _spheres(shape=(70, 70, 70), radii=(12, 15, 17, 22, 26))
+    rng = np.random.default_rng(1)
+    tissue = np.where(lab > 0, 300.0 + 20.0 * lab, 0.0)
+    rayleigh = np.hypot(rng.normal(0, 8, lab.shape), rng.normal(0, 8, lab.shape))
+    standard = Volume((tissue + rayleigh).astype(np.float32), np.eye(4))
+    assert preprocess.remove_intensity_offset(standard) == (standard, 0.0)
+    zero_filled = Volume(tissue.astype(np.float32), np.eye(4))
+    assert preprocess.remove_intensity_offset(zero_filled)[1] == 0.0
+    padded = standard.data.copy()
+    padded[r > 33] = -32768.0  # outside a circular field of view
+    assert preprocess.remove_intensity_offset(Volume(padded, np.eye(4)))[1] == 0.0
+    signed = Volume((tissue - 600.0).astype(np.float32), np.eye(4))
+    out, baseline = preprocess.remove_intensity_offset(signed)
+    assert baseline == -600.0
+    np.testing.assert_allclose(out.data, tissue, atol=1e-3)
+    offset = Volume((tissue + rayleigh + 1000.0).astype(np.float32), np.eye(4))
+    out, baseline = preprocess.remove_intensity_offset(offset)
+    assert 1000.0 <= baseline < 1010.0  # the air noise's lower tail
+    air = lab == 0
+    assert abs(float(np.median(out.data[air]))) < 15.0 and float(np.median(out.data[lab == 1])) > 300.0
+
+
+def test_bright_outliers_are_clipped_and_tissue_is_not():
+    """Hot voxels (a reconstruction spike) are clipped to twice the 99.9th percentile; the
+    brightest real tissue (a bright fat layer well above the 99.9th percentile of a head with
+    air around it) is not touched, and an image without outliers is returned as it is."""
+    lab, r = _spheres(shape=(70, 70, 70), radii=(12, 15, 17, 22, 26))
+    img = np.where(lab > 0, 300.0 + 20.0 * lab, 5.0).astype(np.float32)
+    img[(r > 25) & (r <= 26)] = 560.0  # bright fat under the skin: 1.5x the brightest layer
+    vol = Volume(img, np.eye(4), source="t1.nii.gz")
+    same, n = preprocess.clip_bright_outliers(vol)
+    assert n == 0 and same is vol
+    spiky = img.copy()
+    rng = np.random.default_rng(0)
+    spots = tuple(rng.integers(0, 70, 30) for _ in range(3))
+    spiky[spots] = 1e6
+    out, n = preprocess.clip_bright_outliers(Volume(spiky, np.eye(4), source="t1.nii.gz"))
+    assert n == len(set(zip(*spots)))
+    ceiling = preprocess.OUTLIER_CEILING * 560.0
+    assert out.data.max() <= ceiling + 1e-3 and out.source == "t1.nii.gz"
+    untouched = spiky < 1e6
+    np.testing.assert_array_equal(out.data[untouched], spiky[untouched])
+
+
 def test_bright_noise_background_is_refused_with_guidance():
     """An MP2RAGE UNI image has noise as bright as tissue around the head: the head's outline
     cannot be found, and the user is told what to give instead. Dark (Rayleigh) noise, and a

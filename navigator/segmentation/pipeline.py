@@ -125,6 +125,20 @@ def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None
         tick[0] = now
 
     _check_t1(t1, t1.source)
+    t1, offset_t1 = preprocess.remove_intensity_offset(t1)
+    if offset_t1:
+        warnings.append(f"the air of the image is at intensity {offset_t1:.4g}, not 0 (an offset added in conversion?): "
+                        "the intensities were shifted to put it at 0")
+    t1, clipped_t1 = preprocess.clip_bright_outliers(t1)
+    clipped_t2 = 0
+    if t2 is not None:
+        t2, offset_t2 = preprocess.remove_intensity_offset(t2)
+        if offset_t2:
+            warnings.append(f"the air of the T2 is at intensity {offset_t2:.4g}, not 0: shifted to 0")
+        t2, clipped_t2 = preprocess.clip_bright_outliers(t2)
+    if clipped_t1 or clipped_t2:
+        log.info("clipped %d (T1) and %d (T2) voxels brighter than %.0f x the 99.9th percentile",
+                 clipped_t1, clipped_t2, preprocess.OUTLIER_CEILING)
     if p["method"] not in METHODS:
         raise InputError(t1.source, f"unknown segmentation method {p['method']!r} (choose from {', '.join(METHODS)})")
     tm = load_templates()
@@ -248,6 +262,8 @@ def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None
         metrics["t2_registration"] = t2_reg.to_json()
     # 1st and 99th percentile over the brain of the residual bias field removed after N4
     metrics["residual_bias_range"] = bias_range
+    # spikes / hot voxels clipped before anything else (preprocess.clip_bright_outliers)
+    metrics["clipped_outlier_voxels"] = {"t1": clipped_t1, "t2": clipped_t2}
     metrics["warnings"] = list(warnings)
     timings["total"] = round(time.perf_counter() - t_start, 2)
     metrics["timings_s"] = timings

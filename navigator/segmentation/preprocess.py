@@ -114,6 +114,65 @@ def robust_range(data: np.ndarray, mask: np.ndarray | None = None) -> tuple[floa
     return float(lo), float(max(hi, lo + 1e-6))
 
 
+#: The air of a magnitude MR image is noise near 0. An image whose air sits elsewhere (a
+#: constant offset added in conversion, a signed image shifted below 0) is shifted back when its
+#: 0.5th percentile lies farther from 0 than this fraction of its 0.5-99.5th percentile range
+#: (standard images: 0-1.2 %, Colin27, IXI015, the phantom and their copies).
+OFFSET_FRACTION = 0.05
+
+
+def remove_intensity_offset(vol: Volume) -> tuple[Volume, float]:
+    """``vol`` with its air moved to 0, and the intensity subtracted (0.0: nothing done).
+
+    A constant fill (at least 0.5 % of the voxels at exactly the minimum) at 0 is the usual
+    zero-filled background: nothing to do. A constant fill elsewhere is the air itself when the
+    other voxels' 0.5th percentile is off zero (:data:`OFFSET_FRACTION`; the fill is subtracted),
+    else padding outside the field of view, which the segmentation's clipping at 0 already
+    removes. Without a fill, the 0.5th percentile (the air's noise) is subtracted when it is
+    off zero. The rest of the segmentation assumes air near 0: with Colin27 shifted to a signed
+    image whose air is at -600, everything below 0 (CSF, bone) became air (scalp Dice 0.812);
+    with an offset of +1000 the head was taken for a skull-stripped brain."""
+    data = np.asarray(vol.data)
+    sample = np.asarray(data[::2, ::2, ::2], np.float64).ravel()
+    lo = float(sample.min())
+    fill = sample == lo
+    has_fill = fill.mean() >= 0.005
+    if has_fill and lo == 0.0:
+        return vol, 0.0
+    rest = sample[~fill] if has_fill else sample
+    b, top = (float(q) for q in np.percentile(rest, [0.5, 99.5]))
+    if abs(b) <= OFFSET_FRACTION * (top - b):
+        return vol, 0.0
+    baseline = lo if has_fill else b
+    return Volume((data.astype(np.float32) - np.float32(baseline)), vol.affine.copy(), vol.source,
+                  dict(vol.meta)), baseline
+
+
+#: Voxels brighter than this multiple of the 99.9th percentile of the positive voxels are
+#: spikes or hot pixels, not tissue (the brightest tissue, fat and vessels, is in that top
+#: 0.1 %: the maximum is 1.02-1.83 times it on Colin27, IXI015, the phantom and their copies).
+OUTLIER_CEILING = 2.0
+
+
+def clip_bright_outliers(vol: Volume) -> tuple[Volume, int]:
+    """``vol`` with voxels above :data:`OUTLIER_CEILING` x its 99.9th percentile (positive
+    voxels, every second voxel per axis sampled) set to that ceiling, and how many there were.
+
+    A few hot voxels (a reconstruction spike, a corrupted slice) otherwise enter every class
+    mean, the bias field and the registration's histogram: 40 voxels at 10^6 in Colin27 gave
+    WM Dice 0.842 and intracranial volume +6.5 %."""
+    data = np.asarray(vol.data)
+    sample = data[::2, ::2, ::2]
+    positive = sample[sample > 0]
+    if positive.size == 0:
+        return vol, 0
+    ceiling = OUTLIER_CEILING * float(np.percentile(positive, 99.9))
+    n = int(np.count_nonzero(data > ceiling))
+    if n == 0:
+        return vol, 0
+    return Volume(np.minimum(data, np.asarray(ceiling, data.dtype)), vol.affine.copy(), vol.source, dict(vol.meta)), n
+
+
 def normalize_intensity(data: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Scale so the head's 99.5th percentile maps to 1 (background stays near 0); float32."""
     _, hi = robust_range(data, mask)
