@@ -192,7 +192,13 @@ def test_modality_guess_real_t1(shared_data, capsys, tmp_image):
         pytest.skip("no real T1 present")
     for p in present:
         d = _info_json(p, capsys)
-        assert d["modality_guess"] == "T1", (p, d["modality_reason"])
+        assert d["modality_guess"] == "T1" and "file name" in d["modality_reason"], (p, d["modality_reason"])
+        # the intensities alone (a name that says nothing) give T1 too
+        from navigator.io.images import load_image
+
+        vol = load_image(p, reorient=False)
+        d = _info_json(tmp_image(np.asarray(vol.data), vol.affine), capsys)
+        assert d["modality_guess"] == "T1" and "intensities" in d["modality_reason"], (p, d["modality_reason"])
     t1, ref = _colin(shared_data)
     # the same scan with the scalp fat 1.6x brighter (as on MPRAGEs whose fat outshines the
     # white matter; the former centre-vs-brightest rule called it T2)
@@ -238,10 +244,26 @@ def test_modality_guess_sample_subjects(tmp_path, capsys):
     ws = write_sample("sphere", tmp_path / "sphere")
     assert _info_json(ws.path("t1"), capsys)["modality_guess"] == "T1"
     ph = generate_phantom(0)
-    for name, img, expect in (("T1", ph.t1, "T1"), ("T2", ph.t2, "T2")):
+    for name, img, expect in (("a", ph.t1, "T1"), ("b", ph.t2, "T2")):
         p = save_nifti(Volume(img, ph.affine), tmp_path / f"phantom_{name}.nii.gz")
         d = _info_json(p, capsys)
-        assert d["modality_guess"] == expect, (name, d["modality_reason"])
+        assert d["modality_guess"] == expect and "intensities" in d["modality_reason"], (name, d["modality_reason"])
+
+
+def test_modality_from_the_file_name(tmp_image, capsys):
+    """BIDS suffixes and protocol words in the file name decide what the intensities cannot
+    (a FLAIR or proton-density image looks T1-like to them); a name that says nothing leaves
+    the guess to the intensities."""
+    from navigator.io.images import _contrast_from_name
+
+    data, aff = _ellipsoid_head(_T1, (2.0, 2.0, 2.0))
+    for name, expect, word in (("sub-01_FLAIR.nii.gz", "other", "FLAIR"), ("sub-01_PDw.nii.gz", "other", "proton"),
+                               ("sub-01_inv-2_MP2RAGE.nii.gz", "other", "inversion"),
+                               ("sub-01_UNIT1.nii.gz", "T1", "UNI"), ("sub-01_T2w.nii.gz", "T2", "T2"),
+                               ("t1_mprage_sag.nii.gz", "T1", "T1")):
+        d = _info_json(tmp_image(data, aff, name=name), capsys)
+        assert d["modality_guess"] == expect and word in d["modality_reason"], (name, d["modality_reason"])
+    assert _contrast_from_name("headscan.nii.gz") is None and _contrast_from_name("standard.nrrd") is None
 
 
 def test_modality_guess_tolerates_nan_voxels():

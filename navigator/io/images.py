@@ -236,8 +236,38 @@ def _sample(data: np.ndarray) -> np.ndarray:
     return flat[::step] if step > 1 else flat
 
 
+#: Words of a file name that say its contrast (the BIDS suffixes T1w, T2w, FLAIR, PDw, T2starw,
+#: UNIT1 and the usual protocol names), checked in this order; None: no decision from the name.
+_NAME_CONTRASTS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("flair",), "other", "FLAIR"),
+    (("pdw", "pd"), "other", "proton-density weighted"),
+    (("t2starw", "t2star", "swi"), "other", "T2*-weighted"),
+    (("inv1", "inv2"), "other", "an MP2RAGE inversion image"),
+    (("unit1", "uni"), "T1", "an MP2RAGE UNI (T1-weighted)"),
+    (("t1w", "t1", "mprage", "spgr", "bravo", "tfl3d"), "T1", "T1-weighted"),
+    (("t2w", "t2"), "T2", "T2-weighted"),
+)
+
+
+def _contrast_from_name(name: str | None) -> tuple[str, str] | None:
+    """(label, reason) from the words of a file name, e.g. ``sub-01_FLAIR.nii.gz`` or
+    ``IXI015-HH-1258_T1.nii.gz`` (BIDS ``inv-2`` counts as "inv2"); None when no word says."""
+    if not name:
+        return None
+    import re
+
+    stem = re.sub(r"\.(nii|gz|mgz|mgh|nrrd|nhdr|mha|mhd)$", "", name.lower())
+    stem = re.sub(r"\.(nii|gz|mgz|mgh|nrrd|nhdr|mha|mhd)$", "", stem)
+    words = set(re.split(r"[^a-z0-9]+", stem.replace("inv-", "inv")))
+    for keys, label, what in _NAME_CONTRASTS:
+        hit = next((k for k in keys if k in words), None)
+        if hit is not None:
+            return label, f"the file name {name!r} says {what} ({hit!r})"
+    return None
+
+
 def guess_modality(data: np.ndarray, dicom_meta: dict[str, Any] | None = None,
-                   spacing: Any = None) -> tuple[str, str, int | None]:
+                   spacing: Any = None, name: str | None = None) -> tuple[str, str, int | None]:
     """Heuristic modality guess: ('T1'|'T2'|'label map'|'probability map'|'fMRI series'|'other', reason, n_unique).
 
     It is a guess: label maps are recognised by few integer values, probability maps by
@@ -251,6 +281,9 @@ def guess_modality(data: np.ndarray, dicom_meta: dict[str, Any] | None = None,
     brightest tissue of the image: at least half as bright in a T1 (white matter vs fat), darker
     in a T2 (white matter vs CSF).
     ``spacing`` (voxel size in mm per axis; isotropic when omitted) sets the depth scale.
+    ``name`` (a file name; not for DICOM, whose series description is used) is read before the
+    intensities: BIDS suffixes and protocol words (:data:`_NAME_CONTRASTS`) name contrasts the
+    intensities cannot tell apart (a FLAIR and a proton-density image look T1-like to them).
     """
     if data.ndim == 4 and data.shape[3] > 1:
         t = data.shape[3]
@@ -292,6 +325,8 @@ def guess_modality(data: np.ndarray, dicom_meta: dict[str, Any] | None = None,
                     f"DICOM short TE ({te:g} ms) with short TR ({tr:g} ms) or inversion: T1-weighted",
                     n_u,
                 )
+    elif (by_name := _contrast_from_name(name)) is not None:
+        return by_name[0], by_name[1], n_u
     cues = _contrast_cues(data, spacing)
     if cues is None:
         return "other", "could not find a head-like foreground", n_u
@@ -470,7 +505,8 @@ def image_info(path: str | Path, series_uid: str | None = None) -> ImageInfo:
             problems.append(f"{n_bad:,} NaN/inf voxels")
         if data.ndim >= 3 and min(data.shape[:3]) >= 2:
             guess, reason, n_u = guess_modality(data if data.ndim == 3 or data.shape[3] > 1 else data[..., 0],
-                                                spacing=np.sqrt((facts.affine[:3, :3] ** 2).sum(axis=0)))
+                                                spacing=np.sqrt((facts.affine[:3, :3] ** 2).sum(axis=0)),
+                                                name=Path(path).name)
         else:
             guess, reason = "other", "not a 3-D volume"
     aff = facts.affine
@@ -542,7 +578,8 @@ def _array_info(path: Path, fmt: str, transform: str, data: np.ndarray | None, a
         vmin, vmax, pct, n_bad = _stats(data)
         if n_bad:
             problems.append(f"{n_bad:,} NaN/inf voxels")
-        guess, reason, n_u = guess_modality(data, dicom_meta, spacing=spacing)
+        guess, reason, n_u = guess_modality(data, dicom_meta, spacing=spacing,
+                                            name=None if dicom_meta else Path(path).name)
     shape = tuple(int(x) for x in (data.shape if data is not None else shape))
     n = np.array(shape[:3]) - 1
     corners = np.array([[i, j, k, 1.0] for i in (0, n[0]) for j in (0, n[1]) for k in (0, n[2])])
