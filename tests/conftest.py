@@ -157,6 +157,7 @@ def write_dicom_series(
     echo_time: float = 3.0,
     n_volumes: int = 1,
     seed: int = 0,
+    image_type: Sequence[str] = ("ORIGINAL", "PRIMARY", "M", "ND"),
 ) -> list[Path]:
     """Write a synthetic MR DICOM series (Explicit VR Little Endian, int16, one file per slice).
 
@@ -205,7 +206,7 @@ def write_dicom_series(
         ds.AcquisitionNumber = t + 1
         ds.PatientName = "Phantom^Test"
         ds.PatientID = "TEST"
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
+        ds.ImageType = list(image_type)
         ds.ImagePositionPatient = [f"{v:.6f}" for v in (np.asarray(origin, float) + k * step)]
         ds.ImageOrientationPatient = [f"{v:.8f}" for v in (*row_dir, *col_dir)]
         ds.PixelSpacing = [f"{pixel_spacing[0]:g}", f"{pixel_spacing[1]:g}"]

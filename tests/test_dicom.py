@@ -565,6 +565,30 @@ def test_whole_exam_folder_gives_its_3d_t1(tmp_path, tmp_dicom_series, caplog):
     assert "2 of them look like a 3-D T1-weighted volume" in str(err.value) and "--series" in str(err.value)
 
 
+def test_mp2rage_exam_gives_its_uniform_image(tmp_path, tmp_dicom_series):
+    """A Siemens MP2RAGE exam: the two inversions, the uniform image (DERIVED by nature) and the
+    T1 map. Asked for a T1, the UNI is taken (not skipped as derived, not the map or an
+    inversion); with the vendor's denoised UNI-DEN beside it, the UNI-DEN (no INV2 needed)."""
+    from navigator.io.dicom import MIN_VOLUME_IMAGES
+
+    vol = np.random.default_rng(1).integers(0, 500, size=(8, 7, MIN_VOLUME_IMAGES)).astype(float)
+    derived = ("DERIVED", "PRIMARY", "M", "UNI")
+    exam = tmp_path / "exam"
+    tmp_dicom_series(exam / "1", vol, description="t1_mp2rage_sag_p3_iso_INV1", series_number=1)
+    tmp_dicom_series(exam / "2", vol, description="t1_mp2rage_sag_p3_iso_INV2", series_number=2)
+    tmp_dicom_series(exam / "3", vol, description="t1_mp2rage_sag_p3_iso_T1_Images", series_number=3,
+                     image_type=("DERIVED", "PRIMARY", "T1 MAP"))
+    tmp_dicom_series(exam / "4", vol, description="anat-MP2RAGE_acq-WIP925_UNI_Images", series_number=4,
+                     image_type=derived)
+    assert load_image(exam, dicom_weighting="T1").meta["series_number"] == 4
+    tmp_dicom_series(exam / "5", vol, description="anat-MP2RAGE_acq-WIP925_UNI-DEN", series_number=5,
+                     image_type=derived)
+    assert load_image(exam, dicom_weighting="T1").meta["series_number"] == 5
+    tmp_dicom_series(exam / "6", vol, description="t1_mprage_sag_p2_iso", series_number=6)
+    with pytest.raises(InputError, match="2 of them look like a 3-D T1"):  # an MPRAGE too: the user says
+        load_image(exam, dicom_weighting="T1")
+
+
 def test_prepare_takes_the_t1_of_a_whole_exam(tmp_path, tmp_dicom_series):
     """`navigator prepare EXAM_FOLDER` (and the app) start from the exam's T1; --series overrides."""
     from navigator.cli import build_parser

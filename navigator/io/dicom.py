@@ -386,6 +386,17 @@ _NOT_STRUCTURAL = re.compile(
 )
 
 
+#: An MP2RAGE's uniform image (Siemens "..._UNI_Images", the denoised "..._UNI-DEN"): T1-weighted,
+#: and DERIVED by nature (computed from the two inversions), so the derived rule does not apply.
+_MP2RAGE_UNI = re.compile(r"(?<![a-z])uni(?![a-z])")
+_DENOISED = re.compile(r"(?<![a-z])den(?![a-z])")
+
+
+def _is_mp2rage_uni(text: str) -> bool:
+    """Whether a lower-case series description names an MP2RAGE uniform (UNI) image."""
+    return bool(_MP2RAGE_UNI.search(text)) and ("mp2rage" in text or "t1" in text)
+
+
 def _is_derived(s: DicomSeries) -> bool:
     """ImageType says DERIVED (reformats, MIPs, computed maps) or SECONDARY."""
     ds = s.images[0].header if s.images else None
@@ -397,22 +408,29 @@ def structural_candidates(series: list[DicomSeries], weighting: str) -> list[Dic
     """The series that look like a 3-D ``weighting`` ('T1' or 'T2') structural volume: MR, at
     least :data:`MIN_VOLUME_IMAGES` images, original (not derived) images, a description naming
     the weighting and none of the other kinds (:data:`_NOT_STRUCTURAL`); of a series saved with
-    and without distortion correction, the corrected one."""
+    and without distortion correction, the corrected one. For T1 an MP2RAGE uniform image
+    counts too (derived by nature; its inversions and T1 map do not), and of a UNI saved with
+    and without the vendor's background denoising ("UNI-DEN"), the denoised one, which needs no
+    second inversion."""
     pattern = _WEIGHTING_PATTERNS[weighting]
     other = _WEIGHTING_PATTERNS["T2" if weighting == "T1" else "T1"]
     out = []
     for s in series:
         text = s.description.lower()
-        if s.modality not in ("MR", "") or len(s.images) < MIN_VOLUME_IMAGES or _is_derived(s):
+        uni = weighting == "T1" and _is_mp2rage_uni(text)
+        if s.modality not in ("MR", "") or len(s.images) < MIN_VOLUME_IMAGES or (_is_derived(s) and not uni):
             continue
-        if not pattern.search(text) or _NOT_STRUCTURAL.search(text):
+        if not (pattern.search(text) or uni) or _NOT_STRUCTURAL.search(text):
             continue
         if weighting == "T2" and other.search(text) and "t2" not in text:
             continue
         out.append(s)
     # Siemens saves the images without distortion correction beside the corrected ones as "..._ND"
     corrected = [s for s in out if not re.search(r"(^|[_\s])nd($|[_\s])", s.description.lower())]
-    return corrected if corrected else out
+    out = corrected if corrected else out
+    if any(_DENOISED.search(s.description.lower()) for s in out if _is_mp2rage_uni(s.description.lower())):
+        out = [s for s in out if not _is_mp2rage_uni(s.description.lower()) or _DENOISED.search(s.description.lower())]
+    return out
 
 
 def select_series(folder: str | Path, series_uid: str | None = None, weighting: str | None = None) -> DicomSeries:
