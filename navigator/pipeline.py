@@ -49,6 +49,23 @@ class PrepareReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def _exam_inv2(image: str | Path, t1_volume: Any) -> tuple[Path | None, Any]:
+    """(folder, series) of the INV2 in the same DICOM exam when the T1 taken from it is a raw
+    MP2RAGE uniform image (logged), else (None, None)."""
+    from navigator.io import dicom
+
+    folder = Path(image)
+    desc = str(t1_volume.meta.get("series_description") or "")
+    if not folder.is_dir() or not dicom.is_raw_mp2rage_uni(desc):
+        return None, None
+    found = dicom.mp2rage_inv2_of(dicom.list_dicom_series(folder), desc)
+    if found is None:
+        return None, None
+    log.warning("%s: the T1 is the MP2RAGE uniform image %r; using the exam's second inversion %s "
+                "(choose another with --inv2 and --inv2-series)", folder, desc, found.summary())
+    return folder, found
+
+
 def create_workspace_from_image(
     image: str | Path,
     out_dir: str | Path,
@@ -58,7 +75,7 @@ def create_workspace_from_image(
     series: str | DicomSeries | None = None,
     t2_series: str | None = None,
     inv2: str | Path | None = None,
-    inv2_series: str | None = None,
+    inv2_series: str | DicomSeries | None = None,
 ) -> Workspace:
     """Create a workspace from a T1 (NIfTI file or DICOM folder), or reopen it if it exists.
 
@@ -67,7 +84,9 @@ def create_workspace_from_image(
     3-D T1-weighted series (``t2_series`` / 3-D T2-weighted for ``t2``).
     ``inv2`` is the second inversion of an MP2RAGE whose UNI image is the T1 (written to
     ``input/INV2.nii.gz``, source "INV2"; from a DICOM exam its series ``inv2_series``); the
-    segmentation combines the two (:mod:`navigator.segmentation.mp2rage`).
+    segmentation combines the two (:mod:`navigator.segmentation.mp2rage`). A raw MP2RAGE uniform
+    image taken from a DICOM exam without ``inv2`` gets the exam's INV2 series
+    (:func:`navigator.io.dicom.mp2rage_inv2_of`).
 
     The image is loaded (reoriented to RAS without resampling) and written to
     ``input/T1.nii.gz``. Reopening a workspace whose recorded T1 came from a *different* image
@@ -83,6 +102,8 @@ def create_workspace_from_image(
         if "T1" in ws.sources() and Path(image).resolve() == ws.source_path("T1").resolve():
             return ws  # the workspace's own T1 (e.g. `demo` on the sample it wrote): nothing to load or compare
     t1_volume = load_image(image, series_uid=series, dicom_weighting="T1")
+    if inv2 is None:
+        inv2, inv2_series = _exam_inv2(image, t1_volume)
     if inv2 is not None:  # checked before anything is written: the error names the user's file
         from navigator.segmentation.mp2rage import check_inv2
 

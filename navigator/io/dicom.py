@@ -397,6 +397,24 @@ def _is_mp2rage_uni(text: str) -> bool:
     return bool(_MP2RAGE_UNI.search(text)) and ("mp2rage" in text or "t1" in text)
 
 
+def is_raw_mp2rage_uni(description: str) -> bool:
+    """Whether a series description names an MP2RAGE uniform image without the vendor's
+    background denoising (it needs its second inversion to segment)."""
+    text = description.lower()
+    return _is_mp2rage_uni(text) and not _DENOISED.search(text)
+
+
+def mp2rage_inv2_of(series: list[DicomSeries], uni_description: str) -> DicomSeries | None:
+    """The second-inversion series of the MP2RAGE whose uniform image is ``uni_description``:
+    the only series whose description says INV2 and starts like the UNI's (the protocol name
+    before "UNI"), or else the exam's only INV2 series; None when there is not exactly one."""
+    inv2 = [s for s in series if re.search(r"inv-?2(?![0-9])", s.description.lower())]
+    prefix = _MP2RAGE_UNI.split(uni_description.lower())[0].rstrip("_- ")
+    same = [s for s in inv2 if prefix and s.description.lower().startswith(prefix)]
+    hits = same if len(same) == 1 else inv2
+    return hits[0] if len(hits) == 1 else None
+
+
 def _is_derived(s: DicomSeries) -> bool:
     """ImageType says DERIVED (reformats, MIPs, computed maps) or SECONDARY."""
     ds = s.images[0].header if s.images else None
