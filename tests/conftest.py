@@ -234,3 +234,27 @@ def write_dicom_series(
 def tmp_dicom_series() -> Callable[..., list[Path]]:
     """Factory ``tmp_dicom_series(folder, data, **options)``; see :func:`write_dicom_series`."""
     return write_dicom_series
+
+
+@pytest.fixture()
+def empty_window(qapp, tmp_path):
+    """The app's main window with no subject, dialogs answered from ``dialogs.ANSWERS`` /
+    ``dialogs.FILE_ANSWERS`` (non-blocking), its settings in ``tmp_path``; closed afterwards.
+    Needs PyQt6 and pytest-qt (modules using it skip without them)."""
+    from PyQt6.QtCore import QSettings
+
+    from navigator.gui import dialogs
+    from navigator.gui.app import create_app
+    from navigator.gui.main_window import MainWindow
+
+    dialogs.NON_BLOCKING = True
+    create_app()
+    w = MainWindow(QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
+    w.show()
+    yield w
+    if dialogs.LAST_FILE_OFFER is not None:
+        dialogs.LAST_FILE_OFFER.close()
+    w.close()
+    dialogs.NON_BLOCKING = False
+    dialogs.ANSWERS.clear()
+    dialogs.FILE_ANSWERS.clear()

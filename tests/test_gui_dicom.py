@@ -10,21 +10,8 @@ pytest.importorskip("pytestqt")
 
 
 @pytest.fixture()
-def window(qapp, tmp_path):
-    from PyQt6.QtCore import QSettings
-
-    from navigator.gui import dialogs
-    from navigator.gui.app import create_app
-    from navigator.gui.main_window import MainWindow
-
-    dialogs.NON_BLOCKING = True
-    create_app()
-    w = MainWindow(QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
-    w.show()
-    yield w
-    w.close()
-    dialogs.NON_BLOCKING = False
-    dialogs.ANSWERS.clear()
+def window(empty_window):
+    return empty_window
 
 
 def _exam(folder, tmp_dicom_series, descriptions):

@@ -15,23 +15,8 @@ from test_mp2rage import _aff, _mp2rage, _tissues  # noqa: E402
 
 
 @pytest.fixture()
-def window(qapp, tmp_path):
-    from PyQt6.QtCore import QSettings
-
-    from navigator.gui import dialogs
-    from navigator.gui.app import create_app
-    from navigator.gui.main_window import MainWindow
-
-    dialogs.NON_BLOCKING = True
-    create_app()
-    w = MainWindow(QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
-    w.show()
-    yield w
-    if dialogs.LAST_FILE_OFFER is not None:
-        dialogs.LAST_FILE_OFFER.close()
-    w.close()
-    dialogs.NON_BLOCKING = False
-    dialogs.FILE_ANSWERS.clear()
+def window(empty_window):
+    return empty_window
 
 
 def _open(qtbot, window, path, out):
