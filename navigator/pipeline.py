@@ -86,7 +86,8 @@ def create_workspace_from_image(
     ``input/INV2.nii.gz``, source "INV2"; from a DICOM exam its series ``inv2_series``); the
     segmentation combines the two (:mod:`navigator.segmentation.mp2rage`). A raw MP2RAGE uniform
     image taken from a DICOM exam without ``inv2`` gets the exam's INV2 series
-    (:func:`navigator.io.dicom.mp2rage_inv2_of`).
+    (:func:`navigator.io.dicom.mp2rage_inv2_of`); ``inv2_series`` without ``inv2`` is a series
+    of the same exam.
 
     The image is loaded (reoriented to RAS without resampling) and written to
     ``input/T1.nii.gz``. Reopening a workspace whose recorded T1 came from a *different* image
@@ -102,7 +103,9 @@ def create_workspace_from_image(
         if "T1" in ws.sources() and Path(image).resolve() == ws.source_path("T1").resolve():
             return ws  # the workspace's own T1 (e.g. `demo` on the sample it wrote): nothing to load or compare
     t1_volume = load_image(image, series_uid=series, dicom_weighting="T1")
-    if inv2 is None:
+    if inv2 is None and inv2_series is not None and Path(image).is_dir():
+        inv2 = image  # --inv2-series alone: a series of the same exam
+    elif inv2 is None:
         inv2, inv2_series = _exam_inv2(image, t1_volume)
     if inv2 is not None:  # checked before anything is written: the error names the user's file
         from navigator.segmentation.mp2rage import check_inv2

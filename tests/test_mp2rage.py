@@ -224,6 +224,9 @@ def test_mp2rage_dicom_exam_gets_its_inv2(tmp_path, tmp_dicom_series, caplog):
                      series_number=4, image_type=uni_type, **geom)
     ws2 = create_workspace_from_image(exam, tmp_path / "ws2")
     assert set(ws2.sources()) == {"T1"}
+    # a series of the same exam named explicitly (--inv2-series alone)
+    ws3 = create_workspace_from_image(exam, tmp_path / "ws3", series="3", inv2_series="2")
+    assert set(ws3.sources()) == {"T1", "INV2"}
 
 
 def test_prepare_with_an_inv2_elsewhere_fails_naming_it(tmp_path, monkeypatch, tmp_image, capsys):
