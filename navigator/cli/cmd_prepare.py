@@ -35,8 +35,8 @@ def register(sub) -> None:
     p.add_argument("--t2-series", metavar="UID_OR_NUMBER",
                    help="the same for --t2 (default: the folder's only 3-D T2-weighted series)")
     p.add_argument("--inv2-series", metavar="UID_OR_NUMBER",
-                   help="the same for --inv2 (needed when the DICOM folder holds several series; when IMAGE is "
-                        "an exam whose T1 is a raw MP2RAGE UNI, its INV2 series is found without --inv2)")
+                   help="the same for --inv2; without --inv2, a series of IMAGE's own DICOM exam (an exam whose "
+                        "T1 is a raw MP2RAGE UNI gets its INV2 series without either)")
     p.add_argument("--subject-id", help="subject identifier (default: the output folder's name)")
     p.add_argument("--force", action="store_true", help="re-run steps even when they are current")
     p.add_argument("--stop-after", choices=["segment", "mesh", "head-coordinates"], help="stop after this step")
