@@ -446,8 +446,8 @@ def structural_candidates(series: list[DicomSeries], weighting: str) -> list[Dic
     # Siemens saves the images without distortion correction beside the corrected ones as "..._ND"
     corrected = [s for s in out if not re.search(r"(^|[_\s])nd($|[_\s])", s.description.lower())]
     out = corrected if corrected else out
-    if any(_DENOISED.search(s.description.lower()) for s in out if _is_mp2rage_uni(s.description.lower())):
-        out = [s for s in out if not _is_mp2rage_uni(s.description.lower()) or _DENOISED.search(s.description.lower())]
+    if any(_is_mp2rage_uni(s.description.lower()) and not is_raw_mp2rage_uni(s.description) for s in out):
+        out = [s for s in out if not is_raw_mp2rage_uni(s.description)]  # a UNI-DEN beside the raw UNI
     return out
 
 

@@ -15,6 +15,7 @@ World coordinates are scanner RAS in millimetres throughout.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -254,10 +255,7 @@ def _contrast_from_name(name: str | None) -> tuple[str, str] | None:
     ``IXI015-HH-1258_T1.nii.gz`` (BIDS ``inv-2`` counts as "inv2"); None when no word says."""
     if not name:
         return None
-    import re
-
-    stem = re.sub(r"\.(nii|gz|mgz|mgh|nrrd|nhdr|mha|mhd)$", "", name.lower())
-    stem = re.sub(r"\.(nii|gz|mgz|mgh|nrrd|nhdr|mha|mhd)$", "", stem)
+    stem = re.sub(r"(\.(nii|gz|mgz|mgh|nrrd|nhdr|mha|mhd))+$", "", name.lower())
     words = set(re.split(r"[^a-z0-9]+", stem.replace("inv-", "inv")))
     for keys, label, what in _NAME_CONTRASTS:
         hit = next((k for k in keys if k in words), None)

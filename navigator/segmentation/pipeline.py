@@ -125,17 +125,10 @@ def segment_head(t1: Volume, t2: Volume | None = None, progress: Progress | None
         tick[0] = now
 
     _check_t1(t1, t1.source)
-    t1, offset_t1 = preprocess.remove_intensity_offset(t1)
-    if offset_t1:
-        warnings.append(f"the air of the image is at intensity {offset_t1:.4g}, not 0 (an offset added in conversion?): "
-                        "the intensities were shifted to put it at 0")
-    t1, clipped_t1 = preprocess.clip_bright_outliers(t1)
+    t1, clipped_t1 = _without_offset_and_spikes(t1, "the image", warnings)
     clipped_t2 = 0
     if t2 is not None:
-        t2, offset_t2 = preprocess.remove_intensity_offset(t2)
-        if offset_t2:
-            warnings.append(f"the air of the T2 is at intensity {offset_t2:.4g}, not 0: shifted to 0")
-        t2, clipped_t2 = preprocess.clip_bright_outliers(t2)
+        t2, clipped_t2 = _without_offset_and_spikes(t2, "the T2", warnings)
     if clipped_t1 or clipped_t2:
         log.info("clipped %d (T1) and %d (T2) voxels brighter than %.0f x the 99.9th percentile",
                  clipped_t1, clipped_t2, preprocess.OUTLIER_CEILING)
@@ -335,6 +328,16 @@ def _warp_priors(tm, mni_coords: np.ndarray, head: np.ndarray) -> tuple[dict[str
     inside_box = w(np.ones(tm.brain.shape, np.float32), tm.affine, mni_coords) > 0.5
     region = head & inside_box & (dist <= 8.0)
     return priors, region
+
+
+def _without_offset_and_spikes(vol: Volume, what: str, warnings: list[str]) -> tuple[Volume, int]:
+    """``vol`` with its air moved to 0 (:func:`preprocess.remove_intensity_offset`, warned about
+    as ``what``) and its spikes clipped (:func:`preprocess.clip_bright_outliers`; their count)."""
+    vol, offset = preprocess.remove_intensity_offset(vol)
+    if offset:
+        warnings.append(f"the air of {what} is at intensity {offset:.4g}, not 0 (an offset added in conversion?): "
+                        "the intensities were shifted to put it at 0")
+    return preprocess.clip_bright_outliers(vol)
 
 
 #: Tissue cores for the contrast check: voxels where the affine-mapped MNI152 prior of WM
