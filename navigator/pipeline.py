@@ -49,21 +49,46 @@ class PrepareReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _exam_inv2(image: str | Path, t1_volume: Any) -> tuple[Path | None, Any]:
-    """(folder, series) of the INV2 in the same DICOM exam when the T1 taken from it is a raw
-    MP2RAGE uniform image (logged), else (None, None)."""
-    from navigator.io import dicom
+class _DicomExam:
+    """The DICOM folder the T1 is read from, listed at most once for every series taken from it
+    (the T1, and a T2 or INV2 given as the same folder). ``folder`` None: the T1 is not a folder."""
 
-    folder = Path(image)
-    desc = str(t1_volume.meta.get("series_description") or "")
-    if not folder.is_dir() or not dicom.is_raw_mp2rage_uni(desc):
-        return None, None
-    found = dicom.mp2rage_inv2_of(dicom.list_dicom_series(folder), desc)
-    if found is None:
-        return None, None
-    log.warning("%s: the T1 is the MP2RAGE uniform image %r; using the exam's second inversion %s "
-                "(choose another with --inv2 and --inv2-series)", folder, desc, found.summary())
-    return folder, found
+    def __init__(self, image: str | Path) -> None:
+        self.folder = Path(image) if Path(image).is_dir() else None
+        self._listing: list[DicomSeries] | None = None
+
+    def holds(self, path: str | Path | None) -> bool:
+        """Whether ``path`` is this exam's folder."""
+        return self.folder is not None and path is not None and Path(path).resolve() == self.folder.resolve()
+
+    def listing(self) -> list[DicomSeries]:
+        from navigator.io import dicom
+
+        if self._listing is None:
+            self._listing = dicom.list_dicom_series(self.folder)
+        return self._listing
+
+    def pick(self, series: str | DicomSeries | None, weighting: str | None) -> DicomSeries:
+        """The series (UID, number, already listed, or None: the only one of ``weighting``)."""
+        from navigator.io import dicom
+
+        if isinstance(series, dicom.DicomSeries):
+            return series
+        return dicom.select_series(self.folder, series, weighting, listing=self.listing())
+
+    def inv2_of(self, t1_volume: Any) -> DicomSeries | None:
+        """The exam's INV2 series when the T1 taken from it is a raw MP2RAGE uniform image
+        (logged), else None."""
+        from navigator.io import dicom
+
+        desc = str(t1_volume.meta.get("series_description") or "")
+        if self.folder is None or not dicom.is_raw_mp2rage_uni(desc):
+            return None
+        found = dicom.mp2rage_inv2_of(self.listing(), desc)
+        if found is not None:
+            log.warning("%s: the T1 is the MP2RAGE uniform image %r; using the exam's second inversion %s "
+                        "(choose another with --inv2 and --inv2-series)", self.folder, desc, found.summary())
+        return found
 
 
 def create_workspace_from_image(
@@ -73,7 +98,7 @@ def create_workspace_from_image(
     t2: str | Path | None = None,
     subject_id: str | None = None,
     series: str | DicomSeries | None = None,
-    t2_series: str | None = None,
+    t2_series: str | DicomSeries | None = None,
     inv2: str | Path | None = None,
     inv2_series: str | DicomSeries | None = None,
 ) -> Workspace:
@@ -102,11 +127,17 @@ def create_workspace_from_image(
         ws = Workspace.open(out_dir)
         if "T1" in ws.sources() and Path(image).resolve() == ws.source_path("T1").resolve():
             return ws  # the workspace's own T1 (e.g. `demo` on the sample it wrote): nothing to load or compare
+    exam = _DicomExam(image)
+    if exam.folder is not None:
+        series = exam.pick(series, "T1")
     t1_volume = load_image(image, series_uid=series, dicom_weighting="T1")
-    if inv2 is None and inv2_series is not None and Path(image).is_dir():
+    if inv2 is None and inv2_series is not None and exam.folder is not None:
         inv2 = image  # --inv2-series alone: a series of the same exam
     elif inv2 is None:
-        inv2, inv2_series = _exam_inv2(image, t1_volume)
+        inv2_series = exam.inv2_of(t1_volume)
+        inv2 = image if inv2_series is not None else None
+    if exam.holds(inv2):
+        inv2_series = exam.pick(inv2_series, None)
     if inv2 is not None:  # checked before anything is written: the error names the user's file
         from navigator.segmentation.mp2rage import check_inv2
 
@@ -135,6 +166,8 @@ def create_workspace_from_image(
         ws = Workspace.create(out_dir, subject_id=subject_id)
         _add_image(ws, "T1", "t1", t1_volume, image, save_nifti)
     if t2 is not None:
+        if exam.holds(t2):
+            t2_series = exam.pick(t2_series, "T2")
         t2_volume = load_image(t2, series_uid=t2_series, dicom_weighting="T2")
         src = ws.sources().get("T2")
         tmp_hash = None

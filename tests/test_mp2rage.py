@@ -202,9 +202,11 @@ def test_prepare_with_inv2_records_combines_and_goes_stale(tmp_path, monkeypatch
     assert len(seen) == 2
 
 
-def test_mp2rage_dicom_exam_gets_its_inv2(tmp_path, tmp_dicom_series, caplog):
+def test_mp2rage_dicom_exam_gets_its_inv2(tmp_path, tmp_dicom_series, caplog, monkeypatch):
     """A DICOM exam holding an MP2RAGE (INV1, INV2, raw UNI): the UNI is the T1 and the exam's
-    INV2 series is added beside it, logged; a denoised UNI-DEN needs none."""
+    INV2 series is added beside it, logged; a denoised UNI-DEN needs none. The exam's headers
+    are read once for both series."""
+    from navigator.io import dicom
     from navigator.io.images import load_image
     from navigator.pipeline import create_workspace_from_image
 
@@ -216,17 +218,22 @@ def test_mp2rage_dicom_exam_gets_its_inv2(tmp_path, tmp_dicom_series, caplog):
     tmp_dicom_series(exam / "2", inv2, description="t1_mp2rage_sag_p3_iso_INV2", series_number=2, **geom)
     tmp_dicom_series(exam / "3", uni.astype(float), description="t1_mp2rage_sag_p3_iso_UNI_Images",
                      series_number=3, image_type=uni_type, **geom)
+    listed = []
+    list_series = dicom.list_dicom_series
+    monkeypatch.setattr(dicom, "list_dicom_series", lambda folder: listed.append(folder) or list_series(folder))
     with caplog.at_level("WARNING", logger="navigator"):
         ws = create_workspace_from_image(exam, tmp_path / "ws")
     assert set(ws.sources()) == {"T1", "INV2"} and "second inversion" in caplog.text
+    assert len(listed) == 1
     np.testing.assert_allclose(load_image(ws.path("inv2")).data, load_image(exam, series_uid="2").data)
     tmp_dicom_series(exam / "4", uni.astype(float), description="t1_mp2rage_sag_p3_iso_UNI-DEN",
                      series_number=4, image_type=uni_type, **geom)
     ws2 = create_workspace_from_image(exam, tmp_path / "ws2")
     assert set(ws2.sources()) == {"T1"}
     # a series of the same exam named explicitly (--inv2-series alone)
+    listed.clear()
     ws3 = create_workspace_from_image(exam, tmp_path / "ws3", series="3", inv2_series="2")
-    assert set(ws3.sources()) == {"T1", "INV2"}
+    assert set(ws3.sources()) == {"T1", "INV2"} and len(listed) == 1
 
 
 def test_prepare_with_an_inv2_elsewhere_fails_naming_it(tmp_path, monkeypatch, tmp_image, capsys):

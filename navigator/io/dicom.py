@@ -451,13 +451,15 @@ def structural_candidates(series: list[DicomSeries], weighting: str) -> list[Dic
     return out
 
 
-def select_series(folder: str | Path, series_uid: str | None = None, weighting: str | None = None) -> DicomSeries:
+def select_series(folder: str | Path, series_uid: str | None = None, weighting: str | None = None,
+                  listing: list[DicomSeries] | None = None) -> DicomSeries:
     """The one series to use: the only one, the one whose UID (or series number) is given, or,
     with ``weighting`` ('T1' or 'T2') and several series in the folder (a whole exam), the only
     one that looks like a 3-D structural volume of that weighting (:func:`structural_candidates`;
-    logged). Anything else is an InputError listing the series."""
-    series = list_dicom_series(folder)
-    listing = "; ".join(f"[{i + 1}] {s.summary()}" for i, s in enumerate(series))
+    logged). Anything else is an InputError listing the series. ``listing`` is the folder's
+    :func:`list_dicom_series` when the caller already has it (the headers are not read again)."""
+    series = list_dicom_series(folder) if listing is None else listing
+    listed = "; ".join(f"[{i + 1}] {s.summary()}" for i, s in enumerate(series))
     if series_uid is None:
         if len(series) == 1:
             return series[0]
@@ -472,7 +474,7 @@ def select_series(folder: str | Path, series_uid: str | None = None, weighting: 
                    else f"none of them looks like a 3-D {weighting}-weighted volume, ")
         raise InputError(
             folder,
-            f"holds {len(series)} DICOM series: {listing}; {why}pass --series UID or series number "
+            f"holds {len(series)} DICOM series: {listed}; {why}pass --series UID or series number "
             "(series_uid=...) to choose one",
         )
     wanted = str(series_uid).strip()
@@ -480,7 +482,7 @@ def select_series(folder: str | Path, series_uid: str | None = None, weighting: 
         s for s in series if s.series_number is not None and str(s.series_number) == wanted
     ]
     if len(hits) != 1:
-        raise InputError(folder, f"no single DICOM series matches {wanted!r}; available: {listing}")
+        raise InputError(folder, f"no single DICOM series matches {wanted!r}; available: {listed}")
     return hits[0]
 
 
