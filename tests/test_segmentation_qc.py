@@ -227,3 +227,42 @@ def test_defaced_orbits_are_not_judged_for_eyes():
     eye = np.round(np.asarray(EYE_CENTRES_MNI[0]) - aff[:3, 3]).astype(int)
     sparse[eye[0] - 3:eye[0] + 3, eye[1] - 3:eye[1] + 3, eye[2] - 3:eye[2] + 3] = 0
     assert not qc.orbits_zero_filled(sparse, aff, ident)
+
+
+def test_distant_csf_in_the_brains_place_is_a_cavity_not_face_csf():
+    """CSF far from any brain voxel where the template has brain (an old infarct, a resection)
+    is counted apart and named as a cavity; the same CSF outside the template's brain is face
+    or neck CSF as before."""
+    lab = np.zeros((120, 120, 120), np.uint8)
+    lab[20:100, 20:100, 40:110] = 2  # brain
+    lab[45:75, 45:75, 60:90] = 3  # a 27 ml cavity in it: its core is > 10 mm from brain
+    lab[55:65, 100:110, 5:15] = 3  # 1000 voxels in front, below: the face
+    aff = np.eye(4)
+    aff[:3, 3] = [-60.0, -60.0, -75.0]
+    sp = np.ones(3)
+
+    def to_mni(pts):
+        return np.asarray(pts, float)
+
+    def brain_place(mni):  # the template's brain: a box around the cavity
+        mni = np.asarray(mni, float)
+        return np.all(np.abs(mni - [0.0, 0.0, 0.0]) < 35.0, axis=1)
+
+    plain = qc.distant_csf(lab, sp, affine=aff, subject_to_mni=to_mni)
+    split = qc.distant_csf(lab, sp, affine=aff, subject_to_mni=to_mni, in_brain_place=brain_place)
+    core = 10 ** 3 / 1000.0  # voxels 45+11..75-11 in each axis are > 10 mm from the brain
+    assert plain.brain_place_ml is None and plain.outside_ml == pytest.approx(1.0 + core, abs=0.5)
+    assert split.outside_ml == pytest.approx(1.0) and split.brain_place_ml == pytest.approx(core, abs=0.5)
+    v = qc.assess(qc.qc_measures(NORMAL, 6.0, 6.0, 1.0, brain_cavity=12.0), TOPO_OK)
+    assert [f.check for f in v.problems] == ["CSF cavity where the brain should be"]
+    assert "infarct" in v.summary and "labelled CSF" not in v.summary
+
+
+def test_template_brain_place_is_the_template_brain_less_its_edge():
+    from navigator.segmentation.templates import load_templates
+
+    tm = load_templates()
+    inside = qc.template_brain_place(tm)
+    got = inside(np.array([[0.0, -18.0, 20.0], [-40.0, 30.0, 30.0], [0.0, 0.0, 100.0], [0.0, 90.0, -40.0],
+                           [500.0, 0.0, 0.0]]))
+    assert got.tolist() == [True, True, False, False, False]

@@ -14,7 +14,9 @@ Metrics (all from the final labels on the T1 grid):
 * ``face_bone_speckle_ml``: bone below the skull base with soft tissue on at least 4 of its 6
   sides (:func:`face_bone_speckle_ml`): bone voxels scattered through muscle and fat.
 * ``distant_csf_ml``: CSF farther than 10 mm from any brain voxel, the spinal canal and the
-  cisterns around the medulla excepted (:func:`distant_csf_ml`).
+  cisterns around the medulla excepted, and outside the template's brain (:func:`distant_csf`).
+* ``brain_cavity_ml``: the same CSF at least 3 mm inside the template's brain: a CSF-filled
+  cavity where a brain should be (old infarct, resection, very large ventricles).
 * ``medial_cortex``: grey-matter fraction of the GM + CSF voxels next to the midline
   (:func:`medial_gm_fraction`) and the MNI152 template's value for the same band.
 * ``views``: where the QC figure cuts the head (left DLPFC target and midline, subject RAS mm,
@@ -143,6 +145,11 @@ NORMAL_RANGES: tuple[NormalRange, ...] = (
                 "anatomy: subarachnoid CSF lies within a few mm of the cortex, ventricles and cisterns are "
                 "surrounded by brain; the spinal canal and the cisterns around the medulla are left out "
                 "(the cord below the atlas is not labelled brain; Colin27 with and without: 4.7 / 1.6 ml)"),
+    NormalRange("brain_cavity_ml", "CSF cavity where the brain should be", 0.0, 5.0, "ml",
+                "brain: a CSF-filled cavity (old infarct, resection, very large ventricles?)",
+                "anatomy: no CSF space of a normal brain lies more than 10 mm from brain tissue (Colin27 "
+                "0.03 ml, 3 mm or more inside the template's brain); a chronic infarct or a resection is "
+                "a CSF-filled cavity, which the head model treats as CSF: correct, but worth a look"),
     NormalRange("face_bone_speckle_ml", "face/neck bone speckle", 0.0, 10.0, "ml",
                 "face and neck (bone speckle in soft tissue?)",
                 "bone voxels below the skull base with soft tissue on at least 4 of 6 sides: plates and "
@@ -282,26 +289,79 @@ def in_spinal_canal(mni: np.ndarray) -> np.ndarray:
             & (mni[:, 2] <= c["z_max"]))
 
 
-def distant_csf_ml(labels: np.ndarray, spacing: np.ndarray, distance_mm: float = 10.0,
-                   affine: np.ndarray | None = None, subject_to_mni: Any = None) -> float:
-    """Volume (ml) of CSF voxels farther than ``distance_mm`` from any WM or GM voxel (Euclidean,
-    anisotropic ``spacing`` in mm honoured): CSF where no CSF space can be (face, neck).
+#: Depth (mm) inside the MNI152 template's brain mask from which distant CSF counts as a cavity
+#: where the brain should be (:func:`distant_csf`); the mask's own edge is left out, since a
+#: registration's error there is of this order.
+BRAIN_PLACE_DEPTH_MM = 3.0
+
+
+@dataclass
+class DistantCsf:
+    """CSF farther than the distance from any WM or GM voxel (ml), by where it lies."""
+
+    outside_ml: float  #: where no CSF space can be (face, neck), the spinal canal left out
+    brain_place_ml: float | None  #: where the template has brain: a cavity (None: not measured)
+
+
+def distant_csf(labels: np.ndarray, spacing: np.ndarray, distance_mm: float = 10.0,
+                affine: np.ndarray | None = None, subject_to_mni: Any = None,
+                in_brain_place: Any = None) -> DistantCsf:
+    """CSF voxels farther than ``distance_mm`` from any WM or GM voxel (Euclidean, anisotropic
+    ``spacing`` in mm honoured), in ml.
 
     With ``affine`` (voxel -> subject mm) and ``subject_to_mni`` (callable, (N, 3) subject mm
     -> MNI152 mm), CSF in the spinal canal and the cisterns around the medulla
     (:data:`SPINAL_CANAL_MNI`) is not counted: it is real CSF whose cord is not labelled brain.
+    With ``in_brain_place`` too (callable, (N, 3) MNI mm -> bool: where the template has brain,
+    :func:`template_brain_place`), distant CSF there is a CSF-filled cavity where a brain should
+    be (an old infarct, a resection, very large ventricles): counted apart as
+    ``brain_place_ml``, since it is not soft tissue mislabelled as CSF.
     """
     lab = np.asarray(labels)
     csf = lab == CSF
-    if not csf.any():
-        return 0.0
     sp = np.asarray(spacing, float)
+    vox_ml = float(np.prod(sp)) / 1000.0
+    with_mni = affine is not None and subject_to_mni is not None
+    if not csf.any():
+        return DistantCsf(0.0, 0.0 if with_mni and in_brain_place is not None else None)
     dist = ndi.distance_transform_edt(~np.isin(lab, (WM, GM)), sampling=sp)
     far = np.argwhere(csf & (dist > distance_mm))
-    if len(far) and affine is not None and subject_to_mni is not None:
-        world = apply_affine(np.asarray(affine, float), far.astype(float))
-        far = far[~in_spinal_canal(subject_to_mni(world))]
-    return float(len(far)) * float(np.prod(sp)) / 1000.0
+    cavity = None
+    if with_mni:
+        mni = subject_to_mni(apply_affine(np.asarray(affine, float), far.astype(float))) if len(far) \
+            else np.zeros((0, 3))
+        keep = ~in_spinal_canal(mni)
+        if in_brain_place is not None:
+            inside = np.asarray(in_brain_place(mni), bool) if len(mni) else np.zeros(0, bool)
+            cavity = float((keep & inside).sum()) * vox_ml
+            keep &= ~inside
+        far = far[keep]
+    return DistantCsf(float(len(far)) * vox_ml, cavity)
+
+
+def distant_csf_ml(labels: np.ndarray, spacing: np.ndarray, distance_mm: float = 10.0,
+                   affine: np.ndarray | None = None, subject_to_mni: Any = None) -> float:
+    """Volume (ml) of CSF voxels farther than ``distance_mm`` from any WM or GM voxel: CSF where
+    no CSF space can be (face, neck); the spinal canal is left out given the registration
+    (:func:`distant_csf`)."""
+    return distant_csf(labels, spacing, distance_mm, affine, subject_to_mni).outside_ml
+
+
+def template_brain_place(tm: Any, depth_mm: float = BRAIN_PLACE_DEPTH_MM) -> Any:
+    """Callable (N, 3) MNI152 mm -> bool: at least ``depth_mm`` inside the template's brain mask
+    (``tm``: :class:`navigator.segmentation.templates.MniTemplates`, 1 mm grid)."""
+    sp = np.sqrt((np.asarray(tm.affine, float)[:3, :3] ** 2).sum(axis=0))
+    deep = ndi.distance_transform_edt(tm.brain, sampling=sp) > depth_mm
+    to_vox = np.linalg.inv(np.asarray(tm.affine, float))
+
+    def inside(mni: np.ndarray) -> np.ndarray:
+        v = np.rint(apply_affine(to_vox, np.asarray(mni, float).reshape(-1, 3))).astype(int)
+        ok = np.all((v >= 0) & (v < np.asarray(deep.shape)), axis=1)
+        out = np.zeros(len(v), bool)
+        out[ok] = deep[tuple(v[ok].T)]
+        return out
+
+    return inside
 
 
 #: Radius (mm) around each eye centre that must lie inside the image for the eye volume to be
@@ -357,10 +417,12 @@ def orbits_zero_filled(image: np.ndarray, affine: np.ndarray, mni_to_subject: An
 
 def qc_measures(volumes_by_tag: dict[int, float], thickness_median_mm: float | None,
                 face_bone_speckle: float | None = None,
-                distant_csf: float | None = None, orbits_in_view: bool = True) -> dict[str, float]:
+                distant_csf: float | None = None, orbits_in_view: bool = True,
+                brain_cavity: float | None = None) -> dict[str, float]:
     """The measures :data:`NORMAL_RANGES` refer to, from tissue volumes (ml, by SimNIBS tag), the
     median vault skull thickness (mm), the face/neck bone speckle (ml,
-    :func:`face_bone_speckle_ml`) and the distant CSF (ml, :func:`distant_csf_ml`). Ratios with a
+    :func:`face_bone_speckle_ml`), the distant CSF outside the brain's place and inside it (ml,
+    :func:`distant_csf`; None: not measured). Ratios with a
     zero denominator and missing values are NaN; so is the eye volume when the orbits are not
     both inside the image (``orbits_in_view`` False, :func:`orbits_in_view`)."""
     v = {t: float(volumes_by_tag.get(t, 0.0)) for t in range(1, 11)}
@@ -381,6 +443,7 @@ def qc_measures(volumes_by_tag: dict[int, float], thickness_median_mm: float | N
         "eyes_ml": v[EYES] if orbits_in_view else nan,
         "face_bone_speckle_ml": nan if face_bone_speckle is None else float(face_bone_speckle),
         "distant_csf_ml": nan if distant_csf is None else float(distant_csf),
+        "brain_cavity_ml": nan if brain_cavity is None else float(brain_cavity),
     }
 
 
@@ -554,11 +617,13 @@ def segmentation_metrics(labels: Volume, reg, topo, tissue_means: Any, tm, mi: f
     up = head_superior_axis(reg.affine_s2m)
     face_t = face_bone_thickness(lab, labels.affine, up)
     speckle = face_bone_speckle_ml(lab, labels.affine, up)
-    far_csf = distant_csf_ml(lab, labels.spacing, affine=labels.affine, subject_to_mni=reg.subject_to_mni)
+    far_csf = distant_csf(lab, labels.spacing, affine=labels.affine, subject_to_mni=reg.subject_to_mni,
+                          in_brain_place=template_brain_place(tm))
     eyes_seen = orbits_in_view(lab.shape, labels.affine, reg.mni_to_subject)
     face_removed = t1 is not None and orbits_zero_filled(t1, labels.affine, reg.mni_to_subject)
     eyes_seen = eyes_seen and not face_removed
-    verdict = assess(qc_measures(by_tag, med if n else None, speckle, far_csf, eyes_seen), topo_json, medial)
+    verdict = assess(qc_measures(by_tag, med if n else None, speckle, far_csf.outside_ml, eyes_seen,
+                                 far_csf.brain_place_ml), topo_json, medial)
     result = {
         "volumes_ml": volumes,
         "intracranial_volume_ml": round(icv, 1),
@@ -579,7 +644,8 @@ def segmentation_metrics(labels: Volume, reg, topo, tissue_means: Any, tm, mi: f
         "medial_cortex": medial,
         "face_bone_thickness_mm": None if face_t is None else round(face_t, 2),
         "face_bone_speckle_ml": round(speckle, 2),
-        "distant_csf_ml": round(far_csf, 2),
+        "distant_csf_ml": round(far_csf.outside_ml, 2),
+        "brain_cavity_ml": round(far_csf.brain_place_ml, 2),
         "orbits_in_view": eyes_seen,
         "orbits_zero_filled": face_removed,
         "views": qc_views(reg, labels),
