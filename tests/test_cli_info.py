@@ -121,6 +121,8 @@ def _info_json(path, capsys) -> dict:
 #: white matter) and a T2 (TSE-like: CSF brightest, fat bright)
 _T1 = dict(wm=0.80, gm=0.55, csf=0.15, bone=0.05, muscle=0.40, fat=1.0)
 _T2 = dict(wm=0.30, gm=0.42, csf=1.00, bone=0.05, muscle=0.25, fat=0.75)
+#: a proton-density image: flat contrast, white matter the darkest brain tissue, fluid brightest
+_PD = dict(wm=0.65, gm=0.80, csf=0.90, bone=0.05, muscle=0.55, fat=0.85)
 
 
 def _ellipsoid_head(contrast: dict, spacing=(1.0, 1.0, 1.0), neck: bool = True, seed: int = 0) -> tuple:
@@ -161,7 +163,7 @@ def _ellipsoid_head(contrast: dict, spacing=(1.0, 1.0, 1.0), neck: bool = True, 
 
 @pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.5, 0.5, 5.0), (2.0, 2.0, 2.0)])
 def test_modality_guess_synthetic_heads(tmp_image, capsys, spacing):
-    for contrast, expect in ((_T1, "T1"), (_T2, "T2")):
+    for contrast, expect in ((_T1, "T1"), (_T2, "T2"), (_PD, "T2")):
         data, aff = _ellipsoid_head(contrast, spacing)
         d = _info_json(tmp_image(data, aff), capsys)
         assert d["modality_guess"] == expect, (spacing, d["modality_reason"])

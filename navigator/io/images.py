@@ -445,8 +445,11 @@ def _decide_t1_t2(cues: _ContrastCues) -> tuple[str, str]:
     if cues.spread >= 0.25:  # the core holds several tissues: its histogram's shape decides
         if cues.peak_position >= 0.6 and cues.dark_tail > cues.bright_tail:
             return "T1", f"the dominant deep tissue is the brightest there, as white matter is in T1 ({facts})"
-        if cues.peak_position <= 0.4 and cues.bright_tail > cues.dark_tail:
-            return "T2", f"the dominant deep tissue is the darkest there and fluid is brighter, as in T2 ({facts})"
+        if cues.peak_position <= 0.4 and cues.bright_tail >= cues.dark_tail:
+            # a proton-density image has no much-brighter tail (fluid only ~1.4 x white matter)
+            # but, as a T2, white matter darkest in the deep head and nothing much darker
+            return "T2", (f"the dominant deep tissue is the darkest there, as white matter is in T2 and "
+                          f"proton-density images ({facts})")
     if cues.core_to_top >= 0.5:
         return "T1", f"the deep head is bright compared with the brightest tissue, as in T1 ({facts})"
     return "T2", f"the deep head is dark compared with the brightest tissue, as in T2 ({facts})"
